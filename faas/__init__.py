@@ -1,0 +1,47 @@
+"""faas: functions as a service for HPC and cloud sites, with no central server.
+
+>>> import faas
+>>> with faas.Executor() as ex:          # the embedded default: no configuration at all
+...     ex.submit(pow, 2, 10).result()
+1024
+"""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from typing import Any
+
+from .config import Settings, resolve
+
+
+class Session:
+    """Resolves configuration once (like ``boto3.Session``); clients are cheap."""
+
+    def __init__(self, profile_name: str | None = None, **overrides: Any):
+        self.settings: Settings = resolve(profile_name, **overrides)
+
+    def client(self, **overrides: Any) -> "Client":
+        from .client import Client
+        settings = self.settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+        return Client(settings)
+
+
+def client(profile: str | None = None, **overrides: Any) -> "Client":
+    """A client: explicit arguments, then FAAS_* variables, then the profile in $FAAS_HOME/config."""
+    return Session(profile, **overrides).client()
+
+
+def __getattr__(name: str):   # keep `import faas` light: boto3/dill load on first use
+    if name == "Executor":
+        from .executor import Executor
+        return Executor
+    if name == "Client":
+        from .client import Client
+        return Client
+    if name == "exceptions":
+        from . import exceptions
+        return exceptions
+    raise AttributeError(name)
+
+
+__all__ = ["Session", "client", "Executor", "Client", "Settings", "__version__"]

@@ -1,0 +1,357 @@
+"""The ``faas`` command: endpoints on the site, batches and results for CI jobs."""
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from ..config import faas_home
+from ..exceptions import FaasError
+
+
+class FaasGroup(click.Group):
+    """Print faas errors as one clear message and exit 2, not a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except FaasError as e:
+            click.echo(f"faas: error: {e}", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=FaasGroup)
+@click.version_option(package_name="faas")
+def main() -> None:
+    """faas: run Python functions on HPC and cloud sites through an object store and queues."""
+
+
+def _client(profile, store, endpoint=None):
+    import faas
+    return faas.client(profile, store=store, endpoint=endpoint)
+
+
+# -- endpoints ---------------------------------------------------------------------------
+
+@main.group()
+def endpoint() -> None:
+    """Configure, start and stop endpoints on this machine (the site's login node)."""
+
+
+@endpoint.command()
+@click.argument("name")
+@click.option("--provider", type=click.Choice(["local"]), default=None, help="how blocks are started")
+@click.option("--store", help="store URL clients use: file:///abs/path or s3://bucket/prefix "
+                              "[default: the embedded store under FAAS_HOME]")
+@click.option("--queue", help="local, sqs, or a queue URL [default: local]")
+@click.option("--max-workers-per-node", type=int)
+@click.option("--init-blocks", type=int)
+@click.option("--min-blocks", type=int)
+@click.option("--max-blocks", type=int)
+@click.option("--max-idle-time", type=float)
+@click.option("--max-receives", type=int)
+def configure(name, provider, store, queue, max_workers_per_node, init_blocks, min_blocks,
+              max_blocks, max_idle_time, max_receives) -> None:
+    """Write (or update) $FAAS_HOME/endpoints/NAME/config.yaml."""
+    from ..endpoint import config as ep_config
+    ep_config.check_name(name)
+    home = faas_home()
+    path = ep_config.endpoint_dir(name, home) / "config.yaml"
+    if path.exists():
+        data = ep_config.load(path).model_dump(exclude_none=True)
+        action = "updated"
+    else:
+        data = {"display_name": name, "store": (home / "store").as_uri(), "queue": "local",
+                "engine": {"provider": {"type": "local"}}}
+        action = "wrote"
+    for key, value in (("store", store), ("queue", queue), ("max_receives", max_receives)):
+        if value is not None:
+            data[key] = value
+    eng = data.setdefault("engine", {})
+    prov = eng.setdefault("provider", {})
+    for key, value in (("max_workers_per_node", max_workers_per_node), ("max_idle_time", max_idle_time)):
+        if value is not None:
+            eng[key] = value
+    for key, value in (("type", provider), ("init_blocks", init_blocks), ("min_blocks", min_blocks),
+                       ("max_blocks", max_blocks)):
+        if value is not None:
+            prov[key] = value
+    from pydantic import ValidationError
+    try:
+        cfg = ep_config.EndpointConfig.model_validate(data)
+    except ValidationError as e:
+        from ..config import describe_validation
+        raise click.UsageError(describe_validation(e, f"options for {path}"))
+    ep_config.write(path, cfg)
+    click.echo(f"{action} {path}\nstart it with: faas endpoint start {name}")
+
+
+@endpoint.command()
+@click.argument("name")
+@click.option("--detach", is_flag=True, help="run in the background and return")
+def start(name, detach) -> None:
+    """Start the endpoint's daemon (in the foreground unless --detach)."""
+    from ..endpoint import config as ep_config, control
+    ep_config.check_name(name)
+    if detach:
+        pid = control.start_detached(name)
+        click.echo(f"endpoint {name} running (pid {pid}); log: "
+                   f"{ep_config.endpoint_dir(name) / 'endpoint.log'}")
+        return
+    from ..endpoint import daemon
+    ep_config.load(ep_config.endpoint_dir(name) / "config.yaml")
+    sys.exit(daemon.main([name, "--foreground"]))
+
+
+@endpoint.command()
+@click.argument("name")
+@click.option("--timeout", default=90.0, show_default=True, help="seconds to wait for it to stop")
+def stop(name, timeout) -> None:
+    """Stop the daemon; its blocks hand back the tasks they hold."""
+    from ..endpoint import control
+    if control.stop(name, wait=timeout):
+        click.echo(f"endpoint {name} stopped")
+    else:
+        click.echo(f"endpoint {name} was not running")
+
+
+@endpoint.command()
+@click.argument("name")
+def restart(name) -> None:
+    """Stop, then start detached."""
+    from ..endpoint import control
+    control.stop(name)
+    pid = control.start_detached(name)
+    click.echo(f"endpoint {name} restarted (pid {pid})")
+
+
+@endpoint.command("list")
+def list_() -> None:
+    """Endpoints configured on this machine, and whether they run."""
+    from ..endpoint import config as ep_config, control
+    from ..endpoint.daemon import daemon_pid, is_running
+    names = control.local_endpoints()
+    if not names:
+        click.echo(f"no endpoints configured under {faas_home() / 'endpoints'}; "
+                   f"`faas endpoint configure NAME` makes one")
+        return
+    click.echo(f"{'NAME':20} {'STATE':8} {'PID':>7}  STORE")
+    for n in names:
+        d = ep_config.endpoint_dir(n)
+        running = is_running(d)
+        try:
+            store = ep_config.load(d / "config.yaml").store
+        except FaasError as e:
+            store = f"(bad config: {str(e).splitlines()[0]})"
+        click.echo(f"{n:20} {'running' if running else 'stopped':8} "
+                   f"{(daemon_pid(d) or '') if running else '':>7}  {store}")
+
+
+@endpoint.command()
+@click.argument("name")
+def status(name) -> None:
+    """The endpoint's daemon, blocks and queue depth."""
+    from ..endpoint import config as ep_config
+    from ..endpoint.daemon import daemon_pid, is_running
+    from ..store import open_queue
+    d = ep_config.endpoint_dir(name)
+    cfg = ep_config.load(d / "config.yaml")
+    running = is_running(d)
+    info = {"name": name, "state": "running" if running else "stopped",
+            "pid": daemon_pid(d) if running else None, "store": cfg.store,
+            "queue": cfg.queue_url(name, faas_home()), "provider": cfg.engine.provider.type,
+            "max_workers_per_node": cfg.engine.max_workers_per_node, "blocks": []}
+    for sf in sorted((d / "blocks").glob("*/status.json")):
+        try:
+            st = json.loads(sf.read_text())
+        except ValueError:
+            continue
+        if st.get("state") != "stopped":
+            info["blocks"].append(st)
+    try:
+        info["queue_depth"] = open_queue(info["queue"]).depth()
+    except FaasError as e:
+        info["queue_depth"] = f"unavailable: {e}"
+    click.echo(json.dumps(info, indent=2))
+
+
+@endpoint.command()
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="do not ask")
+def delete(name, yes) -> None:
+    """Stop the endpoint, delete its queue, registry record and folder."""
+    from ..endpoint import config as ep_config, control
+    from ..messages import endpoint_key
+    from ..store import open_queue, open_store
+    d = ep_config.endpoint_dir(name)
+    cfg = ep_config.load(d / "config.yaml")
+    if not yes:
+        click.confirm(f"delete endpoint {name} ({d}) and its queue?", abort=True)
+    control.stop(name)
+    try:
+        open_queue(cfg.queue_url(name, faas_home())).destroy()
+    except FaasError:
+        pass
+    open_store(cfg.store).delete(endpoint_key(name))
+    shutil.rmtree(d)
+    click.echo(f"endpoint {name} deleted")
+
+
+# -- tasks -----------------------------------------------------------------------------
+
+def _load_callable(spec: str):
+    import importlib
+    module, sep, attr = spec.partition(":")
+    if not sep or not module or not attr:
+        raise click.BadParameter(f"{spec!r}: expected module:callable, e.g. mypkg.tasks:score",
+                                 param_hint="--function")
+    if "" not in sys.path and "." not in sys.path:
+        sys.path.insert(0, "")   # like `python -m`: modules in the current folder are found
+    try:
+        mod = importlib.import_module(module)
+    except ImportError as e:
+        raise click.BadParameter(f"cannot import module {module!r}: {e}", param_hint="--function")
+    obj = mod
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise click.BadParameter(f"module {module!r} has no attribute {attr!r}", param_hint="--function")
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise click.BadParameter(f"{spec} is a {type(obj).__name__}, not a callable", param_hint="--function")
+    return obj
+
+
+def _read_calls(path: str) -> list[tuple[tuple, dict]]:
+    calls = []
+    stream = sys.stdin if path == "-" else open(path)
+    with stream:
+        for lineno, line in enumerate(stream, 1):
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                item = json.loads(line)
+            except ValueError as e:
+                raise click.BadParameter(f"{where}: not JSON: {e}", param_hint="--input")
+            if not isinstance(item, dict) or set(item) - {"args", "kwargs"}:
+                raise click.BadParameter(f'{where}: expected {{"args": [...], "kwargs": {{...}}}}, got {line.strip()[:80]}',
+                                         param_hint="--input")
+            args, kwargs = item.get("args", []), item.get("kwargs", {})
+            if not isinstance(args, list) or not isinstance(kwargs, dict):
+                raise click.BadParameter(f"{where}: 'args' must be a list and 'kwargs' an object",
+                                         param_hint="--input")
+            calls.append((tuple(args), kwargs))
+    return calls
+
+
+@main.command()
+@click.option("--endpoint", "endpoint_name", help="endpoint name [default: the profile's, else local]")
+@click.option("--function", "function_spec", required=True, help="module:callable to run")
+@click.option("--input", "input_path", required=True, help="JSON Lines of calls: {\"args\": [...], \"kwargs\": {...}} ('-' for stdin)")
+@click.option("--output", "output_path", help="JSON Lines of results, in input order [default: stdout]")
+@click.option("--chunksize", default=1, show_default=True, type=click.IntRange(1), help="calls per task message")
+@click.option("--timeout", type=float, help="seconds per task before it is stopped")
+@click.option("--profile", help="profile in $FAAS_HOME/config")
+@click.option("--store", help="store URL [default: the profile's, else the embedded store]")
+@click.option("--progress/--no-progress", default=None, help="progress bar [default: on a terminal]")
+def submit(endpoint_name, function_spec, input_path, output_path, chunksize, timeout, profile, store,
+           progress) -> None:
+    """Run a batch of calls; exit 1 if any call failed (a summary says which)."""
+    from concurrent.futures import as_completed
+    from tqdm import tqdm
+    import faas
+    fn = _load_callable(function_spec)
+    calls = _read_calls(input_path)
+    client = _client(profile, store, endpoint_name)
+    ex = faas.Executor(client=client, task_timeout=timeout)
+    chunks = [calls[i:i + chunksize] for i in range(0, len(calls), chunksize)]
+    futures = ex._submit_chunks(fn, chunks) if chunks else []
+    show = sys.stderr.isatty() if progress is None else progress
+    failed = []
+    with tqdm(total=len(futures), disable=not show, unit="call", file=sys.stderr) as bar:
+        for _ in as_completed(futures):
+            bar.update(1)
+    out = open(output_path, "w") if output_path else sys.stdout
+    with out if output_path else _nullctx(out):
+        for i, f in enumerate(futures):
+            rec = {"index": i, "task_id": f.task_id}
+            try:
+                rec["result"] = f.result()
+                json.dumps(rec["result"])
+            except TypeError:
+                rec["result"] = repr(rec["result"])
+            except BaseException as e:  # noqa: BLE001 - reported per call
+                rec["error"] = {"type": type(e).__name__, "message": str(e)}
+                failed.append((i, f.task_id, e))
+            out.write(json.dumps(rec) + "\n")
+    ex.shutdown()
+    client.close()
+    click.echo(f"{len(futures)} call(s): {len(futures) - len(failed)} succeeded, {len(failed)} failed", err=True)
+    for i, tid, e in failed[:20]:
+        click.echo(f"  line {i + 1} (task {tid}): {type(e).__name__}: {str(e)[:200]}", err=True)
+    if len(failed) > 20:
+        click.echo(f"  ... and {len(failed) - 20} more", err=True)
+    sys.exit(1 if failed else 0)
+
+
+class _nullctx:
+    def __init__(self, obj):
+        self.obj = obj
+
+    def __enter__(self):
+        return self.obj
+
+    def __exit__(self, *exc):
+        self.obj.flush()
+
+
+@main.command()
+@click.argument("task_id")
+@click.option("--timeout", type=float, default=0.0, show_default=True, help="seconds to wait for it")
+@click.option("--profile")
+@click.option("--store")
+def result(task_id, timeout, profile, store) -> None:
+    """Print a task's result as JSON (exit 1 if it failed)."""
+    client = _client(profile, store)
+    try:
+        value = client.get_result(task_id, timeout=timeout)
+    except FaasError:
+        raise
+    except BaseException as e:  # noqa: BLE001 - the task's own exception
+        click.echo(json.dumps({"task_id": task_id, "status": "failed",
+                               "error": {"type": type(e).__name__, "message": str(e)}}))
+        tb = getattr(e.__cause__, "tb", None)
+        if tb:
+            click.echo(tb, err=True)
+        sys.exit(1)
+    try:
+        text = json.dumps({"task_id": task_id, "status": "success", "result": value})
+    except TypeError:
+        text = json.dumps({"task_id": task_id, "status": "success", "result": repr(value)})
+    click.echo(text)
+
+
+@main.command("status")
+@click.argument("task_id")
+@click.option("--profile")
+@click.option("--store")
+def task_status(task_id, profile, store) -> None:
+    """Print a task's status as JSON."""
+    click.echo(json.dumps(_client(profile, store).get_task(task_id), indent=2))
+
+
+@main.command()
+@click.argument("task_id")
+@click.option("--profile")
+@click.option("--store")
+def cancel(task_id, profile, store) -> None:
+    """Cancel a task: if not started it never runs; if running it is stopped."""
+    click.echo(json.dumps(_client(profile, store).cancel(task_id)))
+
+
+if __name__ == "__main__":
+    main()

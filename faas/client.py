@@ -1,0 +1,442 @@
+"""The boto-style client: keyword arguments in, plain values out, typed errors.
+
+It writes functions (and large arguments) to the store, sends task messages to the endpoint's
+queue, and learns of completions from notices on its own reply queue (a listener thread); any
+process can also read a result from the store later by task id.
+"""
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+import uuid
+from typing import Any, Callable, Iterable
+
+from . import serialize
+from .config import Settings, resolve
+from .exceptions import (EndpointNotFound, FaasError, QueueError, SerializationError, TaskCancelled,
+                         TaskFailed, TaskTimeout)
+from .messages import (Notice, TaskMessage, args_key, cancel_key, function_key, inline_limit,
+                       result_key, running_key)
+from .store import KeyNotFound, Queue, create_queue, open_queue, open_store
+
+log = logging.getLogger("faas.client")
+
+
+class TaskState:
+    """What this client knows of one task it sent; callbacks fire once, from the listener."""
+
+    __slots__ = ("task_id", "n", "status", "where", "data", "error", "done", "_callbacks", "_lock")
+
+    def __init__(self, task_id: str, n: int):
+        self.task_id, self.n = task_id, n
+        self.status = "pending"
+        self.where: dict | None = None
+        self.data: bytes | None = None          # the result frame, once done
+        self.error: BaseException | None = None  # or why there is none (send failed, ...)
+        self.done = threading.Event()
+        self._callbacks: list[Callable[["TaskState"], None]] = []
+        self._lock = threading.Lock()
+
+    def on_change(self, fn: Callable[["TaskState"], None]) -> None:
+        with self._lock:
+            self._callbacks.append(fn)
+            fire = self.status != "pending"
+        if fire:
+            fn(self)
+
+    def _set(self, status: str, data: bytes | None = None, error: BaseException | None = None,
+             where: dict | None = None) -> None:
+        with self._lock:
+            if self.done.is_set() or (status == "running" and self.status != "pending"):
+                return
+            self.status, self.data, self.error = status, data, error
+            if where:
+                self.where = where
+            callbacks = list(self._callbacks)
+            if status != "running":
+                self.done.set()
+        for fn in callbacks:
+            try:
+                fn(self)
+            except Exception:  # noqa: BLE001 - a user's callback must not stop the listener
+                log.exception("task callback failed")
+
+
+def decode_result(data: bytes, task_id: str) -> tuple[dict, list]:
+    header, payload = serialize.unframe(data)
+    try:
+        return header, serialize.loads(payload, f"the result of task {task_id}")
+    except SerializationError as e:
+        raise SerializationError(
+            f"{e} (status {header.get('status')}; written by Python {header.get('py')}; the client "
+            f"needs every module the result's objects come from)") from None
+
+
+def outcome_value(outcome: tuple, task_id: str) -> Any:
+    """The value of one call, or raise its exception as the original type with the remote
+    traceback as ``__cause__`` (as ProcessPoolExecutor does)."""
+    if outcome[0]:
+        return outcome[1]
+    _, blob, type_name, message, tb = outcome
+    exc = None
+    if blob is not None:
+        try:
+            exc = serialize.loads(blob, "the exception")
+        except SerializationError:
+            exc = None
+    if not isinstance(exc, BaseException):
+        exc = TaskFailed(f"task {task_id} failed remotely with {type_name}: {message}", task_id=task_id,
+                         remote_type=type_name, remote_traceback=tb)
+    exc.__cause__ = serialize.RemoteTraceback(tb)
+    raise exc
+
+
+class Client:
+    """Create with :func:`faas.client` or ``faas.Session(...).client()``."""
+
+    def __init__(self, settings: Settings | None = None):
+        self.settings = settings or resolve()
+        self.store = open_store(self.settings.store_url)
+        self._fn_ids: dict[int, tuple[Callable, str]] = {}
+        self._stored_fns: set[str] = set()
+        self._endpoints: dict[str, Queue] = {}
+        self._tasks: dict[str, TaskState] = {}
+        self._lock = threading.RLock()
+        self._out: collections.deque = collections.deque()
+        self._out_cv = threading.Condition()
+        self._sender: threading.Thread | None = None
+        self._listener: threading.Thread | None = None
+        self._reply: Queue | None = None
+        self._closed = threading.Event()
+
+    # -- functions --------------------------------------------------------------------
+    def register_function(self, function: Callable, **_: Any) -> str:
+        """Serialize and store ``function`` (once: its id is the hash of its bytes)."""
+        cached = self._fn_ids.get(id(function))
+        if cached is not None and cached[0] is function:
+            return cached[1]
+        fid, data = serialize.function_bytes(function)
+        if fid not in self._stored_fns:
+            if not self.store.exists(function_key(fid)):
+                self.store.put(function_key(fid), data)
+            self._stored_fns.add(fid)
+        self._fn_ids[id(function)] = (function, fid)
+        return fid
+
+    # -- endpoints --------------------------------------------------------------------
+    def list_endpoints(self) -> list[dict]:
+        from .endpoint import registry
+        return registry.list_all(self.store)
+
+    def describe_endpoint(self, name: str) -> dict:
+        from .endpoint import registry
+        record = registry.read(self.store, name)
+        try:
+            record["queue_depth"] = self._endpoint_queue(name).depth()
+        except FaasError:
+            pass
+        return record
+
+    def _endpoint_queue(self, name: str | None) -> Queue:
+        name = name or self.settings.endpoint
+        q = self._endpoints.get(name)
+        if q is not None:
+            return q
+        from .endpoint import registry
+        with self._lock:
+            if name in self._endpoints:
+                return self._endpoints[name]
+            embedded = (self.settings.is_embedded and name == "local" and self.settings.autostart)
+            if embedded:
+                url = self._ensure_local()
+            else:
+                record = registry.read(self.store, name)
+                url = record["queue"]
+            try:
+                q = open_queue(url)
+            except QueueError as e:
+                raise EndpointNotFound(f"endpoint {name!r} is registered with queue {url}, which "
+                                       f"cannot be opened: {e}") from None
+            self._endpoints[name] = q
+            return q
+
+    def _ensure_local(self) -> str:
+        """The embedded default: configure and start the ``local`` endpoint on demand (detached,
+        so the next script reuses it). Its queue is created here, so tasks can be sent at once."""
+        from .endpoint import config as ep_config, control
+        from .endpoint.daemon import is_running
+        home = self.settings.home
+        d = ep_config.endpoint_dir("local", home)
+        path = d / "config.yaml"
+        if not path.exists():
+            ep_config.write(path, control.default_local_config(home))
+        cfg = ep_config.load(path)
+        url = cfg.queue_url("local", home)
+        create_queue(url, max_receives=cfg.max_receives, visibility_timeout=cfg.visibility_timeout)
+        if not is_running(d):
+            control.start_detached("local", home, wait=30.0)
+        return url
+
+    # -- submitting ---------------------------------------------------------------------
+    def _message(self, queue: Queue, function_id: str, calls: list, timeout: float | None,
+                 reply: bool = True) -> tuple[str, str]:
+        task_id = str(uuid.uuid4())
+        data = serialize.calls_bytes(calls)
+        msg = TaskMessage(id=task_id, fn=function_id, n=len(calls), timeout=timeout, sent=time.time(),
+                          reply=self._reply_queue().url if reply else None)
+        if len(data) <= inline_limit(queue.max_message_bytes):
+            msg.args = serialize.b64(data)
+        else:   # too big for a message: spill to the store; no other limit
+            msg.args_key = args_key(task_id)
+            self.store.put(msg.args_key, data)
+        return task_id, msg.model_dump_json(exclude_none=True)
+
+    def submit_tasks(self, endpoint: str | None, function_id: str, call_groups: Iterable[list],
+                     timeout: float | None = None, wait_sent: bool = True) -> list[TaskState]:
+        """Send one task per group of calls. With ``wait_sent=False`` the messages go out from a
+        background thread in batches (the Executor's fast path)."""
+        queue = self._endpoint_queue(endpoint)
+        states, bodies = [], []
+        for calls in call_groups:
+            task_id, body = self._message(queue, function_id, list(calls), timeout)
+            st = TaskState(task_id, len(calls))
+            self._tasks[task_id] = st
+            states.append(st)
+            bodies.append((queue, body, st))
+        self._ensure_listener()
+        if wait_sent:
+            self._send(bodies)
+        else:
+            self._ensure_sender()
+            with self._out_cv:
+                self._out.extend(bodies)
+                self._out_cv.notify()
+        return states
+
+    def run(self, function_id: str, endpoint: str | None = None, args: Iterable = (),
+            kwargs: dict | None = None, timeout: float | None = None) -> str:
+        """Run one call; return its task id."""
+        return self.submit_tasks(endpoint, function_id, [[(tuple(args), dict(kwargs or {}))]],
+                                 timeout)[0].task_id
+
+    def submit_batch(self, endpoint: str | None = None, tasks: Iterable[dict] = (),
+                     timeout: float | None = None) -> list[str]:
+        """``tasks``: dicts with ``function_id`` and optional ``args``/``kwargs``; returns task ids."""
+        by_fn: dict[str, list] = collections.defaultdict(list)
+        order = []
+        for i, t in enumerate(tasks):
+            if "function_id" not in t:
+                raise ValueError(f"tasks[{i}]: missing 'function_id'")
+            by_fn[t["function_id"]].append((i, (tuple(t.get("args", ())), dict(t.get("kwargs", {})))))
+            order.append(i)
+        ids: dict[int, str] = {}
+        for fid, items in by_fn.items():
+            states = self.submit_tasks(endpoint, fid, [[call] for _, call in items], timeout)
+            for (i, _), st in zip(items, states):
+                ids[i] = st.task_id
+        return [ids[i] for i in order]
+
+    def _send(self, items: list) -> None:
+        by_queue: dict[int, tuple[Queue, list]] = {}
+        for q, body, st in items:
+            by_queue.setdefault(id(q), (q, []))[1].append((body, st))
+        for q, pairs in by_queue.values():
+            try:
+                q.send([b for b, _ in pairs])
+            except Exception as e:  # noqa: BLE001 - the caller's futures must learn it
+                for _, st in pairs:
+                    st._set("failed", error=e)
+                raise
+
+    def _ensure_sender(self) -> None:
+        if self._sender is None:
+            with self._lock:
+                if self._sender is None:
+                    self._sender = threading.Thread(target=self._send_loop, name="faas-sender", daemon=True)
+                    self._sender.start()
+
+    def _send_loop(self) -> None:
+        while True:
+            with self._out_cv:
+                while not self._out and not self._closed.is_set():
+                    self._out_cv.wait()
+                if not self._out and self._closed.is_set():
+                    return
+                batch = [self._out.popleft() for _ in range(min(len(self._out), 2000))]
+            try:
+                self._send(batch)
+            except Exception as e:  # noqa: BLE001 - already reported on each task
+                log.error("sending %d task(s) failed: %s", len(batch), e)
+
+    def flush(self) -> None:
+        """Wait until every task handed to the background sender has been sent."""
+        with self._out_cv:
+            while self._out:
+                self._out_cv.wait(0.01)
+
+    # -- notices --------------------------------------------------------------------------
+    def _reply_queue(self) -> Queue:
+        if self._reply is None:
+            with self._lock:
+                if self._reply is None:
+                    self._reply = create_queue(self._reply_url(), max_receives=1000, visibility_timeout=30)
+        return self._reply
+
+    def _reply_url(self) -> str:
+        some = next(iter(self._endpoints.values()), None)
+        name = f"{self.settings.reply_queue_prefix}{uuid.uuid4().hex}"
+        if some is not None and some.url.startswith("local://"):
+            return some.url.rsplit("/", 1)[0] + "/" + name
+        if some is not None and not some.url.startswith("sqs://"):
+            return some.url.rsplit("/", 1)[0] + "/" + name   # same account and endpoint as the tasks
+        return f"sqs://{name}" if some is not None else f"local://{self.settings.home / 'queues'}/{name}"
+
+    def _ensure_listener(self) -> None:
+        if self._listener is None:
+            with self._lock:
+                if self._listener is None:
+                    self._listener = threading.Thread(target=self._listen, name="faas-listener", daemon=True)
+                    self._listener.start()
+
+    def _listen(self) -> None:
+        q = self._reply_queue()
+        batch = 500 if q.url.startswith("local://") else 10
+        while not self._closed.is_set():
+            try:
+                msgs = q.receive(max_messages=batch, wait=2.0)
+            except Exception as e:  # noqa: BLE001
+                if self._closed.is_set():
+                    return
+                log.warning("reply queue receive failed: %s; retrying", e)
+                time.sleep(0.5)
+                continue
+            for m in msgs:
+                try:
+                    self._on_notice(Notice.model_validate_json(m.body))
+                except Exception as e:  # noqa: BLE001 - a bad notice must not stop the others
+                    log.warning("ignoring a notice: %s", e)
+            if msgs:
+                try:
+                    q.delete([m.receipt for m in msgs])
+                except Exception as e:  # noqa: BLE001 - at worst a notice comes twice: harmless
+                    log.warning("deleting notices failed: %s", e)
+
+    def _on_notice(self, n: Notice) -> None:
+        st = self._tasks.get(n.id)
+        if st is None:
+            return
+        if n.event == "started":
+            st._set("running", where=n.where)
+            return
+        if n.status == "cancelled":
+            st._set("cancelled")
+            return
+        data = serialize.unb64(n.result) if n.result else None
+        if data is None:
+            try:
+                data = self.store.get(result_key(n.id))
+            except Exception as e:  # noqa: BLE001
+                st._set("failed", error=e)
+                return
+        st._set(n.status or "success", data=data)
+        if st._callbacks:   # an Executor's future holds the outcome now; the store keeps the rest
+            self._tasks.pop(n.id, None)
+
+    # -- results ---------------------------------------------------------------------------
+    def get_task(self, task_id: str) -> dict:
+        """``{"task_id", "status", ...}``; status is pending, running, success, failed or cancelled."""
+        st = self._tasks.get(task_id)
+        try:
+            data = self.store.get(result_key(task_id))
+        except KeyNotFound:
+            data = None
+        if data is not None:
+            header, _ = serialize.unframe(data)
+            out = {"task_id": task_id, "status": header.get("status", "success"),
+                   "completion_t": header.get("finished"), "started_t": header.get("started"),
+                   "endpoint": header.get("endpoint"), "host": header.get("host"), "calls": header.get("n")}
+            if header.get("error"):
+                out["error"] = header["error"]
+            return out
+        if self.store.exists(cancel_key(task_id)):
+            return {"task_id": task_id, "status": "cancelled"}
+        if st is not None and st.status == "running" or self.store.exists(running_key(task_id)):
+            return {"task_id": task_id, "status": "running", **({"where": st.where} if st and st.where else {})}
+        return {"task_id": task_id, "status": "pending"}
+
+    def _result_data(self, task_id: str, timeout: float | None) -> bytes:
+        st = self._tasks.get(task_id)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if st is not None:
+            if not st.done.wait(timeout):
+                raise TaskTimeout(f"task {task_id}: no result within {timeout} s (status {st.status})")
+            if st.status == "cancelled":
+                raise TaskCancelled(f"task {task_id} was cancelled")
+            if st.error is not None:
+                raise st.error
+            return st.data
+        delay = 0.02
+        while True:   # a task this client did not send: the store is the record
+            try:
+                return self.store.get(result_key(task_id))
+            except KeyNotFound:
+                pass
+            if self.store.exists(cancel_key(task_id)):
+                raise TaskCancelled(f"task {task_id} was cancelled")
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TaskTimeout(f"task {task_id}: no result within {timeout} s ({self.get_task(task_id)['status']})")
+            time.sleep(min(delay, max(0.0, deadline - time.monotonic())) if deadline else delay)
+            delay = min(delay * 1.5, 1.0)
+
+    def get_result(self, task_id: str, timeout: float | None = None) -> Any:
+        """The task's return value (a list for a ``map`` chunk); raises the remote exception."""
+        data = self._result_data(task_id, timeout)
+        _, outcomes = decode_result(data, task_id)
+        values = [outcome_value(o, task_id) for o in outcomes]
+        return values[0] if len(values) == 1 else values
+
+    def get_results(self, task_ids: Iterable[str]) -> dict[str, dict]:
+        """Non-blocking: ``{task_id: {"status", "result" | "error"}}`` (Globus's get_batch_result)."""
+        out = {}
+        for tid in task_ids:
+            info = self.get_task(tid)
+            if info["status"] == "success":
+                info["result"] = self.get_result(tid, timeout=0)
+            out[tid] = info
+        return out
+
+    def cancel(self, task_id: str) -> dict:
+        """A task not yet started never runs; a running one is stopped (within about a second)."""
+        info = self.get_task(task_id)
+        if info["status"] in ("success", "failed", "cancelled"):
+            return info
+        self.store.put(cancel_key(task_id), str(time.time()).encode())
+        st = self._tasks.get(task_id)
+        if st is not None and st.status == "pending":
+            st._set("cancelled")
+        return {"task_id": task_id, "status": "cancelled" if info["status"] == "pending" else "cancelling"}
+
+    def close(self) -> None:
+        """Send what is queued, stop the threads, and delete this client's reply queue."""
+        if self._closed.is_set():
+            return
+        self.flush()
+        self._closed.set()
+        with self._out_cv:
+            self._out_cv.notify_all()
+        if self._listener is not None:
+            self._listener.join(5)
+        if self._reply is not None:
+            try:
+                self._reply.destroy()
+            except Exception as e:  # noqa: BLE001
+                log.info("could not delete reply queue %s: %s", self._reply.url, e)
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+

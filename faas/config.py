@@ -1,0 +1,118 @@
+"""Client configuration, resolved like boto3's: explicit arguments, then ``FAAS_*`` environment
+variables, then a named profile in ``$FAAS_HOME/config`` (INI: ``[default]``, ``[profile NAME]``).
+AWS credentials are boto3's business; nothing here stores them.
+"""
+from __future__ import annotations
+
+import configparser
+import os
+from pathlib import Path
+from typing import Any, Optional
+
+from pydantic import ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from .exceptions import ConfigError
+
+
+def faas_home(explicit: str | os.PathLike | None = None) -> Path:
+    return Path(explicit or os.environ.get("FAAS_HOME") or Path.home() / ".faas").expanduser()
+
+
+class _ProfileSource(PydanticBaseSettingsSource):
+    """Values from the profile section of ``$FAAS_HOME/config``; below init args and env."""
+
+    def __init__(self, settings_cls, init_kwargs: dict):
+        super().__init__(settings_cls)
+        home = faas_home(init_kwargs.get("home"))
+        self.path = home / "config"
+        self.profile = init_kwargs.get("profile") or os.environ.get("FAAS_PROFILE") or "default"
+
+    def get_field_value(self, field, field_name):  # required by the ABC; __call__ does the work
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        if not self.path.exists():
+            if self.profile != "default":
+                raise ConfigError(f"profile {self.profile!r} not found: {self.path} does not exist "
+                                  f"(create it with a [profile {self.profile}] section)")
+            return {}
+        cp = configparser.ConfigParser()
+        try:
+            cp.read(self.path)
+        except configparser.Error as e:
+            raise ConfigError(f"{self.path}: cannot parse: {e}") from None
+        section = "default" if self.profile == "default" else f"profile {self.profile}"
+        if not cp.has_section(section):
+            if self.profile == "default":
+                return {}
+            raise ConfigError(f"profile {self.profile!r} not found in {self.path}; "
+                              f"sections there: {', '.join(cp.sections()) or 'none'}")
+        values = dict(cp.items(section))
+        known = set(self.settings_cls.model_fields)
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"{self.path} [{section}]: unknown key(s) {', '.join(unknown)}; "
+                              f"expected some of {', '.join(sorted(known - {'profile'}))}")
+        return values
+
+
+class Settings(BaseSettings):
+    """Resolved client settings. ``store`` defaults to the embedded store under ``home``."""
+
+    model_config = SettingsConfigDict(env_prefix="FAAS_", extra="forbid")
+
+    profile: Optional[str] = None
+    home: Path = Path.home() / ".faas"
+    store: Optional[str] = None
+    endpoint: str = "local"
+    #: name prefix of per-client SQS reply queues (IAM policies can scope to it)
+    reply_queue_prefix: str = "faas-reply-"
+    #: start the embedded ``local`` endpoint when it is not running
+    autostart: bool = True
+
+    @field_validator("home", mode="before")
+    @classmethod
+    def _expand(cls, v):
+        return Path(v).expanduser()
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings,
+                                   dotenv_settings, file_secret_settings):
+        return (init_settings, env_settings,
+                _ProfileSource(settings_cls, getattr(init_settings, "init_kwargs", {})))
+
+    @property
+    def store_url(self) -> str:
+        return self.store or (self.home / "store").as_uri()
+
+    @property
+    def is_embedded(self) -> bool:
+        return self.store is None or self.store == (self.home / "store").as_uri()
+
+
+def resolve(profile: str | None = None, **overrides: Any) -> Settings:
+    kwargs = {k: v for k, v in overrides.items() if v is not None}
+    if profile is not None:
+        kwargs["profile"] = profile
+    try:
+        return Settings(**kwargs)
+    except ValidationError as e:
+        raise ConfigError(describe_validation(e, "client settings (arguments, FAAS_* variables, "
+                                                 "or the profile in $FAAS_HOME/config)")) from None
+
+
+def describe_validation(e: ValidationError, where: str) -> str:
+    """One line per problem: the key path, what was expected, what was found."""
+    lines = [f"{where}: {e.error_count()} problem(s)"]
+    for err in e.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif err["type"] == "missing":
+            msg = "required key is missing"
+        got = err.get("input")
+        got_s = "" if err["type"] in ("missing",) or isinstance(got, dict) else f" (got {got!r})"
+        lines.append(f"  {loc}: {msg}{got_s}")
+    return "\n".join(lines)

@@ -1,0 +1,74 @@
+"""Start, stop and inspect endpoint daemons from the login node (used by the CLI and the client)."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ..config import faas_home
+from ..exceptions import ConfigError, EndpointNotFound
+from . import config as ep_config
+from .daemon import daemon_pid, is_running
+
+
+def default_local_config(home: Path) -> ep_config.EndpointConfig:
+    """The embedded default: store and queue under FAAS_HOME, one always-warm local block."""
+    return ep_config.EndpointConfig(
+        display_name="embedded local endpoint", store=(home / "store").as_uri(), queue="local",
+        engine=ep_config.EngineConfig(provider=ep_config.ProviderConfig(
+            type="local", init_blocks=1, min_blocks=1, max_blocks=1)))
+
+
+def start_detached(name: str, home: Path | None = None, wait: float = 15.0) -> int:
+    """Start the daemon in its own session; return its pid once it holds the endpoint's lock."""
+    home = faas_home(home)
+    d = ep_config.endpoint_dir(name, home)
+    if not (d / "config.yaml").exists():
+        raise EndpointNotFound(f"endpoint {name!r} is not configured: run `faas endpoint configure {name}`")
+    ep_config.load(d / "config.yaml")    # fail here, loudly, on a bad config
+    if is_running(d):
+        return daemon_pid(d) or 0
+    env = dict(os.environ, FAAS_HOME=str(home))
+    with open(d / "daemon.out", "ab") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "faas.endpoint.daemon", name],
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                start_new_session=True, env=env, cwd=d)
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        if is_running(d):
+            return proc.pid
+        code = proc.poll()
+        if code is not None:
+            if is_running(d):   # another starter won the race: theirs is the daemon
+                return daemon_pid(d) or 0
+            tail = (d / "daemon.out").read_text(errors="replace")[-2000:]
+            raise ConfigError(f"endpoint {name!r} failed to start (exit {code}):\n{tail}")
+        time.sleep(0.01)
+    raise TimeoutError(f"endpoint {name!r} did not start within {wait} s; see {d / 'endpoint.log'}")
+
+
+def stop(name: str, home: Path | None = None, wait: float = 60.0) -> bool:
+    """SIGTERM the daemon and wait until it let go of its lock. False if it was not running."""
+    d = ep_config.endpoint_dir(name, faas_home(home))
+    if not is_running(d):
+        return False
+    pid = daemon_pid(d)
+    if pid:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return False
+    deadline = time.monotonic() + wait
+    while is_running(d):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"endpoint {name!r} (pid {pid}) did not stop within {wait} s")
+        time.sleep(0.05)
+    return True
+
+
+def local_endpoints(home: Path | None = None) -> list[str]:
+    root = faas_home(home) / "endpoints"
+    return sorted(p.name for p in root.iterdir() if (p / "config.yaml").exists()) if root.exists() else []

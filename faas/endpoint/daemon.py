@@ -1,0 +1,256 @@
+"""The endpoint daemon: registers the endpoint in the store, watches its queue, and drives the
+provider (submit or cancel blocks). It never touches a task's payload; the dead-letter queue is
+the one exception, so that a dead-lettered task's client learns why.
+
+Run as ``python -m faas.endpoint.daemon NAME`` (what ``faas endpoint start`` does).
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from .. import __version__, serialize
+from ..config import faas_home
+from ..exceptions import WorkerLost
+from ..messages import Notice, TaskMessage, dead_letter_key, result_key
+from ..providers import BlockState, make_provider
+from ..store import KeyNotFound, create_queue, open_queue, open_store
+from . import config as ep_config
+from . import registry
+from .strategy import Observed, blocks_to_add
+
+log = logging.getLogger("faas.daemon")
+
+PUBLISH_EVERY = 30.0
+
+
+class AlreadyRunning(RuntimeError):
+    pass
+
+
+def lock_path(endpoint_dir: Path) -> Path:
+    return endpoint_dir / "daemon.lock"
+
+
+def is_running(endpoint_dir: Path) -> bool:
+    """True while a daemon holds the endpoint's lock (the kernel drops it when the process dies)."""
+    path = lock_path(endpoint_dir)
+    if not path.exists():
+        return False
+    with open(path, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(f, fcntl.LOCK_UN)
+        return False
+
+
+def daemon_pid(endpoint_dir: Path) -> int | None:
+    try:
+        return int((endpoint_dir / "daemon.pid").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+class Daemon:
+    def __init__(self, name: str, home: Path | None = None):
+        self.name = ep_config.check_name(name)
+        self.home = faas_home(home)
+        self.dir = ep_config.endpoint_dir(name, self.home)
+        self.cfg = ep_config.load(self.dir / "config.yaml")
+        self.stop_event = threading.Event()
+        self.blocks_file = self.dir / "blocks.json"
+        self.blocks: dict[str, dict] = {}   # block id -> {"job": job id, "keep_alive": bool}
+
+    def _lock(self):
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.lock_file = open(lock_path(self.dir), "a+")
+        try:
+            fcntl.flock(self.lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise AlreadyRunning(f"endpoint {self.name!r} is already running "
+                                 f"(pid {daemon_pid(self.dir)}); `faas endpoint stop {self.name}` first") from None
+        (self.dir / "daemon.pid").write_text(str(os.getpid()))
+
+    def record(self, status: str) -> dict:
+        p = self.cfg.engine.provider
+        return {"name": self.name, "status": status, "queue": self.queue.url,
+                "display_name": self.cfg.display_name, "host": socket.gethostname(), "pid": os.getpid(),
+                "started_at": self.started_at, "provider": p.type,
+                "max_workers_per_node": self.cfg.engine.max_workers_per_node,
+                "nodes_per_block": p.nodes_per_block, "max_blocks": p.max_blocks,
+                "blocks": len(self.blocks), "max_receives": self.cfg.max_receives, "version": __version__}
+
+    def run(self) -> int:
+        self._lock()
+        self.started_at = time.time()
+        self.store = open_store(self.cfg.store)
+        self.queue = create_queue(self.cfg.queue_url(self.name, self.home),
+                                  max_receives=self.cfg.max_receives,
+                                  visibility_timeout=self.cfg.visibility_timeout)
+        self.dlq = self.queue.dead_letters()
+        self.provider = make_provider(self.cfg.engine.provider, self.dir)
+        registry.publish(self.store, self.record("running"))
+        log.info("endpoint %s started (pid %d): store %s, queue %s", self.name, os.getpid(),
+                 self.cfg.store, self.queue.url)
+        self._adopt()
+        p = self.cfg.engine.provider
+        for _ in range(max(p.init_blocks - len(self.blocks), 0)):
+            self._submit()
+        last_publish = time.monotonic()
+        while not self.stop_event.is_set():
+            try:
+                self._step()
+                if time.monotonic() - last_publish > PUBLISH_EVERY:
+                    registry.publish(self.store, self.record("running"))
+                    last_publish = time.monotonic()
+            except Exception as e:  # noqa: BLE001 - a flaky store or queue must not end the endpoint
+                log.exception("scaling step failed: %s", e)
+            self.stop_event.wait(self.cfg.strategy_period)
+        self._shutdown()
+        return 0
+
+    # -- blocks ---------------------------------------------------------------------------
+    def _save_blocks(self) -> None:
+        tmp = self.blocks_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.blocks))
+        os.replace(tmp, self.blocks_file)
+
+    def _adopt(self) -> None:
+        """Blocks a previous daemon started and that still run are ours now (no double submit)."""
+        try:
+            old = json.loads(self.blocks_file.read_text())
+        except (OSError, ValueError):
+            return
+        states = self.provider.status([b["job"] for b in old.values()])
+        self.blocks = {bid: b for bid, b in old.items() if states.get(b["job"], BlockState.UNKNOWN).active}
+        if self.blocks:
+            log.info("adopted running blocks %s", sorted(self.blocks))
+        self._save_blocks()
+
+    def _submit(self) -> None:
+        keep = sum(1 for b in self.blocks.values() if b["keep_alive"]) < self.cfg.engine.provider.min_blocks
+        block_id = f"block-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+        cmd = f"{sys.executable} -m faas.endpoint.pool --endpoint-dir {self.dir} --block-id {block_id}"
+        if keep:
+            cmd += " --keep-alive"
+        job = self.provider.submit(cmd, block_id)
+        self.blocks[block_id] = {"job": job, "keep_alive": keep}
+        self._save_blocks()
+        log.info("submitted %s (job %s%s)", block_id, job, ", keep-alive" if keep else "")
+
+    def _step(self) -> None:
+        states = self.provider.status([b["job"] for b in self.blocks.values()])
+        for bid, b in list(self.blocks.items()):
+            st = states.get(b["job"], BlockState.UNKNOWN)
+            if not st.active:
+                log.info("block %s ended: %s", bid, st.value)
+                del self.blocks[bid]
+                self._save_blocks()
+        depth = self.queue.depth()
+        p = self.cfg.engine.provider
+        obs = Observed(visible=depth["visible"], in_flight=depth["in_flight"],
+                       pending_blocks=sum(1 for b in self.blocks.values()
+                                          if states.get(b["job"]) == BlockState.PENDING),
+                       running_blocks=sum(1 for b in self.blocks.values()
+                                          if states.get(b["job"]) != BlockState.PENDING),
+                       keep_alive_blocks=sum(1 for b in self.blocks.values() if b["keep_alive"]))
+        for _ in range(blocks_to_add(obs, min_blocks=p.min_blocks, max_blocks=p.max_blocks,
+                                     workers_per_block=self.cfg.engine.max_workers_per_node
+                                     * p.nodes_per_block)):
+            self._submit()
+        self._drain_dead_letters()
+
+    def _drain_dead_letters(self) -> None:
+        """Fail each dead-lettered task for its client, keep its message in the store, and empty
+        the dead-letter queue, so a task is never silently stuck there."""
+        for m in self.dlq.receive(max_messages=10, wait=0):
+            try:
+                task = TaskMessage.model_validate_json(m.body)
+            except Exception:  # noqa: BLE001 - a malformed message: keep it for inspection
+                self.store.put(dead_letter_key(f"malformed-{m.id}"), m.body.encode())
+                self.dlq.delete([m.receipt])
+                continue
+            try:
+                self.store.get(result_key(task.id))
+                have_result = True
+            except KeyNotFound:
+                have_result = False
+            if not have_result:
+                self.store.put(dead_letter_key(task.id), m.body.encode())
+                err = WorkerLost(
+                    f"task {task.id} was dead-lettered after {self.cfg.max_receives} deliveries "
+                    f"without a result (its worker pool died or was killed each time); its message "
+                    f"is kept at {dead_letter_key(task.id)} in the store", task_id=task.id)
+                now = time.time()
+                data = serialize.result_bytes({"task_id": task.id, "started": now, "finished": now,
+                                               "endpoint": self.name}, [serialize.error_outcome(err)])
+                self.store.put(result_key(task.id), data)
+                if task.reply:
+                    try:
+                        open_queue(task.reply).send([Notice(id=task.id, event="done", status="failed")
+                                                     .model_dump_json(exclude_none=True)])
+                    except Exception as e:  # noqa: BLE001 - the client reads the store later
+                        log.info("could not notify %s: %s", task.reply, e)
+                log.error("task %s dead-lettered: failed for its client", task.id)
+            self.dlq.delete([m.receipt])
+
+    def _shutdown(self) -> None:
+        log.info("stopping: asking %d block(s) to hand back their tasks", len(self.blocks))
+        jobs = [b["job"] for b in self.blocks.values()]
+        self.provider.cancel(jobs)
+        deadline = time.monotonic() + self.cfg.stop_grace + 15
+        while jobs and time.monotonic() < deadline:
+            states = self.provider.status(jobs)
+            jobs = [j for j in jobs if states[j].active]
+            time.sleep(0.1)
+        if jobs:
+            log.warning("blocks %s did not stop in time", jobs)
+        self.blocks = {}
+        self._save_blocks()
+        registry.publish(self.store, self.record("stopped"))
+        log.info("endpoint %s stopped", self.name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    name = argv[0]
+    home = faas_home()
+    d = ep_config.endpoint_dir(name, home)
+    d.mkdir(parents=True, exist_ok=True)
+    handlers = [logging.FileHandler(d / "endpoint.log")]
+    if "--foreground" in argv:
+        handlers.append(logging.StreamHandler())
+    logging.basicConfig(level=logging.INFO, handlers=handlers,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        daemon = Daemon(name, home)
+    except Exception as e:  # noqa: BLE001 - config errors: say them and exit non-zero
+        log.error("%s", e)
+        print(f"faas endpoint {name}: {e}", file=sys.stderr)
+        return 2
+    signal.signal(signal.SIGTERM, lambda *_: daemon.stop_event.set())
+    signal.signal(signal.SIGINT, lambda *_: daemon.stop_event.set())
+    try:
+        return daemon.run()
+    except AlreadyRunning as e:
+        print(f"faas: {e}", file=sys.stderr)
+        return 3
+    except Exception as e:  # noqa: BLE001
+        log.exception("endpoint %s failed: %s", name, e)
+        print(f"faas endpoint {name}: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

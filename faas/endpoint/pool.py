@@ -1,0 +1,481 @@
+"""The worker pool of one node of a block: long-polls the endpoint's queue, runs tasks in worker
+processes, keeps held messages invisible (heartbeat), tells clients, and only then deletes.
+
+Threads, each with one job:
+- *receiver*: blocks on the queue for as many tasks as the pool has room for;
+- *main loop*: hands tasks to idle workers, collects their replies, enforces timeouts, notices
+  dead workers (wakes on a worker pipe, a worker's death, or the receiver's self-pipe: no sleeps);
+- *outbox*: sends notices and deletes messages in batches, heartbeats held messages;
+- *monitor*: started notices and running markers for tasks that run a while, remote cancels,
+  the block's status file.
+
+Run as ``python -m faas.endpoint.pool --endpoint-dir DIR --block-id ID``.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import logging
+import multiprocessing as mp
+import multiprocessing.connection as mpc
+import os
+import queue as _queue
+import signal
+import socket
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .. import serialize
+from ..exceptions import QueueError
+from ..messages import (Notice, TaskMessage, cancel_key, dead_letter_key, inline_limit,
+                        result_key, running_key)
+from ..store import Message, open_queue, open_store
+from . import config as ep_config
+from . import worker as worker_mod
+
+log = logging.getLogger("faas.pool")
+
+STARTED_NOTICE_AFTER = 0.2   # seconds: shorter tasks just finish, with no extra message
+RUNNING_MARKER_AFTER = 1.0   # seconds: then a store marker and remote-cancel checks, each second
+
+
+@dataclass
+class Held:
+    msg: Message
+    task: TaskMessage
+    received: float
+    started: float = 0.0
+    notified: bool = False
+    marked: float = 0.0
+
+
+@dataclass
+class Slot:
+    index: int
+    proc: mp.Process
+    conn: mpc.Connection
+    job: Held | None = None
+
+
+@dataclass
+class Outgoing:
+    notices: dict = field(default_factory=lambda: collections.defaultdict(list))
+    deletes: list = field(default_factory=list)
+    releases: list = field(default_factory=list)
+
+
+class Pool:
+    def __init__(self, cfg: ep_config.EndpointConfig, name: str, home: Path, block_dir: Path,
+                 block_id: str, keep_alive: bool = False):
+        self.cfg, self.name, self.block_id, self.block_dir = cfg, name, block_id, block_dir
+        self.keep_alive = keep_alive
+        self.store = open_store(cfg.store)
+        self.queue = open_queue(cfg.queue_url(name, home))
+        self.n_workers = cfg.engine.max_workers_per_node
+        prefetch = cfg.engine.prefetch
+        self.capacity = self.n_workers + (4 * self.n_workers if prefetch < 0 else prefetch)
+        self.vt = cfg.visibility_timeout
+        self.where = {"endpoint": name, "block": block_id}
+        self.lock = threading.Condition()
+        self.ready: collections.deque[Held] = collections.deque()
+        self.slots: list[Slot] = []
+        self.stopping = threading.Event()
+        self.finished = threading.Event()
+        self.outbox: _queue.SimpleQueue = _queue.SimpleQueue()
+        self.wake_r, self.wake_w = os.pipe()
+        os.set_blocking(self.wake_w, False)
+        self.last_busy = time.monotonic()
+        self.reply_queues: dict = {}
+        self.dlq = None
+        self.ctx = mp.get_context("forkserver")
+        self.ctx.set_forkserver_preload(["faas.endpoint.worker", "faas.serialize", "faas.store"])
+        self.counts = collections.Counter()
+        self.to_cancel: set[str] = set()
+
+    # -- workers ----------------------------------------------------------------------
+    def _spawn(self, index: int) -> Slot:
+        parent, child = self.ctx.Pipe()
+        log_path = str(self.block_dir / f"worker-{index}.log")
+        proc = self.ctx.Process(target=worker_mod.main, name=f"faas-worker-{index}",
+                                args=(child, self.cfg.store, log_path, self.where), daemon=True)
+        proc.start()
+        child.close()
+        return Slot(index, proc, parent)
+
+    def _held(self) -> list[Held]:
+        with self.lock:
+            return list(self.ready) + [s.job for s in self.slots if s.job]
+
+    def _wake(self) -> None:
+        try:
+            os.write(self.wake_w, b"x")
+        except BlockingIOError:
+            pass
+
+    # -- receiver thread ----------------------------------------------------------------
+    def _receiver(self) -> None:
+        while not self.stopping.is_set():
+            with self.lock:
+                room = self.capacity - len(self._held_unlocked())
+                if room <= 0:
+                    self.lock.wait(1.0)
+                    continue
+            try:
+                msgs = self.queue.receive(max_messages=room, wait=5.0, visibility_timeout=self.vt)
+            except Exception as e:  # noqa: BLE001 - a flaky queue must not kill the pool
+                log.warning("receive failed (%s: %s); retrying in 1 s", type(e).__name__, e)
+                self.stopping.wait(1.0)
+                continue
+            if not msgs:
+                continue
+            good = []
+            for m in msgs:
+                try:
+                    good.append(Held(m, TaskMessage.model_validate_json(m.body), time.monotonic()))
+                except Exception as e:  # noqa: BLE001
+                    self._dead_letter_malformed(m, e)
+            if self.stopping.is_set():   # received while stopping: hand straight back
+                self.outbox.put(("release", [h.msg.receipt for h in good]))
+                return
+            with self.lock:
+                self.ready.extend(good)
+                self.last_busy = time.monotonic()
+            self._wake()
+
+    def _held_unlocked(self) -> list:
+        return list(self.ready) + [s.job for s in self.slots if s.job]
+
+    def _dead_letter_malformed(self, m: Message, e: Exception) -> None:
+        log.error("malformed message %s (%s: %s) moved to the dead-letter queue", m.id,
+                  type(e).__name__, str(e)[:200])
+        try:
+            self._dlq().send([m.body])
+            self.queue.delete([m.receipt])
+        except Exception as e2:  # noqa: BLE001
+            log.error("could not dead-letter message %s: %s", m.id, e2)
+
+    def _dlq(self):
+        if self.dlq is None:
+            self.dlq = self.queue.dead_letters()
+        return self.dlq
+
+    # -- outbox thread ------------------------------------------------------------------
+    def _outbox(self) -> None:
+        while True:
+            items = [self.outbox.get()]
+            while True:
+                try:
+                    items.append(self.outbox.get_nowait())
+                except _queue.Empty:
+                    break
+            out = Outgoing()
+            stop = False
+            for kind, payload in items:
+                if kind == "notice":
+                    reply, body = payload
+                    out.notices[reply].append(body)
+                elif kind == "delete":
+                    out.deletes.append(payload)
+                elif kind == "release":
+                    out.releases.extend(payload)
+                elif kind == "heartbeat":
+                    self._call("heartbeat", self.queue.change_visibility, payload, self.vt)
+                elif kind == "call":
+                    fn, args = payload
+                    self._call(getattr(fn, "__name__", "call"), fn, *args)
+                elif kind == "stop":
+                    stop = True
+            for reply, bodies in out.notices.items():
+                q = self._reply_queue(reply)
+                if q is not None:
+                    self._call("notice", q.send, bodies)
+            if out.deletes:
+                self._call("delete", self.queue.delete, out.deletes)
+            if out.releases:
+                self._call("release", self.queue.change_visibility, out.releases, 0)
+            if stop:
+                return
+
+    def _call(self, what: str, fn, *args) -> None:
+        try:
+            fn(*args)
+        except Exception as e:  # noqa: BLE001 - logged; the task comes back if it mattered
+            log.warning("%s failed: %s: %s", what, type(e).__name__, e)
+
+    def _reply_queue(self, url: str):
+        if url not in self.reply_queues:
+            try:
+                self.reply_queues[url] = open_queue(url)
+            except Exception as e:  # noqa: BLE001 - the client went away: results are in the store
+                log.info("reply queue %s unavailable (%s); results stay in the store", url, e)
+                self.reply_queues[url] = None
+        return self.reply_queues[url]
+
+    def _inline_max(self, url: str | None) -> int:
+        q = self._reply_queue(url) if url else None
+        return inline_limit(q.max_message_bytes) if q is not None else 0
+
+    def _finish(self, held: Held, status: str, result: bytes | None) -> None:
+        t = held.task
+        if t.reply:
+            body = Notice(id=t.id, event="done", status=status,
+                          result=serialize.b64(result) if result is not None else None)
+            self.outbox.put(("notice", (t.reply, body.model_dump_json(exclude_none=True))))
+        self.outbox.put(("delete", held.msg.receipt))
+        self.counts[status] += 1
+
+    def _fail(self, held: Held, exc: BaseException) -> None:
+        """Write a failure the worker could not write itself (timeout, lost worker)."""
+        now = time.time()
+        data = serialize.result_bytes(
+            {"task_id": held.task.id, "started": now, "finished": now, **self.where},
+            [serialize.error_outcome(exc)])
+        try:
+            self.store.put(result_key(held.task.id), data)
+        except Exception as e:  # noqa: BLE001
+            log.error("could not write the failure of task %s: %s; handing it back", held.task.id, e)
+            self.outbox.put(("release", [held.msg.receipt]))
+            return
+        self._finish(held, "failed", data if len(data) <= self._inline_max(held.task.reply) else None)
+
+    # -- main loop ----------------------------------------------------------------------
+    def _dispatch(self) -> None:
+        with self.lock:
+            for slot in self.slots:
+                if not self.ready:
+                    break
+                if slot.job is None:
+                    held = self.ready.popleft()
+                    t = held.task
+                    args = serialize.unb64(t.args) if t.args is not None else None
+                    slot.conn.send((t.id, t.fn, args, t.args_key, self._inline_max(t.reply)))
+                    held.started = time.monotonic()
+                    slot.job = held
+                    self.last_busy = held.started
+
+    def _collect(self, slot: Slot) -> None:
+        try:
+            task_id, status, data = slot.conn.recv()
+        except (EOFError, OSError):
+            self._worker_died(slot)
+            return
+        with self.lock:
+            held, slot.job = slot.job, None
+            self.lock.notify_all()
+        if held is None or held.task.id != task_id:
+            return
+        if status == "retry":
+            log.warning("task %s: the worker could not store its result (%s); handing it back",
+                        task_id, data.decode(errors="replace"))
+            self.outbox.put(("release", [held.msg.receipt]))
+            return
+        self._finish(held, status, data)
+
+    def _worker_died(self, slot: Slot) -> None:
+        slot.proc.join(1)
+        code = slot.proc.exitcode
+        with self.lock:
+            held, slot.job = slot.job, None
+            self.lock.notify_all()
+        cause = f"signal {-code}" if code is not None and code < 0 else f"exit status {code}"
+        if held is not None:
+            t = held.task
+            log.error("worker %d died (%s) running task %s (receive %d of %d)", slot.index, cause,
+                      t.id, held.msg.receive_count, self.cfg.max_receives)
+            if held.msg.receive_count >= self.cfg.max_receives:
+                from ..exceptions import WorkerLost
+                self._send_dead_letter(held)
+                self._fail(held, WorkerLost(
+                    f"task {t.id} was dead-lettered: its worker process died ({cause}) each of the "
+                    f"{held.msg.receive_count} times it ran (max_receives={self.cfg.max_receives})",
+                    task_id=t.id))
+            else:
+                self.outbox.put(("release", [held.msg.receipt]))
+        else:
+            log.error("idle worker %d died (%s)", slot.index, cause)
+        if not self.stopping.is_set():
+            new = self._spawn(slot.index)
+            slot.proc, slot.conn = new.proc, new.conn
+
+    def _send_dead_letter(self, held: Held) -> None:
+        try:
+            self.store.put(dead_letter_key(held.task.id), held.msg.body.encode())
+            self._dlq().send([held.msg.body])
+        except Exception as e:  # noqa: BLE001
+            log.error("could not copy task %s to the dead-letter queue: %s", held.task.id, e)
+
+    def _kill(self, slot: Slot) -> Held | None:
+        with self.lock:
+            held, slot.job = slot.job, None
+            self.lock.notify_all()
+        slot.proc.kill()
+        slot.proc.join(5)
+        new = self._spawn(slot.index)
+        slot.proc, slot.conn = new.proc, new.conn
+        return held
+
+    def _timeouts(self, now: float) -> None:
+        from ..exceptions import TaskTimeout
+        for slot in self.slots:
+            h = slot.job
+            if h and h.task.id in self.to_cancel:
+                self.to_cancel.discard(h.task.id)
+                log.info("task %s cancelled while running: its worker is stopped", h.task.id)
+                if self._kill(slot) is h:
+                    self._finish(h, "cancelled", None)
+                continue
+            if h and h.task.timeout and now - h.started > h.task.timeout:
+                held = self._kill(slot)
+                if held:
+                    log.info("task %s exceeded its timeout of %ss; worker killed", h.task.id, h.task.timeout)
+                    self._fail(held, TaskTimeout(
+                        f"task {h.task.id} ran longer than its timeout of {h.task.timeout} s and was stopped"))
+
+    def run(self) -> int:
+        self.block_dir.mkdir(parents=True, exist_ok=True)
+        self.slots = [self._spawn(i) for i in range(self.n_workers)]
+        threads = [threading.Thread(target=self._receiver, name="receiver", daemon=True),
+                   threading.Thread(target=self._outbox, name="outbox", daemon=True),
+                   threading.Thread(target=self._monitor, name="monitor", daemon=True)]
+        for t in threads:
+            t.start()
+        log.info("pool %s up: %d workers, holds up to %d tasks, queue %s", self.block_id,
+                 self.n_workers, self.capacity, self.queue.url)
+        last_beat = time.monotonic()
+        grace_until = None
+        while True:
+            self._dispatch()
+            now = time.monotonic()
+            busy = [s for s in self.slots if s.job]
+            if self.stopping.is_set():
+                if grace_until is None:
+                    grace_until = now + self.cfg.stop_grace
+                    with self.lock:
+                        back, self.ready = list(self.ready), collections.deque()
+                    if back:
+                        self.outbox.put(("release", [h.msg.receipt for h in back]))
+                if not busy:
+                    break
+                if now > grace_until:
+                    for s in busy:
+                        held = self._kill(s)
+                        if held:
+                            self.outbox.put(("release", [held.msg.receipt]))
+                    break
+            elif (not self.keep_alive and self.cfg.engine.max_idle_time > 0 and not busy
+                  and not self.ready and now - self.last_busy > self.cfg.engine.max_idle_time):
+                log.info("idle for %.0f s: exiting", self.cfg.engine.max_idle_time)
+                self.stopping.set()
+                continue
+            waitables = [self.wake_r] + [s.conn for s in busy] + [s.proc.sentinel for s in self.slots]
+            timeout = min(1.0, self.vt / 3)
+            for obj in mpc.wait(waitables, timeout=timeout):
+                if obj == self.wake_r:
+                    os.read(self.wake_r, 65536)
+                    continue
+                for s in self.slots:
+                    if obj is s.conn:
+                        self._collect(s)
+                    elif obj == s.proc.sentinel and not s.proc.is_alive():
+                        if s.job is not None and s.conn.poll():
+                            self._collect(s)   # it answered before it died
+                        self._worker_died(s)
+            now = time.monotonic()
+            self._timeouts(now)
+            if now - last_beat > self.vt / 3:
+                receipts = [h.msg.receipt for h in self._held()]
+                if receipts:
+                    self.outbox.put(("heartbeat", receipts))
+                last_beat = now
+        for s in self.slots:
+            try:
+                s.conn.send(None)
+            except OSError:
+                pass
+        self.finished.set()
+        self.outbox.put(("stop", None))
+        threads[1].join(30)
+        self._write_status("stopped")
+        for s in self.slots:
+            s.proc.join(2)
+            if s.proc.is_alive():
+                s.proc.kill()
+        log.info("pool %s stopped: %s", self.block_id, dict(self.counts))
+        return 0
+
+    # -- monitor thread -----------------------------------------------------------------
+    def _monitor(self) -> None:
+        last_status = 0.0
+        while not self.finished.wait(0.1):
+            now = time.monotonic()
+            for slot in self.slots:
+                h = slot.job
+                if h is None:
+                    continue
+                age = now - h.started
+                if not h.notified and age > STARTED_NOTICE_AFTER:
+                    h.notified = True
+                    where = dict(self.where, host=socket.gethostname(), pid=slot.proc.pid,
+                                 started=time.time() - age)
+                    if h.task.reply:
+                        self.outbox.put(("notice", (h.task.reply, Notice(
+                            id=h.task.id, event="started", where=where).model_dump_json(exclude_none=True))))
+                if age > RUNNING_MARKER_AFTER and now - h.marked > RUNNING_MARKER_AFTER:
+                    first = h.marked == 0.0
+                    h.marked = now
+                    try:
+                        if first:
+                            self.store.put(running_key(h.task.id), json.dumps(
+                                dict(self.where, host=socket.gethostname(), pid=slot.proc.pid,
+                                     started=time.time() - age)).encode())
+                        if self.store.exists(cancel_key(h.task.id)):
+                            self.to_cancel.add(h.task.id)   # the main loop owns the workers
+                            self._wake()
+                    except Exception as e:  # noqa: BLE001
+                        log.warning("monitor: %s", e)
+            if now - last_status > 2.0:
+                last_status = now
+                self._write_status("draining" if self.stopping.is_set() else "running")
+
+    def _write_status(self, state: str) -> None:
+        held = self._held()
+        status = {"block": self.block_id, "pid": os.getpid(), "host": socket.gethostname(),
+                  "state": state, "workers": self.n_workers,
+                  "busy": sum(1 for s in self.slots if s.job), "held": len(held),
+                  "idle_for": round(time.monotonic() - self.last_busy, 1), "counts": dict(self.counts),
+                  "time": time.time()}
+        tmp = self.block_dir / "status.json.tmp"
+        tmp.write_text(json.dumps(status))
+        os.replace(tmp, self.block_dir / "status.json")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="faas-pool")
+    p.add_argument("--endpoint-dir", required=True, type=Path)
+    p.add_argument("--block-id", required=True)
+    p.add_argument("--keep-alive", action="store_true", help="never exit when idle (min_blocks)")
+    a = p.parse_args(argv)
+    name = a.endpoint_dir.name
+    home = a.endpoint_dir.parent.parent
+    block_dir = a.endpoint_dir / "blocks" / a.block_id
+    block_dir.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(filename=block_dir / "pool.log", level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(threadName)s %(message)s")
+    cfg = ep_config.load(a.endpoint_dir / "config.yaml")
+    pool = Pool(cfg, name, home, block_dir, a.block_id, keep_alive=a.keep_alive)
+    signal.signal(signal.SIGTERM, lambda *_: (pool.stopping.set(), pool._wake()))
+    signal.signal(signal.SIGINT, lambda *_: (pool.stopping.set(), pool._wake()))
+    try:
+        return pool.run()
+    except QueueError as e:
+        log.error("%s", e)
+        print(f"faas pool: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,72 @@
+"""A worker process: runs the tasks its pool hands it, one at a time, and writes each result to
+the store itself (so the pool's manager moves only small messages).
+
+Jobs arrive on a pipe as ``(task_id, function_id, args_frame | None, args_key | None, inline_max)``;
+the reply is ``(task_id, status, result_frame | None)`` with the frame only when it is small
+enough to ride in the client's notice.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import time
+
+from .. import serialize
+from ..messages import args_key as _args_key, cancel_key, function_key, result_key
+from ..store import open_store
+
+HOST = socket.gethostname()
+
+
+def main(conn, store_url: str, log_path: str, where: dict) -> None:
+    # The user's prints land in the worker's log, not on the pool's terminal.
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)
+    sys.stderr = os.fdopen(2, "w", buffering=1, closefd=False)
+    store = open_store(store_url)
+    functions: dict = {}
+    where = dict(where, host=HOST, pid=os.getpid())
+    while True:
+        try:
+            job = conn.recv()
+        except (EOFError, OSError):
+            return
+        if job is None:
+            return
+        try:
+            reply = run_job(store, functions, job, where)
+        except Exception as e:  # the store refused the result: the pool hands the task back
+            reply = (job[0], "retry", f"{type(e).__name__}: {e}".encode())
+        conn.send(reply)
+
+
+def run_job(store, functions: dict, job: tuple, where: dict) -> tuple:
+    task_id, function_id, args_frame, args_key, inline_max = job
+    if store.exists(cancel_key(task_id)):
+        return (task_id, "cancelled", None)
+    started = time.time()
+    try:
+        fn = functions.get(function_id)
+        if fn is None:
+            fn = functions[function_id] = serialize.load_function(
+                store.get(function_key(function_id)), function_id)
+        calls = serialize.load_calls(args_frame if args_frame is not None
+                                     else store.get(args_key or _args_key(task_id)))
+    except BaseException as e:  # noqa: BLE001 - any failure to load is the task's failure
+        outcomes = [serialize.error_outcome(e)]
+    else:
+        outcomes = []
+        for args, kwargs in calls:
+            try:
+                outcomes.append((True, fn(*args, **kwargs)))
+            except BaseException as e:  # noqa: BLE001 - SystemExit too: the worker lives on
+                outcomes.append(serialize.error_outcome(e))
+    header = {"task_id": task_id, "started": started, "finished": time.time(), **where}
+    data = serialize.result_bytes(header, outcomes)
+    store.put(result_key(task_id), data)
+    status = "failed" if any(not o[0] for o in outcomes) else "success"
+    return (task_id, status, data if len(data) <= inline_max else None)

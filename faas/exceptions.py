@@ -1,0 +1,82 @@
+"""Typed errors. Like botocore's, each carries a ``code`` a program can branch on."""
+from __future__ import annotations
+
+
+class FaasError(Exception):
+    """Base of every error faas raises on purpose."""
+
+    code = "FaasError"
+
+
+class ConfigError(FaasError, ValueError):
+    """A configuration file, variable or argument is wrong (the message says which and how)."""
+
+    code = "ConfigError"
+
+
+class EndpointNotFound(FaasError, LookupError):
+    code = "EndpointNotFound"
+
+
+class TaskNotFound(FaasError, LookupError):
+    code = "TaskNotFound"
+
+
+class SerializationError(FaasError):
+    """A function, its arguments or its result could not be (de)serialized."""
+
+    code = "SerializationError"
+
+
+class TaskFailed(FaasError):
+    """A task failed remotely and its own exception cannot be re-raised here.
+
+    ``remote_type`` names the remote exception's type; ``remote_traceback`` is its text.
+    """
+
+    code = "TaskFailed"
+
+    def __init__(self, message: str, *, task_id: str | None = None,
+                 remote_type: str | None = None, remote_traceback: str | None = None):
+        super().__init__(message)
+        self.task_id = task_id
+        self.remote_type = remote_type
+        self.remote_traceback = remote_traceback
+
+
+class WorkerLost(TaskFailed):
+    """The task's worker died every time it ran the task, and the task was dead-lettered."""
+
+    code = "WorkerLost"
+
+
+class TaskTimeout(FaasError, TimeoutError):
+    """A task ran longer than its ``timeout`` and was stopped (or a wait for it timed out)."""
+
+    code = "TaskTimeout"
+
+
+class TaskCancelled(FaasError):
+    code = "TaskCancelled"
+
+
+class StoreError(FaasError, OSError):
+    """The store could not be reached or refused a request."""
+
+    code = "StoreError"
+
+
+class QueueError(FaasError, OSError):
+    """The queue could not be reached, does not exist, or refused a request."""
+
+    code = "QueueError"
+
+
+class QueueDoesNotExist(QueueError):
+    code = "QueueDoesNotExist"
+
+
+class CredentialsError(FaasError):
+    """No AWS credentials were found, or they were refused."""
+
+    code = "CredentialsError"

@@ -1,0 +1,211 @@
+"""dill serialization in a small frame that says who wrote it.
+
+A frame is ``b"FAAS1" + u32 header length + JSON header + payload``. The header records the
+writer's Python and dill versions (a worker on another Python minor version refuses the payload
+with both versions named, rather than crashing on a bytecode mismatch) and whatever the reader
+needs without unpickling (a result's status, its error text).
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import struct
+import sys
+import sysconfig
+import traceback
+import types
+from typing import Any, Callable
+
+import dill
+from tblib import pickling_support
+
+from .exceptions import SerializationError
+
+MAGIC = b"FAAS1"
+PY_VERSION = "%d.%d.%d" % sys.version_info[:3]
+PY_MINOR = "%d.%d" % sys.version_info[:2]
+DILL_VERSION = dill.__version__
+
+pickling_support.install()   # tracebacks of remote exceptions survive pickling
+
+
+def frame(header: dict, payload: bytes) -> bytes:
+    head = json.dumps({"py": PY_VERSION, "dill": DILL_VERSION, **header},
+                      separators=(",", ":")).encode()
+    return MAGIC + struct.pack(">I", len(head)) + head + payload
+
+
+def unframe(data: bytes) -> tuple[dict, bytes]:
+    if not data.startswith(MAGIC) or len(data) < 9:
+        raise SerializationError("not a faas object (bad magic): it was not written by faas or is corrupt")
+    (n,) = struct.unpack(">I", data[5:9])
+    try:
+        header = json.loads(data[9:9 + n])
+    except ValueError as e:
+        raise SerializationError(f"corrupt faas object header: {e}") from None
+    return header, data[9 + n:]
+
+
+def check_python(header: dict, what: str) -> None:
+    """Refuse a payload pickled by another Python minor version (bytecode differs)."""
+    theirs = ".".join(str(header.get("py", "?")).split(".")[:2])
+    if theirs != PY_MINOR:
+        raise SerializationError(
+            f"{what} was serialized by Python {header.get('py')} (dill {header.get('dill')}) but this "
+            f"worker runs Python {PY_VERSION} (dill {DILL_VERSION}); run the client and the endpoint "
+            f"on the same Python minor version")
+
+
+def dumps(obj: Any, what: str) -> bytes:
+    try:
+        return dill.dumps(obj, protocol=5, recurse=True)
+    except Exception as e:
+        raise SerializationError(f"cannot serialize {what}: {type(e).__name__}: {e}") from e
+
+
+def loads(payload: bytes, what: str) -> Any:
+    try:
+        return dill.loads(payload)
+    except Exception as e:
+        raise SerializationError(f"cannot deserialize {what}: {type(e).__name__}: {e}") from e
+
+
+# -- functions ---------------------------------------------------------------------------
+
+def _installed(module_name: str | None) -> bool:
+    """True for modules of the standard library or site-packages: the endpoint has them too."""
+    mod = sys.modules.get(module_name or "")
+    path = getattr(mod, "__file__", None)
+    if mod is None or path is None:
+        return module_name in sys.builtin_module_names
+    path = os.path.realpath(path)
+    return any(path.startswith(os.path.realpath(p) + os.sep) for p in _LIB_DIRS)
+
+
+_LIB_DIRS = {sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+
+
+def _by_value(fn: Callable, memo: dict | None = None) -> Callable:
+    """A copy of a function from the user's own module (a script beside it, a repo checkout), so
+    dill ships its code instead of a reference the endpoint could not import. The functions of
+    that module it calls are copied too (classes and other modules still go by reference)."""
+    if not isinstance(fn, types.FunctionType) or fn.__module__ in (None, "__main__") or _installed(fn.__module__):
+        return fn
+    memo = {} if memo is None else memo
+    if id(fn) in memo:
+        return memo[id(fn)]
+    glob = {"__builtins__": fn.__globals__.get("__builtins__"), "__name__": fn.__module__}
+    copy = types.FunctionType(fn.__code__, glob, fn.__name__, fn.__defaults__, fn.__closure__)
+    copy.__kwdefaults__, copy.__qualname__, copy.__doc__ = fn.__kwdefaults__, fn.__qualname__, fn.__doc__
+    copy.__dict__.update(fn.__dict__)
+    memo[id(fn)] = copy
+    for name in _global_names(fn.__code__):
+        if name in fn.__globals__:
+            value = fn.__globals__[name]
+            glob[name] = _by_value(value, memo) if isinstance(value, types.FunctionType) else value
+    return copy
+
+
+def _global_names(code: types.CodeType) -> set[str]:
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= _global_names(const)
+    return names
+
+
+def function_bytes(fn: Callable) -> tuple[str, bytes]:
+    """``(function_id, framed bytes)``. The id is the SHA-256 of the frame, so the same function
+    from the same Python gives the same id and is stored once."""
+    if not callable(fn):
+        raise SerializationError(f"expected a callable, got {type(fn).__name__}")
+    payload = dumps(_by_value(fn), f"function {_name(fn)!r}")
+    data = frame({"kind": "function", "name": _name(fn)}, payload)
+    return hashlib.sha256(data).hexdigest(), data
+
+
+def _name(fn: Callable) -> str:
+    return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or type(fn).__name__
+
+
+def load_function(data: bytes, function_id: str) -> Callable:
+    header, payload = unframe(data)
+    check_python(header, f"function {header.get('name', function_id)}")
+    return loads(payload, f"function {header.get('name')} ({function_id})")
+
+
+# -- arguments ---------------------------------------------------------------------------
+
+def calls_bytes(calls: list[tuple[tuple, dict]]) -> bytes:
+    """Arguments of one task: a list of ``(args, kwargs)``, one per call (``map`` chunks > 1)."""
+    return frame({"kind": "args", "n": len(calls)}, dumps(calls, "the arguments"))
+
+
+def load_calls(data: bytes) -> list[tuple[tuple, dict]]:
+    header, payload = unframe(data)
+    check_python(header, "the arguments")
+    return loads(payload, "the arguments")
+
+
+# -- results -----------------------------------------------------------------------------
+
+class RemoteTraceback(Exception):
+    """Set as ``__cause__`` of a re-raised remote exception, like ProcessPoolExecutor does."""
+
+    def __init__(self, tb: str):
+        super().__init__(tb)
+        self.tb = tb
+
+    def __str__(self) -> str:
+        return f'\n"""\n{self.tb}"""'
+
+
+def error_outcome(exc: BaseException) -> tuple:
+    """``(False, pickled exception or None, type name, message, traceback text)``."""
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    try:
+        blob = dill.dumps(exc, protocol=5, recurse=True)
+        dill.loads(blob)  # a type that pickles but cannot be rebuilt is sent as text only
+    except Exception:
+        blob = None
+    return (False, blob, f"{type(exc).__module__}.{type(exc).__qualname__}", str(exc), text)
+
+
+def result_bytes(header: dict, outcomes: list[tuple]) -> bytes:
+    """A task's result: header (status, timings, first error as text) + pickled outcomes.
+
+    Each outcome is ``(True, value)`` or an :func:`error_outcome`. Values that cannot be
+    pickled become error outcomes here, on the worker, with a message that says so."""
+    try:
+        payload = dill.dumps(outcomes, protocol=5, recurse=True)
+    except Exception:
+        fixed = []
+        for o in outcomes:
+            if o[0]:
+                try:
+                    dill.dumps(o[1], protocol=5, recurse=True)
+                except Exception as e:
+                    o = error_outcome(SerializationError(
+                        f"the function returned a {type(o[1]).__name__} that cannot be serialized: "
+                        f"{type(e).__name__}: {e}"))
+            fixed.append(o)
+        outcomes = fixed
+        payload = dill.dumps(outcomes, protocol=5, recurse=True)
+    failed = [o for o in outcomes if not o[0]]
+    header = dict(header)
+    header.setdefault("status", "failed" if failed else "success")
+    header["kind"] = "result"
+    header["n"] = len(outcomes)
+    if failed:
+        header["error"] = {"type": failed[0][2], "message": failed[0][3], "traceback": failed[0][4]}
+    return frame(header, payload)
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def unb64(text: str) -> bytes:
+    return base64.b64decode(text)
