@@ -21,7 +21,7 @@ class Session:
         self.settings: Settings = resolve(profile_name, **overrides)
 
     def client(self, **overrides: Any) -> "Client":
-        from .client import Client
+        from .api import Client
         settings = self.settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
         return Client(settings)
 
@@ -36,7 +36,7 @@ def __getattr__(name: str):   # keep `import faas` light: boto3/dill load on fir
         from .executor import Executor
         return Executor
     if name == "Client":
-        from .client import Client
+        from .api import Client
         return Client
     if name == "exceptions":
         from . import exceptions

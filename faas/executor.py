@@ -15,7 +15,7 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FuturesTimeout
 from typing import Any, Callable, Iterable, Iterator
 
-from .client import Client, TaskState, decode_result, outcome_value
+from .api import Client, TaskState, decode_result, outcome_value
 from .config import resolve
 from .exceptions import TaskCancelled
 

@@ -6,8 +6,7 @@ Threads, each with one job:
 - *main loop*: hands tasks to idle workers, collects their replies, enforces timeouts, notices
   dead workers (wakes on a worker pipe, a worker's death, or the receiver's self-pipe: no sleeps);
 - *outbox*: sends notices and deletes messages in batches, heartbeats held messages;
-- *monitor*: started notices and running markers for tasks that run a while, remote cancels,
-  the block's status file.
+- *monitor*: running markers for tasks that run a while, remote cancels, the block's status file.
 
 Run as ``python -m faas.endpoint.pool --endpoint-dir DIR --block-id ID``.
 """
@@ -38,8 +37,8 @@ from . import config as ep_config
 from . import worker as worker_mod
 
 log = logging.getLogger("faas.pool")
+HOST = socket.gethostname()
 
-STARTED_NOTICE_AFTER = 0.2   # seconds: shorter tasks just finish, with no extra message
 RUNNING_MARKER_AFTER = 1.0   # seconds: then a store marker and remote-cancel checks, each second
 
 
@@ -49,7 +48,6 @@ class Held:
     task: TaskMessage
     received: float
     started: float = 0.0
-    notified: bool = False
     marked: float = 0.0
 
 
@@ -174,9 +172,12 @@ class Pool:
                     break
             out = Outgoing()
             stop = False
+            done = {p[1] for k, p in items if k == "notice" and p[2] == "done"}
             for kind, payload in items:
                 if kind == "notice":
-                    reply, body = payload
+                    reply, task_id, event, body = payload
+                    if event == "started" and task_id in done:
+                        continue   # finished already: one notice says both
                     out.notices[reply].append(body)
                 elif kind == "delete":
                     out.deletes.append(payload)
@@ -224,7 +225,7 @@ class Pool:
         if t.reply:
             body = Notice(id=t.id, event="done", status=status,
                           result=serialize.b64(result) if result is not None else None)
-            self.outbox.put(("notice", (t.reply, body.model_dump_json(exclude_none=True))))
+            self.outbox.put(("notice", (t.reply, t.id, "done", body.model_dump_json(exclude_none=True))))
         self.outbox.put(("delete", held.msg.receipt))
         self.counts[status] += 1
 
@@ -256,6 +257,10 @@ class Pool:
                     held.started = time.monotonic()
                     slot.job = held
                     self.last_busy = held.started
+                    if t.reply:   # at once: until it arrives the client may still cancel
+                        where = dict(self.where, host=HOST, pid=slot.proc.pid, started=time.time())
+                        self.outbox.put(("notice", (t.reply, t.id, "started", Notice(
+                            id=t.id, event="started", where=where).model_dump_json(exclude_none=True))))
 
     def _collect(self, slot: Slot) -> None:
         try:
@@ -417,20 +422,13 @@ class Pool:
                 if h is None:
                     continue
                 age = now - h.started
-                if not h.notified and age > STARTED_NOTICE_AFTER:
-                    h.notified = True
-                    where = dict(self.where, host=socket.gethostname(), pid=slot.proc.pid,
-                                 started=time.time() - age)
-                    if h.task.reply:
-                        self.outbox.put(("notice", (h.task.reply, Notice(
-                            id=h.task.id, event="started", where=where).model_dump_json(exclude_none=True))))
                 if age > RUNNING_MARKER_AFTER and now - h.marked > RUNNING_MARKER_AFTER:
                     first = h.marked == 0.0
                     h.marked = now
                     try:
                         if first:
                             self.store.put(running_key(h.task.id), json.dumps(
-                                dict(self.where, host=socket.gethostname(), pid=slot.proc.pid,
+                                dict(self.where, host=HOST, pid=slot.proc.pid,
                                      started=time.time() - age)).encode())
                         if self.store.exists(cancel_key(h.task.id)):
                             self.to_cancel.add(h.task.id)   # the main loop owns the workers
@@ -443,7 +441,7 @@ class Pool:
 
     def _write_status(self, state: str) -> None:
         held = self._held()
-        status = {"block": self.block_id, "pid": os.getpid(), "host": socket.gethostname(),
+        status = {"block": self.block_id, "pid": os.getpid(), "host": HOST,
                   "state": state, "workers": self.n_workers,
                   "busy": sum(1 for s in self.slots if s.job), "held": len(held),
                   "idle_for": round(time.monotonic() - self.last_busy, 1), "counts": dict(self.counts),

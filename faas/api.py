@@ -1,4 +1,4 @@
-"""The boto-style client: keyword arguments in, plain values out, typed errors.
+"""The boto-style client (`faas.client()` returns one): keyword arguments in, plain values out, typed errors.
 
 It writes functions (and large arguments) to the store, sends task messages to the endpoint's
 queue, and learns of completions from notices on its own reply queue (a listener thread); any

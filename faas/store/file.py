@@ -1,0 +1,336 @@
+"""A store in a local (or shared POSIX) folder: ``file:///abs/path`` or a plain absolute path.
+
+Each key is a file under the root. ``put`` writes a temporary file beside the target and renames
+it into place, so a reader sees the old bytes or the new, never a part, and a process killed in
+the middle leaves at most a hidden temporary file, never a half-written object.
+
+Nothing is fsync'd: what we must survive is ``kill -9`` of a client, worker or endpoint, and after
+a process dies everything it wrote is already in the kernel's page cache, which every other
+process sees and which outlives the process. Surviving a power cut or a kernel crash would need an
+fsync of the file and its folder on every put: a thousand times slower, for a failure the queue's
+at-least-once delivery already covers (a lost result makes the task run again).
+
+The key helpers :func:`check_key` and :func:`check_prefix` live here and every backend uses them, so
+a key that is legal for one store is legal for all.
+"""
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import re
+import stat
+import sys
+from typing import Iterator
+from urllib.parse import urlsplit
+
+from ..exceptions import ConfigError, StoreError
+from .base import KeyNotFound, Store
+
+#: Temporary files are named ``.faas-tmp-<random hex>`` in the target's folder; ``list`` hides them
+#: and no key may have a segment that starts with this.
+TMP_PREFIX = ".faas-tmp-"
+
+_CONTROL = re.compile("[\x00-\x1f\x7f]").search
+_O_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+_O_READ = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+
+
+# --------------------------------------------------------------------------------------------
+# Keys: shared by every backend.
+
+def _bad(what: str, key: object, why: str) -> ValueError:
+    return ValueError(f"bad store {what} {key!r}: {why}; keys are relative, '/'-separated paths "
+                      "like 'results/abc' with no empty, '.' or '..' segments")
+
+
+def check_key(key: str) -> str:
+    """Return ``key`` if it is a legal store key, else raise :class:`ValueError`.
+
+    Legal: a non-empty relative path of non-empty segments joined by ``/``; no ``.`` or ``..``
+    segment (nothing may escape the root, and every backend must map a key to one object), no
+    control characters (NUL, tab, newline, ...),
+    no segment starting with :data:`TMP_PREFIX`. Anything else (spaces, unicode, ``=``, ...) is fine.
+    """
+    if not isinstance(key, str):
+        raise TypeError(f"store keys are str, not {type(key).__name__}: {key!r}")
+    if not key:
+        raise _bad("key", key, "it is empty")
+    if key[0] == "/":
+        raise _bad("key", key, "it starts with '/'")
+    if key[-1] == "/" or "//" in key:
+        raise _bad("key", key, "it has an empty segment")
+    if _CONTROL(key):
+        raise _bad("key", key, "it contains a control character (S3 cannot list those)")
+    if "." in key:  # the common key has no dot: skip the split
+        for seg in key.split("/"):
+            if seg == ".." or seg == ".":
+                raise _bad("key", key, f"it has a {seg!r} segment")
+            if seg.startswith(TMP_PREFIX):
+                raise _bad("key", key, f"segments starting with {TMP_PREFIX!r} are reserved")
+    return key
+
+
+def check_prefix(prefix: str) -> str:
+    """Like :func:`check_key`, but ``""`` and a trailing ``/`` are allowed."""
+    if not isinstance(prefix, str):
+        raise TypeError(f"store prefixes are str, not {type(prefix).__name__}: {prefix!r}")
+    if prefix:
+        check_key(prefix[:-1] if prefix[-1] == "/" and len(prefix) > 1 else prefix)
+    return prefix
+
+
+# --------------------------------------------------------------------------------------------
+# Renaming into place.
+#
+# os.replace() over an existing file on ext4 (the default mount option auto_da_alloc) makes the
+# kernel allocate and start writing back the new file's blocks before the rename returns, which
+# costs ~100 us per overwrite and real disk I/O. Linux's renameat2() lets us avoid that without
+# losing atomicity: RENAME_NOREPLACE for a new key (the common case: one result per task id),
+# and for an existing key RENAME_EXCHANGE (swap the temp file and the target in one step; a
+# reader sees the old file or the new one) followed by unlinking the temp name, which now holds
+# the old bytes. Where renameat2 or its flags are missing (other OSes, NFS, some FUSE mounts) we
+# fall back to os.replace(), which is atomic everywhere.
+
+_RENAME_NOREPLACE = 1
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _load_renameat2():
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.renameat2
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+_renameat2 = _load_renameat2()
+
+
+def _file_url(url: str) -> str:
+    """The root folder named by ``url``: ``file:///abs``, ``file://localhost/abs``, ``/abs``, ``~/x``."""
+    if not isinstance(url, (str, os.PathLike)):
+        raise ConfigError(f"file store URL must be a string, not {type(url).__name__}")
+    url = os.fspath(url)
+    if url.startswith("file:"):
+        parts = urlsplit(url)
+        if parts.netloc not in ("", "localhost"):
+            raise ConfigError(
+                f"file store URL {url!r}: host {parts.netloc!r} is not allowed; write "
+                "file:///absolute/path (three slashes)")
+        path = parts.path
+    else:
+        path = os.path.expanduser(url)
+    if not path or not os.path.isabs(path):
+        raise ConfigError(
+            f"file store URL {url!r}: the path must be absolute (file:///abs/path or /abs/path); "
+            "a relative path would mean different folders to the client and the workers")
+    path = os.path.normpath(path)
+    return path if path == "/" else path.rstrip("/")
+
+
+class FileStore(Store):
+    """Objects as files under one folder. Thread-safe and safe across processes sharing the folder."""
+
+    def __init__(self, url: str):
+        self.root = _file_url(url)
+        self.url = "file://" + self.root
+        self._base = self.root if self.root.endswith("/") else self.root + "/"
+        self._use_renameat2 = _renameat2 is not None
+        if os.path.exists(self.root) and not os.path.isdir(self.root):
+            raise ConfigError(f"file store {self.url}: {self.root} exists and is not a folder")
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _error(self, action: str, path: str, exc: OSError) -> StoreError:
+        cause = exc.strerror or str(exc)
+        if exc.errno == errno.ENOSPC:
+            hint = "free space on that file system or move the store (FAAS_HOME or the store URL)"
+        elif exc.errno == errno.EDQUOT:
+            hint = "you are over your disk quota; free space or move the store"
+        elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            hint = "check the folder's owner and permissions, or move the store"
+        elif exc.errno in (errno.ENOTDIR, errno.EEXIST, errno.EISDIR):
+            hint = "a key cannot be both an object and a folder of other keys"
+        else:
+            hint = "check the file system"
+        err = StoreError(f"file store {self.url}: cannot {action} {path}: {cause} "
+                         f"[errno {exc.errno}]; {hint}")
+        err.errno = exc.errno
+        return err
+
+    def _makedirs(self, folder: str) -> None:
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as exc:
+            raise self._error("create folder", folder, exc) from exc
+
+    def _open_tmp(self, folder: str) -> tuple[int, str]:
+        # The random name makes concurrent writers (threads, processes, hosts) never share a temp.
+        tmp = f"{folder}/{TMP_PREFIX}{os.urandom(8).hex()}"
+        try:
+            return os.open(tmp, _O_CREATE, 0o666), tmp
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise self._error("create a file in", folder, exc) from exc
+        # The folder is missing: create it once. No cache of known folders is needed: the
+        # hot path's open() succeeding *is* the check, and a folder removed behind our back is
+        # simply recreated here.
+        self._makedirs(folder)
+        try:
+            return os.open(tmp, _O_CREATE, 0o666), tmp
+        except OSError as exc:
+            raise self._error("create a file in", folder, exc) from exc
+
+    def _rename_into_place(self, tmp: str, path: str) -> None:
+        if self._use_renameat2:
+            btmp, bpath = os.fsencode(tmp), os.fsencode(path)
+            for _ in range(8):  # only loops while other processes race to create/delete the key
+                if _renameat2(_AT_FDCWD, btmp, _AT_FDCWD, bpath, _RENAME_NOREPLACE) == 0:
+                    return
+                err = ctypes.get_errno()
+                if err != errno.EEXIST:
+                    break
+                try:
+                    if stat.S_ISDIR(os.lstat(path).st_mode):
+                        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
+                except FileNotFoundError:
+                    continue  # deleted meanwhile: try NOREPLACE again
+                if _renameat2(_AT_FDCWD, btmp, _AT_FDCWD, bpath, _RENAME_EXCHANGE) == 0:
+                    try:
+                        os.unlink(tmp)  # the old bytes, now under the temp name
+                    except IsADirectoryError:
+                        # A folder appeared at the key between lstat and exchange: swap back.
+                        _renameat2(_AT_FDCWD, btmp, _AT_FDCWD, bpath, _RENAME_EXCHANGE)
+                        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
+                    except FileNotFoundError:
+                        pass
+                    return
+                err = ctypes.get_errno()
+                if err != errno.ENOENT:
+                    break
+            if err in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP):
+                self._use_renameat2 = False  # this file system cannot: use plain rename from now on
+            elif err not in (errno.EEXIST, errno.ENOENT):
+                raise OSError(err, os.strerror(err), path)
+        os.replace(tmp, path)
+
+    # -- the Store interface ------------------------------------------------------------------
+
+    def _path(self, key: str) -> str:
+        return self._base + check_key(key)
+
+    def put(self, key: str, data: bytes) -> None:
+        path = self._path(key)
+        folder = path.rpartition("/")[0]
+        fd, tmp = self._open_tmp(folder)
+        try:
+            try:
+                view = memoryview(data)
+                size = view.nbytes
+                n = os.write(fd, view) if size else 0
+                if n < size:  # short write: keep going (os.write raises on ENOSPC and friends)
+                    view = view.cast("B")
+                    while n < size:
+                        n += os.write(fd, view[n:])
+            finally:
+                os.close(fd)
+            self._rename_into_place(tmp, path)
+        except BaseException as exc:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            if isinstance(exc, OSError) and not isinstance(exc, StoreError):
+                raise self._error("write", path, exc) from exc
+            raise
+
+    def get(self, key: str) -> bytes:
+        path = self._path(key)
+        try:
+            fd = os.open(path, _O_READ)
+        except (FileNotFoundError, NotADirectoryError):
+            raise KeyNotFound(key) from None
+        except OSError as exc:
+            raise self._error("read", path, exc) from exc
+        try:
+            # The file never changes once in place (writers rename a new one over it), so its
+            # size from fstat is its size; one read() returns it all for any ordinary file.
+            size = os.fstat(fd).st_size
+            data = os.read(fd, size)
+            if len(data) < size:
+                chunks = [data]
+                while True:
+                    chunk = os.read(fd, 1 << 20)
+                    if not chunk:
+                        break
+                    chunks.append(chunk)
+                data = b"".join(chunks)
+            return data
+        except IsADirectoryError:
+            raise KeyNotFound(key) from None
+        except OSError as exc:
+            raise self._error("read", path, exc) from exc
+        finally:
+            os.close(fd)
+
+    def exists(self, key: str) -> bool:
+        path = self._path(key)
+        try:
+            return stat.S_ISREG(os.stat(path).st_mode)
+        except (FileNotFoundError, NotADirectoryError):
+            return False
+        except OSError as exc:
+            raise self._error("stat", path, exc) from exc
+
+    def delete(self, key: str) -> None:
+        path = self._path(key)
+        try:
+            os.unlink(path)
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            pass  # no object at this key (perhaps a folder of other keys): nothing to do
+        except OSError as exc:
+            raise self._error("delete", path, exc) from exc
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        check_prefix(prefix)
+        # Walk only the folder part of the prefix; its last part filters names at the top.
+        folder, _, name_prefix = prefix.rpartition("/")
+        top = self._base + folder if folder else self.root
+        rel_top = folder + "/" if folder else ""
+        return self._walk(top, rel_top, name_prefix)
+
+    def _walk(self, top: str, rel_top: str, name_prefix: str) -> Iterator[str]:
+        stack = [(top, rel_top, name_prefix)]
+        while stack:
+            folder, rel, name_prefix = stack.pop()
+            try:
+                it = os.scandir(folder)
+            except (FileNotFoundError, NotADirectoryError):
+                continue  # nothing there (or it vanished while we walked)
+            except OSError as exc:
+                raise self._error("list", folder, exc) from exc
+            with it:
+                for entry in it:
+                    name = entry.name
+                    if name_prefix and not name.startswith(name_prefix):
+                        continue
+                    if name.startswith(TMP_PREFIX):
+                        continue
+                    try:
+                        if entry.is_dir(follow_symlinks=False):
+                            stack.append((entry.path, rel + name + "/", ""))
+                        elif entry.is_file():
+                            yield rel + name
+                    except OSError:
+                        continue
+
+    def __reduce__(self):
+        return (type(self), (self.url,))

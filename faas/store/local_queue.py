@@ -1,0 +1,438 @@
+"""The embedded queue: SQS's semantics in one SQLite file, with a doorbell instead of polling.
+
+Layout of ``local:///DIR/NAME`` (NAME matches ``[A-Za-z0-9_-]{1,80}``):
+
+- ``DIR/NAME.sqlite3``: tables ``meta`` (max_receives, visibility_timeout), ``messages`` and
+  ``dead_letters``. WAL with ``synchronous=NORMAL``: a committed send survives kill -9 of any
+  process (only a power cut can lose the last commits), and nothing is fsync'd per message.
+  Dead letters live in the same file so moving one is a single atomic transaction.
+- ``DIR/NAME.waiters/<token>``: one marker per instance that has waited in ``receive``; the
+  instance listens on the abstract AF_UNIX datagram socket ``\\0faas-<token>`` (the marker holds
+  that name too). ``send`` and ``change_visibility(timeout=0)`` ring every marker after commit,
+  so a blocked receive wakes at once without polling. Markers of dead processes are removed by
+  the next ring (ECONNREFUSED). Abstract sockets are per network namespace: a waiter in another
+  namespace (container) sharing DIR still gets its messages, but only at its next deadline.
+
+The dead-letter queue is ``local:///DIR/NAME-dlq``: a view over the ``dead_letters`` table of
+``NAME.sqlite3`` (``open`` resolves it when no ``NAME-dlq.sqlite3`` file exists). It has no
+dead-letter queue of its own, and its ``destroy()`` only empties it.
+
+Order is FIFO by the time a message became visible (send time, or the end of its last
+invisibility), then by arrival. Only the latest receipt of a message can delete or change it;
+older receipts are ignored. ``max_message_bytes`` is 1 MiB: the client spills bigger payloads
+to the store.
+"""
+from __future__ import annotations
+
+import math
+import os
+import re
+import secrets
+import select
+import shutil
+import socket
+import sqlite3
+import sys
+import tempfile
+import threading
+import time
+import uuid
+import weakref
+from contextlib import contextmanager
+from typing import Iterator
+from urllib.parse import quote, unquote, urlsplit
+
+from ..exceptions import ConfigError, QueueDoesNotExist, QueueError
+from .queue_base import Message, Queue
+
+_NAME = re.compile(r"[A-Za-z0-9_-]{1,80}")
+_TOKEN = re.compile(r"[0-9a-f]{32}")
+_ABSTRACT = sys.platform.startswith("linux")   # abstract AF_UNIX names: no path, gone on death
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS {t} (
+    seq INTEGER PRIMARY KEY, id TEXT NOT NULL, body TEXT NOT NULL, sent_at REAL NOT NULL,
+    visible_at REAL NOT NULL, receive_count INTEGER NOT NULL DEFAULT 0, receipt TEXT);
+CREATE INDEX IF NOT EXISTS {t}_visible ON {t}(visible_at);
+"""
+_MAIN, _DEAD = "messages", "dead_letters"
+
+
+def _parse(url: str) -> tuple[str, str]:
+    """``local:///DIR/NAME`` -> (DIR, NAME); a ConfigError that shows the expected form otherwise."""
+    parts = urlsplit(url)
+    path = unquote(parts.path)
+    directory, name = os.path.split(path)
+    if parts.scheme != "local" or parts.netloc or not path.startswith("/") or not _NAME.fullmatch(name):
+        raise ConfigError(f"queue URL {url!r}: expected local:///ABSOLUTE/DIR/NAME with NAME "
+                          "of 1-80 letters, digits, '-' or '_'")
+    return directory, name
+
+
+def _connect(path: str, create: bool = False) -> sqlite3.Connection:
+    """Autocommit connection (we BEGIN IMMEDIATE ourselves); one per instance, guarded by a lock."""
+    db = sqlite3.connect(f"file:{quote(path)}?mode={'rwc' if create else 'rw'}", uri=True,
+                         isolation_level=None, check_same_thread=False, timeout=120.0)
+    if create:
+        db.execute("PRAGMA journal_mode=WAL")     # persistent in the file
+    db.execute("PRAGMA synchronous=NORMAL")       # per connection: no fsync per commit in WAL
+    return db
+
+
+# --- the doorbell -----------------------------------------------------------------------------
+_bell = None            # one unbound non-blocking datagram socket per process, for ringing
+
+
+def _address(entry: os.DirEntry) -> bytes:
+    if _ABSTRACT:
+        return b"\0faas-" + entry.name.encode()
+    with open(entry.path, "rb") as f:         # elsewhere the marker holds a socket file's path
+        return f.read()
+
+
+def _ring(folder: str, skip: str | None = None) -> None:
+    """Wake every waiter registered in ``folder``; forget the ones whose process is gone."""
+    global _bell
+    try:
+        entries = os.scandir(folder)
+    except FileNotFoundError:
+        return
+    with entries:
+        for entry in entries:
+            if entry.name == skip or not _TOKEN.fullmatch(entry.name):
+                continue
+            if _bell is None:
+                _bell = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+                _bell.setblocking(False)
+            try:
+                _bell.sendto(b"!", _address(entry))
+            except (ConnectionRefusedError, FileNotFoundError):
+                try:                        # nobody listens: that waiter died
+                    os.unlink(entry.path)
+                except FileNotFoundError:
+                    pass
+            except (BlockingIOError, OSError):
+                pass                        # buffer full: it is awake anyway
+
+
+def _hang_up(pid: int, sock: socket.socket, marker: str, path: str | None) -> None:
+    """Finalizer: drop the marker (only in the process that made it) and close the socket."""
+    sock.close()
+    if os.getpid() == pid:
+        for p in (marker, path):
+            try:
+                if p:
+                    os.unlink(p)
+            except OSError:
+                pass
+
+
+_instances: "weakref.WeakSet[LocalQueue]" = weakref.WeakSet()
+_inherited: list = []   # a forked child never closes its parent's SQLite handles (see sqlite.org/howtocorrupt)
+
+
+def _after_fork() -> None:
+    for q in list(_instances):
+        q._forked()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
+
+
+class LocalQueue(Queue):
+    """An embedded queue in ``DIR/NAME.sqlite3``; safe across threads and processes."""
+
+    max_message_bytes = 1 << 20
+
+    def __init__(self, url: str):
+        """Open an existing queue (``create`` makes one); raise QueueDoesNotExist if missing."""
+        directory, name = _parse(url)
+        self.url, self.name = f"local://{quote(os.path.join(directory, name))}", name
+        self._path = os.path.join(directory, name + ".sqlite3")
+        self._table = _MAIN
+        if not os.path.exists(self._path) and name.endswith("-dlq") and \
+                os.path.exists(os.path.join(directory, name[:-4] + ".sqlite3")):
+            self._path, self._table = os.path.join(directory, name[:-4] + ".sqlite3"), _DEAD
+        self._waiters = os.path.join(directory, name + ".waiters")
+        self._dlq_waiters = os.path.join(directory, name + "-dlq.waiters")
+        self._init_process_state()
+        try:
+            meta = dict(self._conn().execute("SELECT key, value FROM meta"))
+        except sqlite3.Error as e:
+            self._db = None
+            raise QueueDoesNotExist(f"queue {self.url!r} does not exist ({self._path} is missing "
+                                    "or not a queue); create it with create_queue()") from e
+        self.visibility_timeout = float(meta["visibility_timeout"])
+        self.max_receives: int | None = int(meta["max_receives"]) if self._table == _MAIN else None
+        _instances.add(self)
+
+    def _init_process_state(self) -> None:
+        self._pid = os.getpid()
+        self._db: sqlite3.Connection | None = None
+        self._db_lock = threading.Lock()        # one connection, many threads
+        self._recv_lock = threading.Lock()      # one receive at a time per instance
+        self._sock: socket.socket | None = None
+        self._poll = None
+        self._marker = self._sock_path = None
+        self._finalizer = None
+        self._closing = False
+
+    def _forked(self) -> None:
+        """In a forked child: never touch the parent's connection, socket or marker."""
+        if self._finalizer is not None:
+            self._finalizer.detach()
+            if self._sock is not None:
+                self._sock.close()
+        _inherited.append(self._db)
+        self._init_process_state()
+
+    @classmethod
+    def open(cls, url: str) -> "LocalQueue":
+        return cls(url)
+
+    @classmethod
+    def create(cls, url: str, max_receives: int = 5, visibility_timeout: float = 60.0) -> "LocalQueue":
+        """Create the file and tables if missing (idempotent); the given settings replace the old."""
+        directory, name = _parse(url)
+        if max_receives < 1 or visibility_timeout < 0:
+            raise ConfigError("max_receives must be >= 1 and visibility_timeout >= 0")
+        os.makedirs(directory, exist_ok=True)
+        db = _connect(os.path.join(directory, name + ".sqlite3"), create=True)
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            for t in (_MAIN, _DEAD):
+                for stmt in _SCHEMA.format(t=t).split(";"):
+                    if stmt.strip():
+                        db.execute(stmt)
+            db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                           [("max_receives", int(max_receives)),
+                            ("visibility_timeout", float(visibility_timeout))])
+            db.execute("COMMIT")
+        except sqlite3.Error as e:
+            raise QueueError(f"cannot create queue {url!r}: {e}") from e
+        finally:
+            db.close()
+        return cls(url)
+
+    # --- plumbing ---------------------------------------------------------------------------
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            self._db = _connect(self._path)
+        return self._db
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        with self._db_lock:
+            try:
+                yield self._conn()
+            except sqlite3.Error as e:
+                raise QueueError(f"local queue {self.url!r}: {e}") from e
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One IMMEDIATE transaction: takes the write lock up front, so no deadlock on upgrade."""
+        with self._read() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    def _register(self) -> None:
+        """Listen on our doorbell and (re)write our marker; called BEFORE looking at the queue."""
+        if self._sock is None:
+            token = uuid.uuid4().hex
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            if _ABSTRACT:
+                address = b"\0faas-" + token.encode()
+            else:
+                address = os.path.join(tempfile.gettempdir(), f"faas-{token[:16]}.sock").encode()
+                self._sock_path = address.decode()
+            sock.bind(address)
+            sock.setblocking(False)
+            self._poll = select.poll()
+            self._poll.register(sock, select.POLLIN)
+            self._sock, self._address = sock, address
+            self._marker = os.path.join(self._waiters, token)
+            self._finalizer = weakref.finalize(self, _hang_up, os.getpid(), sock, self._marker,
+                                               self._sock_path)
+        if not os.path.exists(self._marker):    # also after destroy() or a wrong cleanup
+            os.makedirs(self._waiters, exist_ok=True)
+            with open(self._marker, "wb") as f:
+                f.write(self._address)
+
+    def _drain(self) -> None:
+        try:
+            while True:
+                self._sock.recv(64)
+        except (BlockingIOError, InterruptedError):
+            pass
+
+    def _check_receipts(self, receipts: list[str]) -> list[tuple[int, str]]:
+        try:
+            return [(int(r.partition(".")[0]), r) for r in receipts]
+        except (ValueError, AttributeError):
+            raise QueueError(f"not a receipt of a local queue in {receipts!r}") from None
+
+    # --- the interface ----------------------------------------------------------------------
+    def send(self, bodies: list[str]) -> list[str]:
+        """Insert all bodies in one transaction, then ring the waiters."""
+        if isinstance(bodies, str):
+            raise TypeError("send() takes a list of str bodies")
+        limit = self.max_message_bytes
+        for b in bodies:
+            if not isinstance(b, str):
+                raise TypeError(f"message bodies are str, not {type(b).__name__}")
+            if len(b) > limit // 4 and len(b.encode()) > limit:
+                raise QueueError(f"message body of {len(b.encode())} bytes exceeds this queue's "
+                                 f"limit of {limit}; put large payloads in the store")
+        if not bodies:
+            return []
+        now = time.time()
+        ids = [str(uuid.uuid4()) for _ in bodies]
+        with self._write() as db:
+            db.executemany(f"INSERT INTO {self._table} (id, body, sent_at, visible_at) "
+                           "VALUES (?, ?, ?, ?)", [(i, b, now, now) for i, b in zip(ids, bodies)])
+        _ring(self._waiters)
+        return ids
+
+    def receive(self, max_messages: int = 10, wait: float = 0.0,
+                visibility_timeout: float | None = None) -> list[Message]:
+        """Take up to ``max_messages``; if none, sleep on the doorbell (no polling) up to ``wait``."""
+        if max_messages < 1:
+            raise ValueError("max_messages must be >= 1")
+        vt = self.visibility_timeout if visibility_timeout is None else float(visibility_timeout)
+        deadline = time.monotonic() + max(0.0, wait)
+        with self._recv_lock:
+            if wait > 0:
+                self._register()
+            while True:
+                if self._sock is not None:
+                    self._drain()
+                messages, next_visible = self._take(max_messages, vt)
+                remaining = deadline - time.monotonic()
+                if messages or remaining <= 0 or self._closing:
+                    return messages
+                if next_visible is not None:    # an invisible message comes back then: wake up
+                    remaining = min(remaining, max(0.0, next_visible - time.time()))
+                self._poll.poll(math.ceil(remaining * 1000))
+
+    def _take(self, n: int, vt: float) -> tuple[list[Message], float | None]:
+        """Deliver (or dead-letter) visible messages; else return when the next one is due.
+
+        A cheap read first, so an empty queue never takes the write lock.
+        """
+        with self._read() as db:
+            (first,) = db.execute(f"SELECT MIN(visible_at) FROM {self._table}").fetchone()
+        if first is None or first > time.time():
+            return [], first
+        out: list[Message] = []
+        dead: list[tuple[float, int]] = []
+        t, limit = self._table, self.max_receives
+        with self._write() as db:
+            now = time.time()
+            until = max(now + vt, math.nextafter(now, math.inf))    # never re-picked below
+            while len(out) < n:
+                rows = db.execute(f"SELECT seq, id, body, sent_at, receive_count FROM {t} "
+                                  "WHERE visible_at <= ? ORDER BY visible_at, seq LIMIT ?",
+                                  (now, n - len(out))).fetchall()
+                if not rows:
+                    break
+                updates, moved = [], []
+                for seq, mid, body, sent_at, count in rows:
+                    if limit is not None and count >= limit:
+                        moved.append((now, seq))
+                    else:
+                        receipt = f"{seq}.{secrets.token_hex(8)}"
+                        updates.append((receipt, until, seq))
+                        out.append(Message(mid, body, receipt, count + 1, sent_at))
+                db.executemany(f"UPDATE {t} SET receive_count = receive_count + 1, receipt = ?, "
+                               "visible_at = ? WHERE seq = ?", updates)
+                if moved:
+                    db.executemany(f"INSERT INTO {_DEAD} (id, body, sent_at, visible_at, "
+                                   "receive_count) SELECT id, body, sent_at, ?, receive_count "
+                                   f"FROM {t} WHERE seq = ?", moved)
+                    db.executemany(f"DELETE FROM {t} WHERE seq = ?", [(s,) for _, s in moved])
+                    dead += moved
+            if not out:
+                (first,) = db.execute(f"SELECT MIN(visible_at) FROM {t}").fetchone()
+        if dead:
+            _ring(self._dlq_waiters)
+        return out, (None if out else first)
+
+    def delete(self, receipts: list[str]) -> None:
+        """Delete by current receipt; a stale receipt (the message was received again) is ignored."""
+        pairs = self._check_receipts(receipts)
+        if pairs:
+            with self._write() as db:
+                db.executemany(f"DELETE FROM {self._table} WHERE seq = ? AND receipt = ?", pairs)
+
+    def change_visibility(self, receipts: list[str], timeout: float) -> None:
+        """Heartbeat (``timeout`` > 0) or hand back (0: visible now, and the waiters are woken)."""
+        pairs = self._check_receipts(receipts)
+        if not pairs:
+            return
+        until = time.time() + max(0.0, timeout)
+        with self._write() as db:
+            db.executemany(f"UPDATE {self._table} SET visible_at = ? WHERE seq = ? AND receipt = ?",
+                           [(until, s, r) for s, r in pairs])
+        if timeout <= 0:
+            _ring(self._waiters)
+
+    def depth(self) -> dict[str, int]:
+        with self._read() as db:
+            (visible,) = db.execute(f"SELECT COUNT(*) FROM {self._table} WHERE visible_at <= ?",
+                                    (time.time(),)).fetchone()
+            (total,) = db.execute(f"SELECT COUNT(*) FROM {self._table}").fetchone()
+        return {"visible": visible, "in_flight": total - visible}
+
+    def dead_letters(self) -> "LocalQueue":
+        """The ``dead_letters`` table of the same file, as a queue at ``local:///DIR/NAME-dlq``."""
+        if self._table == _DEAD:
+            raise QueueError(f"{self.url!r} is a dead-letter queue; it has none of its own")
+        q = LocalQueue.__new__(LocalQueue)
+        q.url, q.name, q._path, q._table = self.url + "-dlq", self.name + "-dlq", self._path, _DEAD
+        q._waiters = q._dlq_waiters = self._dlq_waiters
+        q.visibility_timeout, q.max_receives = self.visibility_timeout, None
+        q._init_process_state()
+        _instances.add(q)
+        return q
+
+    def destroy(self) -> None:
+        """Remove the file and the waiters folders (a dead-letter view is only emptied)."""
+        if self._table == _DEAD:
+            with self._write() as db:
+                db.execute(f"DELETE FROM {_DEAD}")
+            return
+        self.close()
+        for suffix in ("", "-wal", "-shm"):
+            try:
+                os.unlink(self._path + suffix)
+            except FileNotFoundError:
+                pass
+        shutil.rmtree(self._waiters, ignore_errors=True)
+        shutil.rmtree(self._dlq_waiters, ignore_errors=True)
+
+    def close(self) -> None:
+        """Wake and wait out a blocked receive, then close the connection and hang up the bell."""
+        self._closing = True
+        if self._sock is not None:
+            try:
+                _bell_self = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+                with _bell_self:
+                    _bell_self.setblocking(False)
+                    _bell_self.sendto(b"!", self._address)
+            except OSError:
+                pass
+        with self._recv_lock, self._db_lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+            if self._finalizer is not None:
+                self._finalizer()
+                self._finalizer = None
+                self._sock = self._poll = None
+            self._closing = False

@@ -1,0 +1,307 @@
+"""Amazon SQS standard queues (or anything speaking its API: moto's server, ElasticMQ).
+
+URLs: ``sqs://NAME`` (default region and endpoint, from boto3's usual chain including
+``AWS_ENDPOINT_URL``), or a queue URL: ``https://sqs.REGION.amazonaws.com/ACCOUNT/NAME``, or
+``http(s)://HOST:PORT/ACCOUNT/NAME`` for a local server (its host becomes the endpoint). The
+dead-letter queue is ``NAME-dlq`` beside it (redrive after ``max_receives``).
+
+Every AWS call goes through the one boto3 client ``self.client`` (shared with the dead-letter
+queue object), so botocore event hooks registered on it see all of them. Throttling, 5xx and
+connection errors are retried with exponential backoff and jitter (tenacity), as are the failed
+entries of a batch call that were not the sender's fault.
+
+SQS semantics the caller should know: long polls are whole seconds (``wait`` is rounded,
+at most 20 s per request, looped for longer waits); visibility timeouts are whole seconds
+(rounded up); ``depth`` is approximate; a stale receipt may still delete on AWS.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from typing import Any, Callable
+from urllib.parse import urlsplit
+
+from botocore.exceptions import (BotoCoreError, ClientError, HTTPClientError, NoCredentialsError,
+                                 NoRegionError, PartialCredentialsError)
+from tenacity import retry, retry_if_exception, stop_after_attempt, wait_random_exponential
+
+from ..exceptions import ConfigError, CredentialsError, QueueDoesNotExist, QueueError
+from .queue_base import Message, Queue
+
+_NAME = re.compile(r"[A-Za-z0-9_-]{1,80}")
+_AWS_HOST = re.compile(r"sqs\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?")
+_MAX_BYTES = 262_144                 # per message and per batch request
+_MISSING = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}
+_EXISTS = {"QueueAlreadyExists", "QueueNameExists"}
+_AUTH = {"InvalidClientTokenId", "UnrecognizedClientException", "SignatureDoesNotMatch",
+         "InvalidAccessKeyId", "ExpiredToken", "ExpiredTokenException", "AccessDenied",
+         "AccessDeniedException", "InvalidSecurity", "MissingAuthenticationToken"}
+_THROTTLE = {"Throttling", "ThrottlingException", "RequestThrottled", "RequestLimitExceeded",
+             "TooManyRequestsException", "ServiceUnavailable", "InternalError", "InternalFailure",
+             "RequestTimeout", "KmsThrottled", "KMS.ThrottlingException"}
+_STALE = {"ReceiptHandleIsInvalid", "MessageNotInflight",
+          "AWS.SimpleQueueService.MessageNotInflight", "InvalidReceiptHandle"}
+_NO_CREDENTIALS = ("no AWS credentials found: set AWS_PROFILE or AWS_ACCESS_KEY_ID/"
+                   "AWS_SECRET_ACCESS_KEY (boto3's usual chain)")
+
+
+class _PartialFailure(QueueError):
+    """Some entries of a batch call failed through no fault of ours: retry just those."""
+
+
+def _transient(exc: BaseException) -> bool:
+    if isinstance(exc, (HTTPClientError, _PartialFailure)):
+        return True
+    if isinstance(exc, ClientError):
+        err = exc.response.get("Error", {})
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        return err.get("Code") in _THROTTLE or status >= 500
+    return False
+
+
+@retry(retry=retry_if_exception(_transient), wait=wait_random_exponential(multiplier=0.1, max=5),
+       stop=stop_after_attempt(8), reraise=True)
+def _with_retries(fn: Callable[[], Any]) -> Any:
+    return fn()
+
+
+def _seconds(x: float) -> int:
+    """SQS takes whole seconds in 0..43200; round up so a message is never hidden too briefly."""
+    return min(43_200, max(0, math.ceil(x)))
+
+
+def _parse(url: str) -> dict[str, Any]:
+    """URL -> name, account, region and endpoint (None where boto3's chain decides)."""
+    p = urlsplit(url)
+    if p.scheme == "sqs" and _NAME.fullmatch(p.netloc) and p.path in ("", "/"):
+        return dict(name=p.netloc, account=None, region=None, endpoint=None)
+    segments = p.path.strip("/").split("/")
+    if p.scheme in ("http", "https") and len(segments) == 2 and _NAME.fullmatch(segments[1]):
+        aws = _AWS_HOST.fullmatch(p.hostname or "")
+        return dict(name=segments[1], account=segments[0] or None,
+                    region=aws.group(1) if aws else None,
+                    endpoint=None if aws else f"{p.scheme}://{p.netloc}")
+    raise ConfigError(f"queue URL {url!r}: expected sqs://NAME or an SQS queue URL "
+                      "(https://sqs.REGION.amazonaws.com/ACCOUNT/NAME); NAME is 1-80 letters, "
+                      "digits, '-' or '_'")
+
+
+def _client(region: str | None, endpoint: str | None):
+    import boto3
+    try:
+        return boto3.session.Session().client("sqs", region_name=region, endpoint_url=endpoint)
+    except NoRegionError as e:
+        raise ConfigError("no AWS region: set AWS_DEFAULT_REGION (or AWS_REGION, or region in "
+                          "~/.aws/config), or give a full https://sqs.REGION.amazonaws.com/... "
+                          "queue URL") from e
+
+
+class SQSQueue(Queue):
+    """A standard SQS queue with a redrive policy to ``NAME-dlq``."""
+
+    max_message_bytes = _MAX_BYTES
+
+    def __init__(self, url: str, *, client: Any = None, queue_url: str | None = None):
+        """Make the client only; ``open``/``create`` resolve ``queue_url`` (one API call)."""
+        where = _parse(url)
+        self.url, self.name, self._account = url, where["name"], where["account"]
+        self._owns_client = client is None
+        self.client = client if client is not None else _client(where["region"], where["endpoint"])
+        self.queue_url = queue_url
+
+    # --- plumbing ---------------------------------------------------------------------------
+    def _guard(self, what: str, fn: Callable[[], Any]) -> Any:
+        """Run ``fn`` with retries; turn botocore errors into faas errors that say what to do."""
+        try:
+            return _with_retries(fn)
+        except (NoCredentialsError, PartialCredentialsError) as e:
+            raise CredentialsError(_NO_CREDENTIALS) from e
+        except ClientError as e:
+            err = e.response.get("Error", {})
+            code, msg = err.get("Code", ""), err.get("Message", "")
+            if code in _MISSING:
+                exc: QueueError = QueueDoesNotExist(
+                    f"SQS queue {self.name!r} does not exist; create it with create_queue()")
+            elif code in _AUTH:
+                raise CredentialsError(f"AWS refused the credentials for SQS {what} on "
+                                       f"{self.name!r}: {code}: {msg}. Check AWS_PROFILE or "
+                                       "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY and the IAM "
+                                       "policy") from e
+            else:
+                exc = QueueError(f"SQS {what} on {self.name!r} failed: {code}: {msg}")
+            exc.aws_code = code
+            raise exc from e
+        except BotoCoreError as e:
+            raise QueueError(f"SQS {what} on {self.name!r} failed: {e}") from e
+
+    def _call(self, op: str, **kw: Any) -> dict:
+        return self._guard(op, lambda: getattr(self.client, op)(**kw))
+
+    def _batch(self, op: str, entries: list[dict], ignore: set[str] = frozenset(),
+               on_success: Callable[[dict], None] | None = None) -> None:
+        """One ``*_batch`` call; retry only the entries that failed through no fault of ours."""
+        pending = entries
+
+        def attempt() -> None:
+            nonlocal pending
+            resp = getattr(self.client, op)(QueueUrl=self._url(), Entries=pending)
+            for ok in resp.get("Successful", []):
+                if on_success:
+                    on_success(ok)
+            failed = [f for f in resp.get("Failed", []) if f.get("Code") not in ignore]
+            ours = [f for f in failed if f.get("SenderFault")]
+            if ours:
+                raise QueueError(f"SQS {op} on {self.name!r} rejected entries: "
+                                 + "; ".join(f"{f.get('Code')}: {f.get('Message')}" for f in ours))
+            if failed:
+                again = {f["Id"] for f in failed}
+                pending = [e for e in pending if e["Id"] in again]
+                raise _PartialFailure(f"SQS {op} on {self.name!r}: {len(failed)} entries kept "
+                                      f"failing: {failed[0].get('Code')}")
+
+        self._guard(op, attempt)
+
+    def _url(self) -> str:
+        if self.queue_url is None:
+            kw = {"QueueOwnerAWSAccountId": self._account} if (self._account or "").isdigit() else {}
+            self.queue_url = self._call("get_queue_url", QueueName=self.name, **kw)["QueueUrl"]
+        return self.queue_url
+
+    def _create_or_update(self, name: str, attributes: dict[str, str]) -> str:
+        """create_queue, or (exists with other settings) apply ours to it: idempotent either way."""
+        try:
+            return self._call("create_queue", QueueName=name, Attributes=attributes)["QueueUrl"]
+        except QueueError as e:
+            if getattr(e, "aws_code", None) not in _EXISTS:
+                raise
+        url = self._call("get_queue_url", QueueName=name)["QueueUrl"]
+        self._call("set_queue_attributes", QueueUrl=url, Attributes=attributes)
+        return url
+
+    # --- construction -----------------------------------------------------------------------
+    @classmethod
+    def open(cls, url: str) -> "SQSQueue":
+        """Open an existing queue; QueueDoesNotExist (with its name) if it is not there."""
+        q = cls(url)
+        q._url()
+        return q
+
+    @classmethod
+    def create(cls, url: str, max_receives: int = 5, visibility_timeout: float = 60.0) -> "SQSQueue":
+        """Create NAME-dlq (14 days' retention) then NAME redriving to it; idempotent."""
+        if max_receives < 1 or visibility_timeout < 0:
+            raise ConfigError("max_receives must be >= 1 and visibility_timeout >= 0")
+        q = cls(url)
+        dlq = q._create_or_update(q.name + "-dlq", {"MessageRetentionPeriod": "1209600"})
+        arn = q._call("get_queue_attributes", QueueUrl=dlq,
+                      AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        q.queue_url = q._create_or_update(q.name, {
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": arn,
+                                         "maxReceiveCount": str(int(max_receives))}),
+            "VisibilityTimeout": str(_seconds(visibility_timeout)),
+            "ReceiveMessageWaitTimeSeconds": "0"})
+        return q
+
+    # --- the interface ----------------------------------------------------------------------
+    def send(self, bodies: list[str]) -> list[str]:
+        """send_message_batch in requests of <= 10 entries and <= 256 KiB; ids in input order."""
+        if isinstance(bodies, str):
+            raise TypeError("send() takes a list of str bodies")
+        sizes = []
+        for b in bodies:
+            if not isinstance(b, str):
+                raise TypeError(f"message bodies are str, not {type(b).__name__}")
+            sizes.append(len(b.encode()))
+            if sizes[-1] > _MAX_BYTES:
+                raise QueueError(f"message body of {sizes[-1]} bytes exceeds SQS's limit of "
+                                 f"{_MAX_BYTES}; put large payloads in the store")
+        ids: list[str | None] = [None] * len(bodies)
+
+        def done(ok: dict) -> None:
+            ids[int(ok["Id"])] = ok["MessageId"]
+
+        batch: list[int] = []
+        total = 0
+        for i, size in enumerate(sizes + [None]):
+            if batch and (size is None or len(batch) == 10 or total + size > _MAX_BYTES):
+                self._batch("send_message_batch",
+                            [{"Id": str(j), "MessageBody": bodies[j]} for j in batch],
+                            on_success=done)
+                batch, total = [], 0
+            if size is not None:
+                batch.append(i)
+                total += size
+        return ids  # type: ignore[return-value]
+
+    def receive(self, max_messages: int = 10, wait: float = 0.0,
+                visibility_timeout: float | None = None) -> list[Message]:
+        """Long-poll (<= 20 s a request, looped up to ``wait``); top up with instant receives
+        while full batches of 10 keep coming and more were asked for."""
+        if max_messages < 1:
+            raise ValueError("max_messages must be >= 1")
+        deadline = time.monotonic() + max(0.0, wait)
+        extra = {} if visibility_timeout is None else {"VisibilityTimeout": _seconds(visibility_timeout)}
+        out: list[Message] = []
+        while True:
+            want = min(max_messages - len(out), 10)
+            seconds = 0 if out else round(min(max(0.0, deadline - time.monotonic()), 20))
+            got = self._call("receive_message", QueueUrl=self._url(), MaxNumberOfMessages=want,
+                             WaitTimeSeconds=seconds, **extra,
+                             MessageSystemAttributeNames=["ApproximateReceiveCount",
+                                                          "SentTimestamp"]).get("Messages", [])
+            for m in got:
+                attrs = m.get("Attributes", {})
+                out.append(Message(id=m["MessageId"], body=m["Body"], receipt=m["ReceiptHandle"],
+                                   receive_count=int(attrs.get("ApproximateReceiveCount", 1)),
+                                   sent_at=int(attrs.get("SentTimestamp", 0)) / 1000))
+            if len(out) >= max_messages or (out and len(got) < want) or \
+                    (not out and deadline - time.monotonic() < 0.5):
+                return out
+
+    def delete(self, receipts: list[str]) -> None:
+        """delete_message_batch by 10; receipts SQS no longer knows are ignored."""
+        for i in range(0, len(receipts), 10):
+            self._batch("delete_message_batch",
+                        [{"Id": str(j), "ReceiptHandle": r} for j, r in enumerate(receipts[i:i + 10])],
+                        ignore=_STALE)
+
+    def change_visibility(self, receipts: list[str], timeout: float) -> None:
+        """change_message_visibility_batch by 10 (whole seconds, rounded up); stale receipts ignored."""
+        for i in range(0, len(receipts), 10):
+            self._batch("change_message_visibility_batch",
+                        [{"Id": str(j), "ReceiptHandle": r, "VisibilityTimeout": _seconds(timeout)}
+                         for j, r in enumerate(receipts[i:i + 10])], ignore=_STALE)
+
+    def depth(self) -> dict[str, int]:
+        a = self._call("get_queue_attributes", QueueUrl=self._url(), AttributeNames=[
+            "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+        return {"visible": int(a["ApproximateNumberOfMessages"]),
+                "in_flight": int(a["ApproximateNumberOfMessagesNotVisible"])}
+
+    def _sibling(self, name: str) -> tuple[str, str]:
+        """(faas URL, SQS queue URL) of the queue NAME beside this one, without an API call."""
+        url = f"sqs://{name}" if self.url.startswith("sqs:") else self.url.rsplit("/", 1)[0] + "/" + name
+        return url, self._url().rsplit("/", 1)[0] + "/" + name
+
+    def dead_letters(self) -> "SQSQueue":
+        """``NAME-dlq``, sharing this queue's client (so hooks on ``self.client`` count it too)."""
+        url, queue_url = self._sibling(self.name + "-dlq")
+        return SQSQueue(url, client=self.client, queue_url=queue_url)
+
+    def destroy(self) -> None:
+        """Delete the queue and its dead-letter queue (AWS then refuses the names for 60 s)."""
+        try:
+            urls = (self._url(), self._sibling(self.name + "-dlq")[1])
+        except QueueDoesNotExist:
+            return
+        for queue_url in urls:
+            try:
+                self._call("delete_queue", QueueUrl=queue_url)
+            except QueueDoesNotExist:
+                pass
+
+    def close(self) -> None:
+        if self._owns_client:
+            self.client.close()

@@ -1,0 +1,35 @@
+"""Shared by the test modules: start a real endpoint (daemon + pools) in a private FAAS_HOME."""
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+import pytest
+
+from faas.endpoint import config as ep_config
+from faas.endpoint import control
+
+
+@contextlib.contextmanager
+def running_endpoint(home: Path, name: str = "local", **cfg_overrides):
+    """Configure ``name`` under ``home`` with small timeouts, start its daemon detached, yield its
+    config, then stop it (and check it stopped)."""
+    with pytest.MonkeyPatch.context() as mp:
+        for k in list(os.environ):
+            if k.startswith("FAAS_") and k != "FAAS_TEST_MOTO_URL":
+                mp.delenv(k)
+        mp.setenv("FAAS_HOME", str(home))
+        engine = {"max_workers_per_node": 2, "max_idle_time": 60,
+                  "provider": {"type": "local", "init_blocks": 1, "min_blocks": 1, "max_blocks": 1}}
+        engine.update(cfg_overrides.pop("engine", {}))
+        data = {"store": (home / "store").as_uri(), "queue": "local", "max_receives": 2,
+                "visibility_timeout": 10, "stop_grace": 5, "engine": engine}
+        data.update(cfg_overrides)
+        cfg = ep_config.EndpointConfig.model_validate(data)
+        ep_config.write(ep_config.endpoint_dir(name, home) / "config.yaml", cfg)
+        control.start_detached(name, home)
+        try:
+            yield cfg
+        finally:
+            control.stop(name, home)
