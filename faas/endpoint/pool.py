@@ -64,6 +64,7 @@ class Outgoing:
     notices: dict = field(default_factory=lambda: collections.defaultdict(list))
     deletes: list = field(default_factory=list)
     releases: list = field(default_factory=list)
+    handbacks: list = field(default_factory=list)
 
 
 class Pool:
@@ -137,7 +138,7 @@ class Pool:
                 except Exception as e:  # noqa: BLE001
                     self._dead_letter_malformed(m, e)
             if self.stopping.is_set():   # received while stopping: hand straight back
-                self.outbox.put(("release", [h.msg.receipt for h in good]))
+                self.outbox.put(("handback", good))
                 return
             with self.lock:
                 self.ready.extend(good)
@@ -183,6 +184,8 @@ class Pool:
                     out.deletes.append(payload)
                 elif kind == "release":
                     out.releases.extend(payload)
+                elif kind == "handback":
+                    out.handbacks.extend(payload)
                 elif kind == "heartbeat":
                     self._call("heartbeat", self.queue.change_visibility, payload, self.vt)
                 elif kind == "call":
@@ -198,8 +201,22 @@ class Pool:
                 self._call("delete", self.queue.delete, out.deletes)
             if out.releases:
                 self._call("release", self.queue.change_visibility, out.releases, 0)
+            if out.handbacks:
+                self._handback(out.handbacks)
             if stop:
                 return
+
+    def _handback(self, held: list[Held]) -> None:
+        """Return tasks this pool will not run (it is stopping) as fresh messages, so a
+        graceful stop never uses up a task's ``max_receives``; then delete the old ones."""
+        try:
+            self.queue.send([h.msg.body for h in held])
+        except Exception as e:  # noqa: BLE001 - fall back to a plain release
+            log.warning("hand back by re-sending failed (%s); releasing instead", e)
+            self._call("release", self.queue.change_visibility, [h.msg.receipt for h in held], 0)
+            return
+        self._call("delete", self.queue.delete, [h.msg.receipt for h in held])
+        log.info("handed back %d task(s)", len(held))
 
     def _call(self, what: str, fn, *args) -> None:
         try:
@@ -362,14 +379,14 @@ class Pool:
                     with self.lock:
                         back, self.ready = list(self.ready), collections.deque()
                     if back:
-                        self.outbox.put(("release", [h.msg.receipt for h in back]))
+                        self.outbox.put(("handback", back))
                 if not busy:
                     break
                 if now > grace_until:
                     for s in busy:
                         held = self._kill(s)
                         if held:
-                            self.outbox.put(("release", [held.msg.receipt]))
+                            self.outbox.put(("handback", [held]))
                     break
             elif (not self.keep_alive and self.cfg.engine.max_idle_time > 0 and not busy
                   and not self.ready and now - self.last_busy > self.cfg.engine.max_idle_time):

@@ -1,0 +1,99 @@
+"""Client settings resolve like boto3's; config.yaml errors name the file, the key and the fix."""
+from __future__ import annotations
+
+import pytest
+
+import faas
+from faas.config import resolve
+from faas.endpoint import config as ep_config
+from faas.exceptions import ConfigError, EndpointNotFound
+
+
+def write_profile(home, text):
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "config").write_text(text)
+
+
+def test_defaults_are_the_embedded_default(faas_home):
+    s = resolve()
+    assert s.home == faas_home and s.endpoint == "local"
+    assert s.store_url == (faas_home / "store").as_uri() and s.is_embedded
+
+
+def test_precedence_arguments_then_env_then_profile(faas_home, monkeypatch):
+    write_profile(faas_home, "[default]\nendpoint = from-default\nstore = s3://p/default\n"
+                             "[profile ci]\nendpoint = from-ci\n")
+    assert resolve().endpoint == "from-default"
+    assert resolve("ci").endpoint == "from-ci"
+    assert resolve("ci").store is None            # a profile does not inherit [default]
+    monkeypatch.setenv("FAAS_ENDPOINT", "from-env")
+    assert resolve("ci").endpoint == "from-env"
+    assert resolve("ci", endpoint="from-arg").endpoint == "from-arg"
+    monkeypatch.setenv("FAAS_PROFILE", "ci")
+    monkeypatch.delenv("FAAS_ENDPOINT")
+    assert resolve().endpoint == "from-ci"
+    assert faas.Session(profile_name="ci").client().settings.endpoint == "from-ci"
+    assert faas.client("ci", endpoint="x").settings.endpoint == "x"
+
+
+def test_unknown_profile_and_bad_keys(faas_home):
+    with pytest.raises(ConfigError, match="profile 'nope' not found"):
+        resolve("nope")
+    write_profile(faas_home, "[profile ci]\nendpiont = x\n")
+    with pytest.raises(ConfigError, match=r"\[profile ci\]: unknown key\(s\) endpiont"):
+        resolve("ci")
+    write_profile(faas_home, "[default\nbroken")
+    with pytest.raises(ConfigError, match="cannot parse"):
+        resolve()
+
+
+def test_bad_environment_value(faas_home, monkeypatch):
+    monkeypatch.setenv("FAAS_AUTOSTART", "perhaps")
+    with pytest.raises(ConfigError, match="autostart"):
+        resolve()
+
+
+def cfg_file(tmp_path, text):
+    p = tmp_path / "ep" / "config.yaml"
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(text)
+    return p
+
+
+def test_endpoint_config_valid_with_globus_spellings(tmp_path):
+    p = cfg_file(tmp_path, "store: /tmp/s\nengine:\n  type: GlobusComputeEngine\n  max_workers_per_node: 3\n"
+                           "  provider:\n    type: LocalProvider\n    max_blocks: 2\n"
+                           "    launcher:\n      type: SingleNodeLauncher\n")
+    cfg = ep_config.load(p)
+    assert cfg.store == "file:///tmp/s" and cfg.engine.max_workers_per_node == 3
+    assert cfg.engine.provider.type == "local" and cfg.engine.provider.max_blocks == 2
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("store: [unclosed\n", r"config.yaml: line \d+, column \d+: not valid YAML"),
+    ("- a\n- b\n", "expected a mapping of keys"),
+    ("engine: {}\n", r"store: required key is missing"),
+    ("store: s3://b\nengine:\n  max_workers_per_node: zero\n", r"engine.max_workers_per_node: .*integer.*\(got 'zero'\)"),
+    ("store: s3://b\nengine:\n  provider:\n    max_blok: 3\n", r"engine.provider.max_blok: unknown key"),
+    ("store: s3://b\nengine:\n  provider:\n    min_blocks: 3\n    max_blocks: 1\n", "min_blocks \\(3\\) must be <= max_blocks \\(1\\)"),
+    ("store: s3://b\nengine:\n  provider:\n    type: kubernetes\n", r"engine.provider.type: .*'local'.*\(got 'kubernetes'\)"),
+    ("store: relative/path\n", "expected a store URL"),
+    ("store: s3://b\nvisibility_timeout: 1\n", "visibility_timeout: .*greater than or equal to 2"),
+])
+def test_endpoint_config_errors_name_file_and_key(tmp_path, text, expected):
+    p = cfg_file(tmp_path, text)
+    with pytest.raises(ConfigError, match=expected) as info:
+        ep_config.load(p)
+    assert str(p) in str(info.value)
+
+
+def test_missing_config_says_how_to_make_it(tmp_path):
+    with pytest.raises(EndpointNotFound, match="faas endpoint configure ep"):
+        ep_config.load(tmp_path / "ep" / "config.yaml")
+
+
+def test_endpoint_names_checked():
+    for bad in ("", "a/b", "-x", "x" * 64, "a b"):
+        with pytest.raises(ConfigError):
+            ep_config.check_name(bad)
+    assert ep_config.check_name("site_1-a") == "site_1-a"
