@@ -302,10 +302,21 @@ class Client:
 
     def _listen(self) -> None:
         q = self._reply_queue()
-        batch = 500 if q.url.startswith("local://") else 10
+        batch = getattr(q, "max_batch", 10)
+        receipts: list[str] = []
+        flush_at = 0.0
         while not self._closed.is_set():
+            # Notices are deleted in whole batches, late (they stay invisible meanwhile, and a
+            # notice seen twice is harmless): one request per batch, not one per task.
+            if receipts and (len(receipts) >= batch or time.monotonic() >= flush_at):
+                try:
+                    q.delete(receipts)
+                except Exception as e:  # noqa: BLE001
+                    log.warning("deleting notices failed: %s", e)
+                receipts = []
             try:
-                msgs = q.receive(max_messages=batch, wait=2.0)
+                msgs = q.receive(max_messages=batch,
+                                 wait=max(0.0, min(2.0, flush_at - time.monotonic())) if receipts else 2.0)
             except Exception as e:  # noqa: BLE001
                 if self._closed.is_set():
                     return
@@ -318,10 +329,9 @@ class Client:
                 except Exception as e:  # noqa: BLE001 - a bad notice must not stop the others
                     log.warning("ignoring a notice: %s", e)
             if msgs:
-                try:
-                    q.delete([m.receipt for m in msgs])
-                except Exception as e:  # noqa: BLE001 - at worst a notice comes twice: harmless
-                    log.warning("deleting notices failed: %s", e)
+                if not receipts:
+                    flush_at = time.monotonic() + 1.0
+                receipts.extend(m.receipt for m in msgs)
 
     def _on_notice(self, n: Notice) -> None:
         st = self._tasks.get(n.id)

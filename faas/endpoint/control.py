@@ -11,7 +11,7 @@ from pathlib import Path
 from ..config import faas_home
 from ..exceptions import ConfigError, EndpointNotFound
 from . import config as ep_config
-from .daemon import daemon_pid, is_running
+from .daemon import daemon_pid, is_running, ready_path
 
 
 def default_local_config(home: Path) -> ep_config.EndpointConfig:
@@ -30,6 +30,7 @@ def start_detached(name: str, home: Path | None = None, wait: float = 15.0) -> i
         raise EndpointNotFound(f"endpoint {name!r} is not configured: run `faas endpoint configure {name}`")
     ep_config.load(d / "config.yaml")    # fail here, loudly, on a bad config
     if is_running(d):
+        _wait_ready(d, time.monotonic() + wait)
         return daemon_pid(d) or 0
     env = dict(os.environ, FAAS_HOME=str(home))
     with open(d / "daemon.out", "ab") as out:
@@ -38,16 +39,22 @@ def start_detached(name: str, home: Path | None = None, wait: float = 15.0) -> i
                                 start_new_session=True, env=env, cwd=d)
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
-        if is_running(d):
-            return proc.pid
+        if ready_path(d).exists() and is_running(d):
+            return daemon_pid(d) or proc.pid
         code = proc.poll()
         if code is not None:
             if is_running(d):   # another starter won the race: theirs is the daemon
+                _wait_ready(d, deadline)
                 return daemon_pid(d) or 0
             tail = (d / "daemon.out").read_text(errors="replace")[-2000:]
             raise ConfigError(f"endpoint {name!r} failed to start (exit {code}):\n{tail}")
         time.sleep(0.01)
     raise TimeoutError(f"endpoint {name!r} did not start within {wait} s; see {d / 'endpoint.log'}")
+
+
+def _wait_ready(d: Path, deadline: float) -> None:
+    while not ready_path(d).exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 def stop(name: str, home: Path | None = None, wait: float = 60.0) -> bool:

@@ -41,6 +41,11 @@ def lock_path(endpoint_dir: Path) -> Path:
     return endpoint_dir / "daemon.lock"
 
 
+def ready_path(endpoint_dir: Path) -> Path:
+    """Exists while the daemon is registered and serving (written after it published)."""
+    return endpoint_dir / "daemon.ready"
+
+
 def is_running(endpoint_dir: Path) -> bool:
     """True while a daemon holds the endpoint's lock (the kernel drops it when the process dies)."""
     path = lock_path(endpoint_dir)
@@ -81,6 +86,7 @@ class Daemon:
             raise AlreadyRunning(f"endpoint {self.name!r} is already running "
                                  f"(pid {daemon_pid(self.dir)}); `faas endpoint stop {self.name}` first") from None
         (self.dir / "daemon.pid").write_text(str(os.getpid()))
+        ready_path(self.dir).unlink(missing_ok=True)
 
     def record(self, status: str) -> dict:
         p = self.cfg.engine.provider
@@ -101,6 +107,7 @@ class Daemon:
         self.dlq = self.queue.dead_letters()
         self.provider = make_provider(self.cfg.engine.provider, self.dir)
         registry.publish(self.store, self.record("running"))
+        ready_path(self.dir).write_text(str(os.getpid()))
         log.info("endpoint %s started (pid %d): store %s, queue %s", self.name, os.getpid(),
                  self.cfg.store, self.queue.url)
         self._adopt()
@@ -206,6 +213,7 @@ class Daemon:
             self.dlq.delete([m.receipt])
 
     def _shutdown(self) -> None:
+        ready_path(self.dir).unlink(missing_ok=True)
         log.info("stopping: asking %d block(s) to hand back their tasks", len(self.blocks))
         jobs = [b["job"] for b in self.blocks.values()]
         self.provider.cancel(jobs)

@@ -39,6 +39,8 @@ from . import worker as worker_mod
 log = logging.getLogger("faas.pool")
 HOST = socket.gethostname()
 
+STARTED_NOTICE_DELAY = 0.05   # seconds a started notice waits for the task's done notice
+DELETE_LINGER = 0.5           # seconds a finished task's delete waits to share a batch
 RUNNING_MARKER_AFTER = 1.0   # seconds: then a store marker and remote-cancel checks, each second
 
 
@@ -76,7 +78,9 @@ class Pool:
         self.queue = open_queue(cfg.queue_url(name, home))
         self.n_workers = cfg.engine.max_workers_per_node
         prefetch = cfg.engine.prefetch
-        self.capacity = self.n_workers + (4 * self.n_workers if prefetch < 0 else prefetch)
+        self.batch = getattr(self.queue, "max_batch", 10)
+        self.capacity = self.n_workers + (max(4 * self.n_workers, min(self.batch, 10))
+                                          if prefetch < 0 else prefetch)
         self.vt = cfg.visibility_timeout
         self.where = {"endpoint": name, "block": block_id}
         self.lock = threading.Condition()
@@ -117,10 +121,14 @@ class Pool:
 
     # -- receiver thread ----------------------------------------------------------------
     def _receiver(self) -> None:
+        # Receive in whole batches where the queue has a batch size (SQS: 10), so a task that
+        # finishes does not cost a receive of its own; never let the workers run dry waiting.
+        low_water = max(1, min(self.batch, self.capacity // 2))
         while not self.stopping.is_set():
             with self.lock:
-                room = self.capacity - len(self._held_unlocked())
-                if room <= 0:
+                held = len(self._held_unlocked())
+                room = self.capacity - held
+                if room < low_water and held:
                     self.lock.wait(1.0)
                     continue
             try:
@@ -164,8 +172,16 @@ class Pool:
 
     # -- outbox thread ------------------------------------------------------------------
     def _outbox(self) -> None:
+        deferred: dict[str, tuple[float, str, str]] = {}   # started notices not yet sent
+        deletes: list[str] = []
+        delete_due = 0.0
         while True:
-            items = [self.outbox.get()]
+            dues = [d for d, _, _ in deferred.values()] + ([delete_due] if deletes else [])
+            timeout = max(0.0, min(dues) - time.monotonic()) if dues else None
+            try:
+                items = [self.outbox.get(timeout=timeout)]
+            except _queue.Empty:
+                items = []
             while True:
                 try:
                     items.append(self.outbox.get_nowait())
@@ -173,12 +189,14 @@ class Pool:
                     break
             out = Outgoing()
             stop = False
-            done = {p[1] for k, p in items if k == "notice" and p[2] == "done"}
             for kind, payload in items:
                 if kind == "notice":
                     reply, task_id, event, body = payload
-                    if event == "started" and task_id in done:
-                        continue   # finished already: one notice says both
+                    if event == "started":
+                        # Held back a moment: a short task's done notice makes it unneeded.
+                        deferred[task_id] = (time.monotonic() + STARTED_NOTICE_DELAY, reply, body)
+                        continue
+                    deferred.pop(task_id, None)
                     out.notices[reply].append(body)
                 elif kind == "delete":
                     out.deletes.append(payload)
@@ -193,12 +211,22 @@ class Pool:
                     self._call(getattr(fn, "__name__", "call"), fn, *args)
                 elif kind == "stop":
                     stop = True
+            now = time.monotonic()
+            for task_id in [t for t, (due, _, _) in deferred.items() if due <= now or stop]:
+                _, reply, body = deferred.pop(task_id)
+                out.notices[reply].append(body)
             for reply, bodies in out.notices.items():
                 q = self._reply_queue(reply)
                 if q is not None:
                     self._call("notice", q.send, bodies)
-            if out.deletes:
-                self._call("delete", self.queue.delete, out.deletes)
+            # Deletes can wait a little (the message stays invisible meanwhile): whole batches
+            # cost one request instead of one a task.
+            if out.deletes and not deletes:
+                delete_due = now + DELETE_LINGER
+            deletes.extend(out.deletes)
+            if deletes and (len(deletes) >= self.batch or now >= delete_due or stop):
+                self._call("delete", self.queue.delete, deletes)
+                deletes = []
             if out.releases:
                 self._call("release", self.queue.change_visibility, out.releases, 0)
             if out.handbacks:
