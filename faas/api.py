@@ -436,13 +436,14 @@ class Client:
         self._closed.set()
         with self._out_cv:
             self._out_cv.notify_all()
-        if self._listener is not None:
-            self._listener.join(5)
         if self._reply is not None:
             try:
                 self._reply.destroy()
             except Exception as e:  # noqa: BLE001
                 log.info("could not delete reply queue %s: %s", self._reply.url, e)
+            self._reply.close()       # also wakes a receive blocked on the local queue
+        if self._listener is not None:
+            self._listener.join(0.5)  # an SQS long poll ends on its own; the thread is a daemon
 
     def __enter__(self) -> "Client":
         return self

@@ -90,7 +90,7 @@ def _address(entry: os.DirEntry) -> bytes:
         return f.read()
 
 
-def _ring(folder: str, skip: str | None = None) -> None:
+def _ring(folder: str) -> None:
     """Wake every waiter registered in ``folder``; forget the ones whose process is gone."""
     global _bell
     try:
@@ -99,7 +99,7 @@ def _ring(folder: str, skip: str | None = None) -> None:
         return
     with entries:
         for entry in entries:
-            if entry.name == skip or not _TOKEN.fullmatch(entry.name):
+            if not _TOKEN.fullmatch(entry.name):
                 continue
             if _bell is None:
                 _bell = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -111,8 +111,8 @@ def _ring(folder: str, skip: str | None = None) -> None:
                     os.unlink(entry.path)
                 except FileNotFoundError:
                     pass
-            except (BlockingIOError, OSError):
-                pass                        # buffer full: it is awake anyway
+            except OSError:                 # EAGAIN: its buffer is full, it is awake anyway
+                pass
 
 
 def _hang_up(pid: int, sock: socket.socket, marker: str, path: str | None) -> None:
@@ -128,7 +128,7 @@ def _hang_up(pid: int, sock: socket.socket, marker: str, path: str | None) -> No
 
 
 _instances: "weakref.WeakSet[LocalQueue]" = weakref.WeakSet()
-_inherited: list = []   # a forked child never closes its parent's SQLite handles (see sqlite.org/howtocorrupt)
+_inherited: list = []   # a forked child never closes its parent's SQLite handles (sqlite.org/howtocorrupt)
 
 
 def _after_fork() -> None:
@@ -144,6 +144,7 @@ class LocalQueue(Queue):
     """An embedded queue in ``DIR/NAME.sqlite3``; safe across threads and processes."""
 
     max_message_bytes = 1 << 20
+    max_batch = 500          # no per-request limit here; this bounds one transaction
 
     def __init__(self, url: str):
         """Open an existing queue (``create`` makes one); raise QueueDoesNotExist if missing."""
@@ -160,7 +161,7 @@ class LocalQueue(Queue):
         try:
             meta = dict(self._conn().execute("SELECT key, value FROM meta"))
         except sqlite3.Error as e:
-            self._db = None
+            self.close()
             raise QueueDoesNotExist(f"queue {self.url!r} does not exist ({self._path} is missing "
                                     "or not a queue); create it with create_queue()") from e
         self.visibility_timeout = float(meta["visibility_timeout"])
@@ -168,7 +169,6 @@ class LocalQueue(Queue):
         _instances.add(self)
 
     def _init_process_state(self) -> None:
-        self._pid = os.getpid()
         self._db: sqlite3.Connection | None = None
         self._db_lock = threading.Lock()        # one connection, many threads
         self._recv_lock = threading.Lock()      # one receive at a time per instance
@@ -271,7 +271,7 @@ class LocalQueue(Queue):
         except (BlockingIOError, InterruptedError):
             pass
 
-    def _check_receipts(self, receipts: list[str]) -> list[tuple[int, str]]:
+    def _parse_receipts(self, receipts: list[str]) -> list[tuple[int, str]]:
         try:
             return [(int(r.partition(".")[0]), r) for r in receipts]
         except (ValueError, AttributeError):
@@ -365,14 +365,14 @@ class LocalQueue(Queue):
 
     def delete(self, receipts: list[str]) -> None:
         """Delete by current receipt; a stale receipt (the message was received again) is ignored."""
-        pairs = self._check_receipts(receipts)
+        pairs = self._parse_receipts(receipts)
         if pairs:
             with self._write() as db:
                 db.executemany(f"DELETE FROM {self._table} WHERE seq = ? AND receipt = ?", pairs)
 
     def change_visibility(self, receipts: list[str], timeout: float) -> None:
         """Heartbeat (``timeout`` > 0) or hand back (0: visible now, and the waiters are woken)."""
-        pairs = self._check_receipts(receipts)
+        pairs = self._parse_receipts(receipts)
         if not pairs:
             return
         until = time.time() + max(0.0, timeout)

@@ -22,6 +22,8 @@ class Queue(ABC):
     url: str
     #: largest body this queue accepts, in bytes of UTF-8 (SQS: 262,144)
     max_message_bytes: int
+    #: messages one request moves (SQS: 10); callers batch to it to save requests
+    max_batch: int = 10
 
     @abstractmethod
     def send(self, bodies: list[str]) -> list[str]:
