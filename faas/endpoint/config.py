@@ -59,7 +59,8 @@ class ProviderConfig(_Strict):
 class EngineConfig(_Strict):
     type: str = "faas"
     max_workers_per_node: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
-    #: tasks a pool holds beyond its idle workers, so a worker never waits for the queue
+    #: tasks a pool holds beyond its workers, so none waits on the queue; -1: about 0.1 s of
+    #: work per worker, learnt from run times (long tasks spread over blocks instead)
     prefetch: int = Field(-1, ge=-1)
     #: seconds a pool with nothing to do waits before it exits (its block ends)
     max_idle_time: float = Field(120.0, ge=0)

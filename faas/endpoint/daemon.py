@@ -106,14 +106,15 @@ class Daemon:
                                   visibility_timeout=self.cfg.visibility_timeout)
         self.dlq = self.queue.dead_letters()
         self.provider = make_provider(self.cfg.engine.provider, self.dir)
-        registry.publish(self.store, self.record("running"))
-        ready_path(self.dir).write_text(str(os.getpid()))
-        log.info("endpoint %s started (pid %d): store %s, queue %s", self.name, os.getpid(),
-                 self.cfg.store, self.queue.url)
         self._adopt()
         p = self.cfg.engine.provider
         for _ in range(max(p.init_blocks - len(self.blocks), 0)):
             self._submit()
+        self._save_blocks()
+        registry.publish(self.store, self.record("running"))
+        ready_path(self.dir).write_text(str(os.getpid()))
+        log.info("endpoint %s started (pid %d): store %s, queue %s", self.name, os.getpid(),
+                 self.cfg.store, self.queue.url)
         last_publish = time.monotonic()
         while not self.stop_event.is_set():
             try:

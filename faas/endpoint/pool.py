@@ -40,6 +40,7 @@ log = logging.getLogger("faas.pool")
 HOST = socket.gethostname()
 
 STARTED_NOTICE_DELAY = 0.05   # seconds a started notice waits for the task's done notice
+PREFETCH_WINDOW = 0.1         # seconds of queued work a pool holds per worker (prefetch: -1)
 DELETE_LINGER = 0.5           # seconds a finished task's delete waits to share a batch
 RUNNING_MARKER_AFTER = 1.0   # seconds: then a store marker and remote-cancel checks, each second
 
@@ -77,10 +78,10 @@ class Pool:
         self.store = open_store(cfg.store)
         self.queue = open_queue(cfg.queue_url(name, home))
         self.n_workers = cfg.engine.max_workers_per_node
-        prefetch = cfg.engine.prefetch
         self.batch = getattr(self.queue, "max_batch", 10)
-        self.capacity = self.n_workers + (max(4 * self.n_workers, min(self.batch, 10))
-                                          if prefetch < 0 else prefetch)
+        self.prefetch = cfg.engine.prefetch
+        self.max_prefetch = max(4 * self.n_workers, min(self.batch, 10))
+        self.mean_run = None    # moving average of task run times, seconds
         self.vt = cfg.visibility_timeout
         self.where = {"endpoint": name, "block": block_id}
         self.lock = threading.Condition()
@@ -109,6 +110,17 @@ class Pool:
         child.close()
         return Slot(index, proc, parent)
 
+    def capacity(self) -> int:
+        """Tasks to hold: one per worker, plus about PREFETCH_WINDOW seconds of queued work,
+        learnt from run times. Short tasks get a deep buffer (no worker waits on the queue);
+        long ones none, so they spread over every block instead of queueing in the first."""
+        if self.prefetch >= 0:
+            return self.n_workers + self.prefetch
+        if self.mean_run is None:
+            return self.n_workers
+        extra = int(self.n_workers * PREFETCH_WINDOW / max(self.mean_run, 1e-6))
+        return self.n_workers + min(extra, self.max_prefetch)
+
     def _held(self) -> list[Held]:
         with self.lock:
             return list(self.ready) + [s.job for s in self.slots if s.job]
@@ -123,11 +135,12 @@ class Pool:
     def _receiver(self) -> None:
         # Receive in whole batches where the queue has a batch size (SQS: 10), so a task that
         # finishes does not cost a receive of its own; never let the workers run dry waiting.
-        low_water = max(1, min(self.batch, self.capacity // 2))
         while not self.stopping.is_set():
             with self.lock:
+                capacity = self.capacity()
+                low_water = max(1, min(self.batch, capacity // 2))
                 held = len(self._held_unlocked())
-                room = self.capacity - held
+                room = capacity - held
                 if room < low_water and held:
                     self.lock.wait(1.0)
                     continue
@@ -315,6 +328,9 @@ class Pool:
             return
         with self.lock:
             held, slot.job = slot.job, None
+            if held is not None:
+                run = time.monotonic() - held.started
+                self.mean_run = run if self.mean_run is None else 0.8 * self.mean_run + 0.2 * run
             self.lock.notify_all()
         if held is None or held.task.id != task_id:
             return
@@ -393,8 +409,8 @@ class Pool:
                    threading.Thread(target=self._monitor, name="monitor", daemon=True)]
         for t in threads:
             t.start()
-        log.info("pool %s up: %d workers, holds up to %d tasks, queue %s", self.block_id,
-                 self.n_workers, self.capacity, self.queue.url)
+        log.info("pool %s up: %d workers, prefetch %s, queue %s", self.block_id, self.n_workers,
+                 "auto" if self.prefetch < 0 else self.prefetch, self.queue.url)
         last_beat = time.monotonic()
         grace_until = None
         while True:

@@ -1,0 +1,109 @@
+"""The endpoint under faults and load: kill -9 of a pool or the daemon loses nothing, remote
+cancel stops a running task, blocks scale out with the queue and idle ones exit."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+
+import pytest
+
+import faas
+from faas.endpoint import config as ep_config
+from faas.endpoint import control
+from faas.endpoint.daemon import daemon_pid
+from faas.exceptions import TaskCancelled
+
+from helpers import running_endpoint
+
+pytestmark = pytest.mark.slow
+
+
+def nap(seconds, value=None):
+    time.sleep(seconds)
+    return value
+
+
+def blocks(home, name="local"):
+    return json.loads((ep_config.endpoint_dir(name, home) / "blocks.json").read_text())
+
+
+def wait_for(pred, seconds=30.0, what="condition"):
+    deadline = time.monotonic() + seconds
+    while not pred():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def test_kill9_pool_loses_nothing(tmp_path):
+    home = tmp_path / "h"
+    with running_endpoint(home, visibility_timeout=3, max_receives=4):
+        with faas.Executor() as ex:
+            fs = [ex.submit(nap, 0.2, i) for i in range(20)]
+            time.sleep(0.8)
+            pool_pid = int(next(iter(blocks(home).values()))["job"])
+            os.kill(pool_pid, signal.SIGKILL)          # pool and whatever it held
+            assert [f.result(timeout=90) for f in fs] == list(range(20))
+        wait_for(lambda: len(blocks(home)) == 1 and int(next(iter(blocks(home).values()))["job"]) != pool_pid,
+                 what="the daemon to replace the dead block")
+
+
+def test_kill9_daemon_blocks_are_adopted(tmp_path):
+    home = tmp_path / "h"
+    with running_endpoint(home):
+        before = blocks(home)
+        d = ep_config.endpoint_dir("local", home)
+        os.kill(daemon_pid(d), signal.SIGKILL)
+        with faas.Executor() as ex:              # the pool still serves without its daemon
+            assert ex.submit(nap, 0, "still here").result(timeout=30) == "still here"
+        control.start_detached("local", home)
+        assert blocks(home) == before            # adopted, not resubmitted
+        with faas.Executor() as ex:
+            assert ex.submit(nap, 0, 1).result(timeout=30) == 1
+        assert "adopted running blocks" in (d / "endpoint.log").read_text()
+
+
+def test_remote_cancel_and_statuses(tmp_path):
+    home = tmp_path / "h"
+    with running_endpoint(home):
+        c = faas.client()
+        fid = c.register_function(nap)
+        running = c.run(function_id=fid, args=(30,))
+        wait_for(lambda: c.get_task(task_id=running)["status"] == "running", what="running")
+        busy = c.run(function_id=fid, args=(30,))          # second worker
+        queued = c.run(function_id=fid, args=(0, "never"))   # waits: both workers busy
+        assert c.get_task(task_id=queued)["status"] == "pending"
+        assert c.cancel(task_id=queued)["status"] == "cancelled"
+        t = time.monotonic()
+        assert c.cancel(task_id=running)["status"] == "cancelling"
+        with pytest.raises(TaskCancelled):
+            c.get_result(task_id=running, timeout=30)
+        assert time.monotonic() - t < 5
+        c.cancel(task_id=busy)
+        with pytest.raises(TaskCancelled):
+            c.get_result(task_id=queued, timeout=30)
+        assert c.get_task(task_id=running)["status"] == "cancelled"
+        ok = c.run(function_id=fid, args=(0, "done"))
+        assert c.get_result(task_id=ok, timeout=30) == "done"
+        assert c.get_task(task_id=ok)["status"] == "success"
+        c.close()
+        logs = "".join(p.read_text() for p in (ep_config.endpoint_dir("local", home) / "blocks").glob("*/pool.log"))
+        assert f"task {running} cancelled while running" in logs
+
+
+def test_scale_out_and_idle_blocks_exit(tmp_path):
+    home = tmp_path / "h"
+    engine = {"max_workers_per_node": 1, "max_idle_time": 2,
+              "provider": {"type": "local", "init_blocks": 0, "min_blocks": 0, "max_blocks": 3}}
+    with running_endpoint(home, engine=engine):
+        assert blocks(home) == {}
+        with faas.Executor() as ex:
+            t = time.monotonic()
+            fs = [ex.submit(nap, 1.0, i) for i in range(6)]
+            wait_for(lambda: len(blocks(home)) == 3, what="3 blocks")
+            assert [f.result(timeout=60) for f in fs] == list(range(6))
+            elapsed = time.monotonic() - t
+        assert elapsed < 5.5, elapsed      # 6 s of work on 3 blocks, not on one
+        wait_for(lambda: blocks(home) == {}, seconds=30, what="idle blocks to exit")
