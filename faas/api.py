@@ -6,11 +6,13 @@ process can also read a result from the store later by task id.
 """
 from __future__ import annotations
 
+import atexit
 import collections
 import logging
 import threading
 import time
 import uuid
+import weakref
 from typing import Any, Callable, Iterable
 
 from . import serialize
@@ -91,6 +93,20 @@ def outcome_value(outcome: tuple, task_id: str) -> Any:
                          remote_type=type_name, remote_traceback=tb)
     exc.__cause__ = serialize.RemoteTraceback(tb)
     raise exc
+
+
+def _close_at_exit(client: "Client") -> None:
+    """Delete the reply queue when the interpreter exits, for clients nobody closed."""
+    ref = weakref.ref(client)
+
+    def close() -> None:
+        c = ref()
+        if c is not None:
+            try:
+                c.close()
+            except Exception:  # noqa: BLE001 - exiting anyway
+                pass
+    atexit.register(close)
 
 
 class Client:
@@ -281,7 +297,9 @@ class Client:
         if self._reply is None:
             with self._lock:
                 if self._reply is None:
-                    self._reply = create_queue(self._reply_url(), max_receives=1000, visibility_timeout=30)
+                    self._reply = create_queue(self._reply_url(), max_receives=1000,
+                                               visibility_timeout=30, dead_letter=False)
+                    _close_at_exit(self)
         return self._reply
 
     def _reply_url(self) -> str:

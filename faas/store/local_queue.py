@@ -192,8 +192,10 @@ class LocalQueue(Queue):
         return cls(url)
 
     @classmethod
-    def create(cls, url: str, max_receives: int = 5, visibility_timeout: float = 60.0) -> "LocalQueue":
-        """Create the file and tables if missing (idempotent); the given settings replace the old."""
+    def create(cls, url: str, max_receives: int = 5, visibility_timeout: float = 60.0,
+               dead_letter: bool = True) -> "LocalQueue":
+        """Create the file and tables if missing (idempotent); the given settings replace the old.
+        The dead-letter table costs nothing here, so ``dead_letter`` is accepted and ignored."""
         directory, name = _parse(url)
         if max_receives < 1 or visibility_timeout < 0:
             raise ConfigError("max_receives must be >= 1 and visibility_timeout >= 0")

@@ -40,7 +40,9 @@ def open_queue(url: str) -> Queue:
     return _queue_class(url).open(url)
 
 
-def create_queue(url: str, *, max_receives: int = 5, visibility_timeout: float = 60.0) -> Queue:
-    """Create the queue and its dead-letter queue if missing (idempotent) and open it."""
+def create_queue(url: str, *, max_receives: int = 5, visibility_timeout: float = 60.0,
+                 dead_letter: bool = True) -> Queue:
+    """Create the queue and (unless ``dead_letter=False``) its dead-letter queue if missing
+    (idempotent) and open it."""
     return _queue_class(url).create(url, max_receives=max_receives,
-                                    visibility_timeout=visibility_timeout)
+                                    visibility_timeout=visibility_timeout, dead_letter=dead_letter)

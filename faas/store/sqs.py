@@ -189,19 +189,22 @@ class SQSQueue(Queue):
         return q
 
     @classmethod
-    def create(cls, url: str, max_receives: int = 5, visibility_timeout: float = 60.0) -> "SQSQueue":
-        """Create NAME-dlq (14 days' retention) then NAME redriving to it; idempotent."""
+    def create(cls, url: str, max_receives: int = 5, visibility_timeout: float = 60.0,
+               dead_letter: bool = True) -> "SQSQueue":
+        """Create NAME-dlq (14 days' retention) then NAME redriving to it; idempotent.
+        ``dead_letter=False`` makes NAME alone (a client's reply queue needs none)."""
         if max_receives < 1 or visibility_timeout < 0:
             raise ConfigError("max_receives must be >= 1 and visibility_timeout >= 0")
         q = cls(url)
-        dlq = q._create_or_update(q.name + "-dlq", {"MessageRetentionPeriod": "1209600"})
-        arn = q._call("get_queue_attributes", QueueUrl=dlq,
-                      AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        q.queue_url = q._create_or_update(q.name, {
-            "RedrivePolicy": json.dumps({"deadLetterTargetArn": arn,
-                                         "maxReceiveCount": str(int(max_receives))}),
-            "VisibilityTimeout": str(_seconds(visibility_timeout)),
-            "ReceiveMessageWaitTimeSeconds": "0"})
+        attributes = {"VisibilityTimeout": str(_seconds(visibility_timeout)),
+                      "ReceiveMessageWaitTimeSeconds": "0"}
+        if dead_letter:
+            dlq = q._create_or_update(q.name + "-dlq", {"MessageRetentionPeriod": "1209600"})
+            arn = q._call("get_queue_attributes", QueueUrl=dlq,
+                          AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            attributes["RedrivePolicy"] = json.dumps({"deadLetterTargetArn": arn,
+                                                      "maxReceiveCount": str(int(max_receives))})
+        q.queue_url = q._create_or_update(q.name, attributes)
         return q
 
     # --- the interface ----------------------------------------------------------------------
