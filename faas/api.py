@@ -8,18 +8,20 @@ from __future__ import annotations
 
 import atexit
 import collections
+import json
 import logging
+import os
 import threading
 import time
 import uuid
 import weakref
 from typing import Any, Callable, Iterable
 
-from . import serialize
+from . import serialize, signing
 from .config import Settings, resolve
 from .exceptions import (EndpointNotFound, FaasError, QueueError, SerializationError, TaskCancelled,
                          TaskFailed, TaskTimeout)
-from .messages import (Notice, TaskMessage, args_key, cancel_key, function_key, inline_limit,
+from .messages import (Notice, args_key, cancel_key, function_key, inline_limit,
                        result_key, running_key)
 from .store import KeyNotFound, Queue, create_queue, open_queue, open_store
 
@@ -118,6 +120,7 @@ class Client:
         self._fn_ids: dict[int, tuple[Callable, str]] = {}
         self._stored_fns: set[str] = set()
         self._endpoints: dict[str, Queue] = {}
+        self._keys: dict[str, signing.Key | None] = {}
         self._tasks: dict[str, TaskState] = {}
         self._lock = threading.RLock()
         self._out: collections.deque = collections.deque()
@@ -187,6 +190,7 @@ class Client:
         d = ep_config.endpoint_dir("local", home)
         path = d / "config.yaml"
         if not path.exists():
+            control.ensure_key_file(d)
             ep_config.write(path, control.default_local_config(home))
         cfg = ep_config.load(path)
         url = cfg.queue_url("local", home)
@@ -197,26 +201,50 @@ class Client:
 
     # -- submitting ---------------------------------------------------------------------
     def _message(self, queue: Queue, function_id: str, calls: list, timeout: float | None,
-                 reply: bool = True) -> tuple[str, str]:
+                 key: "signing.Key | None" = None) -> tuple[str, str]:
         task_id = str(uuid.uuid4())
         data = serialize.calls_bytes(calls)
-        msg = TaskMessage(id=task_id, fn=function_id, n=len(calls), timeout=timeout, sent=time.time(),
-                          reply=self._reply_queue().url if reply else None)
+        now = time.time()
+        msg = {"v": 1, "id": task_id, "fn": function_id, "n": len(calls), "reply": self._reply_queue().url,
+               "timeout": timeout, "sent": now, "expires": now + self.settings.task_ttl}
         if len(data) <= inline_limit(queue.max_message_bytes):
-            msg.args = serialize.b64(data)
+            msg["args"] = serialize.b64(data)
         else:   # too big for a message: spill to the store; no other limit
-            msg.args_key = args_key(task_id)
-            self.store.put(msg.args_key, data)
-        return task_id, msg.model_dump_json(exclude_none=True)
+            msg["args_key"] = args_key(task_id)
+            msg["args_sha256"] = signing.sha256(data)
+            self.store.put(msg["args_key"], data)
+        msg = {k: v for k, v in msg.items() if v is not None}
+        if key is not None:
+            msg["sig"] = signing.sign(msg, key)
+        return task_id, json.dumps(msg, separators=(",", ":"))
+
+    def _signing_key(self, endpoint: str | None) -> "signing.Key | None":
+        """The key for ``endpoint``: the client's ``signing_key``, else the key file of an
+        endpoint of that name configured in this FAAS_HOME (same machine, same user: the
+        embedded default, or a login node), newest key last in the file."""
+        name = endpoint or self.settings.endpoint
+        if name not in self._keys:
+            key = None
+            if self.settings.signing_key:
+                key = signing.parse_key(self.settings.signing_key, "signing_key (FAAS_SIGNING_KEY)")
+            else:
+                from .endpoint import config as ep_config
+                path = ep_config.endpoint_dir(name, self.settings.home) / "signing.key"
+                if os.access(path, os.R_OK):
+                    keys = list(signing.read_key_file(path).values())
+                    key = keys[-1] if keys else None
+            self._keys[name] = key
+        return self._keys[name]
 
     def submit_tasks(self, endpoint: str | None, function_id: str, call_groups: Iterable[list],
                      timeout: float | None = None, wait_sent: bool = True) -> list[TaskState]:
         """Send one task per group of calls. With ``wait_sent=False`` the messages go out from a
         background thread in batches (the Executor's fast path)."""
         queue = self._endpoint_queue(endpoint)
+        key = self._signing_key(endpoint)
         states, bodies = [], []
         for calls in call_groups:
-            task_id, body = self._message(queue, function_id, list(calls), timeout)
+            task_id, body = self._message(queue, function_id, list(calls), timeout, key)
             st = TaskState(task_id, len(calls))
             self._tasks[task_id] = st
             states.append(st)

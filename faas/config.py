@@ -70,6 +70,10 @@ class Settings(BaseSettings):
     reply_queue_prefix: str = "faas-reply-"
     #: start the embedded ``local`` endpoint when it is not running
     autostart: bool = True
+    #: ``ID:SECRET`` key that signs task messages (the endpoint must hold the same key)
+    signing_key: Optional[str] = None
+    #: seconds after sending that a task may still start (a replay after that never runs)
+    task_ttl: float = 14 * 24 * 3600.0
 
     @field_validator("home", mode="before")
     @classmethod

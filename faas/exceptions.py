@@ -80,3 +80,15 @@ class CredentialsError(FaasError):
     """No AWS credentials were found, or they were refused."""
 
     code = "CredentialsError"
+
+
+class FunctionNotAllowed(TaskFailed):
+    """The endpoint's ``allowed_functions`` does not list this function."""
+
+    code = "FunctionNotAllowed"
+
+
+class SignatureError(FaasError):
+    """A task message is unsigned, wrongly signed, expired, or its payload was swapped."""
+
+    code = "SignatureError"

@@ -22,6 +22,9 @@ class TaskMessage(BaseModel):
     reply: Optional[str] = None      # queue URL for notices
     timeout: Optional[float] = None  # seconds per task, enforced by the worker pool
     sent: float = 0.0
+    expires: Optional[float] = None  # epoch seconds after which no worker runs it (replays)
+    args_sha256: Optional[str] = None  # digest of spilled arguments (covered by the signature)
+    sig: Optional[str] = None        # "KEYID:HMAC-SHA256" over every other field (faas.signing)
 
 
 class Notice(BaseModel):

@@ -32,7 +32,7 @@ pickling_support.install()   # tracebacks of remote exceptions survive pickling
 
 
 def frame(header: dict, payload: bytes) -> bytes:
-    head = json.dumps({"py": PY_VERSION, "dill": DILL_VERSION, **header},
+    head = json.dumps({"py": PY_VERSION, "dill": DILL_VERSION, "ser": "dill", **header},
                       separators=(",", ":")).encode()
     return MAGIC + struct.pack(">I", len(head)) + head + payload
 
@@ -46,6 +46,13 @@ def unframe(data: bytes) -> tuple[dict, bytes]:
     except ValueError as e:
         raise SerializationError(f"corrupt faas object header: {e}") from None
     return header, data[9 + n:]
+
+
+def check_serializer(header: dict, allowed: list[str], what: str) -> None:
+    ser = header.get("ser", "dill")
+    if ser not in allowed:
+        raise SerializationError(f"{what} was serialized with {ser!r}, which this endpoint does not "
+                                 f"load (allowed_serializers: {', '.join(allowed)})")
 
 
 def check_python(header: dict, what: str) -> None:
@@ -130,8 +137,13 @@ def _name(fn: Callable) -> str:
     return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or type(fn).__name__
 
 
-def load_function(data: bytes, function_id: str) -> Callable:
+def load_function(data: bytes, function_id: str, allowed: list[str] = ("dill",)) -> Callable:
+    if hashlib.sha256(data).hexdigest() != function_id:
+        from .exceptions import SignatureError
+        raise SignatureError(f"the bytes stored for function {function_id} do not hash to its id: "
+                             f"the object was swapped or corrupted in the store; not loaded")
     header, payload = unframe(data)
+    check_serializer(header, list(allowed), f"function {header.get('name', function_id)}")
     check_python(header, f"function {header.get('name', function_id)}")
     return loads(payload, f"function {header.get('name')} ({function_id})")
 
@@ -143,8 +155,9 @@ def calls_bytes(calls: list[tuple[tuple, dict]]) -> bytes:
     return frame({"kind": "args", "n": len(calls)}, dumps(calls, "the arguments"))
 
 
-def load_calls(data: bytes) -> list[tuple[tuple, dict]]:
+def load_calls(data: bytes, allowed: list[str] = ("dill",)) -> list[tuple[tuple, dict]]:
     header, payload = unframe(data)
+    check_serializer(header, list(allowed), "the arguments")
     check_python(header, "the arguments")
     return loads(payload, "the arguments")
 

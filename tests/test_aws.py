@@ -42,8 +42,12 @@ def site(moto_url, tmp_path_factory):
         mp.setenv("FAAS_HOME", str(home))
         mp.setenv("FAAS_AWS_CALL_LOG", str(log))
         mp.setenv("PYTHONPATH", os.pathsep.join([str(HERE / "aws_calls"), os.environ.get("PYTHONPATH", "")]))
+        from faas import signing
+        key = signing.new_key("site1")
+        mp.setenv("FAAS_SIGNING_KEY", key)        # clients sign; the endpoint checks
         cfg = ep_config.EndpointConfig.model_validate({
             "store": store, "queue": "sqs", "max_receives": 2, "visibility_timeout": 10, "stop_grace": 5,
+            "signing_keys": [key],
             "engine": {"max_workers_per_node": 2,
                        "provider": {"type": "local", "init_blocks": 1, "min_blocks": 1, "max_blocks": 1}}})
         ep_config.write(ep_config.endpoint_dir("site", home) / "config.yaml", cfg)

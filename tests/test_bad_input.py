@@ -40,7 +40,7 @@ def test_python_version_mismatch_names_both_versions(home):
     import struct
     head = json.dumps(header).encode()
     forged = serialize.MAGIC + struct.pack(">I", len(head)) + head + payload
-    fid = "f" * 64
+    fid = serialize.hashlib.sha256(forged).hexdigest()     # content-addressed, as the client does
     c.store.put(function_key(fid), forged)
     tid = c.run(function_id=fid, args=(2,))
     with pytest.raises(SerializationError) as info:

@@ -80,7 +80,7 @@ def test_remote_cancel_and_statuses(tmp_path):
         assert c.cancel(task_id=running)["status"] == "cancelling"
         with pytest.raises(TaskCancelled):
             c.get_result(task_id=running, timeout=30)
-        assert time.monotonic() - t < 5
+        assert time.monotonic() - t < 10     # checked each second once running > 1 s
         c.cancel(task_id=busy)
         with pytest.raises(TaskCancelled):
             c.get_result(task_id=queued, timeout=30)

@@ -44,7 +44,8 @@ def endpoint() -> None:
 
 @endpoint.command()
 @click.argument("name")
-@click.option("--provider", type=click.Choice(["local"]), default=None, help="how blocks are started")
+@click.option("--provider", type=click.Choice(["local", "slurm", "pbs"]), default=None,
+              help="how blocks are started")
 @click.option("--store", help="store URL clients use: file:///abs/path or s3://bucket/prefix "
                               "[default: the embedded store under FAAS_HOME]")
 @click.option("--queue", help="local, sqs, or a queue URL [default: local]")
@@ -54,8 +55,19 @@ def endpoint() -> None:
 @click.option("--max-blocks", type=int)
 @click.option("--max-idle-time", type=float)
 @click.option("--max-receives", type=int)
+@click.option("--partition", help="Slurm partition")
+@click.option("--pbs-queue", help="PBS queue")
+@click.option("--account", help="account / project to charge")
+@click.option("--walltime", help="block time limit, HH:MM:SS")
+@click.option("--nodes-per-block", type=int)
+@click.option("--launcher", type=click.Choice(["single_node", "srun", "mpiexec"]))
+@click.option("--worker-init", help="shell lines run before each pool (module load ...)")
+@click.option("--signing-key", "signing_key", metavar="new|none",
+              help="new: add a fresh task-signing key (rotation: older keys stay until you delete "
+                   "their line); none: turn signing off [default for a new endpoint: new]")
 def configure(name, provider, store, queue, max_workers_per_node, init_blocks, min_blocks,
-              max_blocks, max_idle_time, max_receives) -> None:
+              max_blocks, max_idle_time, max_receives, partition, pbs_queue, account, walltime,
+              nodes_per_block, launcher, worker_init, signing_key) -> None:
     """Write (or update) $FAAS_HOME/endpoints/NAME/config.yaml."""
     from ..endpoint import config as ep_config
     ep_config.check_name(name)
@@ -77,17 +89,38 @@ def configure(name, provider, store, queue, max_workers_per_node, init_blocks, m
         if value is not None:
             eng[key] = value
     for key, value in (("type", provider), ("init_blocks", init_blocks), ("min_blocks", min_blocks),
-                       ("max_blocks", max_blocks)):
+                       ("max_blocks", max_blocks), ("partition", partition), ("queue", pbs_queue),
+                       ("account", account), ("walltime", walltime),
+                       ("nodes_per_block", nodes_per_block), ("worker_init", worker_init)):
         if value is not None:
             prov[key] = value
+    if launcher is not None:
+        prov["launcher"] = {"type": launcher}
     from pydantic import ValidationError
     try:
         cfg = ep_config.EndpointConfig.model_validate(data)
     except ValidationError as e:
         from ..config import describe_validation
         raise click.UsageError(describe_validation(e, f"options for {path}"))
+    key_note = ""
+    if signing_key not in (None, "new", "none"):
+        raise click.BadParameter("expected new or none", param_hint="--signing-key")
+    if signing_key == "none":
+        cfg.signing_keys_file = None
+    elif signing_key == "new" or (action == "wrote" and signing_key is None):
+        from .. import signing
+        key_path = path.parent / "signing.key"
+        key = signing.new_key()
+        if key_path.exists():
+            with open(key_path, "a") as f:
+                f.write(key + "\n")
+        else:
+            signing.write_key_file(key_path, key)
+        cfg.signing_keys_file = "signing.key"
+        key_note = (f"\ntask signing key added to {key_path} (mode 600); clients elsewhere need it:\n"
+                    f"  export FAAS_SIGNING_KEY='{key}'")
     ep_config.write(path, cfg)
-    click.echo(f"{action} {path}\nstart it with: faas endpoint start {name}")
+    click.echo(f"{action} {path}\nstart it with: faas endpoint start {name}{key_note}")
 
 
 @endpoint.command()
@@ -165,13 +198,21 @@ def status(name) -> None:
             "pid": daemon_pid(d) if running else None, "store": cfg.store,
             "queue": cfg.queue_url(name, faas_home()), "provider": cfg.engine.provider.type,
             "max_workers_per_node": cfg.engine.max_workers_per_node, "blocks": []}
-    for sf in sorted((d / "blocks").glob("*/status.json")):
-        try:
-            st = json.loads(sf.read_text())
-        except ValueError:
-            continue
-        if st.get("state") != "stopped":
-            info["blocks"].append(st)
+    try:
+        daemon = json.loads((d / "daemon.status.json").read_text()) if running else {}
+    except (OSError, ValueError):
+        daemon = {}
+    if daemon.get("last_error"):
+        info["last_error"] = daemon["last_error"]
+    for bid, b in daemon.get("blocks", {}).items():
+        pools = []
+        for sf in sorted((d / "blocks" / bid).glob("**/status.json")):
+            try:
+                pools.append(json.loads(sf.read_text()))
+            except (OSError, ValueError):
+                continue
+        info["blocks"].append({"block": bid, "job": b.get("job"), "state": b.get("state"),
+                               "keep_alive": b.get("keep_alive"), "pools": pools})
     try:
         info["queue_depth"] = open_queue(info["queue"]).depth()
     except FaasError as e:

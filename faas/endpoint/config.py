@@ -4,8 +4,9 @@ expected."""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal, Optional, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -16,8 +17,21 @@ from ..exceptions import ConfigError, EndpointNotFound
 NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$"
 
 # Globus Compute / Parsl spellings accepted as synonyms.
-_PROVIDER_ALIASES = {"LocalProvider": "local"}
-_LAUNCHER_ALIASES = {"SingleNodeLauncher": "single_node", "SimpleLauncher": "single_node"}
+_PROVIDER_ALIASES = {"LocalProvider": "local", "SlurmProvider": "slurm", "PBSProProvider": "pbs",
+                     "TorqueProvider": "pbs", "PBSProvider": "pbs"}
+_LAUNCHER_ALIASES = {"SingleNodeLauncher": "single_node", "SimpleLauncher": "single_node",
+                     "SrunLauncher": "srun", "MpiExecLauncher": "mpiexec"}
+_WALLTIME = re.compile(r"^(?:(\d+)-)?(\d+):(\d\d):(\d\d)$")
+
+
+def walltime_seconds(text: str) -> int:
+    """``[D-]HH:MM:SS`` in seconds (two-field forms are refused: Slurm reads ``10:00`` as
+    minutes:seconds, PBS as hours:minutes)."""
+    m = _WALLTIME.match(str(text).strip())
+    if not m:
+        raise ValueError(f"expected a walltime like 01:30:00 or 2-00:00:00, got {text!r}")
+    days, hours, minutes, seconds = (int(g or 0) for g in m.groups())
+    return ((days * 24 + hours) * 60 + minutes) * 60 + seconds
 
 
 class _Strict(BaseModel):
@@ -25,7 +39,11 @@ class _Strict(BaseModel):
 
 
 class LauncherConfig(_Strict):
-    type: Literal["single_node"] = "single_node"
+    """How a block starts one worker pool on each of its nodes."""
+
+    type: Literal["single_node", "srun", "mpiexec"] = "single_node"
+    #: extra options for srun / mpiexec (e.g. ``--cpu-bind=none``)
+    overrides: str = ""
 
     @field_validator("type", mode="before")
     @classmethod
@@ -34,12 +52,33 @@ class LauncherConfig(_Strict):
 
 
 class ProviderConfig(_Strict):
-    type: Literal["local"] = "local"
+    type: Literal["local", "slurm", "pbs"] = "local"
     init_blocks: int = Field(1, ge=0)
     min_blocks: int = Field(0, ge=0)
     max_blocks: int = Field(1, ge=1)
     nodes_per_block: int = Field(1, ge=1)
+    #: share of the backlog to cover with new blocks (1: a worker per queued task; 0.5: half)
+    parallelism: float = Field(1.0, gt=0, le=1)
+    #: job time limit, ``HH:MM:SS`` or ``D-HH:MM:SS``; pools drain before it
+    walltime: Optional[str] = None
+    #: seconds before the walltime at which a pool stops taking tasks and hands back what it holds
+    walltime_margin: float = Field(60.0, ge=0)
+    partition: Optional[str] = None        # Slurm
+    queue: Optional[str] = None            # PBS
+    account: Optional[str] = None
+    qos: Optional[str] = None
+    constraint: Optional[str] = None
+    cores_per_node: Optional[int] = Field(None, ge=1)
+    #: memory per node in GB
+    mem_per_node: Optional[float] = Field(None, gt=0)
+    gpus_per_node: Optional[int] = Field(None, ge=0)
+    exclusive: bool = False
+    #: extra lines for the submit script's header (``#SBATCH ...`` / ``#PBS ...``)
+    scheduler_options: str = ""
+    #: shell lines run before the pool starts (``module load ...; conda activate ...``)
     worker_init: str = ""
+    #: seconds a scheduler command (sbatch, squeue, qsub, ...) may take before it counts as failed
+    cmd_timeout: float = Field(30.0, gt=0)
     launcher: LauncherConfig = LauncherConfig()
 
     @field_validator("type", mode="before")
@@ -47,13 +86,31 @@ class ProviderConfig(_Strict):
     def _alias(cls, v):
         return _PROVIDER_ALIASES.get(v, v)
 
+    @field_validator("walltime", mode="before")
+    @classmethod
+    def _walltime(cls, v):
+        if v is not None:
+            v = str(v)
+            walltime_seconds(v)
+        return v
+
     @model_validator(mode="after")
     def _blocks(self):
         if self.min_blocks > self.max_blocks:
             raise ValueError(f"min_blocks ({self.min_blocks}) must be <= max_blocks ({self.max_blocks})")
         if self.init_blocks > self.max_blocks:
             raise ValueError(f"init_blocks ({self.init_blocks}) must be <= max_blocks ({self.max_blocks})")
+        if self.nodes_per_block > 1 and self.launcher.type == "single_node":
+            raise ValueError("nodes_per_block > 1 needs a multi-node launcher (launcher: {type: srun} "
+                             "or {type: mpiexec})")
+        if self.walltime is not None and walltime_seconds(self.walltime) <= self.walltime_margin:
+            raise ValueError(f"walltime ({self.walltime}) must be longer than walltime_margin "
+                             f"({self.walltime_margin} s)")
         return self
+
+    @property
+    def walltime_s(self) -> Optional[int]:
+        return walltime_seconds(self.walltime) if self.walltime else None
 
 
 class EngineConfig(_Strict):
@@ -64,7 +121,37 @@ class EngineConfig(_Strict):
     prefetch: int = Field(-1, ge=-1)
     #: seconds a pool with nothing to do waits before it exits (its block ends)
     max_idle_time: float = Field(120.0, ge=0)
+    #: accelerator ids, one per worker (CUDA_VISIBLE_DEVICES); an int N means 0..N-1.
+    #: Caps the workers per node at their number.
+    available_accelerators: Union[int, list[str], None] = None
+    container_type: Literal["none", "podman", "apptainer", "singularity", "docker"] = "none"
+    #: image name, or for podman a root filesystem folder
+    container_uri: Optional[str] = None
+    #: extra options for the container runtime's ``run`` (e.g. ``-v /scratch:/scratch``)
+    container_cmd_options: str = ""
     provider: ProviderConfig = ProviderConfig()
+
+    @field_validator("available_accelerators")
+    @classmethod
+    def _accelerators(cls, v):
+        if isinstance(v, int):
+            if v < 0:
+                raise ValueError("expected a number of accelerators >= 0 or a list of ids")
+            return [str(i) for i in range(v)]
+        return [str(x) for x in v] if v is not None else None
+
+    @model_validator(mode="after")
+    def _container(self):
+        if self.container_type != "none" and not self.container_uri:
+            raise ValueError(f"container_type {self.container_type!r} needs container_uri "
+                             f"(an image name, or a rootfs folder for podman)")
+        return self
+
+    @property
+    def workers_per_node(self) -> int:
+        if self.available_accelerators:
+            return min(self.max_workers_per_node, len(self.available_accelerators))
+        return self.max_workers_per_node
 
 
 class EndpointConfig(_Strict):
@@ -79,6 +166,15 @@ class EndpointConfig(_Strict):
     strategy_period: float = Field(1.0, gt=0)
     #: seconds a stopping pool lets running tasks finish before it hands them back
     stop_grace: float = Field(30.0, ge=0)
+    #: file of ``ID:SECRET`` task-signing keys, one per line (relative to the endpoint's folder);
+    #: keys can also come from ``signing_keys`` or $FAAS_SIGNING_KEYS. With any key, unsigned,
+    #: wrongly signed or expired tasks never run.
+    signing_keys_file: Optional[str] = None
+    signing_keys: list[str] = []
+    #: function ids that may run here (None: any); anything else fails with FunctionNotAllowed
+    allowed_functions: Optional[list[str]] = None
+    #: serializers whose payloads a worker will load
+    allowed_serializers: list[Literal["dill"]] = ["dill"]
     engine: EngineConfig = EngineConfig()
 
     @field_validator("store")
@@ -87,6 +183,16 @@ class EndpointConfig(_Strict):
         if "://" not in v and not v.startswith("/"):
             raise ValueError("expected a store URL such as file:///abs/path or s3://bucket/prefix")
         return v if "://" in v else Path(v).as_uri()
+
+    def keyring(self, endpoint_dir: Path) -> dict:
+        """Every key this endpoint accepts (file, config, $FAAS_SIGNING_KEYS); may be empty."""
+        from .. import signing
+        keys = signing.parse_keys(self.signing_keys, "signing_keys in config.yaml")
+        if self.signing_keys_file:
+            keys.update(signing.read_key_file(endpoint_dir / self.signing_keys_file))
+        if os.environ.get("FAAS_SIGNING_KEYS"):
+            keys.update(signing.parse_keys(os.environ["FAAS_SIGNING_KEYS"], "$FAAS_SIGNING_KEYS"))
+        return keys
 
     def queue_url(self, name: str, home: Path) -> str:
         if self.queue == "local":

@@ -18,8 +18,17 @@ def default_local_config(home: Path) -> ep_config.EndpointConfig:
     """The embedded default: store and queue under FAAS_HOME, one always-warm local block."""
     return ep_config.EndpointConfig(
         display_name="embedded local endpoint", store=(home / "store").as_uri(), queue="local",
+        signing_keys_file="signing.key",
         engine=ep_config.EngineConfig(provider=ep_config.ProviderConfig(
             type="local", init_blocks=1, min_blocks=1, max_blocks=1)))
+
+
+def ensure_key_file(endpoint_dir: Path) -> None:
+    """A private signing key beside the config, made once (mode 600)."""
+    from .. import signing
+    path = endpoint_dir / "signing.key"
+    if not path.exists():
+        signing.write_key_file(path, signing.new_key("k1"))
 
 
 def start_detached(name: str, home: Path | None = None, wait: float = 15.0) -> int:

@@ -10,6 +10,7 @@ import fcntl
 import json
 import logging
 import os
+import shlex
 import signal
 import socket
 import sys
@@ -18,7 +19,7 @@ import time
 import uuid
 from pathlib import Path
 
-from .. import __version__, serialize
+from .. import __version__, serialize, signing
 from ..config import faas_home
 from ..exceptions import WorkerLost
 from ..messages import Notice, TaskMessage, dead_letter_key, result_key
@@ -26,7 +27,8 @@ from ..providers import BlockState, make_provider
 from ..store import KeyNotFound, create_queue, open_queue, open_store
 from . import config as ep_config
 from . import registry
-from .strategy import Observed, blocks_to_add
+from ..providers import ProviderError
+from .strategy import BlockView, Limits, Observed, decide
 
 log = logging.getLogger("faas.daemon")
 
@@ -76,6 +78,10 @@ class Daemon:
         self.stop_event = threading.Event()
         self.blocks_file = self.dir / "blocks.json"
         self.blocks: dict[str, dict] = {}   # block id -> {"job": job id, "keep_alive": bool}
+        self.last_error: dict | None = None
+        self.submit_after = 0.0
+        self.submit_backoff = 0.0
+        self.queue_busy_at = time.monotonic()
 
     def _lock(self):
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -105,12 +111,18 @@ class Daemon:
                                   max_receives=self.cfg.max_receives,
                                   visibility_timeout=self.cfg.visibility_timeout)
         self.dlq = self.queue.dead_letters()
+        self.keys = self.cfg.keyring(self.dir)
+        if not self.keys:
+            log.warning("task signing is off (no signing_keys): anyone who can send to %s can run "
+                        "code as this user; see `faas endpoint configure --signing-key`", self.queue.url)
         self.provider = make_provider(self.cfg.engine.provider, self.dir)
         self._adopt()
         p = self.cfg.engine.provider
         for _ in range(max(p.init_blocks - len(self.blocks), 0)):
-            self._submit()
+            if not self._submit():
+                break
         self._save_blocks()
+        self._write_status()
         registry.publish(self.store, self.record("running"))
         ready_path(self.dir).write_text(str(os.getpid()))
         log.info("endpoint %s started (pid %d): store %s, queue %s", self.name, os.getpid(),
@@ -140,25 +152,100 @@ class Daemon:
             old = json.loads(self.blocks_file.read_text())
         except (OSError, ValueError):
             return
-        states = self.provider.status([b["job"] for b in old.values()])
+        try:
+            states = self.provider.status([b["job"] for b in old.values()])
+        except ProviderError as e:   # keep them: the next steps will learn their state
+            self._error(f"reading the state of earlier blocks failed: {e}")
+            states = {}
         self.blocks = {bid: b for bid, b in old.items() if states.get(b["job"], BlockState.UNKNOWN).active}
         if self.blocks:
             log.info("adopted running blocks %s", sorted(self.blocks))
         self._save_blocks()
 
-    def _submit(self) -> None:
-        keep = sum(1 for b in self.blocks.values() if b["keep_alive"]) < self.cfg.engine.provider.min_blocks
-        block_id = f"block-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
-        cmd = f"{sys.executable} -m faas.endpoint.pool --endpoint-dir {self.dir} --block-id {block_id}"
+    def _pool_command(self, block_id: str, keep: bool) -> str:
+        p = self.cfg.engine.provider
+        cmd = (f"{shlex.quote(sys.executable)} -m faas.endpoint.pool --endpoint-dir "
+               f"{shlex.quote(str(self.dir))} --block-id {block_id}")
         if keep:
             cmd += " --keep-alive"
-        job = self.provider.submit(cmd, block_id)
-        self.blocks[block_id] = {"job": job, "keep_alive": keep}
+        if p.walltime_s:
+            cmd += f" --walltime {p.walltime_s} --walltime-margin {p.walltime_margin:g}"
+        if self.cfg.engine.container_type == "none":
+            return cmd
+        from ..providers import containers
+        mounts = [str(self.dir)] + containers.required_mounts(self.cfg, self.home)
+        return containers.wrap(self.cfg.engine, cmd, mounts=mounts)
+
+    def _submit(self) -> bool:
+        """Submit one block; on a scheduler error, log it, show it in ``faas endpoint status``,
+        and back off (the daemon keeps running and tries again)."""
+        if time.monotonic() < self.submit_after:
+            return False
+        keep = sum(1 for b in self.blocks.values() if b["keep_alive"]) < self.cfg.engine.provider.min_blocks
+        block_id = f"block-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+        try:
+            job = self.provider.submit(self._pool_command(block_id, keep), block_id)
+        except ProviderError as e:
+            self.submit_backoff = min(max(self.submit_backoff * 2, 2.0), 120.0)
+            self.submit_after = time.monotonic() + self.submit_backoff
+            self._error(f"submitting a block failed: {e} (next try in {self.submit_backoff:.0f} s)")
+            return False
+        self.submit_backoff = 0.0
+        self.blocks[block_id] = {"job": job, "keep_alive": keep, "submitted": time.time()}
         self._save_blocks()
+        self._clear_error("submit")
         log.info("submitted %s (job %s%s)", block_id, job, ", keep-alive" if keep else "")
+        return True
+
+    def _error(self, text: str) -> None:
+        log.error("%s", text)
+        self.last_error = {"time": time.time(), "error": text}
+        self._write_status()
+
+    def _clear_error(self, what: str) -> None:
+        if self.last_error and what in self.last_error["error"]:
+            self.last_error = None
+            self._write_status()
+
+    def _write_status(self, states: dict | None = None) -> None:
+        """``daemon.status.json``: what ``faas endpoint status`` shows (blocks, last error)."""
+        status = {"pid": os.getpid(), "time": time.time(), "last_error": self.last_error,
+                  "blocks": {bid: dict(b, state=(states or {}).get(b["job"], "unknown"))
+                             for bid, b in self.blocks.items()}}
+        tmp = self.dir / "daemon.status.json.tmp"
+        tmp.write_text(json.dumps(status, default=str))
+        os.replace(tmp, self.dir / "daemon.status.json")
+
+    def _pools(self, block_id: str) -> list[dict]:
+        out = []
+        for f in (self.dir / "blocks" / block_id).glob("**/status.json"):
+            try:
+                out.append(json.loads(f.read_text()))
+            except (OSError, ValueError):
+                continue
+        return out
+
+    def _view(self, block_id: str, b: dict, state: BlockState) -> BlockView:
+        pools = self._pools(block_id)
+        if state == BlockState.PENDING:
+            kind = "pending"
+        elif any(p.get("state") == "draining" for p in pools):
+            kind = "draining"
+        else:
+            kind = "running"
+        idle = None
+        if pools and len(pools) >= self.cfg.engine.provider.nodes_per_block and all(
+                p.get("busy", 1) == 0 and p.get("held", 1) == 0 for p in pools):
+            idle = min(p.get("idle_for", 0.0) + (time.time() - p.get("time", time.time())) for p in pools)
+        return BlockView(id=block_id, state=kind, idle_for=idle, keep_alive=b.get("keep_alive", False))
 
     def _step(self) -> None:
-        states = self.provider.status([b["job"] for b in self.blocks.values()])
+        try:
+            states = self.provider.status([b["job"] for b in self.blocks.values()])
+            self._clear_error("block status")
+        except ProviderError as e:
+            self._error(f"reading block status failed: {e}")
+            return
         for bid, b in list(self.blocks.items()):
             st = states.get(b["job"], BlockState.UNKNOWN)
             if not st.active:
@@ -166,17 +253,31 @@ class Daemon:
                 del self.blocks[bid]
                 self._save_blocks()
         depth = self.queue.depth()
+        load = depth["visible"] + depth["in_flight"]
+        now = time.monotonic()
+        if load:
+            self.queue_busy_at = now
         p = self.cfg.engine.provider
         obs = Observed(visible=depth["visible"], in_flight=depth["in_flight"],
-                       pending_blocks=sum(1 for b in self.blocks.values()
-                                          if states.get(b["job"]) == BlockState.PENDING),
-                       running_blocks=sum(1 for b in self.blocks.values()
-                                          if states.get(b["job"]) != BlockState.PENDING),
-                       keep_alive_blocks=sum(1 for b in self.blocks.values() if b["keep_alive"]))
-        for _ in range(blocks_to_add(obs, min_blocks=p.min_blocks, max_blocks=p.max_blocks,
-                                     workers_per_block=self.cfg.engine.max_workers_per_node
-                                     * p.nodes_per_block)):
-            self._submit()
+                       blocks=tuple(self._view(bid, b, states.get(b["job"], BlockState.UNKNOWN))
+                                    for bid, b in self.blocks.items()),
+                       queue_idle_for=now - self.queue_busy_at)
+        decision = decide(obs, Limits(min_blocks=p.min_blocks, max_blocks=p.max_blocks,
+                                      workers_per_block=self.cfg.engine.workers_per_node * p.nodes_per_block,
+                                      parallelism=p.parallelism,
+                                      max_idle_time=self.cfg.engine.max_idle_time))
+        if decision.cancel:
+            jobs = [self.blocks[bid]["job"] for bid in decision.cancel]
+            log.info("cancelling idle block(s) %s", ", ".join(decision.cancel))
+            try:
+                self.provider.cancel(jobs)
+                self._clear_error("cancel")
+            except ProviderError as e:
+                self._error(f"cancelling blocks failed: {e}")
+        for _ in range(decision.submit):
+            if not self._submit():
+                break
+        self._write_status({self.blocks[v.id]["job"]: v.state for v in obs.blocks if v.id in self.blocks})
         self._drain_dead_letters()
 
     def _drain_dead_letters(self) -> None:
@@ -184,9 +285,15 @@ class Daemon:
         the dead-letter queue, so a task is never silently stuck there."""
         for m in self.dlq.receive(max_messages=10, wait=0):
             try:
-                task = TaskMessage.model_validate_json(m.body)
-            except Exception:  # noqa: BLE001 - a malformed message: keep it for inspection
-                self.store.put(dead_letter_key(f"malformed-{m.id}"), m.body.encode())
+                fields = json.loads(m.body)
+                task = TaskMessage.model_validate(fields)
+                why = signing.check(fields, self.keys, 0.0) if self.keys else None
+            except Exception as e:  # noqa: BLE001 - a malformed message: keep it for inspection
+                why = f"malformed: {e}"
+            if why is not None:   # an unproven task id: keep the message, write no result for it
+                self.store.put(dead_letter_key(f"refused-{m.id}"),
+                               json.dumps({"reason": why, "body": m.body}).encode())
+                log.error("dead letter %s set aside without a result: %s", m.id, why)
                 self.dlq.delete([m.receipt])
                 continue
             try:
@@ -217,12 +324,16 @@ class Daemon:
         ready_path(self.dir).unlink(missing_ok=True)
         log.info("stopping: asking %d block(s) to hand back their tasks", len(self.blocks))
         jobs = [b["job"] for b in self.blocks.values()]
-        self.provider.cancel(jobs)
         deadline = time.monotonic() + self.cfg.stop_grace + 15
-        while jobs and time.monotonic() < deadline:
-            states = self.provider.status(jobs)
-            jobs = [j for j in jobs if states[j].active]
-            time.sleep(0.1)
+        try:
+            if jobs:
+                self.provider.cancel(jobs)
+            while jobs and time.monotonic() < deadline:
+                states = self.provider.status(jobs)
+                jobs = [j for j in jobs if states[j].active]
+                time.sleep(0.1 if self.cfg.engine.provider.type == "local" else 1.0)
+        except ProviderError as e:
+            log.error("stopping blocks: %s", e)
         if jobs:
             log.warning("blocks %s did not stop in time", jobs)
         self.blocks = {}

@@ -28,11 +28,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import serialize
-from ..exceptions import QueueError
+from .. import serialize, signing
+from ..exceptions import FunctionNotAllowed, QueueError
 from ..messages import (Notice, TaskMessage, cancel_key, dead_letter_key, inline_limit,
                         result_key, running_key)
 from ..store import Message, open_queue, open_store
+from ..providers.launchers import RANK_VARIABLES
 from . import config as ep_config
 from . import worker as worker_mod
 
@@ -72,12 +73,20 @@ class Outgoing:
 
 class Pool:
     def __init__(self, cfg: ep_config.EndpointConfig, name: str, home: Path, block_dir: Path,
-                 block_id: str, keep_alive: bool = False):
+                 block_id: str, keep_alive: bool = False, walltime: float | None = None,
+                 walltime_margin: float = 60.0):
         self.cfg, self.name, self.block_id, self.block_dir = cfg, name, block_id, block_dir
         self.keep_alive = keep_alive
         self.store = open_store(cfg.store)
         self.queue = open_queue(cfg.queue_url(name, home))
-        self.n_workers = cfg.engine.max_workers_per_node
+        self.keys = cfg.keyring(ep_config.endpoint_dir(name, home))
+        self.n_workers = cfg.engine.workers_per_node
+        self.accelerators = cfg.engine.available_accelerators or []
+        t0 = time.monotonic()
+        # Near the block's walltime: stop taking tasks, hand back the held ones, and give the
+        # running ones until just before the scheduler's kill.
+        self.drain_at = t0 + walltime - walltime_margin if walltime else None
+        self.kill_at = t0 + walltime - min(5.0, walltime_margin / 2) if walltime else None
         self.batch = getattr(self.queue, "max_batch", 10)
         self.prefetch = cfg.engine.prefetch
         self.max_prefetch = max(4 * self.n_workers, min(self.batch, 10))
@@ -104,8 +113,10 @@ class Pool:
     def _spawn(self, index: int) -> Slot:
         parent, child = self.ctx.Pipe()
         log_path = str(self.block_dir / f"worker-{index}.log")
+        env = {"CUDA_VISIBLE_DEVICES": self.accelerators[index]} if self.accelerators else {}
         proc = self.ctx.Process(target=worker_mod.main, name=f"faas-worker-{index}",
-                                args=(child, self.cfg.store, log_path, self.where), daemon=True)
+                                args=(child, self.cfg.store, log_path, self.where, env,
+                                      tuple(self.cfg.allowed_serializers)), daemon=True)
         proc.start()
         child.close()
         return Slot(index, proc, parent)
@@ -153,11 +164,30 @@ class Pool:
             if not msgs:
                 continue
             good = []
+            now = time.time()
             for m in msgs:
                 try:
-                    good.append(Held(m, TaskMessage.model_validate_json(m.body), time.monotonic()))
+                    fields = json.loads(m.body)
+                    task = TaskMessage.model_validate(fields)
                 except Exception as e:  # noqa: BLE001
                     self._dead_letter_malformed(m, e)
+                    continue
+                why = signing.check(fields, self.keys, now) if self.keys else None
+                if why is None and task.args_key and not task.args_sha256 and self.keys:
+                    why = "spilled arguments without a digest"
+                if why is not None:
+                    self._refuse(m, task, why)
+                    continue
+                held = Held(m, task, time.monotonic())
+                allowed = self.cfg.allowed_functions
+                if allowed is not None and task.fn not in allowed:
+                    log.warning("task %s refused: function %s is not in allowed_functions", task.id, task.fn)
+                    self._fail(held, FunctionNotAllowed(
+                        f"function {task.fn} is not allowed on endpoint {self.name!r} (its config.yaml "
+                        f"lists allowed_functions); ask the endpoint's administrator to add it",
+                        task_id=task.id))
+                    continue
+                good.append(held)
             if self.stopping.is_set():   # received while stopping: hand straight back
                 self.outbox.put(("handback", good))
                 return
@@ -177,6 +207,19 @@ class Pool:
             self.queue.delete([m.receipt])
         except Exception as e2:  # noqa: BLE001
             log.error("could not dead-letter message %s: %s", m.id, e2)
+
+    def _refuse(self, m: Message, task: TaskMessage, why: str) -> None:
+        """Never deserialize, never write a result under its (unproven) task id: keep the
+        message for the administrator under ``dead-letters/`` and drop it from the queue."""
+        log.error("REFUSED message %s (claims task %s): %s; its payload was not deserialized",
+                  m.id, task.id, why)
+        try:
+            self.store.put(dead_letter_key(f"refused-{m.id}"),
+                           json.dumps({"reason": why, "body": m.body}).encode())
+            self.queue.delete([m.receipt])
+        except Exception as e:  # noqa: BLE001
+            log.error("could not set refused message %s aside: %s", m.id, e)
+        self.counts["refused"] += 1
 
     def _dlq(self):
         if self.dlq is None:
@@ -311,7 +354,8 @@ class Pool:
                     held = self.ready.popleft()
                     t = held.task
                     args = serialize.unb64(t.args) if t.args is not None else None
-                    slot.conn.send((t.id, t.fn, args, t.args_key, self._inline_max(t.reply)))
+                    slot.conn.send((t.id, t.fn, args, t.args_key, self._inline_max(t.reply),
+                                    t.args_sha256))
                     held.started = time.monotonic()
                     slot.job = held
                     self.last_busy = held.started
@@ -417,9 +461,14 @@ class Pool:
             self._dispatch()
             now = time.monotonic()
             busy = [s for s in self.slots if s.job]
+            if self.drain_at is not None and now >= self.drain_at and not self.stopping.is_set():
+                log.info("near the block's walltime: handing back held tasks, taking no more")
+                self.stopping.set()
             if self.stopping.is_set():
                 if grace_until is None:
                     grace_until = now + self.cfg.stop_grace
+                    if self.kill_at is not None:
+                        grace_until = min(grace_until, self.kill_at)
                     with self.lock:
                         back, self.ready = list(self.ready), collections.deque()
                     if back:
@@ -517,15 +566,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--endpoint-dir", required=True, type=Path)
     p.add_argument("--block-id", required=True)
     p.add_argument("--keep-alive", action="store_true", help="never exit when idle (min_blocks)")
+    p.add_argument("--walltime", type=float, help="seconds the scheduler gives the block")
+    p.add_argument("--walltime-margin", type=float, default=60.0,
+                   help="seconds before the walltime to stop taking tasks and hand back")
     a = p.parse_args(argv)
     name = a.endpoint_dir.name
     home = a.endpoint_dir.parent.parent
     block_dir = a.endpoint_dir / "blocks" / a.block_id
+    cfg = ep_config.load(a.endpoint_dir / "config.yaml")
+    if cfg.engine.provider.nodes_per_block > 1:   # one pool per node: a folder each
+        rank = next((os.environ[v] for v in RANK_VARIABLES if v in os.environ), "0")
+        block_dir = block_dir / f"rank-{rank}"
     block_dir.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(filename=block_dir / "pool.log", level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(threadName)s %(message)s")
-    cfg = ep_config.load(a.endpoint_dir / "config.yaml")
-    pool = Pool(cfg, name, home, block_dir, a.block_id, keep_alive=a.keep_alive)
+    pool = Pool(cfg, name, home, block_dir, a.block_id, keep_alive=a.keep_alive,
+                walltime=a.walltime, walltime_margin=a.walltime_margin)
     signal.signal(signal.SIGTERM, lambda *_: (pool.stopping.set(), pool._wake()))
     signal.signal(signal.SIGINT, lambda *_: (pool.stopping.set(), pool._wake()))
     try:

@@ -12,14 +12,17 @@ import socket
 import sys
 import time
 
-from .. import serialize
+from .. import serialize, signing
+from ..exceptions import SignatureError
 from ..messages import args_key as _args_key, cancel_key, function_key, result_key
 from ..store import open_store
 
 HOST = socket.gethostname()
 
 
-def main(conn, store_url: str, log_path: str, where: dict) -> None:
+def main(conn, store_url: str, log_path: str, where: dict, env: dict | None = None,
+         allowed_serializers: tuple = ("dill",)) -> None:
+    os.environ.update(env or {})   # e.g. this worker's CUDA_VISIBLE_DEVICES
     # The user's prints land in the worker's log, not on the pool's terminal.
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(fd, 1)
@@ -38,24 +41,28 @@ def main(conn, store_url: str, log_path: str, where: dict) -> None:
         if job is None:
             return
         try:
-            reply = run_job(store, functions, job, where)
+            reply = run_job(store, functions, job, where, allowed_serializers)
         except Exception as e:  # the store refused the result: the pool hands the task back
             reply = (job[0], "retry", f"{type(e).__name__}: {e}".encode())
         conn.send(reply)
 
 
-def run_job(store, functions: dict, job: tuple, where: dict) -> tuple:
-    task_id, function_id, args_frame, args_key, inline_max = job
+def run_job(store, functions: dict, job: tuple, where: dict, allowed: tuple = ("dill",)) -> tuple:
+    task_id, function_id, args_frame, args_key, inline_max, args_sha256 = job
     if store.exists(cancel_key(task_id)):
         return (task_id, "cancelled", None)
     started = time.time()
     try:
         fn = functions.get(function_id)
-        if fn is None:
+        if fn is None:   # load_function checks the bytes hash to the id: a swap never loads
             fn = functions[function_id] = serialize.load_function(
-                store.get(function_key(function_id)), function_id)
-        calls = serialize.load_calls(args_frame if args_frame is not None
-                                     else store.get(args_key or _args_key(task_id)))
+                store.get(function_key(function_id)), function_id, allowed)
+        if args_frame is None:
+            args_frame = store.get(args_key or _args_key(task_id))
+            if args_sha256 is not None and signing.sha256(args_frame) != args_sha256:
+                raise SignatureError(f"the arguments stored for task {task_id} do not match the "
+                                     f"digest its message carries: swapped or corrupted; not loaded")
+        calls = serialize.load_calls(args_frame, allowed)
     except BaseException as e:  # noqa: BLE001 - any failure to load is the task's failure
         outcomes = [serialize.error_outcome(e)]
     else:

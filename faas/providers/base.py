@@ -1,9 +1,27 @@
-"""The provider interface (after Parsl's ``providers/base.py``): submit, status, cancel."""
+"""The provider interface (after Parsl's ``providers/base.py``): submit, status, cancel.
+
+A provider starts *blocks*: one batch job (or local process group) of ``nodes_per_block``
+nodes, whose script runs ``worker_init`` and then the launcher, which starts one worker pool per
+node. Providers know nothing about tasks; the daemon drives them.
+"""
 from __future__ import annotations
 
 import enum
+import shlex
+import subprocess
 from abc import ABC, abstractmethod
 from pathlib import Path
+
+import jinja2
+
+from ..exceptions import FaasError
+from .launchers import launch_command
+
+
+class ProviderError(FaasError):
+    """A scheduler command failed, hung past ``cmd_timeout``, or is not installed."""
+
+    code = "ProviderError"
 
 
 class BlockState(str, enum.Enum):
@@ -20,6 +38,9 @@ class BlockState(str, enum.Enum):
 
 
 class Provider(ABC):
+    #: the submit script's template, a file beside the provider's module (None: a plain script)
+    template: str | None = None
+
     def __init__(self, cfg, endpoint_dir: Path):
         self.cfg = cfg
         self.endpoint_dir = Path(endpoint_dir)
@@ -28,7 +49,7 @@ class Provider(ABC):
 
     @abstractmethod
     def submit(self, command: str, block_id: str) -> str:
-        """Start a block that runs ``command`` (on each node, through the launcher); return its job id."""
+        """Start a block whose every node runs ``command``; return its job id."""
 
     @abstractmethod
     def status(self, job_ids: list[str]) -> dict[str, BlockState]: ...
@@ -37,12 +58,39 @@ class Provider(ABC):
     def cancel(self, job_ids: list[str]) -> None:
         """Ask blocks to end: their pools get SIGTERM and hand back what they hold."""
 
-    def script(self, command: str, block_id: str) -> Path:
-        """The block's script, kept under ``submit_scripts/`` as Globus Compute does."""
+    # -- helpers for the providers ----------------------------------------------------------
+    def script(self, command: str, block_id: str, **extra) -> Path:
+        """Render the block's script into ``submit_scripts/BLOCK.sh`` (kept, as Globus Compute
+        does, beside the job's ``.stdout`` / ``.stderr``)."""
         path = self.scripts_dir / f"{block_id}.sh"
-        path.write_text("#!/bin/bash\n"
-                        f"# faas block {block_id}\n"
-                        f"{self.cfg.worker_init}\n"
-                        f"exec {command}\n")
+        launch = launch_command(self.cfg.launcher, command, self.cfg.nodes_per_block)
+        if self.template is None:
+            text = f"#!/bin/bash\n# faas block {block_id}\n{self.cfg.worker_init}\nexec {launch}\n"
+        else:
+            env = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(self.template).parent),
+                                     undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+            text = env.get_template(Path(self.template).name).render(
+                cfg=self.cfg, block_id=block_id, launch_command=launch, command=command,
+                stdout=str(self.scripts_dir / f"{block_id}.stdout"),
+                stderr=str(self.scripts_dir / f"{block_id}.stderr"), **extra)
+        path.write_text(text)
         path.chmod(0o755)
         return path
+
+    def run(self, args: list[str], what: str | None = None) -> str:
+        """Run a scheduler command within ``cmd_timeout``; its stdout, or a ProviderError that
+        quotes what the scheduler said."""
+        what = what or args[0]
+        try:
+            r = subprocess.run(args, capture_output=True, text=True, timeout=self.cfg.cmd_timeout,
+                               stdin=subprocess.DEVNULL)
+        except FileNotFoundError:
+            raise ProviderError(f"{args[0]} not found on PATH: is the scheduler's client installed "
+                                f"on this node (the endpoint's {self.cfg.type} provider needs it)?") from None
+        except subprocess.TimeoutExpired:
+            raise ProviderError(f"{what} did not answer within {self.cfg.cmd_timeout:g} s "
+                                f"(cmd_timeout): {shlex.join(args)}") from None
+        if r.returncode != 0:
+            said = (r.stderr.strip() or r.stdout.strip() or "(no output)")[-1500:]
+            raise ProviderError(f"{what} failed (exit {r.returncode}): {said}")
+        return r.stdout
