@@ -80,17 +80,22 @@ class Provider(ABC):
     def run(self, args: list[str], what: str | None = None) -> str:
         """Run a scheduler command within ``cmd_timeout``; its stdout, or a ProviderError that
         quotes what the scheduler said."""
+        r = self.run_result(args, what)
+        if r.returncode != 0:
+            said = (r.stderr.strip() or r.stdout.strip() or "(no output)")[-1500:]
+            raise ProviderError(f"{what or args[0]} failed (exit {r.returncode}): {said}")
+        return r.stdout
+
+    def run_result(self, args: list[str], what: str | None = None) -> subprocess.CompletedProcess:
+        """Like :meth:`run`, but a non-zero exit is the caller's to read (qstat and qdel exit
+        non-zero when some ids are merely finished, and still print the rest)."""
         what = what or args[0]
         try:
-            r = subprocess.run(args, capture_output=True, text=True, timeout=self.cfg.cmd_timeout,
-                               stdin=subprocess.DEVNULL)
+            return subprocess.run(args, capture_output=True, text=True, timeout=self.cfg.cmd_timeout,
+                                  stdin=subprocess.DEVNULL)
         except FileNotFoundError:
             raise ProviderError(f"{args[0]} not found on PATH: is the scheduler's client installed "
                                 f"on this node (the endpoint's {self.cfg.type} provider needs it)?") from None
         except subprocess.TimeoutExpired:
             raise ProviderError(f"{what} did not answer within {self.cfg.cmd_timeout:g} s "
                                 f"(cmd_timeout): {shlex.join(args)}") from None
-        if r.returncode != 0:
-            said = (r.stderr.strip() or r.stdout.strip() or "(no output)")[-1500:]
-            raise ProviderError(f"{what} failed (exit {r.returncode}): {said}")
-        return r.stdout

@@ -64,7 +64,6 @@ from __future__ import annotations
 
 import json
 import re
-import shlex
 import subprocess
 from pathlib import Path
 
@@ -113,7 +112,7 @@ class PBSProvider(Provider):
         if not job_ids:
             return {}
         args = ["qstat", "-x", "-f", "-F", "json", *job_ids]
-        r = self._call(args)
+        r = self.run_result(args)
         gone = _gone_ids(r.stderr)
         if r.returncode != 0 and not gone:
             raise ProviderError(f"qstat failed (exit {r.returncode}): {_said(r)}")
@@ -133,28 +132,13 @@ class PBSProvider(Provider):
     def cancel(self, job_ids: list[str]) -> None:
         if not job_ids:
             return
-        r = self._call(["qdel", *job_ids])
+        r = self.run_result(["qdel", *job_ids])
         if r.returncode == 0:
             return
         lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
         if lines and all(any(p.search(ln) for p in _QDEL_BENIGN) for ln in lines):
             return          # already finished or gone: nothing left to cancel
         raise ProviderError(f"qdel failed (exit {r.returncode}): {_said(r)}")
-
-    # -- helpers ----------------------------------------------------------------------------
-    def _call(self, args: list[str]) -> subprocess.CompletedProcess:
-        """Like ``Provider.run`` (same errors for a missing binary and for ``cmd_timeout``), but
-        hands back a non-zero exit for the caller to read: qstat and qdel exit non-zero when
-        some ids are merely finished or unknown, and still print the rest."""
-        try:
-            return subprocess.run(args, capture_output=True, text=True,
-                                  timeout=self.cfg.cmd_timeout, stdin=subprocess.DEVNULL)
-        except FileNotFoundError:
-            raise ProviderError(f"{args[0]} not found on PATH: is the scheduler's client installed "
-                                f"on this node (the endpoint's {self.cfg.type} provider needs it)?") from None
-        except subprocess.TimeoutExpired:
-            raise ProviderError(f"{args[0]} did not answer within {self.cfg.cmd_timeout:g} s "
-                                f"(cmd_timeout): {shlex.join(args)}") from None
 
 
 # -- pure functions (tested against the recordings) ---------------------------------------------
