@@ -9,9 +9,12 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .config import Settings, resolve
+
+if TYPE_CHECKING:
+    from .api import Client
 
 
 class Session:

@@ -4,8 +4,6 @@ from __future__ import annotations
 import json
 import shutil
 import sys
-import time
-from pathlib import Path
 
 import click
 
