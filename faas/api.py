@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable
 
 from . import serialize, signing
 from .config import Settings, resolve
-from .exceptions import (EndpointNotFound, FaasError, QueueError, SerializationError, TaskCancelled,
+from .exceptions import (ConfigError, EndpointNotFound, FaasError, QueueError, SerializationError, TaskCancelled,
                          TaskFailed, TaskTimeout)
 from .messages import (Notice, args_key, cancel_key, function_key, inline_limit,
                        result_key, running_key)
@@ -240,6 +240,8 @@ class Client:
                      timeout: float | None = None, wait_sent: bool = True) -> list[TaskState]:
         """Send one task per group of calls. With ``wait_sent=False`` the messages go out from a
         background thread in batches (the Executor's fast path)."""
+        if timeout is not None and not timeout > 0:
+            raise ConfigError(f"timeout must be a number of seconds > 0, got {timeout!r}")
         queue = self._endpoint_queue(endpoint)
         key = self._signing_key(endpoint)
         states, bodies = [], []

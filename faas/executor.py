@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from .api import Client, TaskState, decode_result, outcome_value
 from .config import resolve
-from .exceptions import TaskCancelled
+from .exceptions import ConfigError, TaskCancelled
 
 
 class TaskFuture(Future):
@@ -48,6 +48,8 @@ class Executor(_BaseExecutor):
         self._own_client = client is None
         self.client = client or Client(resolve(profile, **client_options))
         self.endpoint = endpoint or endpoint_id or self.client.settings.endpoint
+        if task_timeout is not None and not task_timeout > 0:
+            raise ConfigError(f"task_timeout must be a number of seconds > 0, got {task_timeout!r}")
         self.task_timeout = task_timeout
         self._futures: set[TaskFuture] = set()
         self._by_task: dict[str, set[TaskFuture]] = {}

@@ -8,6 +8,7 @@ needs without unpickling (a result's status, its error text).
 from __future__ import annotations
 
 import base64
+import copy
 import hashlib
 import json
 import os
@@ -178,12 +179,26 @@ class RemoteTraceback(Exception):
 def error_outcome(exc: BaseException) -> tuple:
     """``(False, pickled exception or None, type name, message, traceback text)``."""
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    try:
-        blob = dill.dumps(exc, protocol=5, recurse=True)
-        dill.loads(blob)  # a type that pickles but cannot be rebuilt is sent as text only
-    except Exception:
-        blob = None
+    blob = None
+    # With its traceback first (tblib); a very deep one (RecursionError) or an unpicklable
+    # frame falls back to the bare exception: the text above carries the traceback anyway.
+    for candidate in (exc, _bare(exc)):
+        try:
+            blob = dill.dumps(candidate, protocol=5, recurse=True)
+            dill.loads(blob)  # a type that pickles but cannot be rebuilt goes as text only
+            break
+        except BaseException:  # noqa: BLE001 - RecursionError too
+            blob = None
     return (False, blob, f"{type(exc).__module__}.{type(exc).__qualname__}", str(exc), text)
+
+
+def _bare(exc: BaseException) -> BaseException:
+    try:
+        bare = copy.copy(exc)
+        bare.__traceback__ = bare.__cause__ = bare.__context__ = None
+        return bare
+    except Exception:  # noqa: BLE001
+        return exc
 
 
 def result_bytes(header: dict, outcomes: list[tuple]) -> bytes:

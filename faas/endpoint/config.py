@@ -124,6 +124,9 @@ class EngineConfig(_Strict):
     #: accelerator ids, one per worker (CUDA_VISIBLE_DEVICES); an int N means 0..N-1.
     #: Caps the workers per node at their number.
     available_accelerators: Union[int, list[str], None] = None
+    #: address-space limit of each worker process in MB (a runaway task gets MemoryError
+    #: instead of taking the node down); None: no limit
+    worker_memory_limit_mb: Optional[int] = Field(None, ge=64)
     container_type: Literal["none", "podman", "apptainer", "singularity", "docker"] = "none"
     #: image name, or for podman a root filesystem folder
     container_uri: Optional[str] = None

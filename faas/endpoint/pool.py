@@ -116,7 +116,8 @@ class Pool:
         env = {"CUDA_VISIBLE_DEVICES": self.accelerators[index]} if self.accelerators else {}
         proc = self.ctx.Process(target=worker_mod.main, name=f"faas-worker-{index}",
                                 args=(child, self.cfg.store, log_path, self.where, env,
-                                      tuple(self.cfg.allowed_serializers)), daemon=True)
+                                      tuple(self.cfg.allowed_serializers),
+                                      self.cfg.engine.worker_memory_limit_mb), daemon=True)
         proc.start()
         child.close()
         return Slot(index, proc, parent)

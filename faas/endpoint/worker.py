@@ -12,17 +12,24 @@ import socket
 import sys
 import time
 
+from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
+
 from .. import serialize, signing
 from ..exceptions import SignatureError
 from ..messages import args_key as _args_key, cancel_key, function_key, result_key
 from ..store import open_store
 
 HOST = socket.gethostname()
+RESULT_WRITE_PATIENCE = 120.0   # seconds
 
 
 def main(conn, store_url: str, log_path: str, where: dict, env: dict | None = None,
-         allowed_serializers: tuple = ("dill",)) -> None:
+         allowed_serializers: tuple = ("dill",), memory_limit_mb: int | None = None) -> None:
     os.environ.update(env or {})   # e.g. this worker's CUDA_VISIBLE_DEVICES
+    if memory_limit_mb:
+        import resource
+        limit = memory_limit_mb << 20
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     # The user's prints land in the worker's log, not on the pool's terminal.
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(fd, 1)
@@ -74,6 +81,17 @@ def run_job(store, functions: dict, job: tuple, where: dict, allowed: tuple = ("
                 outcomes.append(serialize.error_outcome(e))
     header = {"task_id": task_id, "started": started, "finished": time.time(), **where}
     data = serialize.result_bytes(header, outcomes)
-    store.put(result_key(task_id), data)
+    _put_result(store, result_key(task_id), data)
     status = "failed" if any(not o[0] for o in outcomes) else "success"
     return (task_id, status, data if len(data) <= inline_max else None)
+
+
+@retry(retry=retry_if_exception_type(OSError), stop=stop_after_delay(RESULT_WRITE_PATIENCE),
+       wait=wait_exponential_jitter(initial=0.5, max=10), reraise=True,
+       before_sleep=lambda rs: print(f"faas worker: storing a result failed ({rs.outcome.exception()}); "
+                                     f"retrying", file=sys.stderr))
+def _put_result(store, key: str, data: bytes) -> None:
+    """A computed result is worth waiting for: a full disk or a store outage gets minutes of
+    retries (the pool keeps the task's message invisible meanwhile) before the task is handed
+    back to run again."""
+    store.put(key, data)
