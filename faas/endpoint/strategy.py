@@ -40,11 +40,14 @@ class Decision:
 
 
 def decide(o: Observed, lim: Limits) -> Decision:
-    """- Scale out to cover ``parallelism`` x the backlog with workers, within ``max_blocks``,
-      but never while blocks are still pending: they will take the load when they start.
-    - Keep ``min_blocks`` (draining blocks do not count: they are about to end).
-    - Scale in: cancel blocks idle for ``max_idle_time`` beyond ``min_blocks``, and pending
-      blocks once the queue has been empty that long (nothing is waiting for them)."""
+    """- Scale out to cover ``parallelism`` x the backlog with workers, within ``max_blocks``.
+      Pending blocks count as capacity already asked for, so blocks still waiting in the
+      scheduler's queue are never doubled; draining blocks do not count (they are ending).
+    - Keep ``min_blocks``.
+    - Scale in (unless ``max_idle_time`` <= 0): pending blocks once the queue has been empty
+      for ``max_idle_time`` (nothing waits for them), and running blocks idle that long,
+      longest idle first, keep-alive ones last; never below ``max(min_blocks, what the backlog
+      needs)``, so no decision both cancels and submits."""
     pending = [b for b in o.blocks if b.state == "pending"]
     live = [b for b in o.blocks if b.state in ("pending", "running")]
     load = o.visible + o.in_flight
@@ -52,22 +55,27 @@ def decide(o: Observed, lim: Limits) -> Decision:
     if load:
         want = max(want, math.ceil(lim.parallelism * load / max(lim.workers_per_block, 1)))
     want = min(want, lim.max_blocks)
-    submit = 0 if pending and load else max(want - len(live), 0)
-    if pending and not load:
-        submit = max(lim.min_blocks - len(live), 0)
+    submit = max(want - len(live), 0)
+    floor = max(lim.min_blocks, want)
 
     cancel: list[str] = []
-    if load == 0 and o.queue_idle_for >= lim.max_idle_time:
+    if lim.max_idle_time <= 0 or submit:
+        return Decision(submit=submit)
+    keep_alive_live = sum(1 for b in live if b.keep_alive)
+    if not load and o.queue_idle_for >= lim.max_idle_time:
         # Newest pending first: they have not started, so cancelling them costs nothing.
         for b in reversed(pending):
-            if len(live) - len(cancel) <= lim.min_blocks:
+            if len(live) - len(cancel) <= floor:
                 break
+            if b.keep_alive and keep_alive_live <= lim.min_blocks:
+                continue
             cancel.append(b.id)
+            keep_alive_live -= b.keep_alive
     idle = sorted((b for b in live if b.state == "running" and b.idle_for is not None
-                   and b.idle_for >= lim.max_idle_time and b.id not in cancel),
+                   and b.idle_for >= lim.max_idle_time),
                   key=lambda b: (b.keep_alive, -(b.idle_for or 0)))
     for b in idle:
-        if len(live) - len(cancel) <= lim.min_blocks:
+        if len(live) - len(cancel) <= floor:
             break
         cancel.append(b.id)
-    return Decision(submit=submit, cancel=tuple(cancel))
+    return Decision(submit=0, cancel=tuple(cancel))
