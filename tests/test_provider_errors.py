@@ -58,7 +58,9 @@ def test_scheduler_errors_are_reported_and_the_daemon_lives(tmp_path, monkeypatc
     if script is not None:
         fake(bin_dir, "sbatch", script)
         fake(bin_dir, "squeue", "exit 0")
-    start(home, monkeypatch, f"{bin_dir}:/bin", **provider)
+        fake(bin_dir, "sleep", 'exec /bin/sleep "$@"')
+    # Only the fakes (or nothing) on PATH: a real Slurm may be installed in /usr/bin.
+    start(home, monkeypatch, str(bin_dir), **provider)
     try:
         d = ep_config.endpoint_dir("hpc", home)
         deadline = time.monotonic() + 30
