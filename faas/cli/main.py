@@ -9,6 +9,7 @@ import click
 
 from ..config import faas_home
 from ..exceptions import FaasError
+from . import terraform as tf_cli
 
 
 class FaasGroup(click.Group):
@@ -63,9 +64,10 @@ def endpoint() -> None:
 @click.option("--signing-key", "signing_key", metavar="new|none",
               help="new: add a fresh task-signing key (rotation: older keys stay until you delete "
                    "their line); none: turn signing off [default for a new endpoint: new]")
+@tf_cli.from_terraform_option
 def configure(name, provider, store, queue, max_workers_per_node, init_blocks, min_blocks,
               max_blocks, max_idle_time, max_receives, partition, pbs_queue, account, walltime,
-              nodes_per_block, launcher, worker_init, signing_key) -> None:
+              nodes_per_block, launcher, worker_init, signing_key, from_terraform) -> None:
     """Write (or update) $FAAS_HOME/endpoints/NAME/config.yaml."""
     from ..endpoint import config as ep_config
     ep_config.check_name(name)
@@ -78,6 +80,8 @@ def configure(name, provider, store, queue, max_workers_per_node, init_blocks, m
         data = {"display_name": name, "store": (home / "store").as_uri(), "queue": "local",
                 "engine": {"provider": {"type": "local"}}}
         action = "wrote"
+    if from_terraform:
+        data.update(tf_cli.endpoint_settings(from_terraform, name))
     for key, value in (("store", store), ("queue", queue), ("max_receives", max_receives)):
         if value is not None:
             data[key] = value
@@ -390,6 +394,9 @@ def task_status(task_id, profile, store) -> None:
 def cancel(task_id, profile, store) -> None:
     """Cancel a task: if not started it never runs; if running it is stopped."""
     click.echo(json.dumps(_client(profile, store).cancel(task_id)))
+
+
+main.add_command(tf_cli.profile)
 
 
 if __name__ == "__main__":

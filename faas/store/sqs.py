@@ -47,6 +47,20 @@ _NO_CREDENTIALS = ("no AWS credentials found: set AWS_PROFILE or AWS_ACCESS_KEY_
                    "AWS_SECRET_ACCESS_KEY (boto3's usual chain)")
 
 
+def _same_attribute(name: str, have: str | None, want: str) -> bool:
+    """Equal as SQS means them: a redrive policy is JSON whose count may be a string or a number."""
+    if have is None:
+        return False
+    if name == "RedrivePolicy":
+        try:
+            a, b = json.loads(have), json.loads(want)
+            return (a.get("deadLetterTargetArn") == b.get("deadLetterTargetArn")
+                    and int(a.get("maxReceiveCount")) == int(b.get("maxReceiveCount")))
+        except (ValueError, TypeError):
+            return False
+    return str(have) == str(want)
+
+
 class _PartialFailure(QueueError):
     """Some entries of a batch call failed through no fault of ours: retry just those."""
 
@@ -177,7 +191,11 @@ class SQSQueue(Queue):
             if getattr(e, "aws_code", None) not in _EXISTS:
                 raise
         url = self._call("get_queue_url", QueueName=name)["QueueUrl"]
-        self._call("set_queue_attributes", QueueUrl=url, Attributes=attributes)
+        have = self._call("get_queue_attributes", QueueUrl=url,
+                          AttributeNames=list(attributes))["Attributes"]
+        changed = {k: v for k, v in attributes.items() if not _same_attribute(k, have.get(k), v)}
+        if changed:   # only what really differs (a queue made by Terraform usually matches)
+            self._call("set_queue_attributes", QueueUrl=url, Attributes=changed)
         return url
 
     # --- construction -----------------------------------------------------------------------

@@ -10,7 +10,7 @@ failure is a :class:`ProviderError` that quotes what Slurm said on stderr):
     ``BLOCK.stderr`` beside it). ``--parsable`` prints ``JOBID`` or ``JOBID;CLUSTER``: the job id
     is the part before ``;``.
 ``status``
-    one ``squeue --me --noheader --states=all --format=%i|%T`` for all blocks at once (all of
+    one ``squeue --user=ME --noheader --states=all --format=%i|%T`` for all blocks at once (all of
     this user's jobs, finished ones included while slurmctld keeps them: 22.05's ``squeue -j``
     answers nothing at all when one of the ids is no longer known, so we filter ourselves), then,
     for each id squeue no longer lists, one ``scontrol -o show job ID`` (it knows finished jobs
@@ -42,6 +42,8 @@ tasks. UNKNOWN counts as active, so a block is never forgotten because a command
 from __future__ import annotations
 
 import logging
+import os
+import pwd
 import re
 from pathlib import Path
 
@@ -106,6 +108,10 @@ class SlurmProvider(Provider):
     def __init__(self, cfg, endpoint_dir):
         super().__init__(cfg, endpoint_dir)
         self.last_seen: dict[str, BlockState] = {}
+        try:   # the jobs' owner (--me needs Slurm 20.11; --user works everywhere)
+            self.user = pwd.getpwuid(os.getuid()).pw_name
+        except KeyError:
+            self.user = str(os.getuid())
 
     def submit(self, command: str, block_id: str) -> str:
         mem = mem_option(self.cfg.mem_per_node) if self.cfg.mem_per_node else None
@@ -117,8 +123,8 @@ class SlurmProvider(Provider):
     def status(self, job_ids: list[str]) -> dict[str, BlockState]:
         if not job_ids:
             return {}
-        listed = parse_squeue(self.run(["squeue", "--me", "--noheader", "--states=all",
-                                         "--format=%i|%T"]))
+        listed = parse_squeue(self.run(["squeue", f"--user={self.user}", "--noheader",
+                                         "--states=all", "--format=%i|%T"]))
         out: dict[str, BlockState] = {}
         for job in job_ids:
             if job in listed:
