@@ -8,6 +8,7 @@ enough to ride in the client's notice.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import sys
 import time
@@ -25,6 +26,10 @@ RESULT_WRITE_PATIENCE = 120.0   # seconds
 
 def main(conn, store_url: str, log_path: str, where: dict, env: dict | None = None,
          allowed_serializers: tuple = ("dill",), memory_limit_mb: int | None = None) -> None:
+    # A scheduler's cancel (scancel, qdel, the walltime) signals every process of the job: the
+    # pool decides when its workers stop (after handing back, or at its grace deadline).
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ.update(env or {})   # e.g. this worker's CUDA_VISIBLE_DEVICES
     if memory_limit_mb:
         import resource
