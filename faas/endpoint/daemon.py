@@ -82,6 +82,8 @@ class Daemon:
         self.submit_after = 0.0
         self.submit_backoff = 0.0
         self.queue_busy_at = time.monotonic()
+        self.cached_states: dict = {}
+        self.states_at: float | None = None
 
     def _lock(self):
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -239,9 +241,20 @@ class Daemon:
             idle = min(p.get("idle_for", 0.0) + (time.time() - p.get("time", time.time())) for p in pools)
         return BlockView(id=block_id, state=kind, idle_for=idle, keep_alive=b.get("keep_alive", False))
 
+    def _states(self) -> dict:
+        """Block states, asked of the scheduler at most every ``status_interval`` seconds
+        (and at once after a submit or cancel)."""
+        now = time.monotonic()
+        jobs = [b["job"] for b in self.blocks.values()]
+        if self.states_at is None or now - self.states_at >= self.provider.status_interval \
+                or set(jobs) - set(self.cached_states):
+            self.cached_states = self.provider.status(jobs)
+            self.states_at = now
+        return self.cached_states
+
     def _step(self) -> None:
         try:
-            states = self.provider.status([b["job"] for b in self.blocks.values()])
+            states = self._states()
             self._clear_error("block status")
         except ProviderError as e:
             self._error(f"reading block status failed: {e}")
@@ -267,6 +280,7 @@ class Daemon:
                                       parallelism=p.parallelism,
                                       max_idle_time=self.cfg.engine.max_idle_time))
         if decision.cancel:
+            self.states_at = None
             jobs = [self.blocks[bid]["job"] for bid in decision.cancel]
             log.info("cancelling idle block(s) %s", ", ".join(decision.cancel))
             try:

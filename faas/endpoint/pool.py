@@ -409,8 +409,17 @@ class Pool:
         else:
             log.error("idle worker %d died (%s)", slot.index, cause)
         if not self.stopping.is_set():
+            self._respawn(slot)
+
+    def _respawn(self, slot: Slot) -> None:
+        try:
             new = self._spawn(slot.index)
-            slot.proc, slot.conn = new.proc, new.conn
+        except Exception as e:  # noqa: BLE001 - e.g. the forkserver died with the job's SIGTERM
+            log.error("cannot start a new worker %d (%s): this pool stops and hands back its tasks",
+                      slot.index, e)
+            self.stopping.set()
+            return
+        slot.proc, slot.conn = new.proc, new.conn
 
     def _send_dead_letter(self, held: Held) -> None:
         try:
@@ -425,8 +434,7 @@ class Pool:
             self.lock.notify_all()
         slot.proc.kill()
         slot.proc.join(5)
-        new = self._spawn(slot.index)
-        slot.proc, slot.conn = new.proc, new.conn
+        self._respawn(slot)
         return held
 
     def _timeouts(self, now: float) -> None:
@@ -448,7 +456,14 @@ class Pool:
 
     def run(self) -> int:
         self.block_dir.mkdir(parents=True, exist_ok=True)
-        self.slots = [self._spawn(i) for i in range(self.n_workers)]
+        # The forkserver and the workers start with SIGTERM ignored (inherited across exec):
+        # a scheduler's cancel signals every process of the job, and this pool, not the signal,
+        # decides when they stop.
+        handler = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        try:
+            self.slots = [self._spawn(i) for i in range(self.n_workers)]
+        finally:
+            signal.signal(signal.SIGTERM, handler)
         threads = [threading.Thread(target=self._receiver, name="receiver", daemon=True),
                    threading.Thread(target=self._outbox, name="outbox", daemon=True),
                    threading.Thread(target=self._monitor, name="monitor", daemon=True)]

@@ -7,7 +7,9 @@ node. Providers know nothing about tasks; the daemon drives them.
 from __future__ import annotations
 
 import enum
+import os
 import shlex
+import signal
 import subprocess
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -40,6 +42,8 @@ class BlockState(str, enum.Enum):
 class Provider(ABC):
     #: the submit script's template, a file beside the provider's module (None: a plain script)
     template: str | None = None
+    #: seconds between status queries (a real scheduler's controller is shared: spare it)
+    status_interval: float = 0.0
 
     def __init__(self, cfg, endpoint_dir: Path):
         self.cfg = cfg
@@ -90,12 +94,20 @@ class Provider(ABC):
         """Like :meth:`run`, but a non-zero exit is the caller's to read (qstat and qdel exit
         non-zero when some ids are merely finished, and still print the rest)."""
         what = what or args[0]
-        try:
-            return subprocess.run(args, capture_output=True, text=True, timeout=self.cfg.cmd_timeout,
-                                  stdin=subprocess.DEVNULL)
+        try:   # its own session, so a timeout ends a wrapper script's children too
+            proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                    stdin=subprocess.DEVNULL, start_new_session=True)
         except FileNotFoundError:
             raise ProviderError(f"{args[0]} not found on PATH: is the scheduler's client installed "
                                 f"on this node (the endpoint's {self.cfg.type} provider needs it)?") from None
+        try:
+            out, err = proc.communicate(timeout=self.cfg.cmd_timeout)
         except subprocess.TimeoutExpired:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.communicate()
             raise ProviderError(f"{what} did not answer within {self.cfg.cmd_timeout:g} s "
                                 f"(cmd_timeout): {shlex.join(args)}") from None
+        return subprocess.CompletedProcess(args, proc.returncode, out, err)

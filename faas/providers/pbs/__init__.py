@@ -92,6 +92,7 @@ class PBSProvider(Provider):
     """PBS Professional / OpenPBS (``type: pbs``; ``PBSProProvider`` is accepted as a synonym)."""
 
     template = str(Path(__file__).with_name("template.sh.j2"))
+    status_interval = 5.0
 
     # -- submit -----------------------------------------------------------------------------
     def submit(self, command: str, block_id: str) -> str:

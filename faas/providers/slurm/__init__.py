@@ -104,6 +104,7 @@ def mem_option(gb: float) -> str:
 
 class SlurmProvider(Provider):
     template = str(Path(__file__).with_name("template.sh.j2"))
+    status_interval = 5.0
 
     def __init__(self, cfg, endpoint_dir):
         super().__init__(cfg, endpoint_dir)
