@@ -107,3 +107,22 @@ def test_scale_out_and_idle_blocks_exit(tmp_path):
             elapsed = time.monotonic() - t
         assert elapsed < 5.5, elapsed      # 6 s of work on 3 blocks, not on one
         wait_for(lambda: blocks(home) == {}, seconds=30, what="idle blocks to exit")
+
+
+def test_orphaned_pool_exits(tmp_path):
+    """A pool whose block the daemon no longer lists (a container that outlived its killed
+    `podman run`, a job the scheduler lost) hands back and exits instead of serving forever."""
+    home = tmp_path / "h"
+    with running_endpoint(home):
+        d = ep_config.endpoint_dir("local", home)
+        pool_pid = int(next(iter(blocks(home).values()))["job"])
+        time.sleep(3)                                 # the pool has seen itself listed
+        os.kill(daemon_pid(d), signal.SIGKILL)        # so nobody rewrites blocks.json
+        (d / "blocks.json").write_text("{}")
+        wait_for(lambda: not os.path.exists(f"/proc/{pool_pid}") or
+                 open(f"/proc/{pool_pid}/stat").read().split()[2] == "Z", seconds=20, what="the pool to exit")
+        logs = "".join(p.read_text() for p in (d / "blocks").glob("*/pool.log"))
+        assert "no longer in the daemon's blocks.json" in logs
+        control.start_detached("local", home)
+        with faas.Executor() as ex:
+            assert ex.submit(nap, 0, "served").result(timeout=30) == "served"

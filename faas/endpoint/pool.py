@@ -79,10 +79,12 @@ class Pool:
         self.keep_alive = keep_alive
         self.store = open_store(cfg.store)
         self.queue = open_queue(cfg.queue_url(name, home))
-        self.keys = cfg.keyring(ep_config.endpoint_dir(name, home))
+        self.endpoint_dir = ep_config.endpoint_dir(name, home)
+        self.keys = cfg.keyring(self.endpoint_dir)
+        self.seen_listed = False
         self.n_workers = cfg.engine.workers_per_node
         self.accelerators = cfg.engine.available_accelerators or []
-        t0 = time.monotonic()
+        t0 = self.t0 = time.monotonic()
         # Near the block's walltime: stop taking tasks, hand back the held ones, and give the
         # running ones until just before the scheduler's kill.
         self.drain_at = t0 + walltime - walltime_margin if walltime else None
@@ -564,6 +566,25 @@ class Pool:
             if now - last_status > 2.0:
                 last_status = now
                 self._write_status("draining" if self.stopping.is_set() else "running")
+                if not self.stopping.is_set() and self._orphaned(now):
+                    log.warning("block %s is no longer in the daemon's blocks.json (its job ended "
+                                "or was cancelled, yet this pool lives on): handing back and exiting",
+                                self.block_id)
+                    self.stopping.set()
+                    self._wake()
+
+    def _orphaned(self, now: float) -> bool:
+        """True once the daemon has dropped this block (e.g. a container whose ``podman run``
+        was killed keeps running). Before the pool has seen itself listed, only after a minute:
+        the daemon records a block after its submit returns."""
+        try:
+            listed = self.block_id in json.loads((self.endpoint_dir / "blocks.json").read_text())
+        except (OSError, ValueError):
+            return False   # no daemon bookkeeping here (or mid-write): nothing to go by
+        if listed:
+            self.seen_listed = True
+            return False
+        return self.seen_listed or now - self.t0 > 60.0
 
     def _write_status(self, state: str) -> None:
         held = self._held()
