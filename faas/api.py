@@ -414,7 +414,8 @@ class Client:
             header, _ = serialize.unframe(data)
             out = {"task_id": task_id, "status": header.get("status", "success"),
                    "completion_t": header.get("finished"), "started_t": header.get("started"),
-                   "endpoint": header.get("endpoint"), "host": header.get("host"), "calls": header.get("n")}
+                   "endpoint": header.get("endpoint"), "block": header.get("block"),
+                   "host": header.get("host"), "calls": header.get("n")}
             if header.get("error"):
                 out["error"] = header["error"]
             return out

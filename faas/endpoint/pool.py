@@ -234,8 +234,10 @@ class Pool:
         deferred: dict[str, tuple[float, str, str]] = {}   # started notices not yet sent
         deletes: list[str] = []
         delete_due = 0.0
+        notices: dict[str, tuple[float, list[str]]] = {}   # reply queue -> (send by, bodies)
         while True:
-            dues = [d for d, _, _ in deferred.values()] + ([delete_due] if deletes else [])
+            dues = ([d for d, _, _ in deferred.values()] + ([delete_due] if deletes else [])
+                    + [d for d, _ in notices.values()])
             timeout = max(0.0, min(dues) - time.monotonic()) if dues else None
             try:
                 items = [self.outbox.get(timeout=timeout)]
@@ -274,9 +276,18 @@ class Pool:
             for task_id in [t for t, (due, _, _) in deferred.items() if due <= now or stop]:
                 _, reply, body = deferred.pop(task_id)
                 out.notices[reply].append(body)
+            # Notices to a queue that charges per request wait up to its ``linger`` for company
+            # (SQS: 20 ms, up to 10 a request); the local queue sends at once.
             for reply, bodies in out.notices.items():
                 q = self._reply_queue(reply)
-                if q is not None:
+                if q is None:
+                    continue
+                due, waiting = notices.get(reply, (now + getattr(q, "linger", 0.0), []))
+                notices[reply] = (due, waiting + bodies)
+            for reply, (due, bodies) in list(notices.items()):
+                q = self._reply_queue(reply)
+                if len(bodies) >= getattr(q, "max_batch", 10) or now >= due or stop:
+                    del notices[reply]
                     self._call("notice", q.send, bodies)
             # Deletes can wait a little (the message stays invisible meanwhile): whole batches
             # cost one request instead of one a task.

@@ -24,6 +24,9 @@ class Queue(ABC):
     max_message_bytes: int
     #: messages one request moves (SQS: 10); callers batch to it to save requests
     max_batch: int = 10
+    #: seconds a sender may hold a message back to share a request with others: worth it where
+    #: each request is billed (SQS), not on the embedded queue
+    linger: float = 0.0
 
     @abstractmethod
     def send(self, bodies: list[str]) -> list[str]:

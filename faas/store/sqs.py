@@ -116,6 +116,7 @@ class SQSQueue(Queue):
     """A standard SQS queue with a redrive policy to ``NAME-dlq``."""
 
     max_message_bytes = _MAX_BYTES
+    linger = 0.02            # 20 ms: notices share requests (each request is billed)
 
     def __init__(self, url: str, *, client: Any = None, queue_url: str | None = None):
         """Make the client only; ``open``/``create`` resolve ``queue_url`` (one API call)."""
