@@ -41,6 +41,7 @@ def start_detached(name: str, home: Path | None = None, wait: float = 15.0) -> i
     if is_running(d):
         _wait_ready(d, time.monotonic() + wait)
         return daemon_pid(d) or 0
+    ready_path(d).unlink(missing_ok=True)   # left by a daemon that was killed
     env = dict(os.environ, FAAS_HOME=str(home))
     with open(d / "daemon.out", "ab") as out:
         proc = subprocess.Popen([sys.executable, "-m", "faas.endpoint.daemon", name],
@@ -48,8 +49,8 @@ def start_detached(name: str, home: Path | None = None, wait: float = 15.0) -> i
                                 start_new_session=True, env=env, cwd=d)
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
-        if ready_path(d).exists() and is_running(d):
-            return daemon_pid(d) or proc.pid
+        if _ready_pid(d) and is_running(d):
+            return _ready_pid(d)
         code = proc.poll()
         if code is not None:
             if is_running(d):   # another starter won the race: theirs is the daemon
@@ -57,13 +58,23 @@ def start_detached(name: str, home: Path | None = None, wait: float = 15.0) -> i
                 return daemon_pid(d) or 0
             tail = (d / "daemon.out").read_text(errors="replace")[-2000:]
             raise ConfigError(f"endpoint {name!r} failed to start (exit {code}):\n{tail}")
-        time.sleep(0.01)
+        time.sleep(0.02)
     raise TimeoutError(f"endpoint {name!r} did not start within {wait} s; see {d / 'endpoint.log'}")
 
 
+def _ready_pid(d: Path) -> int | None:
+    """The pid in ``daemon.ready`` if that process is alive (the file outlives a kill -9)."""
+    try:
+        pid = int(ready_path(d).read_text())
+        os.kill(pid, 0)
+        return pid
+    except (OSError, ValueError):
+        return None
+
+
 def _wait_ready(d: Path, deadline: float) -> None:
-    while not ready_path(d).exists() and time.monotonic() < deadline:
-        time.sleep(0.01)
+    while not _ready_pid(d) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def stop(name: str, home: Path | None = None, wait: float = 60.0) -> bool:

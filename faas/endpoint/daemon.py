@@ -49,10 +49,25 @@ def ready_path(endpoint_dir: Path) -> Path:
 
 
 def is_running(endpoint_dir: Path) -> bool:
-    """True while a daemon holds the endpoint's lock (the kernel drops it when the process dies)."""
+    """True while a daemon holds the endpoint's lock (the kernel drops it when the process dies).
+
+    Read from /proc/locks, so asking never takes the lock itself: a probe must not make a
+    starting daemon think another one runs, nor another prober (elsewhere than Linux: a probe
+    that takes the lock for an instant, which the daemon's start waits out)."""
     path = lock_path(endpoint_dir)
-    if not path.exists():
+    try:
+        st = path.stat()
+    except OSError:
         return False
+    try:
+        with open("/proc/locks") as f:
+            table = f.read()
+    except OSError:
+        table = None
+    if table is not None:
+        dev = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+        return any(line.split()[1] == "FLOCK" and line.split()[5] == dev
+                   for line in table.splitlines() if "->" not in line and len(line.split()) > 5)
     with open(path, "a+") as f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -88,11 +103,17 @@ class Daemon:
     def _lock(self):
         self.dir.mkdir(parents=True, exist_ok=True)
         self.lock_file = open(lock_path(self.dir), "a+")
-        try:
-            fcntl.flock(self.lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise AlreadyRunning(f"endpoint {self.name!r} is already running "
-                                 f"(pid {daemon_pid(self.dir)}); `faas endpoint stop {self.name}` first") from None
+        deadline = time.monotonic() + 2.0
+        while True:   # a moment's patience: `is_running` probes take the lock for an instant
+            try:
+                fcntl.flock(self.lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise AlreadyRunning(
+                        f"endpoint {self.name!r} is already running (pid {daemon_pid(self.dir)}); "
+                        f"`faas endpoint stop {self.name}` first") from None
+                time.sleep(0.05)
         (self.dir / "daemon.pid").write_text(str(os.getpid()))
         ready_path(self.dir).unlink(missing_ok=True)
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import serialize, signing
-from ..exceptions import FunctionNotAllowed, QueueError
+from ..exceptions import FunctionNotAllowed, QueueDoesNotExist, QueueError
 from ..messages import (Notice, TaskMessage, cancel_key, dead_letter_key, inline_limit,
                         result_key, running_key)
 from ..store import Message, open_queue, open_store
@@ -234,10 +234,11 @@ class Pool:
         deferred: dict[str, tuple[float, str, str]] = {}   # started notices not yet sent
         deletes: list[str] = []
         delete_due = 0.0
-        notices: dict[str, tuple[float, list[str]]] = {}   # reply queue -> (send by, bodies)
+        # reply queue -> (send by, bodies, receipts of the tasks whose done notices they are)
+        notices: dict[str, tuple[float, list[str], list[str]]] = {}
         while True:
             dues = ([d for d, _, _ in deferred.values()] + ([delete_due] if deletes else [])
-                    + [d for d, _ in notices.values()])
+                    + [d for d, _, _ in notices.values()])
             timeout = max(0.0, min(dues) - time.monotonic()) if dues else None
             try:
                 items = [self.outbox.get(timeout=timeout)]
@@ -252,43 +253,39 @@ class Pool:
             stop = False
             for kind, payload in items:
                 if kind == "notice":
-                    reply, task_id, event, body = payload
+                    reply, task_id, event, body, receipt = payload
                     if event == "started":
                         # Held back a moment: a short task's done notice makes it unneeded.
                         deferred[task_id] = (time.monotonic() + STARTED_NOTICE_DELAY, reply, body)
                         continue
                     deferred.pop(task_id, None)
-                    out.notices[reply].append(body)
+                    out.notices[reply].append((body, receipt))
                 elif kind == "delete":
                     out.deletes.append(payload)
                 elif kind == "release":
                     out.releases.extend(payload)
                 elif kind == "handback":
                     out.handbacks.extend(payload)
-                elif kind == "heartbeat":
-                    self._call("heartbeat", self.queue.change_visibility, payload, self.vt)
-                elif kind == "call":
-                    fn, args = payload
-                    self._call(getattr(fn, "__name__", "call"), fn, *args)
                 elif kind == "stop":
                     stop = True
             now = time.monotonic()
             for task_id in [t for t, (due, _, _) in deferred.items() if due <= now or stop]:
                 _, reply, body = deferred.pop(task_id)
-                out.notices[reply].append(body)
+                out.notices[reply].append((body, None))
             # Notices to a queue that charges per request wait up to its ``linger`` for company
             # (SQS: 20 ms, up to 10 a request); the local queue sends at once.
-            for reply, bodies in out.notices.items():
+            for reply, pairs in out.notices.items():
                 q = self._reply_queue(reply)
-                if q is None:
+                due, bodies, receipts = notices.get(
+                    reply, (now + getattr(q, "linger", 0.0) if q is not None else now, [], []))
+                notices[reply] = (due, bodies + [b for b, _ in pairs],
+                                  receipts + [r for _, r in pairs if r is not None])
+            for reply, (due, bodies, receipts) in list(notices.items()):
+                q = self._reply_queue(reply)
+                if q is not None and len(bodies) < q.max_batch and now < due and not stop:
                     continue
-                due, waiting = notices.get(reply, (now + getattr(q, "linger", 0.0), []))
-                notices[reply] = (due, waiting + bodies)
-            for reply, (due, bodies) in list(notices.items()):
-                q = self._reply_queue(reply)
-                if len(bodies) >= getattr(q, "max_batch", 10) or now >= due or stop:
-                    del notices[reply]
-                    self._call("notice", q.send, bodies)
+                del notices[reply]
+                out.deletes.extend(self._notify(reply, q, bodies, receipts))
             # Deletes can wait a little (the message stays invisible meanwhile): whole batches
             # cost one request instead of one a task.
             if out.deletes and not deletes:
@@ -303,6 +300,36 @@ class Pool:
                 self._handback(out.handbacks)
             if stop:
                 return
+
+    def _notify(self, reply: str, q, bodies: list[str], receipts: list[str]) -> list[str]:
+        """Send done notices; return the receipts of the tasks that may now be deleted. A task
+        whose client could not be told is not deleted: it runs again after its visibility
+        timeout and tells the client then (at least once). A client that is gone for good (its
+        reply queue deleted) needs no notice: its results are in the store."""
+        if q is None:
+            q, gone = self._reopen(reply)
+            if q is None:
+                return receipts if gone else []
+        try:
+            q.send(bodies)
+            return receipts
+        except QueueDoesNotExist:
+            return receipts
+        except Exception as e:  # noqa: BLE001
+            log.warning("notices to %s failed (%s: %s); their %d task(s) stay on the queue and "
+                        "will run again to tell their client", reply, type(e).__name__, e, len(receipts))
+            return []
+
+    def _reopen(self, reply: str):
+        """``(queue, gone)``: open it again now (the last failure may have been passing)."""
+        try:
+            q = open_queue(reply)
+        except QueueDoesNotExist:
+            return None, True
+        except Exception:  # noqa: BLE001 - unreachable: keep the tasks
+            return None, False
+        self.reply_queues[reply] = (q, 0.0)
+        return q, False
 
     def _handback(self, held: list[Held]) -> None:
         """Return tasks this pool will not run (it is stopping) as fresh messages, so a
@@ -323,13 +350,15 @@ class Pool:
             log.warning("%s failed: %s: %s", what, type(e).__name__, e)
 
     def _reply_queue(self, url: str):
-        if url not in self.reply_queues:
+        q, retry_at = self.reply_queues.get(url, (None, 0.0))
+        if q is None and time.monotonic() >= retry_at:
             try:
-                self.reply_queues[url] = open_queue(url)
+                q = open_queue(url)
+                self.reply_queues[url] = (q, 0.0)
             except Exception as e:  # noqa: BLE001 - the client went away: results are in the store
                 log.info("reply queue %s unavailable (%s); results stay in the store", url, e)
-                self.reply_queues[url] = None
-        return self.reply_queues[url]
+                self.reply_queues[url] = (None, time.monotonic() + 5.0)   # try again later
+        return q
 
     def _inline_max(self, url: str | None) -> int:
         q = self._reply_queue(url) if url else None
@@ -340,8 +369,10 @@ class Pool:
         if t.reply:
             body = Notice(id=t.id, event="done", status=status,
                           result=serialize.b64(result) if result is not None else None)
-            self.outbox.put(("notice", (t.reply, t.id, "done", body.model_dump_json(exclude_none=True))))
-        self.outbox.put(("delete", held.msg.receipt))
+            self.outbox.put(("notice", (t.reply, t.id, "done", body.model_dump_json(exclude_none=True),
+                                        held.msg.receipt)))
+        else:
+            self.outbox.put(("delete", held.msg.receipt))
         self.counts[status] += 1
 
     def _fail(self, held: Held, exc: BaseException) -> None:
@@ -376,7 +407,8 @@ class Pool:
                     if t.reply:   # at once: until it arrives the client may still cancel
                         where = dict(self.where, host=HOST, pid=slot.proc.pid, started=time.time())
                         self.outbox.put(("notice", (t.reply, t.id, "started", Notice(
-                            id=t.id, event="started", where=where).model_dump_json(exclude_none=True))))
+                            id=t.id, event="started", where=where).model_dump_json(exclude_none=True),
+                            None)))
 
     def _collect(self, slot: Slot) -> None:
         try:
@@ -484,7 +516,6 @@ class Pool:
             t.start()
         log.info("pool %s up: %d workers, prefetch %s, queue %s", self.block_id, self.n_workers,
                  "auto" if self.prefetch < 0 else self.prefetch, self.queue.url)
-        last_beat = time.monotonic()
         grace_until = None
         while True:
             self._dispatch()
@@ -528,13 +559,7 @@ class Pool:
                         if s.job is not None and s.conn.poll():
                             self._collect(s)   # it answered before it died
                         self._worker_died(s)
-            now = time.monotonic()
-            self._timeouts(now)
-            if now - last_beat > self.vt / 3:
-                receipts = [h.msg.receipt for h in self._held()]
-                if receipts:
-                    self.outbox.put(("heartbeat", receipts))
-                last_beat = now
+            self._timeouts(time.monotonic())
         for s in self.slots:
             try:
                 s.conn.send(None)
@@ -553,9 +578,16 @@ class Pool:
 
     # -- monitor thread -----------------------------------------------------------------
     def _monitor(self) -> None:
-        last_status = 0.0
+        last_status = last_beat = 0.0
         while not self.finished.wait(0.1):
             now = time.monotonic()
+            if now - last_beat > self.vt / 3:
+                # Here, not in the outbox: a notice stuck in retries must not let held tasks
+                # become visible again (and run twice).
+                last_beat = now
+                receipts = [h.msg.receipt for h in self._held()]
+                if receipts:
+                    self._call("heartbeat", self.queue.change_visibility, receipts, self.vt)
             for slot in self.slots:
                 h = slot.job
                 if h is None:

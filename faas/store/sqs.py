@@ -104,8 +104,12 @@ def _parse(url: str) -> dict[str, Any]:
 
 def _client(region: str | None, endpoint: str | None):
     import boto3
-    try:
-        return boto3.session.Session().client("sqs", region_name=region, endpoint_url=endpoint)
+    from botocore.config import Config
+    try:   # one attempt per call: tenacity (above) does the retrying, with backoff and jitter
+        return boto3.session.Session().client(
+            "sqs", region_name=region, endpoint_url=endpoint,
+            config=Config(retries={"total_max_attempts": 1, "mode": "standard"},
+                          connect_timeout=5, read_timeout=30))
     except NoRegionError as e:
         raise ConfigError("no AWS region: set AWS_DEFAULT_REGION (or AWS_REGION, or region in "
                           "~/.aws/config), or give a full https://sqs.REGION.amazonaws.com/... "
