@@ -1,0 +1,366 @@
+"""The safe evaluator for ``.=`` parameters and ExpressionEval states.
+
+An expression is parsed with :mod:`ast` and walked against a whitelist; nothing is ever handed
+to ``eval``/``exec``/``compile``. Allowed: constants; names from the state (its top-level keys,
+and ``_context``); attribute (``a.b``) and subscript (``a["b"]``, ``a[0]``, ``a[1:3]``) access on
+objects, arrays and strings; arithmetic; ``+`` on strings and lists; comparisons (``in`` too);
+``and``/``or``/``not``; ``x if c else y``; list, tuple and dict literals; calls to the functions
+in :data:`FUNCTIONS` only. Refused: dunder names and attributes, every other call, lambdas,
+comprehensions, f-strings, walrus, starred arguments.
+
+Bounds: expression length (:data:`MAX_LENGTH`), syntax-tree depth (:data:`MAX_DEPTH`), evaluation
+steps (:data:`MAX_STEPS`), and the size of every intermediate string/list/dict
+(:data:`MAX_SIZE`), checked *before* a repetition or concatenation is built, and integers by bit
+length (so ``'a' * 10**9`` and ``9**9**9`` fail at once instead of eating memory).
+"""
+from __future__ import annotations
+
+import ast
+import operator
+import posixpath
+from functools import lru_cache
+from typing import Any, Callable
+
+from faas.flows.errors import ExpressionError, PathError
+
+MAX_LENGTH = 10_000      # characters of source
+MAX_DEPTH = 60           # syntax-tree depth
+MAX_STEPS = 100_000      # node evaluations (plus items touched by builtins)
+MAX_SIZE = 1_000_000     # elements of any string / list / dict produced
+MAX_INT_BITS = 4_096     # integers beyond this many bits are refused
+
+_BINOPS: dict[type, Callable] = {
+    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
+    ast.Div: operator.truediv, ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod,
+    ast.Pow: operator.pow,
+}
+_CMPOPS: dict[type, Callable] = {
+    ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.LtE: operator.le,
+    ast.Gt: operator.gt, ast.GtE: operator.ge, ast.In: lambda a, b: a in b,
+    ast.NotIn: lambda a, b: a not in b, ast.Is: operator.is_, ast.IsNot: operator.is_not,
+}
+_ALLOWED_NODES = (
+    ast.Expression, ast.Constant, ast.Name, ast.Load, ast.Attribute, ast.Subscript, ast.Slice,
+    ast.BinOp, ast.UnaryOp, ast.BoolOp, ast.Compare, ast.IfExp, ast.List, ast.Tuple, ast.Dict,
+    ast.Call, ast.And, ast.Or, ast.Not, ast.USub, ast.UAdd, *_BINOPS, *_CMPOPS,
+)
+
+_MISSING = object()
+
+
+def _fn_pathsplit(path):
+    """``pathsplit("/a/b/c.txt") -> ["/a/b", "c.txt"]`` (like os.path.split, as a list)."""
+    if not isinstance(path, str):
+        raise ExpressionError("pathsplit() takes a string")
+    return list(posixpath.split(path))
+
+
+def _fn_getattr(obj, name, default=_MISSING):
+    """``getattr(obj, "key", default)``: an object's member, or ``default`` when it is missing."""
+    if not isinstance(name, str):
+        raise ExpressionError("getattr(): the name must be a string")
+    if name.startswith("__"):
+        raise ExpressionError(f"getattr(): access to {name!r} is not allowed")
+    if isinstance(obj, dict) and name in obj:
+        return obj[name]
+    if default is _MISSING:
+        raise ExpressionError(f"getattr(): no member {name!r}")
+    return default
+
+
+def _numbers(values, fname):
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ExpressionError(f"{fname}() takes numbers")
+    return values
+
+
+def _fn_sum(values, start=0):
+    if not isinstance(values, list):
+        raise ExpressionError("sum() takes a list of numbers")
+    _numbers(values + [start], "sum")
+    return sum(values, start)
+
+
+def _fn_int(v, *base):
+    if base and not isinstance(v, str):
+        raise ExpressionError("int() with a base takes a string")
+    if isinstance(v, str) and len(v) > 1000:
+        raise ExpressionError("int(): string too long")
+    return int(v, *base)
+
+
+def _fn_str(v):
+    if isinstance(v, str):
+        return v
+    text = str(v)
+    return text
+
+
+def _fn_minmax(f, name):
+    def fn(*args):
+        if len(args) == 1:
+            if not isinstance(args[0], list) or not args[0]:
+                raise ExpressionError(f"{name}() takes a non-empty list or several values")
+            return f(args[0])
+        return f(args)
+    return fn
+
+
+def _fn_round(v, ndigits=None):
+    _numbers([v], "round")
+    if ndigits is not None and (isinstance(ndigits, bool) or not isinstance(ndigits, int)):
+        raise ExpressionError("round(): ndigits must be an integer")
+    return round(v) if ndigits is None else round(v, ndigits)
+
+
+FUNCTIONS: dict[str, Callable] = {
+    "pathsplit": _fn_pathsplit,
+    "getattr": _fn_getattr,
+    "len": len,
+    "str": _fn_str,
+    "int": _fn_int,
+    "float": float,
+    "abs": lambda v: abs(_numbers([v], "abs")[0]),
+    "min": _fn_minmax(min, "min"),
+    "max": _fn_minmax(max, "max"),
+    "sum": _fn_sum,
+    "round": _fn_round,
+    # is_present is bound per evaluation (it needs the names): see _Evaluator.
+    "is_present": None,
+}
+
+
+def _depth(node: ast.AST) -> int:
+    best, stack = 0, [(node, 1)]
+    while stack:
+        n, d = stack.pop()
+        best = max(best, d)
+        if best > MAX_DEPTH:
+            return best
+        stack.extend((c, d + 1) for c in ast.iter_child_nodes(n))
+    return best
+
+
+@lru_cache(maxsize=1024)
+def check(source: str) -> ast.Expression:
+    """Parse ``source`` and check it against the whitelist; raise ExpressionError if refused."""
+    if not isinstance(source, str):
+        raise ExpressionError(f"an expression must be a string, not {type(source).__name__}")
+    if len(source) > MAX_LENGTH:
+        raise ExpressionError(f"expression too long ({len(source)} > {MAX_LENGTH} characters)")
+    try:
+        tree = ast.parse(source.strip(), mode="eval")
+    except SyntaxError as e:
+        raise ExpressionError(f"syntax error in expression {source!r}: {e.msg}") from None
+    except (RecursionError, MemoryError, ValueError):
+        raise ExpressionError("expression too deeply nested") from None
+    if _depth(tree) > MAX_DEPTH:
+        raise ExpressionError(f"expression too deeply nested (more than {MAX_DEPTH} levels)")
+    for node in ast.walk(tree):
+        if not isinstance(node, _ALLOWED_NODES):
+            raise ExpressionError(f"{type(node).__name__} is not allowed in an expression")
+        if isinstance(node, ast.Name) and node.id.startswith("__"):
+            raise ExpressionError(f"name {node.id!r} is not allowed")
+        if isinstance(node, ast.Attribute) and node.attr.startswith("_"):
+            raise ExpressionError(f"attribute {node.attr!r} is not allowed")
+        if isinstance(node, ast.Call):
+            if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
+                what = node.func.id if isinstance(node.func, ast.Name) else ast.unparse(node.func)
+                raise ExpressionError(
+                    f"call to {what!r} is not allowed (allowed: {', '.join(sorted(FUNCTIONS))})")
+            if node.keywords:
+                raise ExpressionError("keyword arguments are not allowed in an expression")
+            if any(isinstance(a, ast.Starred) for a in node.args):
+                raise ExpressionError("starred arguments are not allowed in an expression")
+        if isinstance(node, ast.Constant) and not isinstance(
+                node.value, (str, int, float, bool, type(None))):
+            raise ExpressionError(f"constant {node.value!r} is not allowed")
+    return tree
+
+
+def evaluate(source: str, names: dict | None = None, *, max_steps: int = MAX_STEPS,
+             max_size: int = MAX_SIZE) -> Any:
+    """Evaluate ``source`` with ``names`` (JSON-like values); raise ExpressionError if refused or
+    if it fails (the message names the expression)."""
+    tree = check(source)
+    ev = _Evaluator(names or {}, max_steps, max_size)
+    try:
+        return ev.eval(tree.body)
+    except ExpressionError as e:
+        raise ExpressionError(f"{source!r}: {e}") from None
+    except (TypeError, ValueError, KeyError, IndexError, ZeroDivisionError, OverflowError,
+            AttributeError) as e:
+        raise ExpressionError(f"{source!r}: {type(e).__name__}: {e}") from None
+    except RecursionError:
+        raise ExpressionError(f"{source!r}: too deeply nested") from None
+
+
+class _Evaluator:
+    def __init__(self, names: dict, max_steps: int, max_size: int):
+        self.names = names
+        self.steps = 0
+        self.max_steps = max_steps
+        self.max_size = max_size
+
+    def tick(self, n: int = 1) -> None:
+        self.steps += n
+        if self.steps > self.max_steps:
+            raise ExpressionError(f"expression takes too many steps (> {self.max_steps})")
+
+    def sized(self, v: Any) -> Any:
+        if isinstance(v, (str, list, dict, tuple)) and len(v) > self.max_size:
+            raise ExpressionError(f"result too large ({len(v)} > {self.max_size} elements)")
+        if isinstance(v, int) and not isinstance(v, bool) and v.bit_length() > MAX_INT_BITS:
+            raise ExpressionError(f"integer too large (more than {MAX_INT_BITS} bits)")
+        if isinstance(v, tuple):
+            return list(v)
+        return v
+
+    def is_present(self, path: Any) -> bool:
+        """``is_present("a.b")`` / ``is_present("$.a.b")``: is there a value at that path?"""
+        from faas.flows import paths
+
+        if not isinstance(path, str):
+            raise ExpressionError("is_present() takes a name or path string")
+        jp = path if path.startswith("$") else "$." + path
+        try:
+            return paths.exists(self.names, jp, self.names.get(paths.CONTEXT_KEY))
+        except PathError as e:
+            raise ExpressionError(f"is_present(): {e}") from None
+
+    def eval(self, node: ast.AST) -> Any:
+        self.tick()
+        method = getattr(self, "_" + type(node).__name__)
+        return self.sized(method(node))
+
+    def _Constant(self, node):
+        return node.value
+
+    def _Name(self, node):
+        if node.id in self.names:
+            return self.names[node.id]
+        if node.id in ("true", "false", "null"):
+            return {"true": True, "false": False, "null": None}[node.id]
+        raise ExpressionError(f"name {node.id!r} is not defined")
+
+    def _Attribute(self, node):
+        obj = self.eval(node.value)
+        if isinstance(obj, dict):
+            if node.attr in obj:
+                return obj[node.attr]
+            raise ExpressionError(f"no member {node.attr!r} in {ast.unparse(node.value)}")
+        raise ExpressionError(
+            f"{ast.unparse(node.value)} is a {type(obj).__name__}; '.' works on objects only")
+
+    def _Subscript(self, node):
+        obj = self.eval(node.value)
+        if isinstance(node.slice, ast.Slice):
+            bounds = [None if p is None else self.eval(p)
+                      for p in (node.slice.lower, node.slice.upper, node.slice.step)]
+            if any(b is not None and (isinstance(b, bool) or not isinstance(b, int)) for b in bounds):
+                raise ExpressionError("slice bounds must be integers")
+            if not isinstance(obj, (list, str)):
+                raise ExpressionError("only lists and strings can be sliced")
+            self.tick(min(len(obj), self.max_steps))
+            return obj[slice(*bounds)]
+        key = self.eval(node.slice)
+        if isinstance(obj, dict):
+            if key in obj:
+                return obj[key]
+            raise ExpressionError(f"no member {key!r} in {ast.unparse(node.value)}")
+        if isinstance(obj, (list, str)):
+            if isinstance(key, bool) or not isinstance(key, int):
+                raise ExpressionError(f"index of {ast.unparse(node.value)} must be an integer")
+            if not -len(obj) <= key < len(obj):
+                raise ExpressionError(f"index {key} out of range in {ast.unparse(node.value)}")
+            return obj[key]
+        raise ExpressionError(f"{ast.unparse(node.value)} ({type(obj).__name__}) cannot be indexed")
+
+    def _BinOp(self, node):
+        a = self.eval(node.left)
+        b = self.eval(node.right)
+        op = type(node.op)
+        if op is ast.Mult:
+            seq, n = (a, b) if isinstance(a, (str, list)) else (b, a)
+            if isinstance(seq, (str, list)):
+                if isinstance(n, bool) or not isinstance(n, int):
+                    raise ExpressionError("a string or list can only be repeated an integer number of times")
+                if len(seq) * max(n, 0) > self.max_size:
+                    raise ExpressionError(
+                        f"result too large ({len(seq)} * {n} > {self.max_size} elements)")
+                self.tick(min(len(seq) * max(n, 0) // 1000, self.max_steps))
+        elif op is ast.Add and isinstance(a, (str, list)) and isinstance(b, type(a)):
+            if len(a) + len(b) > self.max_size:
+                raise ExpressionError(f"result too large (> {self.max_size} elements)")
+        elif op is ast.Pow and isinstance(a, int) and isinstance(b, int) and not isinstance(a, bool):
+            if b > 0 and abs(a) > 1 and b * abs(a).bit_length() > MAX_INT_BITS:
+                raise ExpressionError(f"integer too large (more than {MAX_INT_BITS} bits)")
+        elif op is ast.Mod and isinstance(a, str):
+            raise ExpressionError("'%' formatting of strings is not allowed; use + and str()")
+        for v in (a, b):
+            if isinstance(v, dict) or v is None:
+                raise ExpressionError(
+                    f"unsupported operand {type(v).__name__} for {type(node.op).__name__}")
+        return _BINOPS[op](a, b)
+
+    def _UnaryOp(self, node):
+        v = self.eval(node.operand)
+        if isinstance(node.op, ast.Not):
+            return not v
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ExpressionError("unary + and - take a number")
+        return -v if isinstance(node.op, ast.USub) else +v
+
+    def _BoolOp(self, node):
+        is_and = isinstance(node.op, ast.And)
+        v = None
+        for expr in node.values:
+            v = self.eval(expr)
+            if is_and and not v:
+                return v
+            if not is_and and v:
+                return v
+        return v
+
+    def _Compare(self, node):
+        left = self.eval(node.left)
+        for op, comp in zip(node.ops, node.comparators):
+            right = self.eval(comp)
+            if isinstance(op, (ast.In, ast.NotIn)) and isinstance(right, (list, dict, str)):
+                self.tick(min(len(right), self.max_steps))
+            if not _CMPOPS[type(op)](left, right):
+                return False
+            left = right
+        return True
+
+    def _IfExp(self, node):
+        return self.eval(node.body) if self.eval(node.test) else self.eval(node.orelse)
+
+    def _List(self, node):
+        return [self.eval(e) for e in node.elts]
+
+    _Tuple = _List
+
+    def _Dict(self, node):
+        out = {}
+        for k, v in zip(node.keys, node.values):
+            if k is None:
+                raise ExpressionError("'**' in a dict literal is not allowed")
+            key = self.eval(k)
+            if not isinstance(key, (str, int, float, bool)) and key is not None:
+                raise ExpressionError("dict keys must be strings or numbers")
+            out[key] = self.eval(v)
+        return out
+
+    def _Call(self, node):
+        name = node.func.id
+        args = [self.eval(a) for a in node.args]
+        for a in args:
+            if isinstance(a, (list, str, dict)):
+                self.tick(min(len(a) // 100, self.max_steps))
+        if name == "is_present":
+            if len(args) != 1:
+                raise ExpressionError("is_present() takes one argument")
+            return self.is_present(args[0])
+        return FUNCTIONS[name](*args)
