@@ -11,10 +11,10 @@ wait_dur_sec=0.05)`` (Lithops' default polls every 1 s, which alone would make e
 take about 1 s).
 
 Lithops' localhost backend runs every call in a fresh Python process (two at a time), about
-0.5 s of CPU each, so 5,000 calls take about 20 minutes per workload. Unless ``--full``, the
+0.35 s each, so 5,000 calls take 12-15 minutes per workload. Unless ``--full``, the
 submit and map workloads run ``--cap`` calls (default 200) once and are extrapolated linearly to
 their full size (marked ``~`` in the table): the per-call cost is a process start, constant in
-the number of calls. The 100,000 queued calls are not run (about 7 hours).
+the number of calls. The 100,000 queued calls are not run (about 5 hours).
 """
 from __future__ import annotations
 
@@ -86,7 +86,7 @@ class Lithops(c.System):
         if not args.full:
             self.notes.append(f"1 repeat; warm latency over {sizes.warm_calls} calls; submit/map measured "
                               f"on {self.cap} calls and extrapolated (~)")
-        self.skip = {"queued": "each call is a fresh process, 2 at a time: 100,000 would take ~7 h"}
+        self.skip = {"queued": "each call is a fresh process, 2 at a time: 100,000 would take ~5 h"}
         self.estimated = {}
 
     def cold_child(self) -> dict:

@@ -1,7 +1,7 @@
 """Every system on the same workloads, one after the other, and one table with the ratios to
 ProcessPoolExecutor(2) and the targets of the embedded default.
 
-    python benchmarks/run_all.py                      # everything (about 25 minutes on 2 cores)
+    python benchmarks/run_all.py                      # everything (about 7 minutes on 2 cores)
     python benchmarks/run_all.py --quick --only faas,ppe   # small sizes, 1 repeat: < 60 s (CI smoke)
     python benchmarks/run_all.py --only lithops --lithops-full   # Lithops at full size (hours)
 
@@ -19,7 +19,9 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import uuid
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -60,7 +62,71 @@ def python_for(name: str, args) -> str:
     return sys.executable
 
 
-def run_one(name: str, args, out_dir: Path) -> dict:
+class OtherLoad:
+    """Samples /proc every second: CPU time used by processes that are not this run's (this run's
+    carry BENCH_RUN_TOKEN=<token> in their environment, which every child inherits). A process that
+    lives less than a second between two samples is missed, so this is a lower bound."""
+
+    def __init__(self):
+        self.token = uuid.uuid4().hex
+        self.hz = os.sysconf("SC_CLK_TCK")
+        with open("/proc/uptime") as f:
+            self.t0_ticks = float(f.read().split()[0]) * self.hz
+        self.seen: dict[tuple[int, int], tuple[bool, float]] = {}   # (pid, start) -> (ours, cpu)
+        self.segment = "setup"
+        self.other: dict[str, float] = {}
+        self.wall: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self) -> None:
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry.name}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                cpu = (int(fields[11]) + int(fields[12])) / self.hz
+                key = (int(entry.name), int(fields[19]))
+                if key not in self.seen:
+                    try:
+                        with open(f"/proc/{entry.name}/environ", "rb") as f:
+                            ours = self.token.encode() in f.read()
+                    except OSError:
+                        ours = False
+                    ours = ours or key[0] == os.getpid()
+                    # Started before this run: count from now on; after: count all of it.
+                    self.seen[key] = (ours, cpu if key[1] < self.t0_ticks else 0.0)
+                ours, last = self.seen[key]
+                if not ours and cpu > last:
+                    self.other[self.segment] = self.other.get(self.segment, 0.0) + cpu - last
+                self.seen[key] = (ours, cpu)
+            except (OSError, ValueError, IndexError):
+                continue
+
+    def _run(self) -> None:
+        t = time.monotonic()
+        while not self._stop.wait(1.0):
+            self._sample()
+            now = time.monotonic()
+            self.wall[self.segment] = self.wall.get(self.segment, 0.0) + now - t
+            t = now
+
+    def start(self) -> "OtherLoad":
+        self._sample()
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def cores(self, segment: str) -> float | None:
+        w = self.wall.get(segment)
+        return self.other.get(segment, 0.0) / w if w else None
+
+
+def run_one(name: str, args, out_dir: Path, other: OtherLoad | None = None) -> dict:
     py = python_for(name, args)
     out = out_dir / f"{name}.json"
     cmd = [py, str(HERE / f"bench_{name}.py"), "--out", str(out)]
@@ -75,6 +141,9 @@ def run_one(name: str, args, out_dir: Path) -> dict:
             cmd.append("--full")
         cmd += ["--cap", str(args.lithops_cap)]
     env = dict(os.environ)
+    if other is not None:
+        env["BENCH_RUN_TOKEN"] = other.token
+        other.segment = name
     if name in SPECS:   # the venv's bin/ first (Parsl starts its interchange and pools from it)
         env["PATH"] = str(Path(py).parent) + os.pathsep + env.get("PATH", "")
         env.pop("PYTHONPATH", None)
@@ -85,7 +154,12 @@ def run_one(name: str, args, out_dir: Path) -> dict:
     if p.returncode != 0:
         raise SystemExit(f"{name} failed (exit {p.returncode}); see above")
     c.log(f"== {name}: done in {time.monotonic() - t:.0f} s")
-    return json.loads(out.read_text())
+    res = json.loads(out.read_text())
+    if other is not None:
+        other.segment = "between"
+        res["other_cores"] = other.cores(name)
+        res["wall_s"] = time.monotonic() - t
+    return res
 
 
 # -- the combined table -------------------------------------------------------------------------
@@ -147,12 +221,15 @@ def targets(results: list[dict]) -> list[tuple[str, str, bool | None]]:
 
 def report(results: list[dict], load_before, load_after, args, elapsed: float) -> str:
     mc = results[0]["machine"]
+    others = [r.get("other_cores") for r in results if r.get("other_cores") is not None]
+    shared = any(x > 0.1 for x in others)
     lines = [f"Machine: {mc['cpu']}, {mc['cores']} cores, {mc['mem_gib']} GiB, {mc['os']}, "
              f"Python {mc['python']}",
              f"Load average (1, 5, 15 min) before: {', '.join(f'{x:.2f}' for x in load_before)}; "
-             f"after: {', '.join(f'{x:.2f}' for x in load_after)}"
-             + ("  (other work was running: a shared machine)" if max(load_before[0], load_after[0]) > 0.5
-                else ""),
+             f"after: {', '.join(f'{x:.2f}' for x in load_after)} (after includes this run's own processes)",
+             "CPU used by other processes while each system ran (cores of " + str(mc["cores"]) + "): "
+             + ", ".join(f"{r['system']} {r['other_cores']:.2f}" for r in results if r.get("other_cores") is not None)
+             + ("  (a shared machine: other work was running)" if shared else "  (the machine was otherwise idle)"),
              f"Sizes: {'--quick' if args.quick else 'full'}; median of {results[0]['sizes']['repeats']} "
              f"repeat(s) unless noted; ran {elapsed:.0f} s", ""]
     lines.append(table(results))
@@ -198,7 +275,12 @@ def main() -> int:
         python_for(n, args)
     load_before = os.getloadavg()
     t = time.monotonic()
-    results = [run_one(n, args, out_dir) for n in names]
+    other = OtherLoad().start() if os.path.isdir("/proc/self") else None
+    try:
+        results = [run_one(n, args, out_dir, other) for n in names]
+    finally:
+        if other is not None:
+            other.stop()
     text = report(results, load_before, os.getloadavg(), args, time.monotonic() - t)
     (out_dir / "report.md").write_text(text)
     (out_dir / "results.json").write_text(json.dumps(results, indent=1))

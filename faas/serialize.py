@@ -12,6 +12,7 @@ import copy
 import hashlib
 import json
 import os
+import pickle
 import struct
 import sys
 import sysconfig
@@ -66,8 +67,33 @@ def check_python(header: dict, what: str) -> None:
             f"on the same Python minor version")
 
 
+_PLAIN_SCALARS = (int, float, complex, str, bytes, bool, type(None))
+_PLAIN_CONTAINERS = (list, tuple, dict, set, frozenset)
+
+
+def _plain(obj: Any, budget: int = 100_000) -> bool:
+    """True if ``obj`` holds only built-in scalars and containers (exact types), so the C pickle
+    writes exactly what dill would, about 50x faster (dill's pickler is pure Python)."""
+    stack = [obj]
+    while stack:
+        budget -= 1
+        if budget < 0:
+            return False
+        o = stack.pop()
+        t = type(o)
+        if t in _PLAIN_SCALARS:
+            continue
+        if t in _PLAIN_CONTAINERS:
+            stack.extend(o.items() if t is dict else o)
+            continue
+        return False
+    return True
+
+
 def dumps(obj: Any, what: str) -> bytes:
     try:
+        if _plain(obj):
+            return pickle.dumps(obj, protocol=5)
         return dill.dumps(obj, protocol=5, recurse=True)
     except Exception as e:
         raise SerializationError(f"cannot serialize {what}: {type(e).__name__}: {e}") from e
@@ -207,7 +233,8 @@ def result_bytes(header: dict, outcomes: list[tuple]) -> bytes:
     Each outcome is ``(True, value)`` or an :func:`error_outcome`. Values that cannot be
     pickled become error outcomes here, on the worker, with a message that says so."""
     try:
-        payload = dill.dumps(outcomes, protocol=5, recurse=True)
+        payload = pickle.dumps(outcomes, protocol=5) if _plain(outcomes) else \
+            dill.dumps(outcomes, protocol=5, recurse=True)
     except Exception:
         fixed = []
         for o in outcomes:

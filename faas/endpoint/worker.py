@@ -86,7 +86,10 @@ def run_job(store, functions: dict, job: tuple, where: dict, allowed: tuple = ("
                 outcomes.append(serialize.error_outcome(e))
     header = {"task_id": task_id, "started": started, "finished": time.time(), **where}
     data = serialize.result_bytes(header, outcomes)
-    _put_result(store, result_key(task_id), data)
+    try:
+        store.put(result_key(task_id), data)
+    except OSError:   # StoreError too: then the patient path
+        _put_result(store, result_key(task_id), data)
     status = "failed" if any(not o[0] for o in outcomes) else "success"
     return (task_id, status, data if len(data) <= inline_max else None)
 
