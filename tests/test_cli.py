@@ -45,6 +45,25 @@ def site(tmp_path_factory):
     r = faas_cmd(home, "endpoint", "delete", "cli", "--yes")
     assert r.returncode == 0, r.stderr
     assert not (home / "endpoints" / "cli").exists()
+    # No pool of the deleted endpoint lives on (one still draining exits by itself).
+    import time
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and _pools_of(home):
+        time.sleep(0.5)
+    assert not _pools_of(home), _pools_of(home)
+
+
+def _pools_of(home):
+    out = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmd = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode()
+            state = open(f"/proc/{pid}/stat").read().split()[2]
+        except OSError:
+            continue
+        if "faas.endpoint.pool" in cmd and str(home) in cmd and state != "Z":
+            out.append(pid)
+    return out
 
 
 def test_list_and_status(site):

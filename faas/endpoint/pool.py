@@ -568,7 +568,10 @@ class Pool:
         self.finished.set()
         self.outbox.put(("stop", None))
         threads[1].join(30)
-        self._write_status("stopped")
+        try:
+            self._write_status("stopped")
+        except OSError:
+            pass
         for s in self.slots:
             s.proc.join(2)
             if s.proc.is_alive():
@@ -608,7 +611,10 @@ class Pool:
                         log.warning("monitor: %s", e)
             if now - last_status > 2.0:
                 last_status = now
-                self._write_status("draining" if self.stopping.is_set() else "running")
+                try:
+                    self._write_status("draining" if self.stopping.is_set() else "running")
+                except OSError as e:   # e.g. the endpoint's folder was deleted under us
+                    log.warning("cannot write the block's status: %s", e)
                 if not self.stopping.is_set() and self._orphaned(now):
                     log.warning("block %s is no longer in the daemon's blocks.json (its job ended "
                                 "or was cancelled, yet this pool lives on): handing back and exiting",
@@ -620,6 +626,8 @@ class Pool:
         """True once the daemon has dropped this block (e.g. a container whose ``podman run``
         was killed keeps running). Before the pool has seen itself listed, only after a minute:
         the daemon records a block after its submit returns."""
+        if not (self.endpoint_dir / "config.yaml").exists():
+            return True    # the endpoint was deleted (`faas endpoint delete`)
         try:
             listed = self.block_id in json.loads((self.endpoint_dir / "blocks.json").read_text())
         except (OSError, ValueError):
