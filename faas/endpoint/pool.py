@@ -137,7 +137,7 @@ class Pool:
 
     def _held(self) -> list[Held]:
         with self.lock:
-            return list(self.ready) + [s.job for s in self.slots if s.job]
+            return self._held_unlocked()
 
     def _wake(self) -> None:
         try:
@@ -199,7 +199,8 @@ class Pool:
                 self.last_busy = time.monotonic()
             self._wake()
 
-    def _held_unlocked(self) -> list:
+    def _held_unlocked(self) -> list[Held]:
+        """Tasks received and not yet finished: waiting to start, or running (caller holds the lock)."""
         return list(self.ready) + [s.job for s in self.slots if s.job]
 
     def _dead_letter_malformed(self, m: Message, e: Exception) -> None:
