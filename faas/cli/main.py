@@ -397,6 +397,14 @@ def cancel(task_id, profile, store) -> None:
 
 
 main.add_command(tf_cli.profile)
+# Each command family lives in its own module (faas/cli/<family>.py).
+from .flows import flows as _flows  # noqa: E402
+from .timers import timers as _timers  # noqa: E402
+from .console import console as _console  # noqa: E402
+
+main.add_command(_flows)
+main.add_command(_timers)
+main.add_command(_console)
 
 
 if __name__ == "__main__":
