@@ -21,7 +21,7 @@ from . import serialize, signing
 from .config import Settings, resolve
 from .exceptions import (ConfigError, EndpointNotFound, FaasError, QueueError, SerializationError, TaskCancelled,
                          TaskFailed, TaskTimeout)
-from .messages import (Notice, args_key, cancel_key, function_key, inline_limit,
+from .messages import (CANCEL_EPOCH_KEY, Notice, args_key, cancel_key, function_key, inline_limit,
                        result_key, running_key)
 from .store import KeyNotFound, Queue, create_queue, open_queue, open_store
 
@@ -472,6 +472,8 @@ class Client:
         if info["status"] in ("success", "failed", "cancelled"):
             return info
         self.store.put(cancel_key(task_id), str(time.time()).encode())
+        # then the epoch, which tells pools to look for task markers (see messages.CANCEL_EPOCH_KEY)
+        self.store.put(CANCEL_EPOCH_KEY, str(time.time()).encode())
         st = self._tasks.get(task_id)
         if st is not None and st.status == "pending":
             st._set("cancelled")

@@ -55,6 +55,18 @@ def cancel_key(task_id: str) -> str:
     return f"cancels/{task_id}"
 
 
+# The time of the latest cancel in this store. Pools read it at most once a second and look for a
+# task's own cancel marker only when a cancel came after (or shortly before) the task was sent, so
+# the common case costs no store request per task.
+CANCEL_EPOCH_KEY = "cancels/_epoch"
+CANCEL_SKEW = 60.0   # seconds of clock skew between clients and sites (and racing cancel writers)
+
+
+def cancel_may_apply(epoch: float, sent: float) -> bool:
+    """Could a cancel at ``epoch`` (the latest one known) concern a task sent at ``sent``?"""
+    return epoch >= sent - CANCEL_SKEW
+
+
 def running_key(task_id: str) -> str:
     return f"running/{task_id}"
 

@@ -150,6 +150,7 @@ def test_api_calls_per_task(site, capsys):
     assert calls["s3:PutObject"] / n <= 1.05            # the result, once per task
     assert calls["s3:GetObject"] / n <= 0.1             # results ride in the notices
     assert calls["sqs:SendMessage"] == 0                # everything is batched
+    assert calls["s3:HeadObject"] / n <= 0.05           # no cancel check a task: the epoch covers it
     assert sum(calls.values()) / n < 6
     calls, _, _ = results["map chunksize=10"]
     assert calls["s3:PutObject"] / n <= 0.15

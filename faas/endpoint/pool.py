@@ -30,9 +30,9 @@ from pathlib import Path
 
 from .. import serialize, signing
 from ..exceptions import FunctionNotAllowed, QueueDoesNotExist, QueueError
-from ..messages import (Notice, TaskMessage, cancel_key, dead_letter_key, inline_limit,
-                        result_key, running_key)
-from ..store import Message, open_queue, open_store
+from ..messages import (CANCEL_EPOCH_KEY, Notice, TaskMessage, cancel_key, cancel_may_apply,
+                        dead_letter_key, inline_limit, result_key, running_key)
+from ..store import KeyNotFound, Message, open_queue, open_store
 from ..providers.launchers import RANK_VARIABLES
 from . import config as ep_config
 from . import worker as worker_mod
@@ -43,6 +43,7 @@ HOST = socket.gethostname()
 STARTED_NOTICE_DELAY = 0.05   # seconds a started notice waits for the task's done notice
 PREFETCH_WINDOW = 0.1         # seconds of queued work a pool holds per worker (prefetch: -1)
 DELETE_LINGER = 0.5           # seconds a finished task's delete waits to share a batch
+CANCEL_POLL = 1.0            # seconds between reads of the store's cancel epoch
 RUNNING_MARKER_AFTER = 1.0   # seconds: then a store marker and remote-cancel checks, each second
 
 
@@ -110,6 +111,7 @@ class Pool:
         self.ctx.set_forkserver_preload(["faas.endpoint.worker", "faas.serialize", "faas.store"])
         self.counts = collections.Counter()
         self.to_cancel: set[str] = set()
+        self.cancel_epoch = (0.0, float("-inf"))   # (latest cancel's time, monotonic time read)
 
     # -- workers ----------------------------------------------------------------------
     def _spawn(self, index: int) -> Slot:
@@ -391,7 +393,24 @@ class Pool:
         self._finish(held, "failed", data if len(data) <= self._inline_max(held.task.reply) else None)
 
     # -- main loop ----------------------------------------------------------------------
+    def _latest_cancel(self) -> float:
+        """The store's cancel epoch, read at most every CANCEL_POLL seconds (one GET a second
+        instead of a HEAD a task)."""
+        epoch, read = self.cancel_epoch
+        now = time.monotonic()
+        if now - read >= CANCEL_POLL:
+            try:
+                epoch = float(self.store.get(CANCEL_EPOCH_KEY))
+            except KeyNotFound:
+                epoch = 0.0
+            except Exception as e:  # noqa: BLE001 - unreadable: assume a cancel may apply
+                log.warning("cannot read the cancel epoch (%s): checking each task", e)
+                epoch = float("inf")
+            self.cancel_epoch = (epoch, now)
+        return epoch
+
     def _dispatch(self) -> None:
+        epoch = self._latest_cancel() if self.ready else 0.0
         with self.lock:
             for slot in self.slots:
                 if not self.ready:
@@ -401,7 +420,7 @@ class Pool:
                     t = held.task
                     args = serialize.unb64(t.args) if t.args is not None else None
                     slot.conn.send((t.id, t.fn, args, t.args_key, self._inline_max(t.reply),
-                                    t.args_sha256))
+                                    t.args_sha256, cancel_may_apply(epoch, t.sent)))
                     held.started = time.monotonic()
                     slot.job = held
                     self.last_busy = held.started
@@ -605,7 +624,8 @@ class Pool:
                             self.store.put(running_key(h.task.id), json.dumps(
                                 dict(self.where, host=HOST, pid=slot.proc.pid,
                                      started=time.time() - age)).encode())
-                        if self.store.exists(cancel_key(h.task.id)):
+                        if cancel_may_apply(self._latest_cancel(), h.task.sent) and \
+                                self.store.exists(cancel_key(h.task.id)):
                             self.to_cancel.add(h.task.id)   # the main loop owns the workers
                             self._wake()
                     except Exception as e:  # noqa: BLE001

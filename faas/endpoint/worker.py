@@ -60,8 +60,8 @@ def main(conn, store_url: str, log_path: str, where: dict, env: dict | None = No
 
 
 def run_job(store, functions: dict, job: tuple, where: dict, allowed: tuple = ("dill",)) -> tuple:
-    task_id, function_id, args_frame, args_key, inline_max, args_sha256 = job
-    if store.exists(cancel_key(task_id)):
+    task_id, function_id, args_frame, args_key, inline_max, args_sha256, check_cancel = job
+    if check_cancel and store.exists(cancel_key(task_id)):
         return (task_id, "cancelled", None)
     started = time.time()
     try:
