@@ -26,6 +26,7 @@ from .messages import (CANCEL_EPOCH_KEY, Notice, args_key, cancel_key, function_
 from .store import KeyNotFound, Queue, create_queue, open_queue, open_store
 
 log = logging.getLogger("faas.client")
+DONE_KEPT = 10_000   # finished run() tasks whose results stay in memory until read
 
 
 class TaskState:
@@ -122,6 +123,7 @@ class Client:
         self._endpoints: dict[str, Queue] = {}
         self._keys: dict[str, signing.Key | None] = {}
         self._tasks: dict[str, TaskState] = {}
+        self._done_ids: collections.deque[str] = collections.deque()
         self._lock = threading.RLock()
         self._out: collections.deque = collections.deque()
         self._out_cv = threading.Condition()
@@ -401,6 +403,10 @@ class Client:
         st._set(n.status or "success", data=data)
         if st._callbacks:   # an Executor's future holds the outcome now; the store keeps the rest
             self._tasks.pop(n.id, None)
+        else:               # run()/submit_batch(): kept for get_result, the oldest dropped (the store has them)
+            self._done_ids.append(n.id)
+            while len(self._done_ids) > DONE_KEPT:
+                self._tasks.pop(self._done_ids.popleft(), None)
 
     # -- results ---------------------------------------------------------------------------
     def get_task(self, task_id: str) -> dict:
@@ -435,6 +441,7 @@ class Client:
                 raise TaskCancelled(f"task {task_id} was cancelled")
             if st.error is not None:
                 raise st.error
+            self._tasks.pop(task_id, None)   # read once from memory; again from the store
             return st.data
         delay = 0.02
         while True:   # a task this client did not send: the store is the record

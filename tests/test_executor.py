@@ -211,3 +211,25 @@ def test_result_from_another_client(ex, home):
     other = faas.client()
     assert other.get_result(task_id=f.task_id) == 144
     assert other.get_task(task_id=f.task_id)["status"] == "success"
+
+
+def test_client_forgets_finished_run_tasks(home, monkeypatch):
+    """run() tasks leave the client's memory once read, and unread ones beyond DONE_KEPT are
+    dropped oldest first; their results still come from the store."""
+    import faas.api
+    monkeypatch.setattr(faas.api, "DONE_KEPT", 5)
+    c = faas.client()
+    try:
+        fid = c.register_function(square)
+        read = [c.run(function_id=fid, args=(i,)) for i in range(3)]
+        assert [c.get_result(task_id=t, timeout=60) for t in read] == [0, 1, 4]
+        assert not any(t in c._tasks for t in read)
+        assert c.get_result(task_id=read[2], timeout=60) == 4          # again, from the store
+        unread = [c.run(function_id=fid, args=(i,)) for i in range(20)]
+        deadline = time.monotonic() + 60
+        while sum(t in c._tasks for t in unread) > 5 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sum(t in c._tasks for t in unread) <= 5
+        assert [c.get_result(task_id=t, timeout=60) for t in unread] == [i * i for i in range(20)]
+    finally:
+        c.close()
