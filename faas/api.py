@@ -32,7 +32,8 @@ DONE_KEPT = 10_000   # finished run() tasks whose results stay in memory until r
 class TaskState:
     """What this client knows of one task it sent; callbacks fire once, from the listener."""
 
-    __slots__ = ("task_id", "n", "status", "where", "data", "error", "done", "_callbacks", "_lock")
+    __slots__ = ("task_id", "n", "status", "where", "data", "error", "finished", "_event",
+                 "_callbacks", "_lock")
 
     def __init__(self, task_id: str, n: int):
         self.task_id, self.n = task_id, n
@@ -40,9 +41,20 @@ class TaskState:
         self.where: dict | None = None
         self.data: bytes | None = None          # the result frame, once done
         self.error: BaseException | None = None  # or why there is none (send failed, ...)
-        self.done = threading.Event()
+        self.finished = False
+        self._event: threading.Event | None = None   # made only for a waiter: Executor futures never wait here
         self._callbacks: list[Callable[["TaskState"], None]] = []
         self._lock = threading.Lock()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the task is finished; False on timeout."""
+        with self._lock:
+            if self.finished:
+                return True
+            if self._event is None:
+                self._event = threading.Event()
+            event = self._event
+        return event.wait(timeout)
 
     def on_change(self, fn: Callable[["TaskState"], None]) -> None:
         with self._lock:
@@ -54,14 +66,16 @@ class TaskState:
     def _set(self, status: str, data: bytes | None = None, error: BaseException | None = None,
              where: dict | None = None) -> None:
         with self._lock:
-            if self.done.is_set() or (status == "running" and self.status != "pending"):
+            if self.finished or (status == "running" and self.status != "pending"):
                 return
             self.status, self.data, self.error = status, data, error
             if where:
                 self.where = where
             callbacks = list(self._callbacks)
             if status != "running":
-                self.done.set()
+                self.finished = True
+                if self._event is not None:
+                    self._event.set()
         for fn in callbacks:
             try:
                 fn(self)
@@ -176,7 +190,11 @@ class Client:
                 record = registry.read(self.store, name)
                 url = record["queue"]
             try:
-                q = open_queue(url)
+                if url.startswith("spool://"):   # a multi-user endpoint: the file's owner is the identity
+                    from .endpoint.multiuser.spool import SpoolQueue
+                    q = SpoolQueue(url[len("spool://"):])
+                else:
+                    q = open_queue(url)
             except QueueError as e:
                 raise EndpointNotFound(f"endpoint {name!r} is registered with queue {url}, which "
                                        f"cannot be opened: {e}") from None
@@ -203,12 +221,12 @@ class Client:
 
     # -- submitting ---------------------------------------------------------------------
     def _message(self, queue: Queue, function_id: str, calls: list, timeout: float | None,
-                 key: "signing.Key | None" = None) -> tuple[str, str]:
+                 key: "signing.Key | None" = None, uec: dict | None = None) -> tuple[str, str]:
         task_id = str(uuid.uuid4())
         data = serialize.calls_bytes(calls)
         now = time.time()
         msg = {"v": 1, "id": task_id, "fn": function_id, "n": len(calls), "reply": self._reply_queue().url,
-               "timeout": timeout, "sent": now, "expires": now + self.settings.task_ttl}
+               "timeout": timeout, "sent": now, "expires": now + self.settings.task_ttl, "uec": uec}
         if len(data) <= inline_limit(queue.max_message_bytes):
             msg["args"] = serialize.b64(data)
         else:   # too big for a message: spill to the store; no other limit
@@ -239,16 +257,26 @@ class Client:
         return self._keys[name]
 
     def submit_tasks(self, endpoint: str | None, function_id: str, call_groups: Iterable[list],
-                     timeout: float | None = None, wait_sent: bool = True) -> list[TaskState]:
+                     timeout: float | None = None, wait_sent: bool = True,
+                     user_endpoint_config: dict | None = None) -> list[TaskState]:
         """Send one task per group of calls. With ``wait_sent=False`` the messages go out from a
-        background thread in batches (the Executor's fast path)."""
+        background thread in batches (the Executor's fast path). ``user_endpoint_config``: the
+        variables of a multi-user endpoint's template (JSON-able dict)."""
         if timeout is not None and not timeout > 0:
             raise ConfigError(f"timeout must be a number of seconds > 0, got {timeout!r}")
+        if user_endpoint_config is not None:
+            if not isinstance(user_endpoint_config, dict):
+                raise ConfigError(f"user_endpoint_config must be a dict of variables, got "
+                                  f"{type(user_endpoint_config).__name__}")
+            try:
+                user_endpoint_config = json.loads(json.dumps(user_endpoint_config))
+            except (TypeError, ValueError) as e:
+                raise ConfigError(f"user_endpoint_config must be JSON-able: {e}") from None
         queue = self._endpoint_queue(endpoint)
         key = self._signing_key(endpoint)
         states, bodies = [], []
         for calls in call_groups:
-            task_id, body = self._message(queue, function_id, list(calls), timeout, key)
+            task_id, body = self._message(queue, function_id, list(calls), timeout, key, user_endpoint_config)
             st = TaskState(task_id, len(calls))
             self._tasks[task_id] = st
             states.append(st)
@@ -264,13 +292,14 @@ class Client:
         return states
 
     def run(self, function_id: str, endpoint: str | None = None, args: Iterable = (),
-            kwargs: dict | None = None, timeout: float | None = None) -> str:
+            kwargs: dict | None = None, timeout: float | None = None,
+            user_endpoint_config: dict | None = None) -> str:
         """Run one call; return its task id."""
         return self.submit_tasks(endpoint, function_id, [[(tuple(args), dict(kwargs or {}))]],
-                                 timeout)[0].task_id
+                                 timeout, user_endpoint_config=user_endpoint_config)[0].task_id
 
     def submit_batch(self, endpoint: str | None = None, tasks: Iterable[dict] = (),
-                     timeout: float | None = None) -> list[str]:
+                     timeout: float | None = None, user_endpoint_config: dict | None = None) -> list[str]:
         """``tasks``: dicts with ``function_id`` and optional ``args``/``kwargs``; returns task ids."""
         by_fn: dict[str, list] = collections.defaultdict(list)
         order = []
@@ -281,7 +310,8 @@ class Client:
             order.append(i)
         ids: dict[int, str] = {}
         for fid, items in by_fn.items():
-            states = self.submit_tasks(endpoint, fid, [[call] for _, call in items], timeout)
+            states = self.submit_tasks(endpoint, fid, [[call] for _, call in items], timeout,
+                                       user_endpoint_config=user_endpoint_config)
             for (i, _), st in zip(items, states):
                 ids[i] = st.task_id
         return [ids[i] for i in order]
@@ -337,6 +367,8 @@ class Client:
     def _reply_url(self) -> str:
         some = next(iter(self._endpoints.values()), None)
         name = f"{self.settings.reply_queue_prefix}{uuid.uuid4().hex}"
+        if some is not None and some.url.startswith("spool://"):
+            return f"local://{self.settings.home / 'queues'}/{name}"
         if some is not None and some.url.startswith("local://"):
             return some.url.rsplit("/", 1)[0] + "/" + name
         if some is not None and not some.url.startswith("sqs://"):
@@ -435,7 +467,7 @@ class Client:
         st = self._tasks.get(task_id)
         deadline = None if timeout is None else time.monotonic() + timeout
         if st is not None:
-            if not st.done.wait(timeout):
+            if not st.wait(timeout):
                 raise TaskTimeout(f"task {task_id}: no result within {timeout} s (status {st.status})")
             if st.status == "cancelled":
                 raise TaskCancelled(f"task {task_id} was cancelled")
