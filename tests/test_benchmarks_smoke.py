@@ -1,0 +1,56 @@
+"""Each benchmark script runs from a clean clone with one command (small sizes here): a smoke
+test that they keep working, with no timing assertion. The figures in BENCHMARKS.md come from
+the full-size runs named there. (scaling_sim.py has its own test: test_scaling_sim.py.)"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "benchmarks"
+pytestmark = pytest.mark.slow
+
+
+def run(args: list[str], tmp_path: Path, timeout: float) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FAAS_")}
+    env["FAAS_HOME"] = str(tmp_path / "home")
+    p = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True,
+                       text=True, timeout=timeout)
+    assert p.returncode == 0, f"{args} exited {p.returncode}\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}"
+    return p.stdout
+
+
+def test_run_all_quick_every_system(tmp_path):
+    """ProcessPoolExecutor, faas, Parsl and Lithops (their venvs are made once under
+    ~/.cache/faas-bench, from the package registry) side by side, one table."""
+    out_dir = tmp_path / "out"
+    out = run([str(BENCH / "run_all.py"), "--quick", "--queued", "2000", "--out-dir", str(out_dir)],
+              tmp_path, timeout=900)
+    header = next(line for line in out.splitlines() if line.startswith("| workload |"))
+    for system in ("ProcessPoolExecutor(2)", "faas (embedded)", "Parsl HTEX", "Lithops localhost"):
+        assert system in header, out[-3000:]
+    for name in ("ppe", "faas", "parsl", "lithops"):
+        data = json.loads((out_dir / f"{name}.json").read_text())
+        assert data, name
+    assert "| warm p50 (ms) |" in out and "Targets for the embedded default" in out
+
+
+def test_aws_cost_quick(tmp_path):
+    out = run([str(BENCH / "aws_cost.py"), "--quick", "--n", "40", "--out", str(tmp_path / "aws.json")],
+              tmp_path, timeout=600)
+    assert "$ per million tasks" in out and "AWS list prices" in out
+    data = json.loads((tmp_path / "aws.json").read_text())
+    assert data["n"] == 40
+
+
+def test_quick_and_profile(tmp_path):
+    out = run([str(BENCH / "quick.py"), "--n", "300"], tmp_path, timeout=300)
+    assert "cold start to first result" in out and "x 50 ms sleeps" in out
+    out = run([str(BENCH / "profile_faas.py"), "--n", "300", "--rounds", "1"], tmp_path, timeout=300)
+    assert out.strip()
+
