@@ -553,6 +553,8 @@ def test_iam_resources_are_this_sites(recorded):
     sqs = f"arn:aws:sqs:{site['region']}:{site['account_id']}:"
     allowed = {f"arn:aws:s3:::{site['bucket']}", sqs + site["reply_queue_prefix"] + "*"}
     allowed |= {objects + k + "/*" for k in kinds}
+    from faas.endpoint import journal
+    allowed.add(objects + journal.PREFIX + "*")
     for name, ep in site["endpoints"].items():
         allowed |= {objects + messages.endpoint_key(name), ep["queue_arn"], ep["dead_letter_queue_arn"]}
     for role, policy in policies.items():

@@ -36,6 +36,7 @@ from ..store import KeyNotFound, Message, open_queue, open_store
 from ..providers.launchers import RANK_VARIABLES
 from . import config as ep_config
 from . import worker as worker_mod
+from .journal import Journal
 
 log = logging.getLogger("faas.pool")
 HOST = socket.gethostname()
@@ -79,6 +80,7 @@ class Pool:
         self.cfg, self.name, self.block_id, self.block_dir = cfg, name, block_id, block_dir
         self.keep_alive = keep_alive
         self.store = open_store(cfg.store)
+        self.journal = Journal(self.store, name, block_id, HOST)   # what the console lists
         self.queue = open_queue(cfg.queue_url(name, home))
         self.endpoint_dir = ep_config.endpoint_dir(name, home)
         self.keys = cfg.keyring(self.endpoint_dir)
@@ -367,8 +369,18 @@ class Pool:
         q = self._reply_queue(url) if url else None
         return inline_limit(q.max_message_bytes) if q is not None else 0
 
-    def _finish(self, held: Held, status: str, result: bytes | None) -> None:
+    def _finish(self, held: Held, status: str, result: bytes | None, error: str | None = None) -> None:
         t = held.task
+        now, mono = time.time(), time.monotonic()
+        if error is None and status == "failed" and result is not None:
+            try:
+                err = serialize.unframe(result)[0].get("error") or {}
+                error = f"{err.get('type', 'Error')}: {err.get('message', '')}"[:300]
+            except Exception:  # noqa: BLE001 - the journal line is a summary, never a blocker
+                pass
+        self.journal.record(t.id, t.fn, n=t.n, sent=t.sent,
+                            started=now - (mono - (held.started or held.received)), finished=now,
+                            status=status, error=error)
         if t.reply:
             body = Notice(id=t.id, event="done", status=status,
                           result=serialize.b64(result) if result is not None else None)
@@ -390,7 +402,8 @@ class Pool:
             log.error("could not write the failure of task %s: %s; handing it back", held.task.id, e)
             self.outbox.put(("release", [held.msg.receipt]))
             return
-        self._finish(held, "failed", data if len(data) <= self._inline_max(held.task.reply) else None)
+        self._finish(held, "failed", data if len(data) <= self._inline_max(held.task.reply) else None,
+                     error=f"{type(exc).__name__}: {exc}"[:300])
 
     # -- main loop ----------------------------------------------------------------------
     def _latest_cancel(self) -> float:
@@ -589,6 +602,10 @@ class Pool:
         self.outbox.put(("stop", None))
         threads[1].join(30)
         try:
+            self.journal.close()
+        except Exception as e:  # noqa: BLE001
+            log.warning("could not write the task journal: %s", e)
+        try:
             self._write_status("stopped")
         except OSError:
             pass
@@ -632,6 +649,10 @@ class Pool:
                         log.warning("monitor: %s", e)
             if now - last_status > 2.0:
                 last_status = now
+                try:
+                    self.journal.flush_if_due()
+                except Exception as e:  # noqa: BLE001 - records are kept for the next flush
+                    log.warning("task journal: %s", e)
                 try:
                     self._write_status("draining" if self.stopping.is_set() else "running")
                 except OSError as e:   # e.g. the endpoint's folder was deleted under us

@@ -92,10 +92,12 @@ locals {
       Resource = ["${local.objects_arn}functions/*", "${local.objects_arn}args/*", "${local.objects_arn}cancels/*", "${local.objects_arn}results/*"]
     },
     {
+      # results, running markers, dead letters, and the task journal the console lists (one
+      # object per pool flush, not per task)
       Sid      = "WriteTaskOutputs"
       Effect   = "Allow"
       Action   = ["s3:PutObject"]
-      Resource = ["${local.objects_arn}results/*", "${local.objects_arn}running/*", "${local.objects_arn}dead-letters/*"]
+      Resource = ["${local.objects_arn}results/*", "${local.objects_arn}running/*", "${local.objects_arn}dead-letters/*", "${local.objects_arn}journal/*"]
     },
     {
       # the endpoint's own record: published while it runs, removed by `faas endpoint delete`
