@@ -38,18 +38,31 @@ def _username() -> str:
         return "unknown"
 
 
-def run(definition: Any, input: Any = None, *, actions: dict[str, Callable] | None = None,
+def run(definition: Any, input: Any = None, *, actions: dict[str, Callable] | str | None = None,
         context: dict | None = None, start_time: float | None = None,
-        max_events: int = 100_000, return_state: bool = False) -> dict:
+        max_events: int = 100_000, return_state: bool = False,
+        store_url: str | None = None, config: dict | None = None) -> dict:
     """Run ``definition`` on ``input`` to its end; return the run document
     ``{run_id, flow_id, status, output, error, cause, log}``.
 
     ``context`` defaults to ``{flow_id: "local", run_id: <uuid>, username: <you>}``;
-    ``start_time`` (epoch seconds) starts the fake clock (default: now)."""
+    ``start_time`` (epoch seconds) starts the fake clock (default: now).
+
+    ``actions="site"`` uses the real action providers (:mod:`faas.flows.actions`: compute,
+    transfer, approval, HTTP), keeping their documents in ``store_url`` (default: the client's
+    store) with the site flows ``config``; a dict may also map ActionUrls to providers."""
     definition = check(definition)
-    actions = dict(actions or {})
+    if isinstance(actions, str):
+        if actions != "site":
+            raise ValueError(f"actions={actions!r}: expected 'site', a dict of ActionUrl -> "
+                             "callable or provider, or an object with .get(action_url)")
+        from faas.flows.actions.local import SiteActions
+        actions = SiteActions()
+    elif actions is None or isinstance(actions, dict):
+        actions = dict(actions or {})
     ctx = {"flow_id": "local", "run_id": str(uuid.uuid4()), "username": _username()}
     ctx.update(context or {})
+    site = _site_context(ctx, store_url, config)
     now = _time.time() if start_time is None else float(start_time)
     queue: list = []
     seq = 0
@@ -64,7 +77,7 @@ def run(definition: Any, input: Any = None, *, actions: dict[str, Callable] | No
             if isinstance(eff, it.SetTimer):
                 push(max(eff.at, now), it.Timer(eff.timer_id, max(eff.at, now)))
             elif isinstance(eff, it.StartAction):
-                push(*_call(actions, eff, now))
+                push(*_call(actions, eff, now, site))
             # CancelAction: the action already ran synchronously; its late events are stale.
 
     rs = it.start(definition, input, ctx, time=now)
@@ -84,11 +97,27 @@ def run(definition: Any, input: Any = None, *, actions: dict[str, Callable] | No
     return doc
 
 
-def _call(actions: dict, eff: it.StartAction, now: float):
+def _site_context(ctx: dict, store_url: str | None, config: dict | None):
+    """The ActionContext real providers get (built lazily: plain callables need none)."""
+    def make():
+        from faas.flows.actions import ActionContext
+        url = store_url
+        if url is None:
+            from faas.config import resolve
+            url = resolve().store_url
+        return ActionContext(url, ctx["run_id"], ctx["flow_id"], ctx["username"],
+                             config=dict(config or {}))
+    return make
+
+
+def _call(actions, eff: it.StartAction, now: float, site=None):
     fn = actions.get(eff.action_url)
     if fn is None:
         return now, it.ActionUnableToRun(eff.request_id,
                                          f"no action registered for {eff.action_url}", now)
+    if hasattr(fn, "status") and hasattr(fn, "run") and site is not None:   # a real provider
+        from faas.flows.actions.local import drive
+        return drive(fn, eff, now, site())
     try:
         res = fn(eff.parameters)
     except Exception as e:  # the action failed: report it like an action provider would

@@ -1,0 +1,108 @@
+"""Who may do what to a flow or a run (Globus Flows' roles).
+
+A flow has an ``owner`` (who deployed it) and lists of ``administrators`` (update, delete, and
+manage every run), ``starters`` (start runs) and ``viewers`` (see the flow). A run has its
+``user`` (who started it), ``managers`` (cancel, resume, approve, reject) and ``monitors``
+(see its status and log). Each role implies the weaker ones: administrator > starter > viewer,
+manager > monitor.
+
+Principals are identity strings ``<kind>:<name>``: ``local:alice`` is the Unix user alice
+(a bare ``alice`` means the same); the multi-user identities (``globus:...``, ``aws:...``) are
+compared as written. ``public`` and ``all_authenticated_users`` are Globus's wildcards.
+
+On a ``file://`` store the caller is the Unix user running the process, and the runner checks a
+command's claim against the owner of the file that carries it, so a user cannot act as another.
+On other stores the claim is trusted as far as the store's own access control goes (IAM on S3);
+the multi-user issue's signed identities plug in at :func:`current_identity` and the runner's
+``command_identity``.
+"""
+from __future__ import annotations
+
+import getpass
+import os
+from typing import Iterable
+
+from faas.exceptions import FaasError
+
+PUBLIC, AUTHENTICATED = "public", "all_authenticated_users"
+
+
+class AccessDenied(FaasError, PermissionError):
+    code = "AccessDenied"
+
+
+def normalize(principal: str) -> str:
+    """``alice`` -> ``local:alice``; identity strings and the wildcards are kept."""
+    p = str(principal).strip()
+    if p in (PUBLIC, AUTHENTICATED) or ":" in p:
+        return p
+    return f"local:{p}"
+
+
+def current_identity() -> str:
+    """The caller: ``$FAAS_IDENTITY`` (set by the multi-user router for the user it serves),
+    else the local user."""
+    explicit = os.environ.get("FAAS_IDENTITY")
+    if explicit:
+        return normalize(explicit)
+    try:
+        return normalize(getpass.getuser())
+    except Exception:  # pragma: no cover - no passwd entry
+        return f"local:uid{os.getuid()}"
+
+
+def username(identity: str) -> str:
+    """The name part of an identity (``local:alice`` -> ``alice``), for ``$._context.username``."""
+    return identity.split(":", 1)[1] if identity.startswith("local:") else identity
+
+
+def _in(who: str, principals: Iterable[str]) -> bool:
+    ps = {normalize(p) for p in principals or ()}
+    return normalize(who) in ps or PUBLIC in ps or AUTHENTICATED in ps
+
+
+def flow_role(flow: dict, who: str) -> int:
+    """0 none, 1 viewer, 2 starter, 3 administrator (owner counts as administrator)."""
+    if normalize(who) == normalize(flow.get("owner", "")) or _in(who, flow.get("administrators")):
+        return 3
+    if _in(who, flow.get("starters")):
+        return 2
+    if _in(who, flow.get("viewers")):
+        return 1
+    return 0
+
+
+def can_view_flow(flow: dict, who: str) -> bool:
+    return flow_role(flow, who) >= 1
+
+
+def can_start(flow: dict, who: str) -> bool:
+    return flow_role(flow, who) >= 2
+
+
+def can_admin(flow: dict, who: str) -> bool:
+    return flow_role(flow, who) >= 3
+
+
+def run_role(run: dict, who: str, flow: dict | None = None) -> int:
+    """0 none, 1 monitor, 2 manager (the run's user and the flow's administrators manage)."""
+    if normalize(who) == normalize(run.get("user", "")) or _in(who, run.get("managers")):
+        return 2
+    if flow is not None and can_admin(flow, who):
+        return 2
+    if _in(who, run.get("monitors")):
+        return 1
+    return 0
+
+
+def can_monitor(run: dict, who: str, flow: dict | None = None) -> bool:
+    return run_role(run, who, flow) >= 1
+
+
+def can_manage(run: dict, who: str, flow: dict | None = None) -> bool:
+    return run_role(run, who, flow) >= 2
+
+
+def require(ok: bool, who: str, what: str) -> None:
+    if not ok:
+        raise AccessDenied(f"{who} may not {what}")

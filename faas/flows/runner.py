@@ -1,0 +1,576 @@
+"""The durable runner: drives every run in a store with the pure interpreter.
+
+One process (``faas flows serve``) holds the store: on a ``file://`` store an exclusive
+``flock`` on ``<store>/flows/runner.lock`` (the kernel drops it when the process dies, even by
+``kill -9``); on other stores a lease object (``flows/runner/lease.json``) renewed every few
+seconds and taken over when it expires. Other runners started on the same store wait as
+standbys, so a run is never driven by two processes at once. One runner is plenty: it holds no
+thread per run, only a heap of wake-up times (Wait states, Retry delays, WaitTime deadlines,
+the next status poll of each active action).
+
+Durability, the order of writes for every event:
+
+1. the new RunState (with its log) is written to ``flows/runs/<id>/state.json``,
+2. then its effects are carried out (actions started with their deterministic request ids,
+   timers scheduled, actions canceled),
+3. then the public run document is updated.
+
+A runner killed anywhere in between restarts from ``state.json``: it re-issues every
+outstanding StartAction with the same request id (providers are idempotent by request id, so
+nothing starts twice) and re-arms the timers, whose deadlines are in the state. Commands
+(start, cancel, resume) are objects in the store with a doorbell on the queue; a command object
+is deleted only after it was applied, so none is lost either.
+"""
+from __future__ import annotations
+
+import dataclasses
+import heapq
+import json
+import logging
+import os
+import pwd
+import socket
+import time
+import traceback
+import uuid
+from collections import deque
+from typing import Any, Callable
+
+from faas.flows import access, interpreter as it, schema
+from faas.flows import store_layout as L
+from faas.flows.client import iso
+from faas.store import open_store
+
+log = logging.getLogger("faas.flows.runner")
+
+MAX_POLL = 30.0        # seconds between status polls of a long action, at most
+SCAN_EVERY = 10.0      # seconds between scans for commands whose doorbell was lost
+LEASE_TTL = 30.0
+
+
+@dataclasses.dataclass
+class _FallbackContext:  # the shape of faas.flows.actions.ActionContext
+    store_url: str
+    run_id: str
+    flow_id: str
+    username: str
+    run_as: str | None = None
+    config: dict = dataclasses.field(default_factory=dict)
+
+
+def _action_context(**kw):
+    try:
+        from faas.flows.actions import ActionContext
+    except ImportError:
+        return _FallbackContext(**kw)
+    return ActionContext(**kw)
+
+
+def _default_resolve(url: str):
+    from faas.flows.actions import resolve
+    return resolve(url)
+
+
+def _unable_to_run(e: BaseException) -> bool:
+    return any(c.__name__ == "ActionUnableToRun" for c in type(e).__mro__)
+
+
+class StoreBusy(RuntimeError):
+    """Another runner holds the store."""
+
+
+# --- holding the store ------------------------------------------------------------------------------
+class _FileLock:
+    def __init__(self, store):
+        import fcntl
+        self._fcntl = fcntl
+        d = os.path.join(store.root, "flows")
+        os.makedirs(d, exist_ok=True)
+        self.path = os.path.join(d, "runner.lock")
+        self.fd: int | None = None
+
+    def acquire(self) -> bool:
+        fd = os.open(self.path, os.O_CREAT | os.O_RDWR | getattr(os, "O_CLOEXEC", 0), 0o600)
+        try:
+            self._fcntl.flock(fd, self._fcntl.LOCK_EX | self._fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{socket.gethostname()} {os.getpid()}\n".encode())
+        self.fd = fd
+        return True
+
+    def renew(self) -> bool:
+        return self.fd is not None
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+class _Lease:
+    """A lease object for stores with no locks: write, wait, read back (the last writer wins
+    and every contender sees who that was); renewed every ``ttl/3``."""
+
+    def __init__(self, store, ttl: float = LEASE_TTL, settle: float = 1.0):
+        self.store, self.ttl, self.settle = store, ttl, settle
+        self.me = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.renewed = 0.0
+
+    def acquire(self) -> bool:
+        cur = L.get_json(self.store, L.LEASE, None)
+        if cur and cur.get("holder") != self.me and cur.get("expires", 0) > time.time():
+            return False
+        self._write()
+        time.sleep(self.settle)
+        cur = L.get_json(self.store, L.LEASE, None)
+        return bool(cur) and cur.get("holder") == self.me
+
+    def _write(self) -> None:
+        self.renewed = time.time()
+        L.put_json(self.store, L.LEASE, {"holder": self.me, "expires": self.renewed + self.ttl})
+
+    def renew(self) -> bool:
+        if time.time() - self.renewed < self.ttl / 3:
+            return True
+        cur = L.get_json(self.store, L.LEASE, None)
+        if not cur or cur.get("holder") != self.me:
+            return False
+        self._write()
+        return True
+
+    def release(self) -> None:
+        cur = L.get_json(self.store, L.LEASE, None)
+        if cur and cur.get("holder") == self.me:
+            self.store.delete(L.LEASE)
+
+
+# --- runs in memory ----------------------------------------------------------------------------------
+@dataclasses.dataclass
+class _Run:
+    run_id: str
+    doc: dict
+    request: dict
+    definition: dict
+    rs: it.RunState
+    actions: dict   # request_id -> {action_url, action_id, status, interval, run_as}
+
+
+class Runner:
+    """Drive the runs of one store. ``resolve(action_url) -> provider`` defaults to
+    :func:`faas.flows.actions.resolve`; ``config`` is handed to every action (site collections,
+    ...)."""
+
+    def __init__(self, store_url: str, *, resolve: Callable | None = None,
+                 config: dict | None = None, queue_url: str | None = None,
+                 clock: Callable[[], float] = time.time):
+        self.store = open_store(store_url)
+        self.store_url = self.store.url
+        if queue_url:
+            L.put_json(self.store, L.CONFIG, dict(L.get_json(self.store, L.CONFIG, {}),
+                                                  queue=queue_url))
+        self.queue = L.open_command_queue(self.store)
+        self.resolve = resolve or _default_resolve
+        self.config = dict(config or {})
+        self.clock = clock
+        self.runs: dict[str, _Run] = {}
+        self.events: deque = deque()
+        self.heap: list = []
+        self._n = 0
+        self._next_scan = 0.0
+        from faas.store.file import FileStore
+        self._file_store = isinstance(self.store, FileStore)
+        self._hold = _FileLock(self.store) if self._file_store else _Lease(self.store)
+        self._timers = None
+        self.stopping = False
+
+    # -- lifecycle ------------------------------------------------------------------------------------
+    def acquire(self, wait: bool = True, poll: float = 2.0) -> None:
+        while not self._hold.acquire():
+            if not wait or self.stopping:
+                raise StoreBusy(f"another runner holds {self.store_url}")
+            log.info("another runner holds %s; standing by", self.store_url)
+            time.sleep(poll)
+
+    def release(self) -> None:
+        self._hold.release()
+
+    def recover(self) -> None:
+        """Load every active run and re-issue what it waits on (after a start or a crash)."""
+        for key in list(self.store.list(L.ACTIVE)):
+            run_id = key[len(L.ACTIVE):]
+            if run_id not in self.runs:
+                self._resume_from_store(run_id)
+        self._scan_commands()
+        self._drain()
+
+    def serve(self, once: bool = False, max_wait: float = 1.0,
+              should_stop: Callable[[], bool] | None = None) -> None:
+        """Run until stopped (``once``: one pass over what is due now, then return)."""
+        self.acquire(wait=not once)
+        try:
+            self.recover()
+            while not self.stopping and not (should_stop and should_stop()):
+                self.tick(0.0 if once else max_wait)
+                if once:
+                    break
+                if not self._hold.renew():
+                    log.error("lost the runner lease on %s; stopping", self.store_url)
+                    break
+        finally:
+            self.release()
+
+    def tick(self, max_wait: float = 1.0) -> None:
+        """One turn: wait for a command or the next due wake-up, then do everything due."""
+        now = self.clock()
+        wait = max_wait
+        if self.heap:
+            wait = max(0.0, min(wait, self.heap[0][0] - now))
+        if self.events:
+            wait = 0.0
+        for m in self.queue.receive(10, wait=wait):
+            try:
+                body = json.loads(m.body)
+                if body.get("command"):
+                    self._command(body["command"])
+            except Exception:  # noqa: BLE001 - a bad doorbell must not stop the runner
+                log.exception("bad command message %r", m.body)
+            self.queue.delete([m.receipt])
+        self._due()
+        self._drain()
+        now = self.clock()
+        if now >= self._next_scan:
+            self._next_scan = now + SCAN_EVERY
+            self._scan_commands()
+            for key in list(self.store.list(L.ACTIVE)):
+                rid = key[len(L.ACTIVE):]
+                if rid not in self.runs:
+                    self._resume_from_store(rid)
+            self._drain()
+        self._fire_timers(now)
+        self._drain()
+
+    # -- commands -------------------------------------------------------------------------------------
+    def _scan_commands(self) -> None:
+        for key in sorted(self.store.list(L.COMMANDS)):
+            if key.endswith(".json"):
+                self._command(key[len(L.COMMANDS):-5])
+
+    def command_identity(self, key: str, cmd: dict) -> str:
+        """Who sent a command: on a file store the owner of the command's file (a claim in the
+        file cannot make one user another); elsewhere the claim (the store's IAM decides who
+        may write commands at all)."""
+        if self._file_store:
+            st = os.stat(os.path.join(self.store.root, key))
+            try:
+                return access.normalize(pwd.getpwuid(st.st_uid).pw_name)
+            except KeyError:
+                return f"local:uid{st.st_uid}"
+        return access.normalize(cmd.get("user") or "")
+
+    def _command(self, cid: str) -> None:
+        key = L.command_key(cid)
+        cmd = L.get_json(self.store, key, None)
+        if cmd is None:
+            return   # applied already (a second doorbell, or the scan got there first)
+        try:
+            who = self.command_identity(key, cmd)
+            op, run_id = cmd.get("op"), cmd.get("run_id")
+            if op == "start":
+                self._begin(run_id, who)
+            elif op in ("cancel", "resume"):
+                self._control(op, run_id, who)
+            else:
+                log.warning("unknown command %r", cmd)
+        except Exception:  # noqa: BLE001 - kept: the next scan tries it again
+            log.exception("command %s failed; will retry", cid)
+            return
+        self.store.delete(key)
+
+    def _flow_doc(self, flow_id: str) -> dict | None:
+        return L.get_json(self.store, L.flow_key(flow_id), None)
+
+    def _begin(self, run_id: str, who: str | None) -> None:
+        """Start a run whose records the client wrote (``who``: the command's sender; None for
+        the runner's own timer runs, checked when the timer fires)."""
+        if run_id in self.runs or self.store.exists(L.run_key(run_id, "state")):
+            if run_id not in self.runs:
+                self._resume_from_store(run_id)
+            return
+        doc = L.get_json(self.store, L.run_key(run_id), None)
+        request = L.get_json(self.store, L.run_key(run_id, "request"), None)
+        if doc is None or request is None or doc.get("status") in it.DONE:
+            self.store.delete(L.active_key(run_id))
+            return
+        try:
+            definition = self._definition(request)
+            if who is not None:
+                flow = self._flow_doc(request["flow_id"]) or L.get_json(
+                    self.store, L.flow_version_key(request["flow_id"], request["flow_version"]))
+                if access.normalize(who) != access.normalize(request["user"]):
+                    raise access.AccessDenied(f"{who} sent the start of a run for "
+                                              f"{request['user']}")
+                access.require(access.can_start(flow, who), who,
+                               f"start flow {request['flow_id']}")
+                schema.require_valid(flow.get("input_schema") if flow["version"] ==
+                                     request["flow_version"] else self._version_schema(request),
+                                     request["input"])
+            ctx = {"flow_id": request["flow_id"], "run_id": run_id,
+                   "username": access.username(request["user"])}
+            rs = it.start(definition, request["input"], ctx, time=self.clock())
+        except Exception as e:  # noqa: BLE001 - refuse the run, start nothing
+            code = getattr(e, "code", type(e).__name__)
+            self._refuse(run_id, doc, code, str(e))
+            return
+        run = _Run(run_id, doc, request, definition, rs, {})
+        self.runs[run_id] = run
+        self._persist(run)
+        self._perform(run, it.outstanding(rs))
+        self._after_change(run)
+
+    def _version_schema(self, request: dict):
+        v = L.get_json(self.store, L.flow_version_key(request["flow_id"], request["flow_version"]))
+        return v.get("input_schema")
+
+    def _definition(self, request: dict) -> dict:
+        if request.get("definition"):
+            return request["definition"]
+        return L.get_json(self.store, L.flow_version_key(request["flow_id"],
+                                                         request["flow_version"]))["definition"]
+
+    def _refuse(self, run_id: str, doc: dict, error: str, cause: str) -> None:
+        doc = dict(doc, status="FAILED", error=error, cause=cause, completion_time=iso())
+        L.put_json(self.store, L.run_key(run_id), doc)
+        self.store.delete(L.active_key(run_id))
+        log.warning("run %s refused: %s: %s", run_id, error, cause)
+
+    def _control(self, op: str, run_id: str, who: str) -> None:
+        run = self.runs.get(run_id) or self._resume_from_store(run_id)
+        doc = run.doc if run else L.get_json(self.store, L.run_key(run_id), None)
+        if doc is None or doc.get("status") in it.DONE:
+            return
+        flow = self._flow_doc(doc["flow_id"])
+        if not access.can_manage(doc, who, flow):
+            log.warning("%s may not %s run %s; ignored", who, op, run_id)
+            return
+        if run is None:   # never started: end it where it is
+            if op == "cancel":
+                self._refuse(run_id, doc, "FlowCanceled", f"canceled by {who} before it started")
+            return
+        if op == "cancel":
+            self.events.append((run_id, it.Cancel(self.clock(), f"canceled by {who}")))
+        else:   # resume: look at every waiting action now
+            for rid in list(run.actions):
+                self._schedule(self.clock(), run_id, "poll", rid)
+
+    # -- runs -----------------------------------------------------------------------------------------
+    def _resume_from_store(self, run_id: str) -> _Run | None:
+        state = L.get_json(self.store, L.run_key(run_id, "state"), None)
+        if state is None:
+            doc = L.get_json(self.store, L.run_key(run_id), None)
+            if doc is None:
+                self.store.delete(L.active_key(run_id))
+            # else: not started yet; its start command is on its way (or in the scan)
+            return None
+        doc = L.get_json(self.store, L.run_key(run_id))
+        request = L.get_json(self.store, L.run_key(run_id, "request"))
+        rs = it.RunState.from_dict(state["run_state"])
+        run = _Run(run_id, doc, request, self._definition(request), rs, state.get("actions", {}))
+        if rs.status in it.DONE:
+            self._finish(run)
+            return None
+        self.runs[run_id] = run
+        log.info("recovering run %s (%s)", run_id, rs.status)
+        self._perform(run, it.outstanding(rs))
+        return run
+
+    def _persist(self, run: _Run) -> None:
+        L.put_json(self.store, L.run_key(run.run_id, "state"),
+                   {"run_state": run.rs.to_dict(), "actions": run.actions})
+
+    def _after_change(self, run: _Run) -> None:
+        """Update the public run document; finish the run if it ended."""
+        rs = run.rs
+        doc = dict(run.doc, status=rs.status, error=rs.error, cause=rs.cause,
+                   current_state=rs.current)
+        if rs.status in it.DONE:
+            doc["output"] = L.redact_private(rs.output)
+            doc["completion_time"] = doc.get("completion_time") or iso(self.clock())
+        if doc != run.doc:
+            run.doc = doc
+            L.put_json(self.store, L.run_key(run.run_id), doc)
+        if rs.status in it.DONE:
+            self._finish(run)
+
+    def _finish(self, run: _Run) -> None:
+        if run.doc.get("status") not in it.DONE:
+            run.doc = dict(run.doc, status=run.rs.status, error=run.rs.error,
+                           cause=run.rs.cause, output=L.redact_private(run.rs.output),
+                           completion_time=iso(self.clock()))
+            L.put_json(self.store, L.run_key(run.run_id), run.doc)
+        self.store.delete(L.active_key(run.run_id))
+        self.runs.pop(run.run_id, None)
+
+    def _apply(self, run: _Run, event) -> None:
+        before = len(run.rs.log), run.rs.status
+        rs, effects = it.step(run.definition, run.rs, event)
+        if not effects and (len(rs.log), rs.status) == before and rs.to_dict() == run.rs.to_dict():
+            return   # stale: nothing was waiting for it
+        run.rs = rs
+        waiting = {e.request_id for e in it.outstanding(rs) if isinstance(e, it.StartAction)}
+        finished = {r: run.actions.pop(r) for r in list(run.actions) if r not in waiting}
+        self._persist(run)
+        self._perform(run, effects, finished)
+        for a in finished.values():
+            if a.get("status") in ("SUCCEEDED", "FAILED") and a.get("action_id"):
+                self._quietly("release", a, run)
+        self._after_change(run)
+
+    def _drain(self) -> None:
+        while self.events:
+            run_id, event = self.events.popleft()
+            run = self.runs.get(run_id)
+            if run is not None:
+                try:
+                    self._apply(run, event)
+                except Exception:  # noqa: BLE001 - one broken run must not stop the others
+                    # forget it: the next scan reloads it from its last saved state and
+                    # re-issues what it waits on, as after a restart
+                    log.exception("run %s: applying %s failed; reloading it", run_id, event)
+                    self.runs.pop(run_id, None)
+
+    # -- effects --------------------------------------------------------------------------------------
+    def _schedule(self, at: float, run_id: str, kind: str, key: str) -> None:
+        self._n += 1
+        heapq.heappush(self.heap, (at, self._n, run_id, kind, key))
+
+    def _due(self) -> None:
+        now = self.clock()
+        while self.heap and self.heap[0][0] <= now:
+            _, _, run_id, kind, key = heapq.heappop(self.heap)
+            run = self.runs.get(run_id)
+            if run is None:
+                continue
+            if kind == "timer":
+                self.events.append((run_id, it.Timer(key, now)))
+            elif kind == "poll":
+                self._poll(run, key)
+
+    def _perform(self, run: _Run, effects: list, finished: dict | None = None) -> None:
+        for eff in effects:
+            if isinstance(eff, it.SetTimer):
+                self._schedule(eff.at, run.run_id, "timer", eff.timer_id)
+            elif isinstance(eff, it.StartAction):
+                self._start_action(run, eff)
+            elif isinstance(eff, it.CancelAction):
+                a = run.actions.get(eff.request_id) or (finished or {}).get(eff.request_id)
+                if a and a.get("action_id"):
+                    self._quietly("cancel", a, run)
+
+    def _ctx(self, run: _Run, run_as: str | None):
+        return _action_context(store_url=self.store_url, run_id=run.run_id,
+                               flow_id=run.request["flow_id"],
+                               username=access.username(run.request["user"]), run_as=run_as,
+                               config=self.config)
+
+    def _start_action(self, run: _Run, eff: it.StartAction) -> None:
+        rid = eff.request_id
+        now = self.clock()
+        a = run.actions.setdefault(rid, {"action_url": eff.action_url, "action_id": None,
+                                         "status": None, "interval": 1.0, "run_as": eff.run_as})
+        try:
+            provider = self.resolve(eff.action_url)
+            doc = provider.run(eff.parameters, rid, self._ctx(run, eff.run_as))
+        except Exception as e:  # noqa: BLE001 - the provider's failure is the run's event
+            cause = f"{type(e).__name__}: {e}"
+            if not _unable_to_run(e):
+                log.warning("run %s: starting %s failed: %s", run.run_id, rid,
+                            traceback.format_exc())
+            self.events.append((run.run_id, it.ActionUnableToRun(rid, cause, now)))
+            return
+        a["action_id"] = doc.get("action_id") or a["action_id"]
+        self._persist(run)   # the action id, so a restart can poll instead of guess
+        self._on_status(run, rid, doc)
+
+    def _poll(self, run: _Run, rid: str) -> None:
+        a = run.actions.get(rid)
+        if a is None:
+            return
+        pending = {e.request_id: e for e in it.outstanding(run.rs) if isinstance(e, it.StartAction)}
+        if rid not in pending:
+            return
+        if not a.get("action_id"):
+            self._start_action(run, pending[rid])
+            return
+        try:
+            doc = self.resolve(a["action_url"]).status(a["action_id"], self._ctx(run, a.get("run_as")))
+        except Exception as e:  # noqa: BLE001 - transient: poll again later; WaitTime bounds it
+            log.warning("run %s: status of %s failed: %s", run.run_id, rid, e)
+            a["interval"] = min(a.get("interval", 1.0) * 2, MAX_POLL)
+            self._schedule(self.clock() + a["interval"], run.run_id, "poll", rid)
+            return
+        self._on_status(run, rid, doc)
+
+    def _on_status(self, run: _Run, rid: str, doc: dict) -> None:
+        a = run.actions[rid]
+        now = self.clock()
+        prev, status = a.get("status"), doc.get("status")
+        a["status"] = status
+        if status == "SUCCEEDED":
+            self.events.append((run.run_id, it.ActionCompleted(rid, doc.get("details"), now)))
+        elif status == "FAILED":
+            details = doc.get("details")
+            cause = None
+            if isinstance(details, dict):   # Globus providers say "cause"; ours error + message
+                cause = details.get("cause") or (
+                    f"{details['error']}: {details.get('message', '')}" if details.get("error") else None)
+            self.events.append((run.run_id, it.ActionFailed(rid, details, cause, now)))
+        else:
+            if status == "INACTIVE" and prev != "INACTIVE":
+                self.events.append((run.run_id, it.ActionInactive(rid, doc.get("details"), now)))
+            after = doc.get("poll_after")
+            if not isinstance(after, (int, float)) or after <= 0:
+                after = a.get("interval", 1.0)
+                a["interval"] = min(after * 2, MAX_POLL)
+            self._schedule(now + min(float(after), MAX_POLL), run.run_id, "poll", rid)
+
+    def _quietly(self, what: str, a: dict, run: _Run) -> None:
+        try:
+            getattr(self.resolve(a["action_url"]), what)(a["action_id"],
+                                                         self._ctx(run, a.get("run_as")))
+        except Exception as e:  # noqa: BLE001 - best effort: the run has moved on
+            log.info("run %s: %s of action %s failed: %s", run.run_id, what, a["action_id"], e)
+
+    # -- timers ---------------------------------------------------------------------------------------
+    def _fire_timers(self, now: float) -> None:
+        from faas.flows import timers
+        if self._timers is None:
+            self._timers = timers.TimerFirer(self.store, self._start_timer_run, self._run_status)
+        try:
+            self._timers.fire_due(now)
+        except Exception:  # noqa: BLE001
+            log.exception("firing timers failed")
+
+    def _run_status(self, run_id: str) -> str | None:
+        run = self.runs.get(run_id)
+        if run is not None:
+            return run.rs.status
+        doc = L.get_json(self.store, L.run_key(run_id), None)
+        return doc.get("status") if doc else None
+
+    def _start_timer_run(self, flow: dict, input: Any, user: str, run_id: str,
+                         label: str | None, timer_id: str) -> dict:
+        from faas.flows.client import create_run
+        if not flow.get("inline"):
+            access.require(access.can_start(flow, user), user, f"start flow {flow['id']}")
+        doc = create_run(self.store, flow, input, label, ("timer",), (), (), run_id, user,
+                         {"timer_id": timer_id})
+        doc.pop("_existing", None)
+        self._begin(doc["run_id"], None)
+        return doc
+
+
+def serve(store_url: str, once: bool = False, **kw: Any) -> None:
+    Runner(store_url, **kw).serve(once=once)

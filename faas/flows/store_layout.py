@@ -1,0 +1,145 @@
+"""Where flows, runs and timers live in the store, and how commands reach the runner.
+
+Every object is JSON under ``flows/`` (or ``timers/``)::
+
+    flows/defs/<flow_id>/flow.json            the latest version of the flow document
+    flows/defs/<flow_id>/v/<version>.json     every version (runs name the version they use)
+    flows/runs/<run_id>/run.json              the run document (status, output, ...; public)
+    flows/runs/<run_id>/request.json          what the run was started with (input, user, ...)
+    flows/runs/<run_id>/state.json            the interpreter's RunState + the runner's actions
+    flows/active/<run_id>                     a marker per run the runner must drive
+    flows/commands/<command_id>.json          start/cancel/resume/wake commands for the runner
+    flows/runner/lease.json                   which runner holds the store (non-file stores)
+    timers/<timer_id>/timer.json              a timer document
+    timers/<timer_id>/ticks/<scheduled time>  one marker per tick fired (at most once)
+
+The queue (``local://`` beside a file store, SQS for s3://) carries only ``{op, run_id,
+command}`` doorbells; the command object in the store is the durable part, so a lost message
+delays a command until the runner's next scan of ``flows/commands/`` and never loses it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import time
+import uuid
+from typing import Any
+from urllib.parse import urlsplit
+
+from faas.store import KeyNotFound, Queue, Store, create_queue
+
+FLOWS, RUNS, ACTIVE, COMMANDS = "flows/defs/", "flows/runs/", "flows/active/", "flows/commands/"
+TIMERS = "timers/"
+CONFIG = "flows/config.json"
+LEASE = "flows/runner/lease.json"
+
+
+def flow_key(flow_id: str) -> str:
+    return f"{FLOWS}{flow_id}/flow.json"
+
+
+def flow_version_key(flow_id: str, version: int) -> str:
+    return f"{FLOWS}{flow_id}/v/{int(version):06d}.json"
+
+
+def run_key(run_id: str, what: str = "run") -> str:
+    return f"{RUNS}{run_id}/{what}.json"
+
+
+def active_key(run_id: str) -> str:
+    return f"{ACTIVE}{run_id}"
+
+
+def command_key(command_id: str) -> str:
+    return f"{COMMANDS}{command_id}.json"
+
+
+def timer_key(timer_id: str) -> str:
+    return f"{TIMERS}{timer_id}/timer.json"
+
+
+def tick_key(timer_id: str, at: float) -> str:
+    return f"{TIMERS}{timer_id}/ticks/{at:017.3f}"
+
+
+def get_json(store: Store, key: str, default: Any = KeyNotFound) -> Any:
+    try:
+        return json.loads(store.get(key))
+    except KeyNotFound:
+        if default is KeyNotFound:
+            raise
+        return default
+
+
+def put_json(store: Store, key: str, value: Any) -> None:
+    store.put(key, json.dumps(value, sort_keys=True, default=str).encode())
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def now() -> float:
+    return time.time()
+
+
+# --- the command queue ------------------------------------------------------------------------
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]", "-", name)[:60] or "store"
+
+
+def default_queue_url(store: Store) -> str:
+    """``local://`` beside a file store (``$FAAS_HOME/queues/flows-store`` for the embedded one),
+    ``sqs://faas-flows-<bucket>`` for S3, a private local queue for ``memory://``."""
+    u = urlsplit(store.url)
+    if u.scheme in ("file", ""):
+        root = getattr(store, "root", u.path).rstrip("/")
+        parent, base = os.path.split(root)
+        return f"local://{parent}/queues/flows-{_safe(base)}"
+    if u.scheme in ("s3", "s3a"):
+        return f"sqs://faas-flows-{_safe(u.netloc)}"
+    tmp = os.path.join(tempfile.gettempdir(), f"faas-flows-{os.getuid()}")
+    return f"local://{tmp}/flows-{_safe(u.netloc + u.path)}"
+
+
+def queue_url(store: Store) -> str:
+    """``$FAAS_FLOWS_QUEUE``, else the ``queue`` of ``flows/config.json``, else the default."""
+    explicit = os.environ.get("FAAS_FLOWS_QUEUE")
+    if explicit:
+        return explicit
+    cfg = get_json(store, CONFIG, {})
+    return cfg.get("queue") or default_queue_url(store)
+
+
+def open_command_queue(store: Store) -> Queue:
+    return create_queue(queue_url(store), max_receives=100, visibility_timeout=60,
+                        dead_letter=True)
+
+
+def send_command(store: Store, op: str, run_id: str | None, identity: str,
+                 queue: Queue | None = None, **extra: Any) -> str:
+    """Write a command object, then ring the runner's queue. Returns the command id."""
+    cid = f"{time.time():017.6f}-{uuid.uuid4().hex[:12]}"
+    put_json(store, command_key(cid), {"id": cid, "op": op, "run_id": run_id, "user": identity,
+                                       "time": time.time(), **extra})
+    try:
+        (queue or open_command_queue(store)).send([json.dumps({"op": op, "run_id": run_id,
+                                                               "command": cid})])
+    except Exception:  # noqa: BLE001 - the command object is durable; the runner's scan finds it
+        pass
+    return cid
+
+
+def redact_private(value: Any) -> Any:
+    """``value`` with every ``__Private_Parameters`` key (and the names it lists) removed."""
+    if isinstance(value, dict):
+        hidden = value.get("__Private_Parameters")
+        if isinstance(hidden, str):
+            hidden = [hidden]
+        drop = {"__Private_Parameters", *(hidden or [])} if "__Private_Parameters" in value else set()
+        return {k: redact_private(v) for k, v in value.items() if k not in drop}
+    if isinstance(value, list):
+        return [redact_private(v) for v in value]
+    return value

@@ -1,0 +1,339 @@
+"""Timers: once or recurring runs of a flow, a function or a transfer (Globus Timers' shape).
+
+A timer is a document in the store (``timers/<id>/timer.json``). The runner
+(``faas flows serve``) fires it: every tick starts a run whose id is derived from the timer id
+and the tick's scheduled time, so a tick fired twice (a runner killed between starting the run
+and recording the tick) finds its run already there and starts nothing new: each tick fires at
+most once. Function and transfer timers run a one-action flow (the compute or transfer action),
+so every kind is watched the same way (``faas flows status``/``log``).
+
+* A tick that comes while the timer's previous run is still going is skipped and recorded.
+* Ticks missed while no runner was up are recorded as ``missed``; ``run_missed: once`` (the
+  default) runs one of them (the latest) when the runner is back, ``skip`` runs none.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from typing import Any, Callable, Iterable
+
+from faas.config import resolve
+from faas.exceptions import FaasError
+from faas.flows import access
+from faas.flows import store_layout as L
+from faas.flows.client import FlowNotFound, iso, parse_time
+from faas.store import open_store
+
+log = logging.getLogger("faas.flows.timers")
+
+COMPUTE_URL = "https://compute.actions.globus.org/fxap"
+TRANSFER_URL = "https://actions.automate.globus.org/transfer/transfer"
+GRACE = 60.0          # a tick later than this (runner down) counts as missed
+HISTORY = 50          # tick records kept on the timer document
+DONE = ("SUCCEEDED", "FAILED", "ENDED")
+
+
+class TimerNotFound(FaasError, LookupError):
+    code = "TimerNotFound"
+
+
+def parse_interval(value: Any) -> float | None:
+    """Seconds from ``3600``, ``"3600"``, ``"1h"``, ``"30m"``, ``"1h30m"``, ``"2d"``, ``"45s"``."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        secs = float(value)
+    else:
+        s = str(value).strip().lower()
+        if re.fullmatch(r"\d+(\.\d+)?", s):
+            secs = float(s)
+        else:
+            parts = re.findall(r"(\d+(?:\.\d+)?)\s*([dhms])", s)
+            if not parts or re.sub(r"(\d+(?:\.\d+)?)\s*([dhms])", "", s).strip():
+                raise ValueError(f"interval {value!r}: expected seconds or a duration like "
+                                 "1h, 30m, 1h30m, 2d, 45s")
+            unit = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+            secs = sum(float(n) * unit[u] for n, u in parts)
+    if secs <= 0:
+        raise ValueError(f"interval {value!r}: must be more than 0 seconds")
+    return secs
+
+
+def scheduled_after(timer: dict, t: float, inclusive: bool = True) -> float | None:
+    """The first scheduled time at or after ``t`` (or strictly after), within the schedule's
+    end; None when there is none."""
+    sch = timer["schedule"]
+    start, interval = sch["start_epoch"], sch.get("interval")
+    if interval is None:
+        nxt = start if (start >= t if inclusive else start > t) else None
+    elif t <= start:
+        nxt = start if (inclusive or t < start) else start + interval
+    else:
+        k = int((t - start) // interval)
+        nxt = start + k * interval
+        while nxt < t or (not inclusive and nxt == t):
+            nxt += interval
+    stop = sch.get("stop_after_date_epoch")
+    if nxt is not None and stop is not None and nxt > stop:
+        return None
+    return nxt
+
+
+def tick_run_id(timer_id: str, at: float) -> str:
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"faas-timer:{timer_id}:{at:.3f}"))
+
+
+def inline_flow(timer: dict) -> dict:
+    """The flow a timer starts: the named flow, or a one-action flow for function/transfer."""
+    if timer["kind"] == "function":
+        params = {"endpoint": timer["endpoint"], "function": timer["function_id"],
+                  "args": timer.get("args") or [], "kwargs": timer.get("kwargs") or {}}
+        url = COMPUTE_URL
+    else:
+        (src_base, src_path), (dst_base, dst_path) = (_split(timer["source"]),
+                                                      _split(timer["destination"]))
+        params = {"source_endpoint_id": src_base, "destination_endpoint_id": dst_base,
+                  "transfer_items": [{"source_path": src_path, "destination_path": dst_path,
+                                      "recursive": bool(timer.get(
+                                          "recursive", timer["source"].endswith("/")))}]}
+        url = TRANSFER_URL
+    definition = {"Comment": f"timer {timer['id']}", "StartAt": "Run", "States": {
+        "Run": {"Type": "Action", "ActionUrl": url, "Parameters": params, "ResultPath": "$.result",
+                "WaitTime": int(timer.get("wait_time", 86400)), "End": True}}}
+    return {"id": f"timer-{timer['id']}", "version": 1, "title": timer["name"], "inline": True,
+            "definition": definition, "input_schema": None, "owner": timer["owner"]}
+
+
+def _split(url: str) -> tuple[str, str]:
+    """``s3://bucket/a/b`` -> (``s3://bucket``, ``/a/b``); ``file:///a/b`` -> (``file://``, ``/a/b``)."""
+    m = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/]*)(/.*)?$", url)
+    if not m:
+        raise ValueError(f"transfer location {url!r}: expected a URL like file:///path or "
+                         "s3://bucket/path")
+    return m.group(1), m.group(2) or "/"
+
+
+class TimerFirer:
+    """Fires due ticks (used by the runner). ``start_run(flow, input, user, run_id, label,
+    timer_id)`` starts a run; ``run_status(run_id)`` says whether the last one is still going."""
+
+    RESCAN = 5.0
+
+    def __init__(self, store, start_run: Callable, run_status: Callable[[str], str | None]):
+        self.store, self.start_run, self.run_status = store, start_run, run_status
+        self.next: dict[str, float] = {}
+        self._scanned = -1e18
+
+    def _flow(self, flow_id: str) -> dict | None:
+        return L.get_json(self.store, L.flow_key(flow_id), None)
+
+    def fire_due(self, now: float) -> list[dict]:
+        """Fire every tick due at ``now``; return the tick records made."""
+        if now - self._scanned >= self.RESCAN or now < self._scanned:
+            self._scanned = now
+            self.next = {}
+            for key in self.store.list(L.TIMERS):
+                if key.endswith("/timer.json"):
+                    t = L.get_json(self.store, key, None)
+                    if t and t.get("status") == "active" and t.get("next_run_epoch") is not None:
+                        self.next[t["id"]] = t["next_run_epoch"]
+        out = []
+        for tid, at in list(self.next.items()):
+            if at > now:
+                continue
+            timer = L.get_json(self.store, L.timer_key(tid), None)
+            if not timer or timer.get("status") != "active" or timer.get("next_run_epoch") is None:
+                self.next.pop(tid, None)
+                continue
+            recs = fire(timer, now, self.start_run, self.run_status, self._flow)
+            missed = sum(1 for r in recs if r["result"] == "missed")
+            if missed:
+                log.warning("timer %s (%s): %d tick(s) missed while no runner was up; "
+                            "run_missed=%s", tid, timer.get("name"), missed,
+                            timer.get("run_missed", "once"))
+            L.put_json(self.store, L.timer_key(tid), timer)
+            for r in recs:
+                if r.get("fired"):
+                    self.store.put(L.tick_key(tid, r["scheduled_epoch"]), r["run_id"].encode())
+            out.extend(recs)
+            if timer.get("status") == "active" and timer.get("next_run_epoch") is not None:
+                self.next[tid] = timer["next_run_epoch"]
+            else:
+                self.next.pop(tid, None)
+        return out
+
+
+def fire(timer: dict, now: float, start_run: Callable, run_status: Callable,
+         load_flow: Callable[[str], dict | None]) -> list[dict]:
+    """Apply the ticks due at ``now`` to ``timer`` (modified in place); return tick records."""
+    due = []
+    t = timer.get("next_run_epoch")
+    while t is not None and t <= now:
+        due.append(t)
+        t = scheduled_after(timer, t, inclusive=False)
+    if not due:
+        return []
+    records = []
+    late = [d for d in due if now - d > GRACE]
+    on_time = [d for d in due if now - d <= GRACE]
+    for d in late:
+        records.append({"scheduled": iso(d), "scheduled_epoch": d, "result": "missed",
+                        "reason": "no runner was up at its time"})
+        timer["missed"] = timer.get("missed", 0) + 1
+    to_fire = on_time[-1:] or (late[-1:] if timer.get("run_missed", "once") == "once" else [])
+    for d in to_fire:
+        records.append(_fire_one(timer, d, now, start_run, run_status, load_flow))
+    timer["next_run_epoch"] = t
+    timer["next_run"] = iso(t) if t is not None else None
+    stop_runs = timer["schedule"].get("stop_after_runs")
+    if t is None or (stop_runs is not None and timer.get("runs", 0) >= stop_runs):
+        timer["status"], timer["next_run"], timer["next_run_epoch"] = "ended", None, None
+    timer["history"] = (timer.get("history", []) + [
+        {k: v for k, v in r.items() if k != "scheduled_epoch"} for r in records])[-HISTORY:]
+    return records
+
+
+def _fire_one(timer: dict, at: float, now: float, start_run, run_status, load_flow) -> dict:
+    rec = {"scheduled": iso(at), "scheduled_epoch": at, "time": iso(now)}
+    last = timer.get("last_run_id")
+    if last and run_status(last) not in (None, *DONE):
+        timer["skipped"] = timer.get("skipped", 0) + 1
+        return dict(rec, result="skipped", reason=f"the previous run {last} is still going")
+    run_id = tick_run_id(timer["id"], at)
+    try:
+        flow = timer_flow(timer, load_flow)
+        doc = start_run(flow, timer.get("input") or {}, timer["owner"], run_id,
+                        timer.get("name"), timer["id"])
+    except Exception as e:  # noqa: BLE001 - recorded on the timer; the next tick tries again
+        timer["errors"] = timer.get("errors", 0) + 1
+        timer["last_error"] = f"{type(e).__name__}: {e}"
+        return dict(rec, result="error", error=timer["last_error"])
+    timer["runs"] = timer.get("runs", 0) + 1
+    timer["last_ran_at"] = iso(now)
+    timer["last_run_id"] = doc["run_id"]
+    return dict(rec, result="started", run_id=doc["run_id"], fired=True)
+
+
+def timer_flow(timer: dict, load_flow: Callable[[str], dict | None]) -> dict:
+    if timer["kind"] != "flow":
+        return inline_flow(timer)
+    flow = load_flow(timer["flow_id"])
+    if flow is None:
+        raise FlowNotFound(f"flow {timer['flow_id']} no longer exists")
+    return flow
+
+
+class TimersClient:
+    """Create and manage timers in a store (the runner fires them)."""
+
+    def __init__(self, store: str | None = None, profile: str | None = None, *,
+                 identity: str | None = None, clock: Callable[[], float] = time.time):
+        self.settings = resolve(profile, store=store)
+        self.store = open_store(self.settings.store_url)
+        self.identity = access.normalize(identity) if identity else access.current_identity()
+        self.clock = clock
+
+    def create(self, flow_id: str | None = None, input: Any = None, *,
+               function_id: str | None = None, endpoint: str | None = None,
+               args: Iterable = (), kwargs: dict | None = None,
+               transfer: tuple[str, str] | None = None, name: str | None = None,
+               start: Any = None, interval: Any = None, stop_after_date: Any = None,
+               stop_after_runs: int | None = None, run_missed: str = "once") -> dict:
+        kinds = [k for k, v in (("flow", flow_id), ("function", function_id),
+                                ("transfer", transfer)) if v]
+        if len(kinds) != 1:
+            raise ValueError("a timer runs exactly one of: a flow (flow_id), a function "
+                             "(function_id + endpoint) or a transfer (transfer=(src, dst))")
+        if run_missed not in ("once", "skip"):
+            raise ValueError(f"run_missed {run_missed!r}: expected 'once' or 'skip'")
+        kind = kinds[0]
+        now = self.clock()
+        start_t = parse_time(start) if start is not None else now
+        secs = parse_interval(interval)
+        stop_t = parse_time(stop_after_date) if stop_after_date is not None else None
+        if stop_after_runs is not None and int(stop_after_runs) < 1:
+            raise ValueError("stop_after_runs: must be at least 1")
+        tid = L.new_id()
+        timer = {"id": tid, "name": name or f"{kind} timer", "kind": kind, "owner": self.identity,
+                 "schedule": {"start": iso(start_t), "start_epoch": start_t, "interval": secs,
+                              "stop_after_date": iso(stop_t) if stop_t else None,
+                              "stop_after_date_epoch": stop_t,
+                              "stop_after_runs": int(stop_after_runs) if stop_after_runs else None},
+                 "status": "active", "run_missed": run_missed, "created_at": iso(now),
+                 "last_ran_at": None, "last_run_id": None, "runs": 0, "errors": 0, "skipped": 0,
+                 "missed": 0, "history": []}
+        if kind == "flow":
+            flow = L.get_json(self.store, L.flow_key(flow_id), None)
+            if flow is None:
+                raise FlowNotFound(f"no flow {flow_id!r} in {self.store.url}")
+            access.require(access.can_start(flow, self.identity), self.identity,
+                           f"start flow {flow_id}")
+            from faas.flows import schema
+            schema.require_valid(flow.get("input_schema"), input if input is not None else {})
+            timer.update(flow_id=flow_id, input=input if input is not None else {})
+        elif kind == "function":
+            if not endpoint:
+                raise ValueError("a function timer needs endpoint= (the endpoint to run on)")
+            timer.update(function_id=function_id, endpoint=endpoint, args=list(args),
+                         kwargs=dict(kwargs or {}))
+        else:
+            src, dst = transfer
+            _split(src), _split(dst)
+            timer.update(source=src, destination=dst)
+        nxt = scheduled_after(timer, start_t)
+        timer["next_run_epoch"], timer["next_run"] = nxt, iso(nxt) if nxt is not None else None
+        if nxt is None:
+            timer["status"] = "ended"
+        L.put_json(self.store, L.timer_key(tid), timer)
+        return _public(timer)
+
+    def _get(self, timer_id: str) -> dict:
+        timer = L.get_json(self.store, L.timer_key(timer_id), None)
+        if timer is None:
+            raise TimerNotFound(f"no timer {timer_id!r} in {self.store.url}")
+        access.require(access.normalize(timer["owner"]) == self.identity, self.identity,
+                       f"see or change timer {timer_id} (it belongs to {timer['owner']})")
+        return timer
+
+    def list(self) -> list[dict]:
+        out = []
+        for key in self.store.list(L.TIMERS):
+            if key.endswith("/timer.json"):
+                t = L.get_json(self.store, key, None)
+                if t and access.normalize(t["owner"]) == self.identity:
+                    out.append(_public(t))
+        return sorted(out, key=lambda t: t["created_at"])
+
+    def get(self, timer_id: str) -> dict:
+        return _public(self._get(timer_id))
+
+    def pause(self, timer_id: str) -> dict:
+        timer = self._get(timer_id)
+        if timer["status"] == "active":
+            timer["status"] = "paused"
+            L.put_json(self.store, L.timer_key(timer_id), timer)
+        return _public(timer)
+
+    def resume(self, timer_id: str) -> dict:
+        """Resume a paused timer from its next scheduled time (ticks during the pause are not
+        run)."""
+        timer = self._get(timer_id)
+        if timer["status"] == "paused":
+            nxt = scheduled_after(timer, max(self.clock(), timer.get("next_run_epoch") or 0))
+            timer["next_run_epoch"], timer["next_run"] = nxt, iso(nxt) if nxt else None
+            timer["status"] = "active" if nxt is not None else "ended"
+            L.put_json(self.store, L.timer_key(timer_id), timer)
+        return _public(timer)
+
+    def delete(self, timer_id: str) -> None:
+        self._get(timer_id)
+        for key in list(self.store.list(f"{L.TIMERS}{timer_id}/")):
+            self.store.delete(key)
+
+
+def _public(timer: dict) -> dict:
+    out = {k: v for k, v in timer.items() if not k.endswith("_epoch")}
+    out["schedule"] = {k: v for k, v in timer["schedule"].items() if not k.endswith("_epoch")}
+    return out
