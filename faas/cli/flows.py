@@ -305,10 +305,12 @@ def reject(run_id, comment, store, profile) -> None:
                                               "e.g. collections")
 @click.option("--import", "imports", multiple=True,
               help="import this module first (it registers action providers)")
+@click.option("--idle-exit", type=float, default=None, metavar="SECONDS",
+              help="exit after this long with no run and no active timer (autostarted runners)")
 @click.option("-v", "--verbose", is_flag=True)
 @store_options
 @friendly
-def serve(once, queue_url, config_path, imports, verbose, store, profile) -> None:
+def serve(once, queue_url, config_path, imports, idle_exit, verbose, store, profile) -> None:
     """Run the durable runner for a store (one active runner a store; others stand by)."""
     import importlib
     import logging
@@ -322,4 +324,9 @@ def serve(once, queue_url, config_path, imports, verbose, store, profile) -> Non
     url = resolve(profile, store=store).store_url
     runner = Runner(url, config=config, queue_url=queue_url)
     signal.signal(signal.SIGTERM, lambda *_: setattr(runner, "stopping", True))
-    runner.serve(once=once)
+    should_stop = None
+    if idle_exit is not None:
+        from faas.flows.control import idle_stopper
+        root = getattr(runner.store, "root", None)
+        should_stop = idle_stopper(runner, idle_exit, Path(root) if root else None)
+    runner.serve(once=once, should_stop=should_stop)

@@ -229,6 +229,9 @@ class FlowsClient:
         return doc
 
     def _q(self):
+        """The runner's command queue; on the embedded store, a runner is started if none runs."""
+        from faas.flows.control import ensure_runner
+        ensure_runner(self.settings)
         if self._queue is None:
             self._queue = L.open_command_queue(self.store)
         return self._queue

@@ -197,6 +197,10 @@ class Runner:
     def release(self) -> None:
         self._hold.release()
 
+    def idle(self) -> bool:
+        """No run in hand, nothing due, no active timer: an autostarted runner may exit."""
+        return not self.runs and not self.events and not (self._timers is not None and self._timers.next)
+
     def recover(self) -> None:
         """Load every active run and re-issue what it waits on (after a start or a crash)."""
         for key in list(self.store.list(L.ACTIVE)):

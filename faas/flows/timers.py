@@ -287,6 +287,7 @@ class TimersClient:
         if nxt is None:
             timer["status"] = "ended"
         L.put_json(self.store, L.timer_key(tid), timer)
+        self._runner_up()
         return _public(timer)
 
     def _get(self, timer_id: str) -> dict:
@@ -325,7 +326,13 @@ class TimersClient:
             timer["next_run_epoch"], timer["next_run"] = nxt, iso(nxt) if nxt else None
             timer["status"] = "active" if nxt is not None else "ended"
             L.put_json(self.store, L.timer_key(timer_id), timer)
+            self._runner_up()
         return _public(timer)
+
+    def _runner_up(self) -> None:
+        """The runner fires timers: on the embedded store, start one if none runs."""
+        from faas.flows.control import ensure_runner
+        ensure_runner(self.settings)
 
     def delete(self, timer_id: str) -> None:
         self._get(timer_id)

@@ -1,0 +1,81 @@
+"""The runner on demand for the embedded store, as the client starts the ``local`` endpoint:
+a run or timer made in the store under ``$FAAS_HOME`` starts ``faas flows serve`` detached if
+no runner holds the store. It exits after ``idle`` seconds with no run and no active timer (the
+next start brings it back), or when its store is deleted."""
+from __future__ import annotations
+
+import fcntl
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+from ..config import Settings
+
+IDLE_EXIT = 600.0   # seconds an autostarted runner waits with nothing to do ($FAAS_FLOWS_IDLE_EXIT)
+
+
+def lock_path(store_root: Path) -> Path:
+    return store_root / "flows" / "runner.lock"
+
+
+def runner_holds(store_root: Path) -> bool:
+    """Does a live process hold the store's runner lock (``faas flows serve``)?"""
+    path = lock_path(store_root)
+    if not path.exists():
+        return False
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)   # also drops our shared lock at once
+    return False
+
+
+def ensure_runner(settings: Settings, wait: float = 15.0) -> bool:
+    """Start a detached runner for the embedded store if none holds it (and autostart is on).
+    Returns True when one was started."""
+    if not (settings.is_embedded and settings.autostart):
+        return False
+    root = Path(settings.home) / "store"
+    if runner_holds(root):
+        return False
+    log_dir = Path(settings.home) / "flows"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, FAAS_HOME=str(settings.home))
+    with open(log_dir / "runner.log", "ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "faas.cli.main", "flows", "serve", "--store", settings.store_url,
+             "--idle-exit", os.environ.get("FAAS_FLOWS_IDLE_EXIT", str(IDLE_EXIT)), "--verbose"],
+            stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True, env=env)
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        if runner_holds(root):
+            return True
+        if proc.poll() is not None:
+            if runner_holds(root):   # another starter's runner won the lock
+                return False
+            tail = (log_dir / "runner.log").read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"the flows runner failed to start (exit {proc.returncode}); "
+                               f"{log_dir / 'runner.log'} ends with:\n{tail}")
+        time.sleep(0.05)
+    return True   # still starting (busy machine): commands wait in the store for it
+
+
+def idle_stopper(runner, idle: float, store_root: Path | None) -> Callable[[], bool]:
+    """``should_stop`` for :meth:`Runner.serve`: idle for ``idle`` seconds, or the store gone."""
+    last_busy = [time.monotonic()]
+
+    def should_stop() -> bool:
+        if store_root is not None and not store_root.exists():
+            return True
+        now = time.monotonic()
+        if not runner.idle():
+            last_busy[0] = now
+            return False
+        return now - last_busy[0] > idle
+    return should_stop
