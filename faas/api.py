@@ -453,7 +453,8 @@ class Client:
             out = {"task_id": task_id, "status": header.get("status", "success"),
                    "completion_t": header.get("finished"), "started_t": header.get("started"),
                    "endpoint": header.get("endpoint"), "block": header.get("block"),
-                   "host": header.get("host"), "calls": header.get("n")}
+                   "host": header.get("host"), "calls": header.get("n"),
+                   "function_id": header.get("function_id")}
             if header.get("error"):
                 out["error"] = header["error"]
             return out

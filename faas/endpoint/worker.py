@@ -84,7 +84,8 @@ def run_job(store, functions: dict, job: tuple, where: dict, allowed: tuple = ("
                 outcomes.append((True, fn(*args, **kwargs)))
             except BaseException as e:  # noqa: BLE001 - SystemExit too: the worker lives on
                 outcomes.append(serialize.error_outcome(e))
-    header = {"task_id": task_id, "started": started, "finished": time.time(), **where}
+    header = {"task_id": task_id, "function_id": function_id, "started": started,
+              "finished": time.time(), **where}
     data = serialize.result_bytes(header, outcomes)
     try:
         store.put(result_key(task_id), data)

@@ -1,0 +1,56 @@
+"""The functions view: what is under ``functions/``, named by each frame's header."""
+from __future__ import annotations
+
+from .. import serialize
+from ..exceptions import SerializationError
+from ..messages import function_key
+from ..store import KeyNotFound
+from .context import Console
+
+
+def _info(c: Console, function_id: str) -> dict | None:
+    """``{name, size}``, read once: a function's bytes never change (its id is their hash)."""
+    info = c.functions.get(function_id)
+    if info is None:
+        try:
+            data = c.store.get(function_key(function_id))
+        except KeyNotFound:
+            return None
+        try:
+            name = serialize.unframe(data)[0].get("name")
+        except SerializationError:
+            name = None
+        info = c.functions[function_id] = {"name": name, "size": len(data)}
+    return info
+
+
+def function_name(c: Console, function_id: str | None) -> str | None:
+    if not function_id:
+        return None
+    info = _info(c, function_id)
+    return info["name"] if info else None
+
+
+def list_functions(c: Console) -> list[dict]:
+    """Every stored function with its name, size, and first and last run and run count in the
+    journal window (the store keeps no creation time that every backend offers)."""
+    runs: dict[str, list] = {}
+    for r in c.journal.records():     # newest first
+        fid = r.get("function_id")
+        s = runs.get(fid)
+        if s is None:
+            runs[fid] = [r.get("sent") or r.get("finished"), r.get("finished"), 1]
+        else:
+            s[0] = r.get("sent") or r.get("finished")
+            s[2] += 1
+    out = []
+    for key in c.store.list("functions/"):
+        fid = key[len("functions/"):]
+        info = _info(c, fid)
+        if info is None:
+            continue
+        first, last, count = runs.get(fid, (None, None, 0))
+        out.append({"function_id": fid, "name": info["name"], "size": info["size"],
+                    "first_seen": first, "last_run": last, "runs": count})
+    out.sort(key=lambda f: (-(f["last_run"] or 0), f["name"] or ""))
+    return out
