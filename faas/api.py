@@ -155,7 +155,11 @@ class Client:
         fid, data = serialize.function_bytes(function)
         if fid not in self._stored_fns:
             if not self.store.exists(function_key(fid)):
-                self.store.put(function_key(fid), data)
+                try:
+                    self.store.put(function_key(fid), data)
+                except FaasError:   # another writer stored the same bytes first (a shared store
+                    if not self.store.exists(function_key(fid)):   # refuses to replace theirs)
+                        raise
             self._stored_fns.add(fid)
         self._fn_ids[id(function)] = (function, fid)
         return fid

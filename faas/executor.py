@@ -40,17 +40,20 @@ class Executor(_BaseExecutor):
 
     ``task_timeout`` (seconds) stops any call that runs longer, failing it with TaskTimeout.
     ``endpoint_id`` is accepted as a synonym of ``endpoint`` for Globus Compute users.
+    ``user_endpoint_config``: variables for a multi-user endpoint's template (account, walltime, ...).
     """
 
     def __init__(self, endpoint: str | None = None, *, client: Client | None = None,
                  profile: str | None = None, task_timeout: float | None = None,
-                 endpoint_id: str | None = None, **client_options: Any):
+                 endpoint_id: str | None = None, user_endpoint_config: dict | None = None,
+                 **client_options: Any):
         self._own_client = client is None
         self.client = client or Client(resolve(profile, **client_options))
         self.endpoint = endpoint or endpoint_id or self.client.settings.endpoint
         if task_timeout is not None and not task_timeout > 0:
             raise ConfigError(f"task_timeout must be a number of seconds > 0, got {task_timeout!r}")
         self.task_timeout = task_timeout
+        self.user_endpoint_config = user_endpoint_config
         self._futures: set[TaskFuture] = set()
         self._by_task: dict[str, set[TaskFuture]] = {}
         self._lock = threading.Lock()
@@ -66,7 +69,8 @@ class Executor(_BaseExecutor):
             if self._shutdown:
                 raise RuntimeError("cannot schedule new futures after shutdown")
         fid = self.client.register_function(fn)   # an unserializable function fails here
-        states = self.client.submit_tasks(self.endpoint, fid, chunks, self.task_timeout, wait_sent=False)
+        states = self.client.submit_tasks(self.endpoint, fid, chunks, self.task_timeout, wait_sent=False,
+                                          user_endpoint_config=self.user_endpoint_config)
         out: list[TaskFuture] = []
         for st, calls in zip(states, chunks):
             futures = [TaskFuture(st.task_id, self._cancel_hook(st)) for _ in calls]

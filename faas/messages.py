@@ -25,6 +25,7 @@ class TaskMessage(BaseModel):
     expires: Optional[float] = None  # epoch seconds after which no worker runs it (replays)
     args_sha256: Optional[str] = None  # digest of spilled arguments (covered by the signature)
     sig: Optional[str] = None        # "KEYID:HMAC-SHA256" over every other field (faas.signing)
+    uec: Optional[dict] = None       # user_endpoint_config: variables for a multi-user endpoint's template
 
 
 class Notice(BaseModel):

@@ -64,10 +64,13 @@ def endpoint() -> None:
 @click.option("--signing-key", "signing_key", metavar="new|none",
               help="new: add a fresh task-signing key (rotation: older keys stay until you delete "
                    "their line); none: turn signing off [default for a new endpoint: new]")
+@click.option("--multi-user", "multi_user", is_flag=True,
+              help="also write the files of a multi-user endpoint (template, schema, identity "
+                   "mapping, environment); run it as root (docs/multi-user.md)")
 @tf_cli.from_terraform_option
 def configure(name, provider, store, queue, max_workers_per_node, init_blocks, min_blocks,
               max_blocks, max_idle_time, max_receives, partition, pbs_queue, account, walltime,
-              nodes_per_block, launcher, worker_init, signing_key, from_terraform) -> None:
+              nodes_per_block, launcher, worker_init, signing_key, multi_user, from_terraform) -> None:
     """Write (or update) $FAAS_HOME/endpoints/NAME/config.yaml."""
     from ..endpoint import config as ep_config
     ep_config.check_name(name)
@@ -105,6 +108,10 @@ def configure(name, provider, store, queue, max_workers_per_node, init_blocks, m
         from ..config import describe_validation
         raise click.UsageError(describe_validation(e, f"options for {path}"))
     key_note = ""
+    if multi_user:
+        from .multiuser import configure_multi_user
+        key_note = configure_multi_user(name, path.parent, cfg, provider or prov.get("type", "local"))
+        signing_key = signing_key or "none"   # identity comes from the transport, not a shared key
     if signing_key not in (None, "new", "none"):
         raise click.BadParameter("expected new or none", param_hint="--signing-key")
     if signing_key == "none":
@@ -215,10 +222,12 @@ def status(name) -> None:
                 continue
         info["blocks"].append({"block": bid, "job": b.get("job"), "state": b.get("state"),
                                "keep_alive": b.get("keep_alive"), "pools": pools})
-    try:
-        info["queue_depth"] = open_queue(info["queue"]).depth()
-    except FaasError as e:
-        info["queue_depth"] = f"unavailable: {e}"
+    from .multiuser import multi_user_status
+    if not multi_user_status(d, info, running):
+        try:
+            info["queue_depth"] = open_queue(info["queue"]).depth()
+        except FaasError as e:
+            info["queue_depth"] = f"unavailable: {e}"
     click.echo(json.dumps(info, indent=2))
 
 
@@ -301,16 +310,20 @@ def _read_calls(path: str) -> list[tuple[tuple, dict]]:
 @click.option("--profile", help="profile in $FAAS_HOME/config")
 @click.option("--store", help="store URL [default: the profile's, else the embedded store]")
 @click.option("--progress/--no-progress", default=None, help="progress bar [default: on a terminal]")
+@click.option("--user-endpoint-config", "uec_path", metavar="VARS.json",
+              help="variables for a multi-user endpoint's template (a JSON object)")
 def submit(endpoint_name, function_spec, input_path, output_path, chunksize, timeout, profile, store,
-           progress) -> None:
+           progress, uec_path) -> None:
     """Run a batch of calls; exit 1 if any call failed (a summary says which)."""
     from concurrent.futures import as_completed
     from tqdm import tqdm
     import faas
+    from .multiuser import read_vars
     fn = _load_callable(function_spec)
     calls = _read_calls(input_path)
+    uec = read_vars(uec_path, "--user-endpoint-config") if uec_path else None
     client = _client(profile, store, endpoint_name)
-    ex = faas.Executor(client=client, task_timeout=timeout)
+    ex = faas.Executor(client=client, task_timeout=timeout, user_endpoint_config=uec)
     chunks = [calls[i:i + chunksize] for i in range(0, len(calls), chunksize)]
     futures = ex._submit_chunks(fn, chunks) if chunks else []
     show = sys.stderr.isatty() if progress is None else progress
@@ -397,6 +410,8 @@ def cancel(task_id, profile, store) -> None:
 
 
 main.add_command(tf_cli.profile)
+from .multiuser import register as _register_multiuser  # noqa: E402
+_register_multiuser(endpoint)
 # Each command family lives in its own module (faas/cli/<family>.py).
 from .flows import flows as _flows  # noqa: E402
 from .timers import timers as _timers  # noqa: E402

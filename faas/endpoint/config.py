@@ -179,6 +179,25 @@ class EndpointConfig(_Strict):
     #: serializers whose payloads a worker will load
     allowed_serializers: list[Literal["dill"]] = ["dill"]
     engine: EngineConfig = EngineConfig()
+    # -- multi-user endpoints (used when root starts an endpoint configured with --multi-user;
+    #    see faas/endpoint/multiuser and docs/multi-user.md) -----------------------------------
+    #: identity mapping rules (JSON, Globus format), relative to the endpoint's folder
+    identity_mapping_path: str = "identity_mapping.json"
+    #: local account names or identity patterns (``local:*``, ``arn:aws:iam::123:user/*``)
+    #: allowed to run here (None: anyone who maps); denied_users wins over allowed_users
+    allowed_users: Optional[list[str]] = None
+    denied_users: list[str] = []
+    #: running user endpoints at once, over all users (one per user and variable set)
+    max_user_endpoints: int = Field(64, ge=1)
+    #: caps engine.provider.max_blocks of every user endpoint
+    max_blocks_per_user: int = Field(1, ge=1)
+    #: what a task over a limit gets: wait in the spool until there is room, or refuse
+    over_limit: Literal["wait", "refuse"] = "wait"
+    #: seconds without tasks after which a user endpoint stops (it comes back with the next task)
+    user_endpoint_idle_timeout: float = Field(300.0, gt=0)
+    #: one line per task (time, identity, mapped user, function id, outcome), relative to the
+    #: endpoint's folder or absolute
+    audit_log_path: str = "audit.log"
 
     @field_validator("store")
     @classmethod

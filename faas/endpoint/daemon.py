@@ -388,6 +388,12 @@ def main(argv: list[str] | None = None) -> int:
         handlers.append(logging.StreamHandler())
     logging.basicConfig(level=logging.INFO, handlers=handlers,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from .multiuser import files as mu_files
+    if mu_files.is_multi_user(d) and os.geteuid() == 0:
+        return _run_multi_user(name, home)
+    log.info("endpoint %s runs single-user (as uid %d)%s", name, os.geteuid(),
+             ": it has multi-user files, but only root can run a multi-user endpoint"
+             if mu_files.is_multi_user(d) else "")
     try:
         daemon = Daemon(name, home)
     except Exception as e:  # noqa: BLE001 - config errors: say them and exit non-zero
@@ -398,6 +404,28 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, lambda *_: daemon.stop_event.set())
     try:
         return daemon.run()
+    except AlreadyRunning as e:
+        print(f"faas: {e}", file=sys.stderr)
+        return 3
+    except Exception as e:  # noqa: BLE001
+        log.exception("endpoint %s failed: %s", name, e)
+        print(f"faas endpoint {name}: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+
+
+def _run_multi_user(name: str, home: Path) -> int:
+    """Root with the files of ``configure --multi-user``: route tasks to user endpoints."""
+    from .multiuser import router
+    try:
+        r = router.Router(name, home)
+    except Exception as e:  # noqa: BLE001 - config errors: say them and exit non-zero
+        log.error("%s", e)
+        print(f"faas endpoint {name}: {e}", file=sys.stderr)
+        return 2
+    signal.signal(signal.SIGTERM, lambda *_: r.stop_event.set())
+    signal.signal(signal.SIGINT, lambda *_: r.stop_event.set())
+    try:
+        return r.run()
     except AlreadyRunning as e:
         print(f"faas: {e}", file=sys.stderr)
         return 3

@@ -1,0 +1,400 @@
+"""The root side of a multi-user endpoint: take each task from the transport with an identity
+its sender cannot choose, map it to a local account, refuse it (a clear error on the client's
+future and a line in the audit log) or hand it to that user's endpoint, started on demand.
+
+Root only routes: it reads the message's plain JSON fields (id, function id, reply queue,
+``uec`` variables) and never loads a payload, nor runs anything of a user's.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import pickle
+import pwd
+import signal
+import threading
+import time
+from pathlib import Path
+
+from ... import serialize
+from ...config import faas_home
+from ...exceptions import ConfigError, FunctionNotAllowed
+from ...messages import Notice, TaskMessage, cancel_key, result_key
+from ...store import KeyNotFound, open_store
+from .. import config as ep_config
+from .. import registry
+from ..daemon import AlreadyRunning, daemon_pid, lock_path, ready_path
+from . import files, spool, templates, user_endpoints
+from .transports import Incoming, SignedQueueTransport, SpoolTransport
+from .audit import AuditLog
+from .mapping import IdentityMapper, Mapped
+from .errors import TaskRefused  # noqa: F401 - re-exported
+from .privileges import run_as
+from .user_endpoints import UserEndpoint
+
+log = logging.getLogger("faas.multiuser.router")
+
+STATE = "user_endpoints.json"
+STATUS = "multiuser.status.json"
+#: one line per block a user endpoint ran (user, node_seconds): the node-hours of ``usage``
+BLOCKS_LOG = "blocks.log"
+
+
+
+
+class Router:
+    def __init__(self, name: str, home: Path | None = None):
+        self.name = ep_config.check_name(name)
+        self.home = faas_home(home)
+        self.dir = ep_config.endpoint_dir(name, self.home)
+        self.cfg = ep_config.load(self.dir / "config.yaml")
+        self.stop_event = threading.Event()
+        self.mapper = IdentityMapper(self._path(self.cfg.identity_mapping_path),
+                                     self.cfg.allowed_users, self.cfg.denied_users)
+        self.schema = templates.load_schema(self.dir / files.SCHEMA)
+        self.template = files.read_template(self.dir)
+        self.environment = files.read_environment(self.dir)
+        self.endpoints: dict[str, UserEndpoint] = {}
+        self.seen: dict[str, str] = {}    # recent task id -> identity (a reused id is refused)
+        self.last_publish = 0.0
+        self.last_check = 0.0
+
+    def _path(self, p: str) -> Path:
+        return Path(p) if os.path.isabs(p) else self.dir / p
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def _lock(self) -> None:
+        self.lock_file = open(lock_path(self.dir), "a+")
+        try:
+            fcntl.flock(self.lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise AlreadyRunning(f"endpoint {self.name!r} is already running (pid {daemon_pid(self.dir)}); "
+                                 f"`faas endpoint stop {self.name}` first") from None
+        (self.dir / "daemon.pid").write_text(str(os.getpid()))
+        ready_path(self.dir).unlink(missing_ok=True)
+
+    def record(self, status: str) -> dict:
+        return {"name": self.name, "status": status, "multi_user": True,
+                "queue": self.transport.address, "display_name": self.cfg.display_name,
+                "host": os.uname().nodename, "pid": os.getpid(), "started_at": self.started_at,
+                "user_endpoints": sum(1 for u in self.endpoints.values() if u.state == "running")}
+
+    def run(self) -> int:
+        self._lock()
+        self.started_at = time.time()
+        self.store = open_store(self.cfg.store)
+        if spool.store_root(self.cfg.store) is not None:   # shared file store: the writer's uid
+            self.transport = SpoolTransport(self.cfg.store, self.name, self.dir)
+        else:                                                 # S3/SQS: per-user signatures
+            self.transport = SignedQueueTransport(self.cfg.queue_url(self.name, self.home), self.dir, self.store,
+                                                  self.cfg.max_receives, self.cfg.visibility_timeout)
+        self.audit = AuditLog(self._path(self.cfg.audit_log_path))
+        self.blocks_log = AuditLog(self.dir / BLOCKS_LOG)
+        self._load_state()
+        registry.publish(self.store, self.record("running"))
+        self.last_publish = time.monotonic()
+        ready_path(self.dir).write_text(str(os.getpid()))
+        log.info("endpoint %s started multi-user (pid %d): tasks from %s, store %s, %d user endpoint(s) known",
+                 self.name, os.getpid(), self.transport.address, self.cfg.store, len(self.endpoints))
+        while not self.stop_event.is_set():
+            try:
+                busy = self.step()
+            except Exception as e:  # noqa: BLE001 - one bad step must not end the endpoint
+                log.exception("routing step failed: %s", e)
+                busy = False
+            if not busy and self.transport.idle_wait():
+                self.stop_event.wait(self.transport.idle_wait())
+        self._shutdown()
+        return 0
+
+    def _shutdown(self) -> None:
+        ready_path(self.dir).unlink(missing_ok=True)
+        running = [ue for ue in self.endpoints.values() if ue.state == "running"]
+        for ue in running:      # all at once: each hands back what its pools hold
+            user_endpoints.signal_stop(ue)
+        for ue in running:
+            user_endpoints.stop(ue, wait=self.cfg.stop_grace + 45)
+        self._save_state()
+        self._write_status()
+        registry.publish(self.store, self.record("stopped"))
+        self.audit.close()
+        self.blocks_log.close()
+        log.info("endpoint %s stopped", self.name)
+
+    # -- state ----------------------------------------------------------------------------
+    def _load_state(self) -> None:
+        try:
+            data = json.loads((self.dir / STATE).read_text())
+        except (OSError, ValueError):
+            data = {}
+        for key, d in data.get("endpoints", {}).items():
+            ue = UserEndpoint(**d)
+            if ue.state == "running" and not user_endpoints.running(ue):
+                ue.state, ue.pid = "stopped", None
+            if ue.state == "running":
+                log.info("adopted the running user endpoint %s of %s (pid %s)", ue.name, ue.user, ue.pid)
+            self.endpoints[key] = ue
+        self.seen = data.get("seen", {})
+
+    def _save_state(self) -> None:
+        if len(self.seen) > 20_000:   # keep the newest half (an id is reused within minutes, if ever)
+            self.seen = dict(list(self.seen.items())[10_000:])
+        tmp = self.dir / (STATE + ".tmp")
+        tmp.write_text(json.dumps({"endpoints": {k: u.to_json() for k, u in self.endpoints.items()},
+                                   "seen": self.seen}))
+        os.replace(tmp, self.dir / STATE)
+
+    # -- one step ---------------------------------------------------------------------------
+    def step(self) -> bool:
+        self.mapper.reload_if_changed()
+        entries = self.transport.take()
+        batches: dict[str, list] = {}
+        for e in entries:
+            self._take(e, batches)
+        for key, items in batches.items():
+            self._deliver(self.endpoints[key], items)
+        now = time.monotonic()
+        if now - self.last_check >= 1.0 or batches:
+            self.last_check = now
+            self._check_endpoints()
+        if batches:
+            self._save_state()
+        if now - self.last_publish > 30:
+            registry.publish(self.store, self.record("running"))
+            self.last_publish = now
+        return bool(entries) and bool(batches)
+
+    def _take(self, e: Incoming, batches: dict) -> None:
+        identity = e.identity
+        if e.problem:
+            self._set_aside(e, identity, e.problem)
+            return
+        try:
+            fields = json.loads(e.body)
+            task = TaskMessage.model_validate(fields)
+        except Exception as exc:  # noqa: BLE001
+            self._set_aside(e, identity, f"not a task message: {exc}")
+            return
+        earlier = self.seen.get(task.id)
+        if earlier is not None and earlier != identity:
+            self._set_aside(e, identity, f"task id {task.id} was already used by another identity")
+            return
+        mapped = self.mapper.map(identity)
+        if mapped.user is None:
+            return self._refuse(e, task, mapped, mapped.why)
+        if self.cfg.allowed_functions is not None and task.fn not in self.cfg.allowed_functions:
+            return self._refuse(e, task, mapped, f"function {task.fn} is not in this endpoint's "
+                                                 f"allowed_functions; ask its administrator to add it",
+                                FunctionNotAllowed)
+        try:
+            variables = templates.check_variables(fields.get("uec"), self.schema)
+            ue = self._endpoint_for(mapped, variables)
+        except (ConfigError, OSError) as exc:   # OSError: the user endpoint could not start
+            return self._refuse(e, task, mapped, str(exc))
+        if ue is None:   # over max_user_endpoints, and the policy is to wait: stays in the spool
+            return
+        self.seen[task.id] = identity
+        batches.setdefault(ue.key, []).append((e, task))
+
+    def _endpoint_for(self, mapped: Mapped, variables: dict) -> UserEndpoint | None:
+        vhash = templates.variables_hash(variables)
+        key = f"{mapped.user}/{vhash}"
+        ue = self.endpoints.get(key)
+        if ue is None:
+            ue = UserEndpoint(key=key, name=f"{self.name}-u{mapped.uid}-{vhash[:8]}", user=mapped.user,
+                              uid=mapped.uid, gid=mapped.gid, home=mapped.home, variables=variables,
+                              vhash=vhash)
+        if ue.state != "running" or not user_endpoints.running(ue):
+            active = sum(1 for u in self.endpoints.values() if u.state == "running" and u.key != key)
+            if active >= self.cfg.max_user_endpoints:
+                why = (f"this endpoint runs its limit of {self.cfg.max_user_endpoints} user endpoints "
+                       f"(max_user_endpoints)")
+                if self.cfg.over_limit == "refuse":
+                    raise ConfigError(why + "; try again later")
+                return None
+            config = self._render(ue)   # a refused config refuses the task: nothing started
+            self.endpoints[key] = ue
+            user_endpoints.start(ue, config, self.environment)
+        self.endpoints[key] = ue
+        return ue
+
+    def _render(self, ue: UserEndpoint) -> dict:
+        reserved = templates.reserved(self.name, ue.user, ue.uid, ue.home, self.cfg.engine.provider.type)
+        return templates.user_config(self.template, ue.variables, reserved, store=self.cfg.store,
+                                     max_blocks=self.cfg.max_blocks_per_user,
+                                     allowed_functions=self.cfg.allowed_functions,
+                                     template_path=str(self.dir / files.TEMPLATE))
+
+    def _deliver(self, ue: UserEndpoint, items: list) -> None:
+        ok, why = user_endpoints.hand_over(ue, [e.body for e, _ in items], self.cfg.max_receives,
+                                           self.cfg.visibility_timeout)
+        if not ok:   # the messages stay in the spool: the next step tries again
+            ue.last_error = f"handing tasks over failed: {why}"
+            log.error("user endpoint %s: %s", ue.name, ue.last_error)
+            return
+        for e, task in items:
+            ue.outstanding[task.id] = task.fn
+            ue.routed += 1
+            e.ack()
+        ue.last_activity = time.time()
+
+    # -- refusals ----------------------------------------------------------------------------
+    def _set_aside(self, e: Incoming, identity: str, why: str) -> None:
+        """A message whose sender or task id cannot be trusted: no result is written for it (it
+        could be someone else's task id); it is kept out of the way for inspection."""
+        e.aside(why)
+        log.error("message %s set aside (from %s): %s", e.label, identity, why)
+        self.audit.write(identity=identity, user=None, function=None, task=e.label, outcome="refused", reason=why)
+
+    def _refuse(self, e: Incoming, task: TaskMessage, mapped: Mapped, why: str,
+                kind: type = TaskRefused) -> None:
+        err = kind(f"task {task.id} refused by multi-user endpoint {self.name!r}: {why}", task_id=task.id,
+                   remote_type=kind.__name__)
+        now = time.time()
+        text = f"{kind.__name__}: {err}\n"
+        outcome = (False, pickle.dumps(err, protocol=5), kind.__name__, str(err), text)
+        data = serialize.result_bytes({"task_id": task.id, "started": now, "finished": now,
+                                       "endpoint": self.name, "status": "failed"}, [outcome])
+        self.store.put(result_key(task.id), data)
+        # from the spool, only a local reply queue (written as the sender); from a signed queue,
+        # the reply queue the signature covers
+        if task.reply and (e.notify_uid is None or task.reply.startswith("local:")):
+            notice = Notice(id=task.id, event="done", status="failed").model_dump_json(exclude_none=True)
+            self._notify_as(e.notify_uid if e.notify_uid is not None else mapped.uid, task.reply, notice)
+        self.audit.write(identity=mapped.identity, user=mapped.user, function=task.fn, task=task.id,
+                         outcome="refused", reason=why)
+        log.warning("task %s from %s refused: %s", task.id, mapped.identity, why)
+        e.ack()
+
+    def _notify_as(self, uid: int | None, reply: str, body: str) -> None:
+        """Tell the client, writing to its reply queue as the account that sent the task (a local
+        queue is a file of that account's; root must not create files in it). A remote queue
+        (SQS) root may write itself."""
+        from ...store import open_queue
+
+        def send():
+            open_queue(reply).send([body])
+        local = reply.startswith("local:")
+        if local and uid is None:
+            log.info("not notifying %s: a local reply queue of an unknown account", reply)
+            return
+        if not local or uid == 0:
+            ok, why = True, ""
+            try:
+                send()
+            except Exception as exc:  # noqa: BLE001
+                ok, why = False, str(exc)
+        else:
+            try:
+                pw = pwd.getpwuid(uid)
+            except KeyError:
+                return
+            ok, why = run_as(pw.pw_name, uid, pw.pw_gid, send, timeout=30)
+        if not ok:
+            log.info("could not notify %s (the client reads the result from the store): %s", reply, why)
+
+    # -- watching user endpoints ----------------------------------------------------------------
+    def _check_endpoints(self) -> None:
+        now = time.time()
+        for ue in self.endpoints.values():
+            user_endpoints.reap(ue)
+            for tid, fn in list(ue.outstanding.items()):
+                outcome, run_s = self._outcome(tid)
+                if outcome is None:
+                    continue
+                del ue.outstanding[tid]
+                ue.last_activity = now
+                ue.failures = 0
+                if outcome == "success":
+                    ue.done += 1
+                else:
+                    ue.failed += 1
+                self.audit.write(identity=self._identity_of(tid, ue),
+                                 user=ue.user, function=fn, task=tid, outcome=outcome,
+                                 run_seconds=run_s, user_endpoint=ue.name)
+            alive = user_endpoints.running(ue)
+            if ue.state == "running" and not alive:
+                user_endpoints.reap(ue)
+                ue.failures += 1
+                ue.retry_at = now + min(2.0 ** ue.failures, 120.0)
+                ue.last_error = (f"ended on its own (pid {ue.pid}); next start in "
+                                 f"{ue.retry_at - now:.0f} s; see {ue.dir / 'daemon.out'} and endpoint.log")
+                log.warning("user endpoint %s of %s %s", ue.name, ue.user, ue.last_error)
+                ue.state, ue.pid = "failed", None
+            if ue.state == "running" and not ue.outstanding and \
+                    now - ue.last_activity > self.cfg.user_endpoint_idle_timeout:
+                log.info("user endpoint %s of %s idle for %.0f s: stopping it", ue.name, ue.user,
+                         now - ue.last_activity)
+                user_endpoints.stop(ue, wait=self.cfg.stop_grace + 45)
+            if ue.state != "running" and ue.outstanding and now >= ue.retry_at:
+                # tasks wait in its queue (handed back, or handed over before it died): bring it back
+                try:
+                    user_endpoints.start(ue, self._render(ue), self.environment)
+                except Exception as exc:  # noqa: BLE001
+                    ue.last_error = str(exc)
+                    log.error("restarting user endpoint %s: %s", ue.name, exc)
+        self._save_state()
+        self._write_status()
+
+    def _identity_of(self, task_id: str, ue: UserEndpoint) -> str:
+        return self.seen.get(task_id, f"local:{ue.user}")
+
+    def _outcome(self, task_id: str) -> tuple[str | None, float | None]:
+        try:
+            data = self.store.get(result_key(task_id))
+        except KeyNotFound:
+            return ("cancelled", None) if self.store.exists(cancel_key(task_id)) else (None, None)
+        header, _ = serialize.unframe(data)   # the JSON header only: the payload is never loaded
+        started, finished = header.get("started"), header.get("finished")
+        run_s = round(finished - started, 6) if started and finished else None
+        return header.get("status", "success"), run_s
+
+    def _account_blocks(self, ue: UserEndpoint, now: float) -> int:
+        """Note the blocks the user endpoint runs (from its daemon.status.json, plain JSON);
+        one line in blocks.log per block that ended: its nodes x the time we saw it run."""
+        current: dict = {}
+        if ue.state == "running":
+            try:
+                current = json.loads((ue.dir / "daemon.status.json").read_text()).get("blocks", {})
+            except (OSError, ValueError):
+                return len(ue.blocks)
+        for bid, b in current.items():
+            if bid not in ue.blocks:
+                ue.blocks[bid] = {"since": float(b.get("submitted") or now), "nodes": self._nodes(ue)}
+        for bid in [b for b in ue.blocks if b not in current]:
+            b = ue.blocks.pop(bid)
+            self.blocks_log.write(identity=f"local:{ue.user}", user=ue.user, function=None, task=None,
+                                  outcome="block", block=bid, user_endpoint=ue.name,
+                                  node_seconds=round(max(0.0, now - b["since"]) * b["nodes"], 3))
+        return len(current)
+
+    def _nodes(self, ue: UserEndpoint) -> int:
+        try:
+            return int(self._render(ue)["engine"]["provider"].get("nodes_per_block", 1))
+        except Exception:  # noqa: BLE001 - accounting must not stop routing
+            return 1
+
+    def _write_status(self) -> None:
+        rows = []
+        now = time.time()
+        for ue in self.endpoints.values():
+            blocks = self._account_blocks(ue, now)
+            rows.append({"user": ue.user, "name": ue.name, "variables_hash": ue.vhash,
+                         "variables": ue.variables, "state": ue.state, "pid": ue.pid,
+                         "blocks": blocks if ue.state == "running" else 0,
+                         "tasks_running": len(ue.outstanding), "tasks_done": ue.done,
+                         "tasks_failed": ue.failed, "tasks_routed": ue.routed,
+                         "last_activity": ue.last_activity, "last_error": ue.last_error})
+        tmp = self.dir / (STATUS + ".tmp")
+        tmp.write_text(json.dumps({"pid": os.getpid(), "time": time.time(), "tasks_from": self.transport.address,
+                                   "user_endpoints": rows}))
+        os.replace(tmp, self.dir / STATUS)
+
+
+def main(name: str, home: Path | None = None) -> int:
+    router = Router(name, home)
+    signal.signal(signal.SIGTERM, lambda *_: router.stop_event.set())
+    signal.signal(signal.SIGINT, lambda *_: router.stop_event.set())
+    return router.run()

@@ -1,0 +1,126 @@
+"""Where the router takes tasks from, each with an identity its sender cannot choose.
+
+- ``SpoolTransport`` (a shared ``file://`` store): the owner uid of the message file (spool.py).
+- ``SignedQueueTransport`` (S3/SQS, or any queue): the message's HMAC signature must verify under
+  a key the administrator registered for one identity (``user_signing_keys.json``:
+  ``{"arn:aws:iam::123:user/alice": ["ID:SECRET"]}``); that identity is the sender's. A message
+  that is unsigned, signed with an unknown key, altered or expired never runs.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from ... import signing
+from ...messages import dead_letter_key
+from ...store import create_queue
+from . import files, spool
+from .mapping import identity_of_uid
+
+log = logging.getLogger("faas.multiuser.transports")
+
+
+@dataclass
+class Incoming:
+    body: str | None
+    identity: str
+    problem: str | None          # why the message cannot be trusted at all (then: set aside)
+    label: str                   # the task id it claims, for the audit log
+    notify_uid: int | None       # the local account that wrote it, when the transport knows one
+    ack: Callable[[], None]      # it is handled: remove it from the transport
+    aside: Callable[[str], None]  # keep it out of the way, for inspection
+
+
+class SpoolTransport:
+    def __init__(self, store_url: str, name: str, endpoint_dir: Path):
+        self.dir = spool.prepare(store_url, name)
+        self.refused_dir = endpoint_dir / "refused"
+        self.address = f"spool://{self.dir}"
+
+    def take(self) -> list[Incoming]:
+        out = []
+        for e in spool.scan(self.dir):
+            identity = identity_of_uid(e.uid) if e.uid is not None else "unknown"
+            out.append(Incoming(e.body, identity, e.problem, os.path.basename(e.path).removesuffix(".json"),
+                                e.uid, ack=lambda p=e.path: _unlink(p), aside=lambda why, p=e.path: self._aside(p)))
+        return out
+
+    def _aside(self, path: str) -> None:
+        self.refused_dir.mkdir(mode=0o700, exist_ok=True)
+        try:
+            os.rename(path, self.refused_dir / os.path.basename(path))
+        except OSError:
+            _unlink(path)
+
+    def idle_wait(self) -> float:
+        return 0.02   # an empty spool costs one getdents per look: cheap enough to look often
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+class SignedQueueTransport:
+    def __init__(self, queue_url: str, endpoint_dir: Path, store, max_receives: int, visibility_timeout: float):
+        self.queue = create_queue(queue_url, max_receives=max_receives, visibility_timeout=visibility_timeout)
+        self.address = self.queue.url
+        self.dir, self.store = endpoint_dir, store
+        self._stamp = None
+        self.keys: dict = {}
+        self._reload()
+
+    def _reload(self) -> None:
+        path = self.dir / files.USER_KEYS
+        try:
+            st = path.stat()
+            stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+        except OSError:
+            stamp = None
+        if stamp == self._stamp:
+            return
+        self._stamp = stamp
+        try:
+            self.keys = files.read_user_keys(self.dir)
+            log.info("%d per-user signing key(s) loaded from %s", len(self.keys), path)
+        except Exception as e:  # noqa: BLE001 - keep the keys in force
+            log.error("user signing keys NOT reloaded, the previous keys stay in force: %s", e)
+
+    def take(self) -> list[Incoming]:
+        self._reload()
+        out = []
+        for m in self.queue.receive(max_messages=10, wait=1.0):
+            try:
+                fields = json.loads(m.body)
+                if not isinstance(fields, dict):
+                    raise ValueError("not an object")
+            except ValueError as e:
+                fields, problem, identity = {}, f"not a JSON task message: {e}", "unknown"
+            else:
+                kid = str(fields.get("sig") or "").partition(":")[0]
+                identity, key = self.keys.get(kid, ("unknown", None))
+                if key is None:
+                    problem = ("unsigned" if not fields.get("sig") else f"signed with key {kid!r}, which is "
+                               f"not registered for any identity in {files.USER_KEYS}")
+                else:
+                    problem = signing.check(fields, {kid: key}, time.time())
+                    if problem:
+                        problem = f"signature of {identity} does not verify: {problem}"
+            out.append(Incoming(m.body, identity, problem, str(fields.get("id") or m.id), None,
+                                ack=lambda r=m.receipt: self.queue.delete([r]),
+                                aside=lambda why, m=m: self._aside(m, why)))
+        return out
+
+    def _aside(self, m, why: str) -> None:
+        self.store.put(dead_letter_key(f"refused-{m.id}"), json.dumps({"reason": why, "body": m.body}).encode())
+        self.queue.delete([m.receipt])
+
+    def idle_wait(self) -> float:
+        return 0.0   # take() long-polls

@@ -1,0 +1,181 @@
+"""User endpoints: one ordinary single-user endpoint per (user, variable set), started by the
+router under the user's uid, in the user's own ``$FAAS_HOME`` (``~/.faas``), with its own local
+queue there. Root hands tasks to that queue from a child that dropped to the user (so every file
+in the user's home stays the user's), and never runs, nor unpickles, anything of the user's.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .privileges import drop_to, run_as
+
+log = logging.getLogger("faas.multiuser.user_endpoints")
+
+
+@dataclass
+class UserEndpoint:
+    key: str                  # "<user>/<variables hash>"
+    name: str                 # its endpoint name in the user's FAAS_HOME
+    user: str
+    uid: int
+    gid: int
+    home: str
+    variables: dict
+    vhash: str
+    pid: int | None = None
+    state: str = "stopped"    # running | stopped | failed
+    started_at: float | None = None
+    last_activity: float = 0.0
+    outstanding: dict = field(default_factory=dict)   # task id -> function id
+    routed: int = 0
+    done: int = 0
+    failed: int = 0
+    last_error: str | None = None
+    blocks: dict = field(default_factory=dict)   # block id -> {"since": epoch, "nodes": n}, for usage
+    failures: int = 0         # unexpected exits in a row (restarts back off)
+    retry_at: float = 0.0
+
+    @property
+    def faas_home(self) -> Path:
+        return Path(self.home) / ".faas"
+
+    @property
+    def dir(self) -> Path:
+        return self.faas_home / "endpoints" / self.name
+
+    @property
+    def queue_url(self) -> str:
+        return f"local://{self.faas_home / 'queues'}/{self.name}"
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def running(ue: UserEndpoint) -> bool:
+    """The daemon we started (or adopted) is alive: its pid is the user's, not a zombie, and runs
+    this user endpoint (the lock alone lags a fresh start)."""
+    if not ue.pid:
+        return False
+    try:
+        if os.stat(f"/proc/{ue.pid}").st_uid != ue.uid or _state(ue.pid) == "Z":
+            return False
+        with open(f"/proc/{ue.pid}/cmdline", "rb") as f:
+            argv = f.read().split(b"\0")
+        return ue.name.encode() in argv and b"faas.endpoint.daemon" in argv
+    except OSError:
+        return False
+
+
+def _state(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return "?"
+
+
+def start(ue: UserEndpoint, config: dict, environment: dict[str, str], python: str | None = None) -> int:
+    """Fork, drop to the user, write the rendered config.yaml, exec the ordinary endpoint daemon
+    (in its own session: it outlives a restart of the router, which adopts it)."""
+    python = python or sys.executable
+    env = dict(environment)
+    env.update(HOME=ue.home, USER=ue.user, LOGNAME=ue.user, PWD=ue.home, FAAS_HOME=str(ue.faas_home))
+    env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+    text = ("# written by the multi-user endpoint from its template; edits are overwritten\n" +
+            yaml.safe_dump(config, sort_keys=False))
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:   # child: becomes the user, then the daemon
+        try:
+            os.close(r)
+            os.setsid()
+            drop_to(ue.user, ue.uid, ue.gid)
+            os.chdir(ue.home)
+            ue.dir.mkdir(parents=True, exist_ok=True)
+            (ue.dir / "config.yaml").write_text(text)
+            out = os.open(ue.dir / "daemon.out", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            devnull = os.open(os.devnull, os.O_RDONLY)
+            os.dup2(devnull, 0)
+            os.dup2(out, 1)
+            os.dup2(out, 2)
+            os.set_inheritable(w, False)
+            os.execve(python, [python, "-m", "faas.endpoint.daemon", ue.name], env)
+        except BaseException as e:  # noqa: BLE001
+            try:
+                os.write(w, f"{type(e).__name__}: {e}".encode()[:4000])
+            except OSError:
+                pass
+        os._exit(71)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:     # closes on exec (CLOEXEC) or carries the error
+        why = f.read().decode(errors="replace")
+    if why:
+        os.waitpid(pid, 0)
+        raise OSError(f"starting the user endpoint of {ue.user} failed: {why}")
+    ue.pid, ue.state, ue.started_at, ue.last_error = pid, "running", time.time(), None
+    ue.last_activity = time.time()
+    log.info("started user endpoint %s for %s (pid %d, variables %s)", ue.name, ue.user, pid, ue.vhash)
+    return pid
+
+
+def hand_over(ue: UserEndpoint, bodies: list[str], max_receives: int, visibility_timeout: float) -> tuple[bool, str]:
+    """Send task messages to the user endpoint's queue, as the user (durable once this returns True)."""
+    def send():
+        from ...store import create_queue
+        q = create_queue(ue.queue_url, max_receives=max_receives, visibility_timeout=visibility_timeout)
+        q.send(bodies)
+        q.close()
+    return run_as(ue.user, ue.uid, ue.gid, send)
+
+
+def signal_stop(ue: UserEndpoint) -> None:
+    if running(ue):
+        try:
+            os.kill(ue.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+
+
+def stop(ue: UserEndpoint, wait: float = 60.0) -> None:
+    """SIGTERM its daemon (it hands back what its pools hold: nothing lost) and wait."""
+    if running(ue):
+        signal_stop(ue)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline and running(ue):
+            reap(ue)
+            time.sleep(0.05)
+        if running(ue):   # stuck: its messages come back to its queue after their visibility timeout
+            log.warning("user endpoint %s (pid %s) did not stop within %.0f s: killing it", ue.name, ue.pid, wait)
+            try:
+                os.kill(ue.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            if _is_child(ue.pid):
+                os.waitpid(ue.pid, 0)
+    reap(ue)
+    ue.state, ue.pid = "stopped", None
+    log.info("stopped user endpoint %s of %s", ue.name, ue.user)
+
+
+def _is_child(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1]) == os.getpid()
+    except (OSError, ValueError, IndexError):
+        return False
+
+
+def reap(ue: UserEndpoint) -> None:
+    if ue.pid:
+        try:
+            os.waitpid(ue.pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
