@@ -128,3 +128,14 @@ def test_orphaned_pool_exits(tmp_path):
         control.start_detached("local", home)
         with faas.Executor() as ex:
             assert ex.submit(nap, 0, "served").result(timeout=30) == "served"
+
+
+def test_stop_right_after_start_reaches_the_starting_pool(tmp_path):
+    """A stop that arrives while a pool is still starting its workers is not lost (it used to be
+    ignored then, and the daemon waited stop_grace + 15 s for a block that never heard it)."""
+    home = tmp_path / "h"
+    for delay in (0.0, 0.2, 0.4, 0.6):
+        with running_endpoint(home, stop_grace=30):
+            time.sleep(delay)
+        log = (ep_config.endpoint_dir("local", home) / "endpoint.log").read_text()
+        assert "did not stop in time" not in log, f"stop {delay} s after start was lost\n{log[-1500:]}"

@@ -534,14 +534,16 @@ class Pool:
 
     def run(self) -> int:
         self.block_dir.mkdir(parents=True, exist_ok=True)
-        # The forkserver and the workers start with SIGTERM ignored (inherited across exec):
-        # a scheduler's cancel signals every process of the job, and this pool, not the signal,
-        # decides when they stop.
-        handler = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        # The forkserver and the workers start with SIGTERM blocked (the mask is inherited
+        # across fork and exec; workers then ignore it): a scheduler's cancel signals every
+        # process of the job, and this pool, not the signal, decides when they stop. Blocked,
+        # not ignored, here: a stop that arrives while the workers start stays pending and
+        # reaches this pool's handler when unblocked, instead of being lost.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
         try:
             self.slots = [self._spawn(i) for i in range(self.n_workers)]
         finally:
-            signal.signal(signal.SIGTERM, handler)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
         threads = [threading.Thread(target=self._receiver, name="receiver", daemon=True),
                    threading.Thread(target=self._outbox, name="outbox", daemon=True),
                    threading.Thread(target=self._monitor, name="monitor", daemon=True)]

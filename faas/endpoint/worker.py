@@ -30,6 +30,7 @@ def main(conn, store_url: str, log_path: str, where: dict, env: dict | None = No
     # pool decides when its workers stop (after handing back, or at its grace deadline).
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})   # blocked by the pool's spawn
     os.environ.update(env or {})   # e.g. this worker's CUDA_VISIBLE_DEVICES
     if memory_limit_mb:
         import resource

@@ -104,8 +104,8 @@ class Router:
             except Exception as e:  # noqa: BLE001 - one bad step must not end the endpoint
                 log.exception("routing step failed: %s", e)
                 busy = False
-            if not busy and self.transport.idle_wait():
-                self.stop_event.wait(self.transport.idle_wait())
+            if not busy:
+                self.transport.wait(self.stop_event)
         self._shutdown()
         return 0
 

@@ -23,6 +23,8 @@ from . import files, spool
 from .mapping import identity_of_uid
 
 log = logging.getLogger("faas.multiuser.transports")
+RESCAN = 0.25            # seconds between looks at the spool when inotify has said nothing
+POLL_NO_INOTIFY = 0.02   # without inotify: an empty spool costs one getdents a look
 
 
 @dataclass
@@ -41,6 +43,7 @@ class SpoolTransport:
         self.dir = spool.prepare(store_url, name)
         self.refused_dir = endpoint_dir / "refused"
         self.address = f"spool://{self.dir}"
+        self._inotify = None   # made on first wait: None = not tried, False = unavailable
 
     def take(self) -> list[Incoming]:
         out = []
@@ -57,8 +60,23 @@ class SpoolTransport:
         except OSError:
             _unlink(path)
 
-    def idle_wait(self) -> float:
-        return 0.02   # an empty spool costs one getdents per look: cheap enough to look often
+    def wait(self, stop) -> None:
+        """Until a message may have arrived: inotify wakes us at once for files renamed into the
+        spool on this host; a look every RESCAN seconds catches writes from other hosts of a
+        network filesystem (NFS, Lustre), which inotify does not see."""
+        if self._inotify is None:
+            try:
+                import inotify_simple
+                self._inotify = inotify_simple.INotify()
+                self._inotify.add_watch(self.dir, inotify_simple.flags.MOVED_TO
+                                        | inotify_simple.flags.CLOSE_WRITE)
+            except (ImportError, OSError) as e:   # no inotify here: plain short sleeps
+                log.info("no inotify on %s (%s): looking every %.2f s", self.dir, e, POLL_NO_INOTIFY)
+                self._inotify = False
+        if self._inotify is False:
+            stop.wait(POLL_NO_INOTIFY)
+        else:
+            self._inotify.read(timeout=int(RESCAN * 1000))
 
 
 def _unlink(path: str) -> None:
@@ -122,5 +140,5 @@ class SignedQueueTransport:
         self.store.put(dead_letter_key(f"refused-{m.id}"), json.dumps({"reason": why, "body": m.body}).encode())
         self.queue.delete([m.receipt])
 
-    def idle_wait(self) -> float:
-        return 0.0   # take() long-polls
+    def wait(self, stop) -> None:
+        """take() long-polls the queue: nothing to wait for here."""
