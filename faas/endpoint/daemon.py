@@ -394,38 +394,28 @@ def main(argv: list[str] | None = None) -> int:
     log.info("endpoint %s runs single-user (as uid %d)%s", name, os.geteuid(),
              ": it has multi-user files, but only root can run a multi-user endpoint"
              if mu_files.is_multi_user(d) else "")
-    try:
-        daemon = Daemon(name, home)
-    except Exception as e:  # noqa: BLE001 - config errors: say them and exit non-zero
-        log.error("%s", e)
-        print(f"faas endpoint {name}: {e}", file=sys.stderr)
-        return 2
-    signal.signal(signal.SIGTERM, lambda *_: daemon.stop_event.set())
-    signal.signal(signal.SIGINT, lambda *_: daemon.stop_event.set())
-    try:
-        return daemon.run()
-    except AlreadyRunning as e:
-        print(f"faas: {e}", file=sys.stderr)
-        return 3
-    except Exception as e:  # noqa: BLE001
-        log.exception("endpoint %s failed: %s", name, e)
-        print(f"faas endpoint {name}: {type(e).__name__}: {e}", file=sys.stderr)
-        return 1
+    return _serve(name, lambda: Daemon(name, home))
 
 
 def _run_multi_user(name: str, home: Path) -> int:
     """Root with the files of ``configure --multi-user``: route tasks to user endpoints."""
     from .multiuser import router
+    return _serve(name, lambda: router.Router(name, home))
+
+
+def _serve(name: str, make) -> int:
+    """Run a daemon or a router until SIGTERM/SIGINT; exit codes: 2 bad config, 3 already
+    running, 1 failed."""
     try:
-        r = router.Router(name, home)
+        server = make()
     except Exception as e:  # noqa: BLE001 - config errors: say them and exit non-zero
         log.error("%s", e)
         print(f"faas endpoint {name}: {e}", file=sys.stderr)
         return 2
-    signal.signal(signal.SIGTERM, lambda *_: r.stop_event.set())
-    signal.signal(signal.SIGINT, lambda *_: r.stop_event.set())
+    signal.signal(signal.SIGTERM, lambda *_: server.stop_event.set())
+    signal.signal(signal.SIGINT, lambda *_: server.stop_event.set())
     try:
-        return r.run()
+        return server.run()
     except AlreadyRunning as e:
         print(f"faas: {e}", file=sys.stderr)
         return 3
