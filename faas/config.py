@@ -5,6 +5,7 @@ AWS credentials are boto3's business; nothing here stores them.
 from __future__ import annotations
 
 import configparser
+import json
 import os
 from pathlib import Path
 from typing import Any, Optional
@@ -13,6 +14,16 @@ from pydantic import ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from .exceptions import ConfigError
+
+
+def read_json(path: Path, what: str, hint: str = "") -> Any:
+    """A JSON file's content; otherwise a ConfigError naming the file and what it should hold."""
+    try:
+        return json.loads(Path(path).read_text())
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read the {what}: {e.strerror or e}") from None
+    except ValueError as e:
+        raise ConfigError(f"{path}: not valid JSON ({e}){hint}") from None
 
 
 def faas_home(explicit: str | os.PathLike | None = None) -> Path:

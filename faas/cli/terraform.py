@@ -10,14 +10,13 @@ only name the roles, and the commands print the ``~/.aws/config`` lines that ass
 from __future__ import annotations
 
 import configparser
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 import click
 
-from ..config import faas_home
+from ..config import faas_home, read_json
 from ..exceptions import ConfigError
 
 #: the version of the module's ``faas`` output this code reads
@@ -30,12 +29,8 @@ _REQUIRED = ("store", "endpoints", "max_receives", "visibility_timeout", "reply_
 def load_outputs(path: str | os.PathLike) -> dict:
     """Read ``terraform output -json > PATH``; errors name the file."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read the Terraform outputs: {e.strerror or e}") from None
-    except ValueError as e:
-        raise ConfigError(f"{path}: not JSON ({e}); write it with `terraform output -json > {path.name}`") from None
+    data = read_json(path, "Terraform outputs",
+                     f"; write it with `terraform output -json > {path.name}`")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected the JSON object of `terraform output -json`, "
                           f"got {type(data).__name__}")

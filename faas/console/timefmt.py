@@ -19,11 +19,13 @@ def _ts(t) -> float | None:
     return d.timestamp()
 
 
-def when(t) -> str:
+def _utc(t, fmt: str) -> str:
     s = _ts(t)
-    if s is None:
-        return "—"
-    return _dt.datetime.fromtimestamp(s, _dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return "—" if s is None else _dt.datetime.fromtimestamp(s, _dt.timezone.utc).strftime(fmt)
+
+
+def when(t) -> str:
+    return _utc(t, "%Y-%m-%d %H:%M:%S UTC")
 
 
 def ago(t) -> str:
@@ -54,10 +56,7 @@ def duration(a, b) -> str:
 
 def clock(t) -> str:
     """``HH:MM:SS`` (UTC), for lists where the date is in the tooltip."""
-    s = _ts(t)
-    if s is None:
-        return "—"
-    return _dt.datetime.fromtimestamp(s, _dt.timezone.utc).strftime("%H:%M:%S")
+    return _utc(t, "%H:%M:%S")
 
 
 def interval(seconds) -> str:

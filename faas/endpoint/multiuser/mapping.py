@@ -24,6 +24,7 @@ from pathlib import Path
 
 from globus_identity_mapping.loader import load_mappers
 
+from ...config import read_json
 from ...exceptions import ConfigError
 
 log = logging.getLogger("faas.multiuser.mapping")
@@ -49,12 +50,7 @@ class Mapped:
 
 def load_rules(path: Path) -> list:
     """Parse and compile a mapping file; a ConfigError naming the file and the rule otherwise."""
-    try:
-        docs = json.loads(path.read_text())
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read the identity mapping: {e.strerror}") from None
-    except ValueError as e:
-        raise ConfigError(f"{path}: not valid JSON: {e}") from None
+    docs = read_json(path, "identity mapping")
     if not isinstance(docs, list) or not docs:
         raise ConfigError(f"{path}: expected a non-empty JSON list of mapping documents, e.g. "
                           f"{json.dumps(DEFAULT_MAPPING)}")

@@ -19,7 +19,7 @@ from jinja2 import TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import ValidationError
 
-from ...config import describe_validation
+from ...config import describe_validation, read_json
 from ...exceptions import ConfigError
 from .. import config as ep_config
 
@@ -50,12 +50,7 @@ def variables_hash(variables: dict) -> str:
 
 
 def load_schema(path: Path) -> dict:
-    try:
-        schema = json.loads(path.read_text())
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read the user config schema: {e.strerror}") from None
-    except ValueError as e:
-        raise ConfigError(f"{path}: not valid JSON: {e}") from None
+    schema = read_json(path, "user config schema")
     try:
         jsonschema.Draft202012Validator.check_schema(schema)
     except jsonschema.SchemaError as e:
