@@ -76,6 +76,18 @@ def per_minute(records: list[dict], endpoint: str | None, now: float, minutes: i
     return counts
 
 
+def _blocks(c: Console, rec: dict) -> list[dict] | None:
+    """From the daemon's status files when it runs on this machine (live), else from the
+    block details its store record carries (up to the daemon's publish period old)."""
+    local = local_blocks(c.home, rec["name"])
+    if local is not None:
+        return local
+    detail = rec.get("block_detail")
+    if detail is None:
+        return None
+    return [dict(b, pools=[], remote=True) for b in detail]
+
+
 def list_endpoints(c: Console) -> list[dict]:
     records = c.journal.records()
     now = time.time()
@@ -104,7 +116,7 @@ def _describe(c: Console, rec: dict, records: list[dict], now: float) -> dict:
             "version": rec.get("version"), "queue": rec.get("queue"), "queue_depth": depth,
             "max_blocks": rec.get("max_blocks"), "nodes_per_block": rec.get("nodes_per_block"),
             "max_workers_per_node": rec.get("max_workers_per_node"), "block_count": rec.get("blocks"),
-            "blocks": local_blocks(c.home, name), "tasks_per_minute": tpm,
+            "blocks": _blocks(c, rec), "tasks_per_minute": tpm,
             "tasks_last_hour": sum(tpm), "multi_user": bool(rec.get("multi_user")),
             "user_endpoint_count": rec.get("user_endpoints"),
             "users": multi_user(c.home, name) if rec.get("multi_user") else None}

@@ -94,6 +94,7 @@ class Daemon:
         self.blocks_file = self.dir / "blocks.json"
         self.blocks: dict[str, dict] = {}   # block id -> {"job": job id, "keep_alive": bool}
         self.last_error: dict | None = None
+        self.last_states: dict[str, str] = {}   # job id -> block state, from the last status pass
         self.submit_after = 0.0
         self.submit_backoff = 0.0
         self.queue_busy_at = time.monotonic()
@@ -124,7 +125,21 @@ class Daemon:
                 "started_at": self.started_at, "provider": p.type,
                 "max_workers_per_node": self.cfg.engine.max_workers_per_node,
                 "nodes_per_block": p.nodes_per_block, "max_blocks": p.max_blocks,
-                "blocks": len(self.blocks), "max_receives": self.cfg.max_receives, "version": __version__}
+                "blocks": len(self.blocks), "max_receives": self.cfg.max_receives, "version": __version__,
+                "block_detail": self._block_detail()}
+
+    def _block_detail(self) -> list[dict]:
+        """Blocks as the last status pass saw them, for consoles on other machines (published
+        with the record every PUBLISH_EVERY seconds: no extra store request)."""
+        out = []
+        for bid, b in sorted(self.blocks.items()):
+            pools = self._pools(bid)
+            workers = sum(p.get("workers") or 0 for p in pools)
+            busy = sum(p.get("busy") or 0 for p in pools)
+            out.append({"id": bid, "job": b["job"], "state": self.last_states.get(b["job"], "unknown"),
+                        "keep_alive": b.get("keep_alive", False), "workers": workers, "busy": busy,
+                        "idle": max(0, workers - busy), "pools": len(pools)})
+        return out
 
     def run(self) -> int:
         self._lock()
@@ -232,6 +247,8 @@ class Daemon:
 
     def _write_status(self, states: dict | None = None) -> None:
         """``daemon.status.json``: what ``faas endpoint status`` shows (blocks, last error)."""
+        if states:
+            self.last_states = {j: str(getattr(v, "value", v)) for j, v in states.items()}
         status = {"pid": os.getpid(), "time": time.time(), "last_error": self.last_error,
                   "blocks": {bid: dict(b, state=(states or {}).get(b["job"], "unknown"))
                              for bid, b in self.blocks.items()}}

@@ -240,3 +240,36 @@ def test_flow_graph_layers_and_svg():
     assert svg.count("<g class=\"state") == 5 and "current" in svg and "catch" in svg
     assert json.dumps(svg)  # plain text, no script
     assert "<script" not in svg
+
+
+def test_a_console_elsewhere_shows_blocks_from_the_daemons_store_record(tmp_path):
+    """A real daemon publishes its blocks (job ids, states, workers) in its store record, so a
+    console on another machine (another FAAS_HOME here) shows them."""
+    import time
+
+    from helpers import running_endpoint
+
+    from faas.endpoint import daemon as daemon_mod
+    home = tmp_path / "site-home"
+    with running_endpoint(home) as cfg:
+        d = daemon_mod.Daemon("local", home)     # the record a running daemon publishes
+        d.blocks = json.loads((home / "endpoints" / "local" / "blocks.json").read_text())
+        deadline = time.monotonic() + 60
+        while True:
+            status = json.loads((home / "endpoints" / "local" / "daemon.status.json").read_text())
+            d.last_states = {b["job"]: b["state"] for b in status["blocks"].values()}
+            detail = d._block_detail()
+            if detail and detail[0]["workers"] == 2 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        from faas.endpoint import registry
+        from faas.store import open_store
+        store = open_store(cfg.store)
+        assert isinstance(registry.read(store, "local")["block_detail"], list)   # the daemon's own
+        registry.publish(store, dict(registry.read(store, "local"), block_detail=detail))
+        app = create_app(cfg.store, home=tmp_path / "elsewhere")
+        with TestClient(app, base_url="http://127.0.0.1:8000") as c:
+            ep = c.get("/api/endpoints/local").json()
+            assert ep["blocks"] and ep["blocks"][0]["job"] == detail[0]["job"]
+            assert ep["blocks"][0]["workers"] == 2 and ep["blocks"][0]["remote"]
+            assert "published every 30 s" in c.get("/endpoints/local").text
