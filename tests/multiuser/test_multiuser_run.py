@@ -227,12 +227,14 @@ def test_started_by_a_user_it_is_single_user_and_says_so(site, mu_users):
 
 
 def test_s3_sqs_identity_is_the_registered_key(site, mu_users, moto_url, s3_bucket):
-    """On S3/SQS (the moto server), a task runs as the identity whose registered key signed it;
-    an unregistered key never runs; a registered but denied identity is refused on its future."""
-    alice, bob, _ = mu_users
+    """On S3/SQS (the moto server), a task runs as the identity whose registered key signed it
+    (two users at once, with different variables); an unregistered key never runs; a
+    registered but denied identity is refused on its future."""
+    import threading
+    alice, bob, carol = mu_users
     from faas import signing
     arn = "arn:aws:iam::123456789012:user/{}"
-    keys = {arn.format(alice.pw_name): [signing.new_key("alice1")], arn.format(bob.pw_name): [signing.new_key("bob1")]}
+    keys = {arn.format(u.pw_name): [signing.new_key(f"{u.pw_name}1")] for u in (alice, bob, carol)}
     aws = {k: os.environ[k] for k in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
                                       "AWS_DEFAULT_REGION")}
     store = f"s3://{s3_bucket}/site"
@@ -250,8 +252,22 @@ def test_s3_sqs_identity_is_the_registered_key(site, mu_users, moto_url, s3_buck
         return site.run_as(user, env_extra=env_extra, **args)
     r = run(alice, keys[arn.format(alice.pw_name)][0], n=2, uec={"account": "a1"})
     assert [x.get("uid") for x in r] == [alice.pw_uid] * 2, r
-    # bob signs with a key nobody registered: it never runs (no result ever; set aside)
-    r = run(bob, signing.new_key("alice1"), wait=8)
+    both = {}
+
+    def go(user, uec):
+        both[user.pw_name] = run(user, keys[arn.format(user.pw_name)][0], n=2, uec=uec)
+    threads = [threading.Thread(target=go, args=(alice, {"account": "a2"})),
+               threading.Thread(target=go, args=(carol, {"account": "c1"}))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    assert [x.get("uid") for x in both[alice.pw_name]] == [alice.pw_uid] * 2, both
+    assert [x.get("uid") for x in both[carol.pw_name]] == [carol.pw_uid] * 2, both
+    ues = {(u["user"], u["variables"].get("account")) for u in site.status()["user_endpoints"]}
+    assert {(alice.pw_name, "a1"), (alice.pw_name, "a2"), (carol.pw_name, "c1")} <= ues, ues
+    # bob signs with a forged key (alice's key id, another secret): it never runs (set aside)
+    r = run(bob, signing.new_key(f"{alice.pw_name}1"), wait=8)   # alice's key id, another secret
     assert r[0]["error"] == "TimeoutError", r
     aside = [a for a in site.audit() if a["task"] == r[0]["task"]]
     assert aside and aside[0]["outcome"] == "refused" and "does not verify" in aside[0]["reason"]
@@ -259,7 +275,7 @@ def test_s3_sqs_identity_is_the_registered_key(site, mu_users, moto_url, s3_buck
     r = run(bob, keys[arn.format(bob.pw_name)][0])
     assert r[0]["error"] == "TaskRefused" and "denied_users" in r[0]["message"], r
     ok = [a for a in site.audit() if a["outcome"] == "success"]
-    assert {a["identity"] for a in ok} == {arn.format(alice.pw_name)}
+    assert {a["identity"] for a in ok} == {arn.format(alice.pw_name), arn.format(carol.pw_name)}
 
 
 def test_over_the_limit_a_task_waits_for_room(site, mu_users):
