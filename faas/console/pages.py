@@ -101,7 +101,7 @@ def tasks_page(request: Request, id: str | None = None, endpoint: str | None = N
     endpoints = sorted({r.get("endpoint") for r in c.journal.records() if r.get("endpoint")})
     filters = {"endpoint": endpoint or "", "status": status or "", "function": function or ""}
     return render(request, "tasks.html", role, result=result, page=page, filters=filters,
-                  endpoints=endpoints, statuses=T.TERMINAL, nav="tasks",
+                  endpoints=endpoints, statuses=("running",) + T.TERMINAL, nav="tasks",
                   query=urlencode({k: v for k, v in filters.items() if v}))
 
 

@@ -14,8 +14,11 @@ TERMINAL = ("success", "failed", "cancelled", "timeout")
 
 def list_tasks(c: Console, *, endpoint: str | None = None, status: str | None = None,
                function: str | None = None, limit: int = 100, offset: int = 0) -> dict:
-    """Finished tasks, newest first. ``function`` matches a function id prefix or its name."""
+    """Running tasks (from the pools' markers), then finished ones (the journal), newest first.
+    ``function`` matches a function id prefix or its name (running tasks carry no function)."""
     recs = c.journal.records()
+    if not function and status in (None, "", "running"):
+        recs = c.running.tasks() + list(recs)
     fn_ids = None
     if function:
         fn_ids = {fid for fid in {r.get("function_id") for r in recs}

@@ -273,3 +273,46 @@ def test_a_console_elsewhere_shows_blocks_from_the_daemons_store_record(tmp_path
             assert ep["blocks"] and ep["blocks"][0]["job"] == detail[0]["job"]
             assert ep["blocks"][0]["workers"] == 2 and ep["blocks"][0]["remote"]
             assert "published every 30 s" in c.get("/endpoints/local").text
+
+
+def nap(seconds):
+    import time
+    time.sleep(seconds)
+    return seconds
+
+
+def test_running_tasks_are_listed_from_the_pools_markers(tmp_path):
+    """A task that runs (over a second) shows in the list as running, from the pool's marker,
+    before the journal has it; once finished it shows once, from the journal."""
+    import time
+
+    from helpers import running_endpoint
+
+    import faas
+    home = tmp_path / "site-home"
+    with running_endpoint(home) as cfg:
+        c = faas.client()
+        tid = c.run(function_id=c.register_function(nap), args=(4,))
+        app = create_app(cfg.store, home=tmp_path / "elsewhere")
+        with TestClient(app, base_url="http://127.0.0.1:8000") as web:
+            deadline = time.monotonic() + 60
+            while True:
+                rows = web.get("/api/tasks", params={"status": "running"}).json()["tasks"]
+                if any(r["task_id"] == tid for r in rows) or time.monotonic() > deadline:
+                    break
+                time.sleep(0.3)
+            row = next(r for r in rows if r["task_id"] == tid)
+            assert row["status"] == "running" and row["endpoint"] == "local" and row["started"]
+            assert tid[:8] in web.get("/tasks", params={"status": "running"}).text
+            assert c.get_result(task_id=tid, timeout=60) == 4
+            deadline = time.monotonic() + 60
+            while True:   # the pool's journal flush (every 5 s) brings the finished record
+                rows = web.get("/api/tasks").json()["tasks"]
+                mine = [r for r in rows if r["task_id"] == tid]
+                if mine and mine[0]["status"] == "success" or time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
+            assert [r["status"] for r in mine] == ["success"]
+            assert not [r for r in web.get("/api/tasks", params={"status": "running"}).json()["tasks"]
+                        if r["task_id"] == tid]
+        c.close()
