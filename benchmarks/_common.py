@@ -169,6 +169,24 @@ class System:
         """After the timed repeats, before the queued calls: derived figures, if any."""
 
 
+class ExecutorSystem(System):
+    """A system that is a ``concurrent.futures.Executor`` in ``self.ex`` (set by ``start``)."""
+
+    ex: Any = None
+
+    def stop(self) -> None:
+        self.ex.shutdown()
+
+    def submit_inc(self, x):
+        return self.ex.submit(inc, x)
+
+    def submit_sleep(self, s):
+        return self.ex.submit(time.sleep, s)
+
+    def map_chunked(self, n, chunksize):
+        return list(self.ex.map(inc, range(n), chunksize=chunksize))
+
+
 def _check(out: list, n: int, what: str) -> None:
     if len(out) != n or sum(out) != n * (n + 1) // 2:
         raise AssertionError(f"{what}: wrong results ({len(out)} values, sum {sum(out)})")

@@ -14,7 +14,6 @@ import os
 import shutil
 import sys
 import tempfile
-import time
 
 import _common as c
 
@@ -23,7 +22,7 @@ def inc(x):
     return x + 1
 
 
-class Faas(c.System):
+class Faas(c.ExecutorSystem):
     name = "faas (embedded)"
 
     def __init__(self, sizes, args):
@@ -100,17 +99,8 @@ class Faas(c.System):
         self.ex = faas.Executor()
 
     def stop(self) -> None:
-        self.ex.shutdown()
+        super().stop()
         self._cleanup()
-
-    def submit_inc(self, x):
-        return self.ex.submit(inc, x)
-
-    def submit_sleep(self, s):
-        return self.ex.submit(time.sleep, s)
-
-    def map_chunked(self, n, chunksize):
-        return list(self.ex.map(inc, range(n), chunksize=chunksize))
 
 
 def _args(p):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import sys
-import time
 
 import _common as c
 
@@ -17,24 +16,12 @@ def inc(x):
     return x + 1
 
 
-class PPE(c.System):
+class PPE(c.ExecutorSystem):
     name = "ProcessPoolExecutor(2)"
     version = f"Python {sys.version.split()[0]}"
 
     def start(self) -> None:
         self.ex = cf.ProcessPoolExecutor(self.sizes.workers)
-
-    def stop(self) -> None:
-        self.ex.shutdown()
-
-    def submit_inc(self, x):
-        return self.ex.submit(inc, x)
-
-    def submit_sleep(self, s):
-        return self.ex.submit(time.sleep, s)
-
-    def map_chunked(self, n, chunksize):
-        return list(self.ex.map(inc, range(n), chunksize=chunksize))
 
     def cold_child(self) -> dict:
         t = c.now()
