@@ -372,5 +372,22 @@ def table(title: str, rows: list[tuple[str, object]]) -> str:
     return "\n".join(lines)
 
 
+def kill_rows(chaos, home: Path) -> list[tuple[str, object]]:
+    """The report's rows for the kills done and the worker deaths the pools logged."""
+    deaths = log_lines(home, ("died (signal 9) running task", "idle worker"))
+    return [("kills", f"{fmt_counter(chaos.counts())} (skipped: {chaos.skipped or 'none'})"),
+            ("worker deaths seen by pools", f"{deaths['died (signal 9) running task']} running a task, "
+                                            f"{deaths['idle worker']} idle")]
+
+
+def execution_rows(runs: dict) -> list[tuple[str, object]]:
+    """The report's rows for executions, from ``Executions.figures()``."""
+    return [("executions started / finished", f"{runs['executions started']} / {runs['executions finished']}"),
+            ("duplicate executions", f"{runs['duplicate executions (started)']} started, "
+                                     f"{runs['duplicate executions (finished)']} finished "
+                                     f"({runs['tasks run more than once']} tasks; most runs of one: "
+                                     f"{runs['most runs of one task']})")]
+
+
 def fmt_counter(c) -> str:
     return ", ".join(f"{k} {v}" for k, v in sorted(c.items())) or "none"

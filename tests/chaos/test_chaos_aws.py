@@ -141,7 +141,6 @@ def test_chaos_s3_sqs(moto_url, tmp_path, capsys):
     fl = chaoslib.read_fault_log(fault_log)
     waits = chaoslib.wait_summary(fl["waits"])
     surfaced = chaoslib.log_lines(home, SURFACED)
-    deaths = chaoslib.log_lines(home, ("died (signal 9) running task", "idle worker"))
     swept = swept or []
     rows = [
         ("tasks", f"{N} (Executor.submit, <= {WINDOW} in flight; 2 blocks x 2 workers; S3 + SQS on moto)"),
@@ -156,14 +155,8 @@ def test_chaos_s3_sqs(moto_url, tmp_path, capsys):
                                      for s, w in waits.items()) or "none"),
         ("tenacity gave up (surfaced)", len(fl["gave_up"])),
         ("errors surfaced in logs", fmt_counter(surfaced)),
-        ("kills", f"{fmt_counter(chaos.counts())} (skipped: {chaos.skipped or 'none'})"),
-        ("worker deaths seen by pools", f"{deaths['died (signal 9) running task']} running a task, "
-                                        f"{deaths['idle worker']} idle"),
-        ("executions started / finished", f"{runs['executions started']} / {runs['executions finished']}"),
-        ("duplicate executions", f"{runs['duplicate executions (started)']} started, "
-                                 f"{runs['duplicate executions (finished)']} finished "
-                                 f"({runs['tasks run more than once']} tasks; most runs of one: "
-                                 f"{runs['most runs of one task']})"),
+        *chaoslib.kill_rows(chaos, home),
+        *chaoslib.execution_rows(runs),
         ("wall time", f"{wall:.1f} s"),
         ("seed / rates", f"{SEED} / {RATES}"),
         ("left running after stop", f"{len(swept)} process(es)"),

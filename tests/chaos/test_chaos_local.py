@@ -154,7 +154,6 @@ def test_chaos_local_queue(tmp_path, capsys):
     execs.refresh()
     unrecorded = sorted({i for (i, gen) in execs.started if gen == 1 and all(g != 1 for g, _ in ids.get(i, []))})
     surfaced = chaoslib.log_lines(home, SURFACED)
-    deaths = chaoslib.log_lines(home, ("died (signal 9) running task", "idle worker"))
     n_ids = sum(len(v) for v in ids.values())
     rows = [
         ("tasks", f"{N} inputs, {n_ids} task ids recorded (2 blocks x 2 workers, local queue + file store)"),
@@ -166,15 +165,9 @@ def test_chaos_local_queue(tmp_path, capsys):
         ("clients killed", "; ".join(f"client {k['gen']} {k['when']} ({k['recorded']} ids recorded, "
                                      f"{k['done']:.0%} done)" for k in clients)),
         ("sent, not recorded (re-sent)", f"{len(unrecorded)} (client 1 killed between send and record)"),
-        ("kills", f"{fmt_counter(chaos.counts())} (skipped: {chaos.skipped or 'none'})"),
-        ("worker deaths seen by pools", f"{deaths['died (signal 9) running task']} running a task, "
-                                        f"{deaths['idle worker']} idle"),
+        *chaoslib.kill_rows(chaos, home),
         ("errors surfaced in logs", fmt_counter(surfaced)),
-        ("executions started / finished", f"{runs['executions started']} / {runs['executions finished']}"),
-        ("duplicate executions", f"{runs['duplicate executions (started)']} started, "
-                                 f"{runs['duplicate executions (finished)']} finished "
-                                 f"({runs['tasks run more than once']} tasks; most runs of one: "
-                                 f"{runs['most runs of one task']})"),
+        *chaoslib.execution_rows(runs),
         ("wall time", f"{wall:.1f} s"),
         ("seed", SEED),
         ("left running after stop", f"{len(swept or [])} process(es)"),
