@@ -1,7 +1,9 @@
 """A worker process: runs the tasks its pool hands it, one at a time, and writes each result to
 the store itself (so the pool's manager moves only small messages).
 
-Jobs arrive on a pipe as ``(task_id, function_id, args_frame | None, args_key | None, inline_max)``;
+Jobs arrive on a pipe as ``(task_id, function_id, args_frame | None, args_key | None, inline_max,
+args_sha256 | None, check_cancel)`` (``check_cancel``: the store's cancel epoch says a cancel may
+concern this task, so look for its marker first);
 the reply is ``(task_id, status, result_frame | None)`` with the frame only when it is small
 enough to ride in the client's notice.
 """
