@@ -21,6 +21,7 @@ from pathlib import Path
 
 from .. import __version__, serialize, signing
 from ..config import faas_home
+from ..locks import lock_held
 from ..exceptions import WorkerLost
 from ..messages import Notice, TaskMessage, dead_letter_key, result_key
 from ..providers import BlockState, make_provider
@@ -49,32 +50,8 @@ def ready_path(endpoint_dir: Path) -> Path:
 
 
 def is_running(endpoint_dir: Path) -> bool:
-    """True while a daemon holds the endpoint's lock (the kernel drops it when the process dies).
-
-    Read from /proc/locks, so asking never takes the lock itself: a probe must not make a
-    starting daemon think another one runs, nor another prober (elsewhere than Linux: a probe
-    that takes the lock for an instant, which the daemon's start waits out)."""
-    path = lock_path(endpoint_dir)
-    try:
-        st = path.stat()
-    except OSError:
-        return False
-    try:
-        with open("/proc/locks") as f:
-            table = f.read()
-    except OSError:
-        table = None
-    if table is not None:
-        dev = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
-        return any(line.split()[1] == "FLOCK" and line.split()[5] == dev
-                   for line in table.splitlines() if "->" not in line and len(line.split()) > 5)
-    with open(path, "a+") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(f, fcntl.LOCK_UN)
-        return False
+    """True while a daemon holds the endpoint's lock (asked without taking it: faas.locks)."""
+    return lock_held(lock_path(endpoint_dir))
 
 
 def daemon_pid(endpoint_dir: Path) -> int | None:

@@ -4,7 +4,6 @@ no runner holds the store. It exits after ``idle`` seconds with no run and no ac
 next start brings it back), or when its store is deleted."""
 from __future__ import annotations
 
-import fcntl
 import os
 import subprocess
 import sys
@@ -13,6 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..config import Settings
+from ..locks import lock_held
 
 IDLE_EXIT = 600.0   # seconds an autostarted runner waits with nothing to do ($FAAS_FLOWS_IDLE_EXIT)
 
@@ -22,18 +22,9 @@ def lock_path(store_root: Path) -> Path:
 
 
 def runner_holds(store_root: Path) -> bool:
-    """Does a live process hold the store's runner lock (``faas flows serve``)?"""
-    path = lock_path(store_root)
-    if not path.exists():
-        return False
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)   # also drops our shared lock at once
-    return False
+    """Does a live process hold the store's runner lock (``faas flows serve``)? Asked without
+    taking it, so a probe never turns a starting runner into a standby."""
+    return lock_held(lock_path(store_root))
 
 
 def ensure_runner(settings: Settings, wait: float = 15.0) -> bool:
