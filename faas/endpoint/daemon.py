@@ -54,6 +54,28 @@ def is_running(endpoint_dir: Path) -> bool:
     return lock_held(lock_path(endpoint_dir))
 
 
+def take_lock(endpoint_dir: Path, name: str):
+    """Hold the endpoint's lock for this process's life (daemon or multi-user router); write its
+    pid. AlreadyRunning if another process holds it."""
+    endpoint_dir.mkdir(parents=True, exist_ok=True)
+    lock_file = open(lock_path(endpoint_dir), "a+")
+    deadline = time.monotonic() + 2.0
+    while True:   # a moment's patience: lock probes elsewhere than Linux take it for an instant
+        try:
+            fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                lock_file.close()
+                raise AlreadyRunning(
+                    f"endpoint {name!r} is already running (pid {daemon_pid(endpoint_dir)}); "
+                    f"`faas endpoint stop {name}` first") from None
+            time.sleep(0.05)
+    (endpoint_dir / "daemon.pid").write_text(str(os.getpid()))
+    ready_path(endpoint_dir).unlink(missing_ok=True)
+    return lock_file
+
+
 def daemon_pid(endpoint_dir: Path) -> int | None:
     try:
         return int((endpoint_dir / "daemon.pid").read_text())
@@ -79,21 +101,7 @@ class Daemon:
         self.states_at: float | None = None
 
     def _lock(self):
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.lock_file = open(lock_path(self.dir), "a+")
-        deadline = time.monotonic() + 2.0
-        while True:   # a moment's patience: `is_running` probes take the lock for an instant
-            try:
-                fcntl.flock(self.lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise AlreadyRunning(
-                        f"endpoint {self.name!r} is already running (pid {daemon_pid(self.dir)}); "
-                        f"`faas endpoint stop {self.name}` first") from None
-                time.sleep(0.05)
-        (self.dir / "daemon.pid").write_text(str(os.getpid()))
-        ready_path(self.dir).unlink(missing_ok=True)
+        self.lock_file = take_lock(self.dir, self.name)
 
     def record(self, status: str) -> dict:
         p = self.cfg.engine.provider

@@ -7,7 +7,6 @@ Root only routes: it reads the message's plain JSON fields (id, function id, rep
 """
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
@@ -25,7 +24,7 @@ from ...messages import Notice, TaskMessage, cancel_key, result_key
 from ...store import KeyNotFound, open_store
 from .. import config as ep_config
 from .. import registry
-from ..daemon import AlreadyRunning, daemon_pid, lock_path, ready_path
+from ..daemon import ready_path, take_lock
 from . import files, spool, templates, user_endpoints
 from .transports import Incoming, SignedQueueTransport, SpoolTransport
 from .audit import AuditLog
@@ -66,14 +65,7 @@ class Router:
 
     # -- lifecycle ----------------------------------------------------------------------
     def _lock(self) -> None:
-        self.lock_file = open(lock_path(self.dir), "a+")
-        try:
-            fcntl.flock(self.lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise AlreadyRunning(f"endpoint {self.name!r} is already running (pid {daemon_pid(self.dir)}); "
-                                 f"`faas endpoint stop {self.name}` first") from None
-        (self.dir / "daemon.pid").write_text(str(os.getpid()))
-        ready_path(self.dir).unlink(missing_ok=True)
+        self.lock_file = take_lock(self.dir, self.name)
 
     def record(self, status: str) -> dict:
         return {"name": self.name, "status": status, "multi_user": True,
