@@ -33,15 +33,18 @@ def other(x):
 
 
 def fill_tasks(store, n: int, seed: int = 1) -> dict:
+    """Tasks of the user the console runs as (this FAAS_HOME's result key), as pools write them."""
+    import faas
     from faas import serialize
     from faas.endpoint import registry
     from faas.endpoint.journal import Journal
     from faas.messages import function_key, result_key
     rnd = random.Random(seed)
+    me = faas.client(store=store.url, autostart=False)
     fids = []
     for fn in (work, other):
         fid, data = serialize.function_bytes(fn)
-        store.put(function_key(fid), data)
+        store.put(function_key(fid, me.client_id), data)
         fids.append(fid)
     endpoints = ["hpc-a", "hpc-b", "cloud"]
     for name in endpoints:
@@ -62,7 +65,8 @@ def fill_tasks(store, n: int, seed: int = 1) -> dict:
                                 error="ValueError: x" if status == "failed" else None)
         if i % 100 == 0:
             header = {"task_id": tid, "started": finished - 0.3, "finished": finished, "endpoint": e}
-            store.put(result_key(tid), serialize.result_bytes(header, [(True, i)]))
+            store.put(result_key(tid, me.client_id),
+                      serialize.result_bytes(header, [(True, i)], me.task_secret(tid)))
             sample.append(tid)
         if i % 250 == 249:                            # a pool flushes a few hundred at a time
             for j in journals.values():
@@ -106,8 +110,8 @@ def found(store, url: str) -> dict:
     fc = FlowsClient(url)
     flows = fc.list_flows()
     runs = fc.list_runs(flow_id=flows[0]["id"]) if flows else []
-    return {"task": next(iter(store.list("results/")))[len("results/"):],
-            "function": next(iter(store.list("functions/")))[len("functions/"):],
+    return {"task": next(iter(store.list("results/"))).rsplit("/", 1)[1],
+            "function": next(iter(store.list("functions/"))).rsplit("/", 1)[1],
             "endpoint": "hpc-a", "flow": flows[0]["id"] if flows else None,
             "run": runs[len(runs) // 2]["run_id"] if runs else None}
 
@@ -126,7 +130,7 @@ def main() -> None:
     url = a.store or (Path(tmp) / "store").as_uri()
     from fastapi.testclient import TestClient
 
-    from faas.console import create_app
+    from faas.console import Tokens, create_app
     from faas.store import open_store
     store = open_store(url)
     t0 = time.perf_counter()
@@ -147,12 +151,12 @@ def main() -> None:
     if ids["flow"]:
         pages += ["/flows", f"/flows/{ids['flow']}", "/runs", "/runs?status=SUCCEEDED&label=run+3",
                   f"/runs/{ids['run']}", f"/runs/{ids['run']}?tab=log", "/timers", "/api/runs?limit=100"]
-    app = create_app(url)
+    app = create_app(url, tokens=Tokens(manage="bench"))
     t = time.perf_counter()
     app.state.console.warm_up()      # what the console does in the background when it starts
     print(f"startup: journal index and run cache built in {time.perf_counter() - t:.2f} s")
     rows = []
-    with TestClient(app, base_url="http://127.0.0.1") as c:
+    with TestClient(app, base_url="http://127.0.0.1", headers={"Authorization": "Bearer bench"}) as c:
         for p in pages:
             t = time.perf_counter()
             r = c.get(p)

@@ -17,12 +17,12 @@ import uuid
 import weakref
 from typing import Any, Callable, Iterable
 
-from . import serialize, signing
+from . import private_files, sealing, serialize, signing
 from .config import Settings, resolve
-from .exceptions import (ConfigError, EndpointNotFound, FaasError, QueueError, SerializationError, TaskCancelled,
-                         TaskFailed, TaskTimeout)
-from .messages import (CANCEL_EPOCH_KEY, Notice, args_key, cancel_key, function_key, inline_limit,
-                       result_key, running_key)
+from .exceptions import (ConfigError, EndpointNotFound, FaasError, FunctionNotFound, QueueError, ResultForged, SerializationError,
+                         TaskCancelled, TaskFailed, TaskTimeout)
+from .messages import (Notice, args_key, cancel_epoch_key, cancel_key, check_task_id, client_prefixes, function_key,
+                       inline_limit, result_key, running_key)
 from .store import KeyNotFound, Queue, create_queue, open_queue, open_store
 
 log = logging.getLogger("faas.client")
@@ -83,7 +83,20 @@ class TaskState:
                 log.exception("task callback failed")
 
 
+def open_result(data: bytes, task_id: str, rk: str) -> tuple[dict, bytes]:
+    """``(header, payload)`` of a result frame, once its MAC proves that the endpoint that ran
+    ``task_id`` wrote it; else :class:`ResultForged` (nothing is unpickled)."""
+    try:
+        header, payload = serialize.unframe(data)
+    except SerializationError as e:
+        raise ResultForged(f"the result found for task {task_id} is not a faas result ({e}); it was "
+                           f"not loaded", task_id=task_id) from None
+    sealing.check_result(header, payload, task_id, rk)
+    return header, payload
+
+
 def decode_result(data: bytes, task_id: str) -> tuple[dict, list]:
+    """Unpickle a result frame that :func:`open_result` (or the notice listener) has checked."""
     header, payload = serialize.unframe(data)
     try:
         return header, serialize.loads(payload, f"the result of task {task_id}")
@@ -145,6 +158,29 @@ class Client:
         self._listener: threading.Thread | None = None
         self._reply: Queue | None = None
         self._closed = threading.Event()
+        self._user_key: bytes | None = None
+
+    # -- who this client is: its result key ---------------------------------------------------
+    @property
+    def user_key(self) -> bytes:
+        """This user's result key (``FAAS_RESULT_KEY`` or ``$FAAS_HOME/result.key``)."""
+        if self._user_key is None:
+            private_files.ensure_dir(self.settings.home)
+            key = sealing.load_user_key(self.settings.home, self.settings.result_key)
+            cid = sealing.client_id(key)
+            for prefix in client_prefixes(cid):   # ours before any task id exists to plant at
+                self.store.claim(prefix)
+            self._cid, self._user_key = cid, key
+        return self._user_key
+
+    @property
+    def client_id(self) -> str:
+        """Names this user's functions folder and cancel epoch in the store."""
+        self.user_key
+        return self._cid
+
+    def task_secret(self, task_id: str) -> str:
+        return sealing.task_secret(self.user_key, task_id)
 
     # -- functions --------------------------------------------------------------------
     def register_function(self, function: Callable, **_: Any) -> str:
@@ -154,11 +190,12 @@ class Client:
             return cached[1]
         fid, data = serialize.function_bytes(function)
         if fid not in self._stored_fns:
-            if not self.store.exists(function_key(fid)):
+            key = function_key(fid, self.client_id)
+            if not self.store.exists(key):
                 try:
-                    self.store.put(function_key(fid), data)
-                except FaasError:   # another writer stored the same bytes first (a shared store
-                    if not self.store.exists(function_key(fid)):   # refuses to replace theirs)
+                    self.store.put(key, data)
+                except FaasError:   # another process of ours stored the same bytes first
+                    if not self.store.exists(key):
                         raise
             self._stored_fns.add(fid)
         self._fn_ids[id(function)] = (function, fid)
@@ -230,17 +267,33 @@ class Client:
         data = serialize.calls_bytes(calls)
         now = time.time()
         msg = {"v": 1, "id": task_id, "fn": function_id, "n": len(calls), "reply": self._reply_queue().url,
-               "timeout": timeout, "sent": now, "expires": now + self.settings.task_ttl, "uec": uec}
+               "timeout": timeout, "sent": now, "expires": now + self.settings.task_ttl, "uec": uec,
+               "rk": self.task_secret(task_id), "cid": self.client_id}
         if len(data) <= inline_limit(queue.max_message_bytes):
             msg["args"] = serialize.b64(data)
         else:   # too big for a message: spill to the store; no other limit
-            msg["args_key"] = args_key(task_id)
+            msg["args_key"] = args_key(task_id, self.client_id)
             msg["args_sha256"] = signing.sha256(data)
             self.store.put(msg["args_key"], data)
         msg = {k: v for k, v in msg.items() if v is not None}
         if key is not None:
             msg["sig"] = signing.sign(msg, key)
         return task_id, json.dumps(msg, separators=(",", ":"))
+
+    def _check_function(self, function_id: str) -> None:
+        """Fail at submit, not on the endpoint, for a function this user never registered."""
+        if function_id in self._stored_fns:
+            return
+        try:
+            key = function_key(function_id, self.client_id)
+        except ValueError as e:
+            raise FunctionNotFound(str(e)) from None
+        if not self.store.exists(key):
+            raise FunctionNotFound(
+                f"function {function_id} is not registered in store {self.store.url} by this user: "
+                f"call register_function(fn) first (function ids are private to the result key, "
+                f"$FAAS_HOME/result.key or FAAS_RESULT_KEY, that registered them)")
+        self._stored_fns.add(function_id)
 
     def _signing_key(self, endpoint: str | None) -> "signing.Key | None":
         """The key for ``endpoint``: the client's ``signing_key``, else the key file of an
@@ -276,6 +329,7 @@ class Client:
                 user_endpoint_config = json.loads(json.dumps(user_endpoint_config))
             except (TypeError, ValueError) as e:
                 raise ConfigError(f"user_endpoint_config must be JSON-able: {e}") from None
+        self._check_function(function_id)
         queue = self._endpoint_queue(endpoint)
         key = self._signing_key(endpoint)
         states, bodies = [], []
@@ -363,6 +417,7 @@ class Client:
         if self._reply is None:
             with self._lock:
                 if self._reply is None:
+                    private_files.ensure_dir(self.settings.home)   # 700 before anything is made in it
                     self._reply = create_queue(self._reply_url(), max_receives=1000,
                                                visibility_timeout=30, dead_letter=False)
                     _close_at_exit(self)
@@ -423,20 +478,26 @@ class Client:
         st = self._tasks.get(n.id)
         if st is None:
             return
-        if n.event == "started":
+        if n.event == "started":   # unsealed (cheap, and it only says "too late to cancel")
             st._set("running", where=n.where)
+            return
+        rk = self.task_secret(n.id)
+        if not sealing.check_notice(n.mac, rk, n.id, n.event, n.status):
+            log.warning("ignoring a done notice for task %s that its endpoint did not write "
+                        "(forged, or from another client's reply queue)", n.id)
             return
         if n.status == "cancelled":
             st._set("cancelled")
             return
         data = serialize.unb64(n.result) if n.result else None
-        if data is None:
-            try:
-                data = self.store.get(result_key(n.id))
-            except Exception as e:  # noqa: BLE001
-                st._set("failed", error=e)
-                return
-        st._set(n.status or "success", data=data)
+        try:
+            if data is None:
+                data = self.store.get(result_key(n.id, self.client_id))
+            header, _ = open_result(data, n.id, rk)
+        except Exception as e:  # noqa: BLE001 - the future fails with the reason
+            st._set("failed", error=e)
+            return
+        st._set(header.get("status") or n.status or "success", data=data)
         if st._callbacks:   # an Executor's future holds the outcome now; the store keeps the rest
             self._tasks.pop(n.id, None)
         else:               # run()/submit_batch(): kept for get_result, the oldest dropped (the store has them)
@@ -447,13 +508,18 @@ class Client:
     # -- results ---------------------------------------------------------------------------
     def get_task(self, task_id: str) -> dict:
         """``{"task_id", "status", ...}``; status is pending, running, success, failed or cancelled."""
+        check_task_id(task_id)
         st = self._tasks.get(task_id)
         try:
-            data = self.store.get(result_key(task_id))
+            data = self.store.get(result_key(task_id, self.client_id))
         except KeyNotFound:
             data = None
         if data is not None:
-            header, _ = serialize.unframe(data)
+            try:
+                header, _ = open_result(data, task_id, self.task_secret(task_id))
+            except ResultForged as e:
+                return {"task_id": task_id, "status": "failed",
+                        "error": {"type": "ResultForged", "message": str(e), "traceback": ""}}
             out = {"task_id": task_id, "status": header.get("status", "success"),
                    "completion_t": header.get("finished"), "started_t": header.get("started"),
                    "endpoint": header.get("endpoint"), "block": header.get("block"),
@@ -462,13 +528,21 @@ class Client:
             if header.get("error"):
                 out["error"] = header["error"]
             return out
-        if self.store.exists(cancel_key(task_id)):
+        if self._cancelled(task_id):
             return {"task_id": task_id, "status": "cancelled"}
-        if st is not None and st.status == "running" or self.store.exists(running_key(task_id)):
+        if st is not None and st.status == "running" or self.store.exists(running_key(task_id, self.client_id)):
             return {"task_id": task_id, "status": "running", **({"where": st.where} if st and st.where else {})}
         return {"task_id": task_id, "status": "pending"}
 
+    def _cancelled(self, task_id: str) -> bool:
+        """Did this user cancel the task? (A marker someone else wrote does not count.)"""
+        try:
+            return sealing.check_cancel(self.store.get(cancel_key(task_id, self.client_id)), self.task_secret(task_id), task_id)
+        except KeyNotFound:
+            return False
+
     def _result_data(self, task_id: str, timeout: float | None) -> bytes:
+        check_task_id(task_id)
         st = self._tasks.get(task_id)
         deadline = None if timeout is None else time.monotonic() + timeout
         if st is not None:
@@ -481,22 +555,33 @@ class Client:
             self._tasks.pop(task_id, None)   # read once from memory; again from the store
             return st.data
         delay = 0.02
+        rk = self.task_secret(task_id)
+        forged: ResultForged | None = None
         while True:   # a task this client did not send: the store is the record
             try:
-                return self.store.get(result_key(task_id))
+                data = self.store.get(result_key(task_id, self.client_id))
+                open_result(data, task_id, rk)
+                return data
             except KeyNotFound:
                 pass
-            if self.store.exists(cancel_key(task_id)):
+            except ResultForged as e:   # the real one may still replace it (S3): wait for it
+                forged = e
+            if self._cancelled(task_id):
                 raise TaskCancelled(f"task {task_id} was cancelled")
             if deadline is not None and time.monotonic() >= deadline:
+                if forged is not None:
+                    raise forged
                 raise TaskTimeout(f"task {task_id}: no result within {timeout} s ({self.get_task(task_id)['status']})")
             time.sleep(min(delay, max(0.0, deadline - time.monotonic())) if deadline else delay)
             delay = min(delay * 1.5, 1.0)
 
+    def read_result(self, task_id: str, timeout: float | None = None) -> tuple[dict, list]:
+        """``(header, outcomes)`` of a finished task, authenticated before it is unpickled."""
+        return decode_result(self._result_data(task_id, timeout), task_id)
+
     def get_result(self, task_id: str, timeout: float | None = None) -> Any:
         """The task's return value (a list for a ``map`` chunk); raises the remote exception."""
-        data = self._result_data(task_id, timeout)
-        _, outcomes = decode_result(data, task_id)
+        _, outcomes = self.read_result(task_id, timeout)
         values = [outcome_value(o, task_id) for o in outcomes]
         return values[0] if len(values) == 1 else values
 
@@ -515,9 +600,9 @@ class Client:
         info = self.get_task(task_id)
         if info["status"] in ("success", "failed", "cancelled"):
             return info
-        self.store.put(cancel_key(task_id), str(time.time()).encode())
-        # then the epoch, which tells pools to look for task markers (see messages.CANCEL_EPOCH_KEY)
-        self.store.put(CANCEL_EPOCH_KEY, str(time.time()).encode())
+        self.store.put(cancel_key(task_id, self.client_id), sealing.cancel_marker(self.task_secret(task_id), task_id, time.time()))
+        # then this client's epoch, which tells pools to look for its task markers (messages.cancel_epoch_key)
+        self.store.put(cancel_epoch_key(self.client_id), str(time.time()).encode())
         st = self._tasks.get(task_id)
         if st is not None and st.status == "pending":
             st._set("cancelled")

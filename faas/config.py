@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     autostart: bool = True
     #: ``ID:SECRET`` key that signs task messages (the endpoint must hold the same key)
     signing_key: Optional[str] = None
+    #: URL-safe base64 secret that proves results come from the endpoint that ran your task
+    #: (default: ``$FAAS_HOME/result.key``, made on first use, mode 600; see faas.sealing)
+    result_key: Optional[str] = None
     #: seconds after sending that a task may still start (a replay after that never runs)
     task_ttl: float = 14 * 24 * 3600.0
 

@@ -18,6 +18,13 @@ class EndpointNotFound(FaasError, LookupError):
     code = "EndpointNotFound"
 
 
+class FunctionNotFound(FaasError, LookupError):
+    """No function of this id was registered by this client's user (function ids are private to
+    the result key that registered them)."""
+
+    code = "FunctionNotFound"
+
+
 class TaskNotFound(FaasError, LookupError):
     code = "TaskNotFound"
 
@@ -92,3 +99,10 @@ class SignatureError(FaasError):
     """A task message is unsigned, wrongly signed, expired, or its payload was swapped."""
 
     code = "SignatureError"
+
+
+class ResultForged(SignatureError, TaskFailed):
+    """A result (or notice) for a task was not written by the endpoint that ran it: forged,
+    planted before the real one, or altered in the store. It is never unpickled."""
+
+    code = "ResultForged"

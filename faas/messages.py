@@ -5,9 +5,37 @@ Both are JSON text (SQS carries text); binary payloads are base64 inside.
 """
 from __future__ import annotations
 
+import re
 from typing import Literal, Optional
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
+
+# What may stand where a store key or a file name is built from a message field. A sender writes
+# these fields, so nothing else (a folder, a "..", a newline) may reach a path.
+_TASK_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_FUNCTION_ID = re.compile(r"[0-9a-f]{64}")
+_CLIENT_ID = re.compile(r"[0-9a-f]{32}")
+_SECRET = re.compile(r"[A-Za-z0-9_-]{22,88}")
+
+
+def check_task_id(task_id: str) -> str:
+    """``task_id`` if it is a lower-case UUID (what clients make), else :class:`ValueError`."""
+    if not isinstance(task_id, str) or not _TASK_ID.fullmatch(task_id):
+        raise ValueError(f"task id {str(task_id)[:80]!r} is not a UUID (like "
+                         f"'0c1d2e3f-0000-4000-8000-123456789abc')")
+    return task_id
+
+
+def check_function_id(function_id: str) -> str:
+    if not isinstance(function_id, str) or not _FUNCTION_ID.fullmatch(function_id):
+        raise ValueError(f"function id {str(function_id)[:80]!r} is not a SHA-256 (64 hex digits)")
+    return function_id
+
+
+def check_client_id(client_id: str) -> str:
+    if not isinstance(client_id, str) or not _CLIENT_ID.fullmatch(client_id):
+        raise ValueError(f"client id {str(client_id)[:80]!r} is not 32 hex digits")
+    return client_id
 
 
 class TaskMessage(BaseModel):
@@ -26,6 +54,20 @@ class TaskMessage(BaseModel):
     args_sha256: Optional[str] = None  # digest of spilled arguments (covered by the signature)
     sig: Optional[str] = None        # "KEYID:HMAC-SHA256" over every other field (faas.signing)
     uec: Optional[dict] = None       # user_endpoint_config: variables for a multi-user endpoint's template
+    rk: str                          # per-task secret: the endpoint MACs the result with it (faas.sealing)
+    cid: str                         # the client's id: names its folders in the store (below)
+
+    _id = field_validator("id")(classmethod(lambda cls, v: check_task_id(v)))
+    _fn = field_validator("fn")(classmethod(lambda cls, v: check_function_id(v)))
+
+    _cid = field_validator("cid")(classmethod(lambda cls, v: check_client_id(v)))
+
+    @field_validator("rk")
+    @classmethod
+    def _rk(cls, v: str) -> str:
+        if not isinstance(v, str) or not _SECRET.fullmatch(v):
+            raise ValueError("rk is not a URL-safe base64 secret")
+        return v
 
 
 class Notice(BaseModel):
@@ -36,30 +78,43 @@ class Notice(BaseModel):
     status: Optional[str] = None     # done: success | failed | cancelled
     result: Optional[str] = None     # base64 result frame when small enough, else read the store
     where: Optional[dict] = None     # started: endpoint, host, block, pid
+    mac: Optional[str] = None        # over id, event and status, with the task's rk (faas.sealing)
 
 
 # -- store layout: one prefix per kind, so lifecycle rules can expire each ------------------
 
-def function_key(function_id: str) -> str:
-    return f"functions/{function_id}"
+# Every key built from a task or function id checks the id first: a key never gains a folder or
+# a ".." from what a sender wrote. What a client sends and its endpoint writes back lives under
+# the client's own folder of each prefix (``results/<client id>/<task id>``): on a shared file
+# store the first writer of that folder is the client's own account (mode 700), so no other
+# user can list it or plant a file in it, even one who learned a task id; on any store the
+# names stay apart per client. The client id is as private as the messages that carry it.
+
+def function_key(function_id: str, client_id: str) -> str:
+    """A function's bytes are private to whoever sent it, so one user's copy never stands in
+    for another's (its id is the SHA-256 of its bytes, checked by the worker)."""
+    return f"functions/{check_client_id(client_id)}/{check_function_id(function_id)}"
 
 
-def args_key(task_id: str) -> str:
-    return f"args/{task_id}"
+def args_key(task_id: str, client_id: str) -> str:
+    return f"args/{check_client_id(client_id)}/{check_task_id(task_id)}"
 
 
-def result_key(task_id: str) -> str:
-    return f"results/{task_id}"
+def result_key(task_id: str, client_id: str) -> str:
+    return f"results/{check_client_id(client_id)}/{check_task_id(task_id)}"
 
 
-def cancel_key(task_id: str) -> str:
-    return f"cancels/{task_id}"
+def cancel_key(task_id: str, client_id: str) -> str:
+    return f"cancels/{check_client_id(client_id)}/{check_task_id(task_id)}"
 
 
-# The time of the latest cancel in this store. Pools read it at most once a second and look for a
-# task's own cancel marker only when a cancel came after (or shortly before) the task was sent, so
-# the common case costs no store request per task.
-CANCEL_EPOCH_KEY = "cancels/_epoch"
+# The time of the latest cancel of one client (one user's result key). Pools read it at most once
+# a second per client and look for a task's own cancel marker only when a cancel came after (or
+# shortly before) the task was sent, so the common case costs no store request per task.
+def cancel_epoch_key(client_id: str) -> str:
+    return f"cancels/{check_client_id(client_id)}/_epoch"
+
+
 CANCEL_SKEW = 60.0   # seconds of clock skew between clients and sites (and racing cancel writers)
 
 
@@ -68,12 +123,21 @@ def cancel_may_apply(epoch: float, sent: float) -> bool:
     return epoch >= sent - CANCEL_SKEW
 
 
-def running_key(task_id: str) -> str:
-    return f"running/{task_id}"
+def running_key(task_id: str, client_id: str) -> str:
+    return f"running/{check_client_id(client_id)}/{check_task_id(task_id)}"
 
 
-def dead_letter_key(task_id: str) -> str:
-    return f"dead-letters/{task_id}"
+def client_prefixes(client_id: str) -> list[str]:
+    """The folders a client claims (``Store.claim``) before it sends its first task."""
+    check_client_id(client_id)
+    return [f"{p}/{client_id}/" for p in ("functions", "args", "results", "cancels", "running")]
+
+
+def dead_letter_key(name: str) -> str:
+    """``name``: a task id, or ``refused-<queue message id>`` (never a path)."""
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.:-]{1,200}", name) or name.startswith("."):
+        raise ValueError(f"dead letter name {str(name)[:80]!r} is not a plain name")
+    return f"dead-letters/{name}"
 
 
 def endpoint_key(name: str) -> str:

@@ -227,8 +227,10 @@ def _bare(exc: BaseException) -> BaseException:
         return exc
 
 
-def result_bytes(header: dict, outcomes: list[tuple]) -> bytes:
-    """A task's result: header (status, timings, first error as text) + pickled outcomes.
+def result_bytes(header: dict, outcomes: list[tuple], rk: str | None) -> bytes:
+    """A task's result: header (status, timings, first error as text) + pickled outcomes,
+    sealed with the task's secret ``rk`` (:mod:`faas.sealing`) so its client can tell it from a
+    planted one. ``header`` must name the ``task_id``.
 
     Each outcome is ``(True, value)`` or an :func:`error_outcome`. Values that cannot be
     pickled become error outcomes here, on the worker, with a message that says so."""
@@ -255,6 +257,10 @@ def result_bytes(header: dict, outcomes: list[tuple]) -> bytes:
     header["n"] = len(outcomes)
     if failed:
         header["error"] = {"type": failed[0][2], "message": failed[0][3], "traceback": failed[0][4]}
+    header = {"py": PY_VERSION, "dill": DILL_VERSION, "ser": "dill", **header}
+    if rk is not None:
+        from .sealing import result_mac
+        header["mac"] = result_mac(rk, header["task_id"], header, payload)
     return frame(header, payload)
 
 

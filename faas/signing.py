@@ -58,8 +58,10 @@ def parse_keys(texts: list[str] | str, where: str = "signing keys") -> dict[str,
 
 
 def read_key_file(path: Path) -> dict[str, Key]:
+    """The keys in ``path``, once it is proven private (mode 600, ours, not a link)."""
+    from . import private_files
     try:
-        text = path.read_text()
+        text = private_files.read(path, "task signing key")
     except OSError as e:
         raise ConfigError(f"cannot read signing keys from {path}: {e.strerror}") from None
     return parse_keys([line for line in text.splitlines() if not line.startswith("#")], str(path))

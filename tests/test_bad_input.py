@@ -41,7 +41,7 @@ def test_python_version_mismatch_names_both_versions(home):
     head = json.dumps(header).encode()
     forged = serialize.MAGIC + struct.pack(">I", len(head)) + head + payload
     fid = serialize.hashlib.sha256(forged).hexdigest()     # content-addressed, as the client does
-    c.store.put(function_key(fid), forged)
+    c.store.put(function_key(fid, c.client_id), forged)
     tid = c.run(function_id=fid, args=(2,))
     with pytest.raises(SerializationError) as info:
         c.get_result(task_id=tid, timeout=30)
@@ -59,8 +59,17 @@ def test_unknown_endpoint(home):
 
 
 def test_missing_function_in_store(home):
+    """A function id this user never registered fails at submit, naming what to do; one deleted
+    from the store after its task was sent fails the task on the endpoint."""
+    from faas.exceptions import FunctionNotFound
     c = faas.client()
-    tid = c.run(function_id="0" * 64, args=(1,))
+    with pytest.raises(FunctionNotFound, match="call register_function"):
+        c.run(function_id="0" * 64, args=(1,))
+    with pytest.raises(FunctionNotFound, match="not a SHA-256"):
+        c.run(function_id="../../etc/passwd", args=(1,))
+    fid = c.register_function(double)
+    c.store.delete(function_key(fid, c.client_id))
+    tid = c.run(function_id=fid, args=(1,))
     with pytest.raises(KeyError):
         c.get_result(task_id=tid, timeout=30)
     c.close()

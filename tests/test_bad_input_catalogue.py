@@ -133,8 +133,11 @@ def test_bad_timeouts(home):
 # 9
 def test_result_of_unknown_task_times_out_clearly(home):
     c = faas.client()
-    with pytest.raises(TaskTimeout, match="task no-such-task: no result within 0.5 s \\(pending\\)"):
-        c.get_result(task_id="no-such-task", timeout=0.5)
+    tid = "00000000-0000-4000-8000-000000000000"
+    with pytest.raises(TaskTimeout, match=f"task {tid}: no result within 0.5 s \\(pending\\)"):
+        c.get_result(task_id=tid, timeout=0.5)
+    with pytest.raises(ValueError, match="not a UUID"):
+        c.get_result(task_id="../no-such-task", timeout=0.5)
 
 
 # 10

@@ -80,7 +80,8 @@ def test_unsigned_or_wrong_key_never_runs(site, tmp_path, key):
 
 def signed_body(c, fn, args, key=K1, **over):
     fid = c.register_function(fn)
-    body = {"v": 1, "id": str(uuid.uuid4()), "fn": fid, "n": 1, "sent": time.time(),
+    tid = str(uuid.uuid4())
+    body = {"v": 1, "id": tid, "fn": fid, "n": 1, "sent": time.time(), "rk": c.task_secret(tid), "cid": c.client_id,
             "expires": time.time() + 60, "args": serialize.b64(serialize.calls_bytes([(args, {})]))}
     body.update(over)
     body["sig"] = signing.sign(body, signing.parse_key(key))
@@ -123,7 +124,7 @@ def test_swapped_payloads_in_store_never_load(site, tmp_path):
         time.sleep(0.3)
         f = ex.submit(echo, b"x" * (2 << 20))
         time.sleep(0.3)
-        c.store.put(args_key(f.task_id), serialize.calls_bytes([((str(marker),), {})]))
+        c.store.put(args_key(f.task_id, c.client_id), serialize.calls_bytes([((str(marker),), {})]))
         with pytest.raises(SignatureError, match="do not match the digest"):
             f.result(timeout=30)
         for b in blockers:
@@ -131,7 +132,7 @@ def test_swapped_payloads_in_store_never_load(site, tmp_path):
     # A function object swapped under its id (before any worker loaded it) never loads either.
     fid = c.register_function(never_run_before)
     _, evil = serialize.function_bytes(mark)
-    c.store.put(function_key(fid), evil)
+    c.store.put(function_key(fid, c.client_id), evil)
     tid = c.run(function_id=fid, args=(str(marker),))
     with pytest.raises(SignatureError, match="do not hash to its id"):
         c.get_result(task_id=tid, timeout=30)
@@ -141,7 +142,7 @@ def test_swapped_payloads_in_store_never_load(site, tmp_path):
 
 def test_allowed_functions_and_serializers(tmp_path):
     home = tmp_path / "h"
-    probe = faas.client(store=(home / "store").as_uri())
+    probe = faas.client(store=(home / "store").as_uri(), home=str(home))   # the same user: the same result key
     allowed = probe.register_function(echo)
     with running_endpoint(home, name="strict", allowed_functions=[allowed]):
         c = faas.client(endpoint="strict")

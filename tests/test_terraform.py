@@ -547,9 +547,11 @@ def test_iam_resources_are_this_sites(recorded):
     from faas import messages
     site, _, policies = recorded
     objects = f"arn:aws:s3:::{site['bucket']}/" + site["store"].split("/", 3)[3] + "/"
-    kinds = {f("x").split("/")[0] for f in (messages.function_key, messages.args_key, messages.result_key,
-                                            messages.cancel_key, messages.running_key,
-                                            messages.dead_letter_key, messages.endpoint_key)}
+    tid, cid = "0" * 8 + "-0000-4000-8000-" + "0" * 12, "0" * 32
+    kinds = {k.split("/")[0] for k in (
+        messages.function_key("0" * 64, cid), messages.args_key(tid, cid), messages.result_key(tid, cid),
+        messages.cancel_key(tid, cid), messages.running_key(tid, cid), messages.dead_letter_key("x"),
+        messages.endpoint_key("x"))}
     sqs = f"arn:aws:sqs:{site['region']}:{site['account_id']}:"
     allowed = {f"arn:aws:s3:::{site['bucket']}", sqs + site["reply_queue_prefix"] + "*"}
     allowed |= {objects + k + "/*" for k in kinds}

@@ -4,18 +4,17 @@ from __future__ import annotations
 import contextlib
 import threading
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from .. import __version__
 from ..exceptions import EndpointNotFound, FaasError
 from . import api, pages
-from .auth import LOOPBACK_NAMES, NeedLogin, Tokens
+from .auth import NeedLogin, Tokens, safe_next
 from .context import Console
 from .flows import FlowsUnavailable, InputErrors
 
@@ -35,13 +34,47 @@ def _status_of(exc: Exception) -> int:
     return 400
 
 
-def create_app(store_url: str | None = None, *, tokens: Tokens | None = None, home: str | Path | None = None,
+class TokenInURL:
+    """A page visit with ``?token=T`` (the URL ``faas console`` prints) logs the browser in: the
+    cookie is set and the browser is sent on to the same page without the token in its URL. A
+    wrong token goes to the login page. The API takes tokens in a header only."""
+
+    def __init__(self, app, tokens: Tokens):
+        self.app, self.tokens = app, tokens
+
+    async def __call__(self, scope, receive, send) -> None:
+        if (scope["type"] == "http" and scope["method"] in ("GET", "HEAD")
+                and b"token=" in scope.get("query_string", b"")):
+            request = Request(scope)
+            path = request.url.path
+            token = request.query_params.get("token")
+            if token is not None and not path.startswith(("/api/", "/static/")):
+                if path == "/login":
+                    target = safe_next(request.query_params.get("next"))
+                else:
+                    rest = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "token"])
+                    target = safe_next(quote(path) + ("?" + rest if rest else ""))
+                if self.tokens.role_of(token) is None:
+                    response: Response = RedirectResponse(
+                        "/login?" + urlencode({"error": "that token is not valid for this console",
+                                               "next": target}), status_code=303)
+                else:
+                    response = pages.logged_in(request, token, target)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def create_app(store_url: str | None = None, *, tokens: Tokens, home: str | Path | None = None,
                profile: str | None = None, console: Console | None = None) -> FastAPI:
     """The console over ``store_url`` (else the profile's store, else the embedded one).
 
-    With no token the console answers only requests addressed to a loopback host name (the CLI
-    refuses to bind elsewhere without one)."""
-    tokens = tokens or Tokens()
+    ``tokens`` is required: every request needs the manage or the read-only token, on loopback
+    too (a loopback address is every local account's). ``faas console`` makes a manage token in
+    ``$FAAS_HOME/console.token`` when given none (:func:`faas.console.token_file.load_or_create`)."""
+    if not isinstance(tokens, Tokens):
+        raise TypeError(f"create_app(tokens=...) needs faas.console.Tokens(manage=..., read=...), "
+                        f"not {type(tokens).__name__}: the console has no open mode")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -53,12 +86,10 @@ def create_app(store_url: str | None = None, *, tokens: Tokens | None = None, ho
 
     app = FastAPI(title="faas console", version=__version__, lifespan=lifespan,
                   description="Endpoints, tasks, functions, flows, runs and timers of one faas store. "
-                              "Send `Authorization: Bearer TOKEN` when the console has tokens.")
+                              "Every request needs a console token: send `Authorization: Bearer TOKEN`.")
     app.state.console = console or Console(store_url, home=home, profile=profile)
     app.state.tokens = tokens
-    if tokens.open:
-        app.add_middleware(TrustedHostMiddleware, allowed_hosts=[h.strip("[]") for h in LOOPBACK_NAMES]
-                           + list(LOOPBACK_NAMES))
+    app.add_middleware(TokenInURL, tokens=tokens)
     app.include_router(api.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")

@@ -1,14 +1,18 @@
-"""Who may do what: two bearer tokens, one per role.
+"""Who may do what: two bearer tokens, one per role. Every request needs one of them.
 
 * ``manage`` token: everything (cancel tasks and runs, start flows, approve, pause timers).
 * ``read`` token: every page and GET of the API, no action.
-* No token configured: everyone manages; allowed only on a loopback address (the CLI checks),
-  and then only requests addressed to a loopback host name are served (no DNS rebinding).
+
+There is no open mode, not even on loopback: a loopback address is every local account's, so on
+a shared login node a console without a token would be every user's. ``faas console`` with no
+``--token`` makes a manage token and keeps it in ``$FAAS_HOME/console.token`` (mode 600, see
+:mod:`faas.console.token_file`); :func:`faas.console.create_app` refuses to build a console
+without :class:`Tokens`.
 
 A token travels as ``Authorization: Bearer T`` (scripts), or as a cookie that ``/login`` (or a
-first visit with ``?token=T``) sets. Forms post back to the console itself: a cross-site post
-(``Sec-Fetch-Site: cross-site`` or a foreign ``Origin``) is refused, so a cookie cannot be
-ridden by another site.
+first visit with ``?token=T``, the URL ``faas console`` prints) sets. Forms post back to the
+console itself: a cross-site post (``Sec-Fetch-Site: cross-site`` or a foreign ``Origin``) is
+refused, so a cookie cannot be ridden by another site.
 """
 from __future__ import annotations
 
@@ -19,21 +23,31 @@ from urllib.parse import urlsplit
 from fastapi import HTTPException, Request
 
 COOKIE = "faas_console_token"
-LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1", "[::1]")
 
 
 @dataclass(frozen=True)
 class Tokens:
+    """The console's tokens: at least one, and two different ones when both are given."""
+
     manage: str | None = None
     read: str | None = None
 
-    @property
-    def open(self) -> bool:
-        return not (self.manage or self.read)
+    def __post_init__(self) -> None:
+        for name in ("manage", "read"):
+            v = getattr(self, name)
+            if v is not None and (not isinstance(v, str) or not v.strip()):
+                raise ValueError(f"the console's {name} token is empty")
+        if not (self.manage or self.read):
+            raise ValueError("a console needs a token: Tokens(manage=...) and/or Tokens(read=...); "
+                             "`faas console` makes one in $FAAS_HOME/console.token when given none")
+        if self.manage and self.manage == self.read:
+            raise ValueError("the manage and read-only tokens are the same")
+
+    def __repr__(self) -> str:          # never print a secret in a log or a traceback
+        return (f"Tokens(manage={'***' if self.manage else None}, "
+                f"read={'***' if self.read else None})")
 
     def role_of(self, token: str | None) -> str | None:
-        if self.open:
-            return "manage"
         if not token:
             return None
         if self.manage and hmac.compare_digest(token.encode(), self.manage.encode()):
@@ -43,8 +57,9 @@ class Tokens:
         return None
 
 
-def parse_token_option(values: tuple[str, ...] | list[str]) -> Tokens:
-    """``--token`` values: ``T`` or ``manage:T`` for the manage role, ``read:T`` for read-only."""
+def parse_token_option(values: tuple[str, ...] | list[str], read_token: str | None = None) -> Tokens | None:
+    """``--token`` values: ``T`` or ``manage:T`` for the manage role, ``read:T`` for read-only
+    (``read_token``: ``--read-token``). None when no token is given at all."""
     manage = read = None
     for v in values:
         role, sep, tok = v.partition(":")
@@ -56,8 +71,24 @@ def parse_token_option(values: tuple[str, ...] | list[str]) -> Tokens:
             else:
                 read = tok
         else:
+            if not v.strip():
+                raise ValueError("--token: the token is empty")
             manage = v
+    if read_token is not None:
+        if not read_token.strip():
+            raise ValueError("--read-token: the token is empty")
+        read = read_token
+    if manage is None and read is None:
+        return None
     return Tokens(manage=manage, read=read)
+
+
+def safe_next(nxt: str | None, default: str = "/endpoints") -> str:
+    """``nxt`` when it is a path inside the console, else ``default`` (no open redirect)."""
+    nxt = str(nxt or "")
+    if not nxt.startswith("/") or nxt.startswith("//") or "\\" in nxt:
+        return default
+    return nxt
 
 
 def request_token(request: Request) -> str | None:

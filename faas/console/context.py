@@ -21,7 +21,7 @@ class Console:
         self.store = self.client.store
         self.store_url = self.settings.store_url
         self.journal = JournalIndex(self.store, window_hours=window_hours)
-        self.running = RunningIndex(self.store, self.journal, window_hours=window_hours)
+        self.running = RunningIndex(self.store, self.journal, self.client.client_id, window_hours=window_hours)
         self.functions: dict[str, dict] = {}     # id -> {name, size}: content-addressed, never changes
         self._queues: dict[str, Queue] = {}
         self._lock = threading.Lock()

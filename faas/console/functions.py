@@ -1,4 +1,5 @@
-"""The functions view: what is under ``functions/``, named by each frame's header."""
+"""The functions view: this user's functions (``functions/<client id>/``), named by each frame's
+header."""
 from __future__ import annotations
 
 from .. import serialize
@@ -13,8 +14,8 @@ def _info(c: Console, function_id: str) -> dict | None:
     info = c.functions.get(function_id)
     if info is None:
         try:
-            data = c.store.get(function_key(function_id))
-        except KeyNotFound:
+            data = c.store.get(function_key(function_id, c.client.client_id))
+        except (KeyNotFound, ValueError):
             return None
         try:
             name = serialize.unframe(data)[0].get("name")
@@ -44,8 +45,9 @@ def list_functions(c: Console) -> list[dict]:
             s[0] = r.get("sent") or r.get("finished")
             s[2] += 1
     out = []
-    for key in c.store.list("functions/"):
-        fid = key[len("functions/"):]
+    prefix = f"functions/{c.client.client_id}/"
+    for key in c.store.list(prefix):
+        fid = key[len(prefix):]
         info = _info(c, fid)
         if info is None:
             continue

@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 from . import endpoints as E, flows as F, functions as Fn, tasks as T
-from .auth import COOKIE, require_manage, require_read
+from .auth import COOKIE, require_manage, require_read, safe_next
 from .schema_form import fields as form_fields
 from .svg import bar_chart, flow_graph
 from .timefmt import ago, clock, duration, interval, when
@@ -27,8 +27,7 @@ def _c(request: Request):
 
 
 def render(request: Request, name: str, role: str, status_code: int = 200, **ctx) -> HTMLResponse:
-    return templates.TemplateResponse(request, name, dict(ctx, role=role, flows_enabled=_c(request).flows is not None,
-                                                          open_mode=request.app.state.tokens.open),
+    return templates.TemplateResponse(request, name, dict(ctx, role=role, flows_enabled=_c(request).flows is not None),
                                        status_code=status_code)
 
 
@@ -55,12 +54,16 @@ async def login(request: Request) -> RedirectResponse:
     token = str(form.get("token") or "")
     if request.app.state.tokens.role_of(token) is None:
         return back("/login", error="that token is not valid for this console")
-    nxt = str(form.get("next") or "")
-    if not nxt.startswith("/") or nxt.startswith("//") or "\\" in nxt:   # only back into the console
-        nxt = "/endpoints"
+    return logged_in(request, token, safe_next(form.get("next")))   # only back into the console
+
+
+def logged_in(request: Request, token: str, nxt: str) -> RedirectResponse:
+    """A redirect to ``nxt`` that sets the session cookie (HTTP-only, same-site)."""
     resp = RedirectResponse(nxt, status_code=303)
     resp.set_cookie(COOKIE, token, httponly=True, samesite="strict",
                     secure=request.url.scheme == "https")
+    resp.headers["Cache-Control"] = "no-store"
+    resp.headers["Referrer-Policy"] = "no-referrer"
     return resp
 
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 
+from ..api import open_result
+from ..exceptions import ResultForged
 from ..messages import args_key, result_key, running_key
 from ..store import KeyNotFound
 from .context import Console
@@ -59,19 +61,23 @@ def get_task(c: Console, task_id: str) -> dict:
         out["status"] = rec["status"]
     if out["status"] == "running":
         try:
-            where = json.loads(c.store.get(running_key(task_id)))
+            where = json.loads(c.store.get(running_key(task_id, c.client.client_id)))
             out.update({k: where.get(k) for k in ("endpoint", "block", "host") if where.get(k)})
             out["started"] = out["started"] or where.get("started")
         except (KeyNotFound, ValueError):
             pass
     if out["status"] in ("success", "failed"):
         try:
-            prev = result_preview(c.store.get(result_key(task_id)))
+            data = c.store.get(result_key(task_id, c.client.client_id))
+            open_result(data, task_id, c.client.task_secret(task_id))   # never a planted one
+            prev = result_preview(data)
             out["result"] = {"values": prev["values"], "note": prev.get("note")}
         except KeyNotFound:
             pass
+        except ResultForged as e:
+            out["result"] = {"values": None, "note": str(e)}
     try:
-        out["args"] = args_preview(c.store.get(args_key(task_id)))
+        out["args"] = args_preview(c.store.get(args_key(task_id, c.client.client_id)))
     except KeyNotFound:
         out["args"] = {"n": out["n"], "note": "sent inline in the task message (not kept in the store)"}
     except Exception as e:  # noqa: BLE001

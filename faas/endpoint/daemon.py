@@ -27,7 +27,7 @@ from ..messages import Notice, TaskMessage, dead_letter_key, result_key
 from ..providers import BlockState, make_provider
 from ..store import KeyNotFound, create_queue, open_queue, open_store
 from . import config as ep_config
-from . import registry
+from . import outcomes, registry
 from ..providers import ProviderError
 from .strategy import BlockView, Limits, Observed, decide
 
@@ -334,7 +334,7 @@ class Daemon:
                 self.dlq.delete([m.receipt])
                 continue
             try:
-                self.store.get(result_key(task.id))
+                self.store.get(result_key(task.id, task.cid))
                 have_result = True
             except KeyNotFound:
                 have_result = False
@@ -344,14 +344,11 @@ class Daemon:
                     f"task {task.id} was dead-lettered after {self.cfg.max_receives} deliveries "
                     f"without a result (its worker pool died or was killed each time); its message "
                     f"is kept at {dead_letter_key(task.id)} in the store", task_id=task.id)
-                now = time.time()
-                data = serialize.result_bytes({"task_id": task.id, "started": now, "finished": now,
-                                               "endpoint": self.name}, [serialize.error_outcome(err)])
-                self.store.put(result_key(task.id), data)
+                data = outcomes.failure_frame(task, err, endpoint=self.name)
+                self.store.put(result_key(task.id, task.cid), data)
                 if task.reply:
                     try:
-                        open_queue(task.reply).send([Notice(id=task.id, event="done", status="failed")
-                                                     .model_dump_json(exclude_none=True)])
+                        open_queue(task.reply).send([outcomes.done_notice(task, "failed", data)])
                     except Exception as e:  # noqa: BLE001 - the client reads the store later
                         log.info("could not notify %s: %s", task.reply, e)
                 log.error("task %s dead-lettered: failed for its client", task.id)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import itertools
 import json
 import logging
 import multiprocessing as mp
@@ -30,11 +31,12 @@ from pathlib import Path
 
 from .. import serialize, signing
 from ..exceptions import FunctionNotAllowed, QueueDoesNotExist, QueueError
-from ..messages import (CANCEL_EPOCH_KEY, Notice, TaskMessage, cancel_key, cancel_may_apply,
-                        dead_letter_key, inline_limit, result_key, running_key)
+from ..messages import (Notice, TaskMessage, cancel_epoch_key, cancel_may_apply, dead_letter_key,
+                        inline_limit, result_key, running_key)
 from ..store import KeyNotFound, Message, open_queue, open_store
 from ..providers.launchers import RANK_VARIABLES
 from . import config as ep_config
+from . import outcomes
 from . import worker as worker_mod
 from .journal import Journal
 
@@ -113,7 +115,7 @@ class Pool:
         self.ctx.set_forkserver_preload(["faas.endpoint.worker", "faas.serialize", "faas.store"])
         self.counts = collections.Counter()
         self.to_cancel: set[str] = set()
-        self.cancel_epoch = (0.0, float("-inf"))   # (latest cancel's time, monotonic time read)
+        self.cancel_epochs: dict[str, tuple[float, float]] = {}   # client id -> (latest cancel, when read)
 
     # -- workers ----------------------------------------------------------------------
     def _spawn(self, index: int) -> Slot:
@@ -382,9 +384,7 @@ class Pool:
                             started=now - (mono - (held.started or held.received)), finished=now,
                             status=status, error=error)
         if t.reply:
-            body = Notice(id=t.id, event="done", status=status,
-                          result=serialize.b64(result) if result is not None else None)
-            self.outbox.put(("notice", (t.reply, t.id, "done", body.model_dump_json(exclude_none=True),
+            self.outbox.put(("notice", (t.reply, t.id, "done", outcomes.done_notice(t, status, result),
                                         held.msg.receipt)))
         else:
             self.outbox.put(("delete", held.msg.receipt))
@@ -392,12 +392,9 @@ class Pool:
 
     def _fail(self, held: Held, exc: BaseException) -> None:
         """Write a failure the worker could not write itself (timeout, lost worker)."""
-        now = time.time()
-        data = serialize.result_bytes(
-            {"task_id": held.task.id, "started": now, "finished": now, **self.where},
-            [serialize.error_outcome(exc)])
+        data = outcomes.failure_frame(held.task, exc, **self.where)
         try:
-            self.store.put(result_key(held.task.id), data)
+            self.store.put(result_key(held.task.id, held.task.cid), data)
         except Exception as e:  # noqa: BLE001
             log.error("could not write the failure of task %s: %s; handing it back", held.task.id, e)
             self.outbox.put(("release", [held.msg.receipt]))
@@ -406,24 +403,33 @@ class Pool:
                      error=f"{type(exc).__name__}: {exc}"[:300])
 
     # -- main loop ----------------------------------------------------------------------
-    def _latest_cancel(self) -> float:
-        """The store's cancel epoch, read at most every CANCEL_POLL seconds (one GET a second
-        instead of a HEAD a task)."""
-        epoch, read = self.cancel_epoch
+    def _latest_cancel(self, client_id: str | None) -> float:
+        """The cancel epoch of the task's client, read at most every CANCEL_POLL seconds per
+        client (one GET a second instead of a HEAD a task). A task with no client id: always look."""
+        if client_id is None:
+            return float("inf")
+        epoch, read = self.cancel_epochs.get(client_id, (0.0, float("-inf")))
         now = time.monotonic()
         if now - read >= CANCEL_POLL:
             try:
-                epoch = float(self.store.get(CANCEL_EPOCH_KEY))
+                epoch = float(self.store.get(cancel_epoch_key(client_id)))
             except KeyNotFound:
                 epoch = 0.0
             except Exception as e:  # noqa: BLE001 - unreadable: assume a cancel may apply
-                log.warning("cannot read the cancel epoch (%s): checking each task", e)
+                log.warning("cannot read the cancel epoch of client %s (%s): checking each of its tasks",
+                            client_id, e)
                 epoch = float("inf")
-            self.cancel_epoch = (epoch, now)
+            if len(self.cancel_epochs) > 10_000:
+                self.cancel_epochs.clear()
+            self.cancel_epochs[client_id] = (epoch, now)
         return epoch
 
     def _dispatch(self) -> None:
-        epoch = self._latest_cancel() if self.ready else 0.0
+        if self.ready:   # the epochs' reads (a GET each, at most once a second) outside the lock
+            with self.lock:
+                cids = {h.task.cid for h in itertools.islice(self.ready, len(self.slots))}
+            for cid in cids:
+                self._latest_cancel(cid)
         with self.lock:
             for slot in self.slots:
                 if not self.ready:
@@ -433,7 +439,8 @@ class Pool:
                     t = held.task
                     args = serialize.unb64(t.args) if t.args is not None else None
                     slot.conn.send((t.id, t.fn, args, t.args_key, self._inline_max(t.reply),
-                                    t.args_sha256, cancel_may_apply(epoch, t.sent)))
+                                    t.args_sha256, cancel_may_apply(self._latest_cancel(t.cid), t.sent),
+                                    t.rk, t.cid))
                     held.started = time.monotonic()
                     slot.job = held
                     self.last_busy = held.started
@@ -640,11 +647,11 @@ class Pool:
                     h.marked = now
                     try:
                         if first:
-                            self.store.put(running_key(h.task.id), json.dumps(
+                            self.store.put(running_key(h.task.id, h.task.cid), json.dumps(
                                 dict(self.where, host=HOST, pid=slot.proc.pid,
                                      started=time.time() - age)).encode())
-                        if cancel_may_apply(self._latest_cancel(), h.task.sent) and \
-                                self.store.exists(cancel_key(h.task.id)):
+                        if cancel_may_apply(self._latest_cancel(h.task.cid), h.task.sent) and \
+                                worker_mod.cancelled(self.store, h.task.id, h.task.rk, h.task.cid):
                             self.to_cancel.add(h.task.id)   # the main loop owns the workers
                             self._wake()
                     except Exception as e:  # noqa: BLE001

@@ -1,9 +1,11 @@
 """A worker process: runs the tasks its pool hands it, one at a time, and writes each result to
 the store itself (so the pool's manager moves only small messages).
 
-Jobs arrive on a pipe as ``(task_id, function_id, args_frame | None, args_key | None, inline_max,
-args_sha256 | None, check_cancel)`` (``check_cancel``: the store's cancel epoch says a cancel may
-concern this task, so look for its marker first);
+Jobs arrive on a pipe as ``(task_id, function_id, args_frame | None, spilled, inline_max,
+args_sha256 | None, check_cancel, rk | None, client_id | None)`` (``check_cancel``: the client's
+cancel epoch says a cancel may concern this task, so look for its marker first; ``rk``: the
+task's secret, which seals the result and proves a cancel marker; ``client_id``: where the
+client keeps its functions);
 the reply is ``(task_id, status, result_frame | None)`` with the frame only when it is small
 enough to ride in the client's notice.
 """
@@ -17,7 +19,7 @@ import time
 
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
 
-from .. import serialize, signing
+from .. import sealing, serialize, signing
 from ..exceptions import SignatureError
 from ..messages import args_key as _args_key, cancel_key, function_key, result_key
 from ..store import open_store
@@ -63,17 +65,17 @@ def main(conn, store_url: str, log_path: str, where: dict, env: dict | None = No
 
 
 def run_job(store, functions: dict, job: tuple, where: dict, allowed: tuple = ("dill",)) -> tuple:
-    task_id, function_id, args_frame, args_key, inline_max, args_sha256, check_cancel = job
-    if check_cancel and store.exists(cancel_key(task_id)):
+    task_id, function_id, args_frame, _spilled, inline_max, args_sha256, check_cancel, rk, cid = job
+    if check_cancel and cancelled(store, task_id, rk, cid):
         return (task_id, "cancelled", None)
     started = time.time()
     try:
         fn = functions.get(function_id)
         if fn is None:   # load_function checks the bytes hash to the id: a swap never loads
             fn = functions[function_id] = serialize.load_function(
-                store.get(function_key(function_id)), function_id, allowed)
+                store.get(function_key(function_id, cid)), function_id, allowed)
         if args_frame is None:
-            args_frame = store.get(args_key or _args_key(task_id))
+            args_frame = store.get(_args_key(task_id, cid))   # never a key the message names
             if args_sha256 is not None and signing.sha256(args_frame) != args_sha256:
                 raise SignatureError(f"the arguments stored for task {task_id} do not match the "
                                      f"digest its message carries: swapped or corrupted; not loaded")
@@ -89,13 +91,29 @@ def run_job(store, functions: dict, job: tuple, where: dict, allowed: tuple = ("
                 outcomes.append(serialize.error_outcome(e))
     header = {"task_id": task_id, "function_id": function_id, "started": started,
               "finished": time.time(), **where}
-    data = serialize.result_bytes(header, outcomes)
+    data = serialize.result_bytes(header, outcomes, rk)
     try:
-        store.put(result_key(task_id), data)
+        store.put(result_key(task_id, cid), data)
     except OSError:   # StoreError too: then the patient path
-        _put_result(store, result_key(task_id), data)
+        _put_result(store, result_key(task_id, cid), data)
     status = "failed" if any(not o[0] for o in outcomes) else "success"
     return (task_id, status, data if len(data) <= inline_max else None)
+
+
+def cancelled(store, task_id: str, rk: str, cid: str) -> bool:
+    """True if the task's own client wrote its cancel marker (anyone else's does not count)."""
+    key = cancel_key(task_id, cid)
+    try:   # HEAD first: the common answer is "no marker", and one HEAD is all it costs
+        data = store.get(key) if store.exists(key) else None
+    except KeyError:   # KeyNotFound: deleted in between
+        data = None
+    if data is None:
+        return False
+    if sealing.check_cancel(data, rk, task_id):
+        return True
+    print(f"faas worker: ignoring a cancel marker for task {task_id} that its client did not write",
+          file=sys.stderr)
+    return False
 
 
 @retry(retry=retry_if_exception_type(OSError), stop=stop_after_delay(RESULT_WRITE_PATIENCE),

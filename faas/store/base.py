@@ -24,6 +24,16 @@ class Store(ABC):
     def get(self, key: str) -> bytes:
         """Read ``key``; raise :class:`KeyNotFound` if it does not exist."""
 
+    def get_head(self, key: str, nbytes: int) -> bytes:
+        """The first ``nbytes`` of ``key`` (a reader that needs only a header, and must not be
+        made to read a huge object: the multi-user router reads users' results this way)."""
+        return self.get(key)[:nbytes]
+
+    def claim(self, prefix: str) -> None:
+        """Make sure the folder that will hold keys under ``prefix`` (``"results/<client id>/"``)
+        exists and is this user's before anything is written there: on a shared file store,
+        whoever makes a folder first owns it. Stores without folders have nothing to do."""
+
     @abstractmethod
     def exists(self, key: str) -> bool: ...
 

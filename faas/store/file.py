@@ -24,6 +24,7 @@ import sys
 from typing import Iterator
 from urllib.parse import urlsplit
 
+from .. import safe_open
 from ..exceptions import ConfigError, StoreError
 from .base import KeyNotFound, Store
 
@@ -33,7 +34,6 @@ TMP_PREFIX = ".faas-tmp-"
 
 _CONTROL = re.compile("[\x00-\x1f\x7f]").search
 _O_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
-_O_READ = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
 
 
 # --------------------------------------------------------------------------------------------
@@ -94,7 +94,6 @@ def check_prefix(prefix: str) -> str:
 
 _RENAME_NOREPLACE = 1
 _RENAME_EXCHANGE = 2
-_AT_FDCWD = -100
 
 
 def _load_renameat2():
@@ -136,13 +135,21 @@ def _file_url(url: str) -> str:
 
 
 class FileStore(Store):
-    """Objects as files under one folder. Thread-safe and safe across processes sharing the folder."""
+    """Objects as files under one folder. Thread-safe and safe across processes sharing the folder.
 
-    def __init__(self, url: str):
+    Others may write into a shared store's folders, so every key is walked from the root one
+    folder at a time without following symbolic links (:mod:`faas.safe_open`), only regular files
+    are read (a FIFO never blocks a reader), and a link or FIFO planted at a key is replaced, never
+    written through. Objects are private (files 600, folders 700) except under
+    ``public_prefixes`` (644/755): records every user of a site must read (endpoint records).
+    """
+
+    def __init__(self, url: str, public_prefixes: tuple[str, ...] = ("endpoints/",)):
         self.root = _file_url(url)
         self.url = "file://" + self.root
         self._base = self.root if self.root.endswith("/") else self.root + "/"
         self._use_renameat2 = _renameat2 is not None
+        self.public_prefixes = tuple(public_prefixes)
         if os.path.exists(self.root) and not os.path.isdir(self.root):
             raise ConfigError(f"file store {self.url}: {self.root} exists and is not a folder")
 
@@ -150,7 +157,10 @@ class FileStore(Store):
 
     def _error(self, action: str, path: str, exc: OSError) -> StoreError:
         cause = exc.strerror or str(exc)
-        if exc.errno == errno.ENOSPC:
+        if isinstance(exc, safe_open.NotRegular):
+            hint = ("someone put a link, FIFO or device where an object belongs; it was not "
+                    "followed or read (see docs/security.md)")
+        elif exc.errno == errno.ENOSPC:
             hint = "free space on that file system or move the store (FAAS_HOME or the store URL)"
         elif exc.errno == errno.EDQUOT:
             hint = "you are over your disk quota; free space or move the store"
@@ -165,51 +175,42 @@ class FileStore(Store):
         err.errno = exc.errno
         return err
 
-    def _makedirs(self, folder: str) -> None:
-        try:
-            os.makedirs(folder, exist_ok=True)
-        except OSError as exc:
-            raise self._error("create folder", folder, exc) from exc
+    def _public(self, key: str) -> bool:
+        return any(key.startswith(p) for p in self.public_prefixes)
 
-    def _open_tmp(self, folder: str) -> tuple[int, str]:
-        # The random name makes concurrent writers (threads, processes, hosts) never share a temp.
-        tmp = f"{folder}/{TMP_PREFIX}{os.urandom(8).hex()}"
+    def _folder(self, folders: list[str], create: bool, public: bool = False) -> int:
+        """A descriptor of the key's folder, walked without following links."""
         try:
-            return os.open(tmp, _O_CREATE, 0o666), tmp
+            return safe_open.open_dir(self.root, folders, create, 0o755 if public else 0o700)
         except FileNotFoundError:
-            pass
-        except OSError as exc:
-            raise self._error("create a file in", folder, exc) from exc
-        # The folder is missing: create it once. No cache of known folders is needed: the
-        # hot path's open() succeeding *is* the check, and a folder removed behind our back is
-        # simply recreated here.
-        self._makedirs(folder)
-        try:
-            return os.open(tmp, _O_CREATE, 0o666), tmp
-        except OSError as exc:
-            raise self._error("create a file in", folder, exc) from exc
+            if not create or os.path.isdir(self.root):
+                raise
+        os.makedirs(self.root, mode=0o755 if public else 0o700, exist_ok=True)   # a new store
+        return safe_open.open_dir(self.root, folders, create, 0o755 if public else 0o700)
 
-    def _rename_into_place(self, tmp: str, path: str) -> None:
+    def _rename_into_place(self, dfd: int, tmp: str, name: str) -> None:
         if self._use_renameat2:
-            btmp, bpath = os.fsencode(tmp), os.fsencode(path)
+            btmp, bname = os.fsencode(tmp), os.fsencode(name)
             for _ in range(8):  # only loops while other processes race to create/delete the key
-                if _renameat2(_AT_FDCWD, btmp, _AT_FDCWD, bpath, _RENAME_NOREPLACE) == 0:
+                if _renameat2(dfd, btmp, dfd, bname, _RENAME_NOREPLACE) == 0:
                     return
                 err = ctypes.get_errno()
                 if err != errno.EEXIST:
                     break
                 try:
-                    if stat.S_ISDIR(os.lstat(path).st_mode):
-                        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
+                    if stat.S_ISDIR(os.stat(name, dir_fd=dfd, follow_symlinks=False).st_mode):
+                        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), name)
                 except FileNotFoundError:
                     continue  # deleted meanwhile: try NOREPLACE again
-                if _renameat2(_AT_FDCWD, btmp, _AT_FDCWD, bpath, _RENAME_EXCHANGE) == 0:
+                # Whatever is there (an older object, or a link someone planted) is swapped
+                # out by name and unlinked: never opened, never followed.
+                if _renameat2(dfd, btmp, dfd, bname, _RENAME_EXCHANGE) == 0:
                     try:
-                        os.unlink(tmp)  # the old bytes, now under the temp name
+                        os.unlink(tmp, dir_fd=dfd)  # the old entry, now under the temp name
                     except IsADirectoryError:
                         # A folder appeared at the key between lstat and exchange: swap back.
-                        _renameat2(_AT_FDCWD, btmp, _AT_FDCWD, bpath, _RENAME_EXCHANGE)
-                        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
+                        _renameat2(dfd, btmp, dfd, bname, _RENAME_EXCHANGE)
+                        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), name)
                     except FileNotFoundError:
                         pass
                     return
@@ -219,8 +220,8 @@ class FileStore(Store):
             if err in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP):
                 self._use_renameat2 = False  # this file system cannot: use plain rename from now on
             elif err not in (errno.EEXIST, errno.ENOENT):
-                raise OSError(err, os.strerror(err), path)
-        os.replace(tmp, path)
+                raise OSError(err, os.strerror(err), name)
+        os.replace(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
 
     # -- the Store interface ------------------------------------------------------------------
 
@@ -229,53 +230,75 @@ class FileStore(Store):
 
     def put(self, key: str, data: bytes) -> None:
         path = self._path(key)
-        folder = path.rpartition("/")[0]
-        fd, tmp = self._open_tmp(folder)
+        *folders, name = key.split("/")
+        public = self._public(key)
+        try:
+            dfd = self._folder(folders, create=True, public=public)
+        except OSError as exc:
+            raise self._error("create the folder of", path, exc) from exc
+        # The random name makes concurrent writers (threads, processes, hosts) never share a temp.
+        tmp = f"{TMP_PREFIX}{os.urandom(8).hex()}"
         try:
             try:
-                view = memoryview(data)
-                size = view.nbytes
-                n = os.write(fd, view) if size else 0
-                if n < size:  # short write: keep going (os.write raises on ENOSPC and friends)
-                    view = view.cast("B")
-                    while n < size:
-                        n += os.write(fd, view[n:])
-            finally:
-                os.close(fd)
-            self._rename_into_place(tmp, path)
-        except BaseException as exc:
+                fd = os.open(tmp, _O_CREATE, 0o644 if public else 0o600, dir_fd=dfd)
+            except OSError as exc:
+                raise self._error("create a file in", path.rpartition("/")[0], exc) from exc
             try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            if isinstance(exc, OSError) and not isinstance(exc, StoreError):
-                raise self._error("write", path, exc) from exc
-            raise
+                try:
+                    view = memoryview(data)
+                    size = view.nbytes
+                    n = os.write(fd, view) if size else 0
+                    if n < size:  # short write: keep going (os.write raises on ENOSPC and friends)
+                        view = view.cast("B")
+                        while n < size:
+                            n += os.write(fd, view[n:])
+                finally:
+                    os.close(fd)
+                self._rename_into_place(dfd, tmp, name)
+            except BaseException as exc:
+                try:
+                    os.unlink(tmp, dir_fd=dfd)
+                except OSError:
+                    pass
+                if isinstance(exc, OSError) and not isinstance(exc, StoreError):
+                    raise self._error("write", path, exc) from exc
+                raise
+        finally:
+            os.close(dfd)
+
+    def claim(self, prefix: str) -> None:
+        check_prefix(prefix)
+        folders = [p for p in prefix.split("/") if p]
+        try:
+            os.close(self._folder(folders, create=True, public=self._public(prefix)))
+        except OSError as exc:
+            raise self._error("claim the folder", self._base + prefix, exc) from exc
 
     def get(self, key: str) -> bytes:
+        return self._read(key, None)
+
+    def get_head(self, key: str, nbytes: int) -> bytes:
+        return self._read(key, nbytes)
+
+    def _read(self, key: str, limit: int | None) -> bytes:
         path = self._path(key)
+        *folders, name = key.split("/")
         try:
-            fd = os.open(path, _O_READ)
+            dfd = self._folder(folders, create=False)
         except (FileNotFoundError, NotADirectoryError):
             raise KeyNotFound(key) from None
         except OSError as exc:
             raise self._error("read", path, exc) from exc
         try:
-            # The file never changes once in place (writers rename a new one over it), so its
-            # size from fstat is its size; one read() returns it all for any ordinary file.
-            size = os.fstat(fd).st_size
-            data = os.read(fd, size)
-            if len(data) < size:
-                chunks = [data]
-                while True:
-                    chunk = os.read(fd, 1 << 20)
-                    if not chunk:
-                        break
-                    chunks.append(chunk)
-                data = b"".join(chunks)
-            return data
-        except IsADirectoryError:
+            fd, st = safe_open.open_regular(dfd, name)
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             raise KeyNotFound(key) from None
+        except OSError as exc:
+            raise self._error("read", path, exc) from exc
+        finally:
+            os.close(dfd)
+        try:
+            return safe_open.read_fd(fd, st.st_size, limit)
         except OSError as exc:
             raise self._error("read", path, exc) from exc
         finally:
@@ -283,54 +306,72 @@ class FileStore(Store):
 
     def exists(self, key: str) -> bool:
         path = self._path(key)
+        *folders, name = key.split("/")
         try:
-            return stat.S_ISREG(os.stat(path).st_mode)
+            dfd = self._folder(folders, create=False)
+        except (FileNotFoundError, NotADirectoryError, safe_open.NotRegular):
+            return False
+        except OSError as exc:
+            raise self._error("stat", path, exc) from exc
+        try:
+            return stat.S_ISREG(os.stat(name, dir_fd=dfd, follow_symlinks=False).st_mode)
         except (FileNotFoundError, NotADirectoryError):
             return False
         except OSError as exc:
             raise self._error("stat", path, exc) from exc
+        finally:
+            os.close(dfd)
 
     def delete(self, key: str) -> None:
         path = self._path(key)
+        *folders, name = key.split("/")
         try:
-            os.unlink(path)
+            dfd = self._folder(folders, create=False)
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        except OSError as exc:
+            raise self._error("delete", path, exc) from exc
+        try:
+            os.unlink(name, dir_fd=dfd)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             pass  # no object at this key (perhaps a folder of other keys): nothing to do
         except OSError as exc:
             raise self._error("delete", path, exc) from exc
+        finally:
+            os.close(dfd)
 
     def list(self, prefix: str = "") -> Iterator[str]:
         check_prefix(prefix)
         # Walk only the folder part of the prefix; its last part filters names at the top.
         folder, _, name_prefix = prefix.rpartition("/")
-        top = self._base + folder if folder else self.root
-        rel_top = folder + "/" if folder else ""
-        return self._walk(top, rel_top, name_prefix)
+        return self._walk(folder.split("/") if folder else [], name_prefix)
 
-    def _walk(self, top: str, rel_top: str, name_prefix: str) -> Iterator[str]:
-        stack = [(top, rel_top, name_prefix)]
+    def _walk(self, folders: list[str], name_prefix: str) -> Iterator[str]:
+        """Keys of regular files below ``folders``, never through a link."""
+        stack = [(folders, name_prefix)]
         while stack:
-            folder, rel, name_prefix = stack.pop()
+            parts, name_prefix = stack.pop()
+            rel = "/".join(parts) + "/" if parts else ""
             try:
-                it = os.scandir(folder)
-            except (FileNotFoundError, NotADirectoryError):
-                continue  # nothing there (or it vanished while we walked)
+                dfd = safe_open.open_dir(self.root, parts, listable=True)
+            except (FileNotFoundError, NotADirectoryError, safe_open.NotRegular):
+                continue  # nothing there (or it vanished while we walked, or is a link)
             except OSError as exc:
-                raise self._error("list", folder, exc) from exc
-            with it:
-                for entry in it:
-                    name = entry.name
-                    if name_prefix and not name.startswith(name_prefix):
-                        continue
-                    if name.startswith(TMP_PREFIX):
-                        continue
-                    try:
-                        if entry.is_dir(follow_symlinks=False):
-                            stack.append((entry.path, rel + name + "/", ""))
-                        elif entry.is_file():
-                            yield rel + name
-                    except OSError:
-                        continue
+                raise self._error("list", self._base + rel, exc) from exc
+            try:
+                with os.scandir(dfd) as it:
+                    entries = [(e.name, e.is_dir(follow_symlinks=False), e.is_file(follow_symlinks=False))
+                               for e in it if not (name_prefix and not e.name.startswith(name_prefix))
+                               and not e.name.startswith(TMP_PREFIX)]
+            except OSError as exc:
+                raise self._error("list", self._base + rel, exc) from exc
+            finally:
+                os.close(dfd)
+            for name, is_dir, is_file in entries:
+                if is_dir:
+                    stack.append((parts + [name], ""))
+                elif is_file:
+                    yield rel + name
 
     def __reduce__(self):
-        return (type(self), (self.url,))
+        return (type(self), (self.url, self.public_prefixes))

@@ -71,6 +71,11 @@ def _parse(url: str) -> tuple[str, str]:
 
 def _connect(path: str, create: bool = False) -> sqlite3.Connection:
     """Autocommit connection (we BEGIN IMMEDIATE ourselves); one per instance, guarded by a lock."""
+    if create:   # private: tasks and results pass through it (SQLite gives -wal/-shm its mode)
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
+        except OSError:
+            pass   # sqlite3 says why, below
     db = sqlite3.connect(f"file:{quote(path)}?mode={'rwc' if create else 'rw'}", uri=True,
                          isolation_level=None, check_same_thread=False, timeout=120.0)
     if create:
@@ -199,7 +204,7 @@ class LocalQueue(Queue):
         directory, name = _parse(url)
         if max_receives < 1 or visibility_timeout < 0:
             raise ConfigError("max_receives must be >= 1 and visibility_timeout >= 0")
-        os.makedirs(directory, exist_ok=True)
+        os.makedirs(directory, mode=0o700, exist_ok=True)
         db = _connect(os.path.join(directory, name + ".sqlite3"), create=True)
         try:
             db.execute("BEGIN IMMEDIATE")
@@ -262,7 +267,7 @@ class LocalQueue(Queue):
             self._finalizer = weakref.finalize(self, _hang_up, os.getpid(), sock, self._marker,
                                                self._sock_path)
         if not os.path.exists(self._marker):    # also after destroy() or a wrong cleanup
-            os.makedirs(self._waiters, exist_ok=True)
+            os.makedirs(self._waiters, mode=0o700, exist_ok=True)
             with open(self._marker, "wb") as f:
                 f.write(self._address)
 

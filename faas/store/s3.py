@@ -182,18 +182,24 @@ class S3Store(Store):
         k = self.prefix + check_key(key)
         self._call("put", key, self.client.put_object, Bucket=self.bucket, Key=k, Body=bytes(data))
 
-    def _get(self, Key: str) -> bytes:
+    def _get(self, Key: str, **kw) -> bytes:
         # Read the body inside the retried call: a connection dropped mid-body retries the GET.
-        body = self.client.get_object(Bucket=self.bucket, Key=Key)["Body"]
+        body = self.client.get_object(Bucket=self.bucket, Key=Key, **kw)["Body"]
         try:
             return body.read()
         finally:
             body.close()
 
     def get(self, key: str) -> bytes:
+        return self._read(key)
+
+    def get_head(self, key: str, nbytes: int) -> bytes:
+        return self._read(key, Range=f"bytes=0-{max(0, nbytes - 1)}")[:nbytes]
+
+    def _read(self, key: str, **kw) -> bytes:
         k = self.prefix + check_key(key)
         try:
-            return self._call("get", key, self._get, Key=k)
+            return self._call("get", key, self._get, Key=k, **kw)
         except StoreError as exc:
             cause = exc.__cause__
             if isinstance(cause, ClientError) and _code(cause) == "NoSuchKey":

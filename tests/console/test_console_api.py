@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import os
+import uuid
 
 import pytest
 from fastapi.testclient import TestClient
@@ -11,15 +13,21 @@ from faas.console.schema_form import fields, parse
 from faas.console.svg import flow_graph, layers
 from faas.messages import cancel_key
 
+T1, T2, T9, T10 = (str(uuid.uuid4()) for _ in range(4))   # tasks nobody ran
+
+#: every console has a token (there is no open mode): these tests hold the manage one
+TOKENS = Tokens(manage="m-test-token")
+MANAGE = {"Authorization": "Bearer m-test-token"}
+
 
 @pytest.fixture
 def app(filled, tmp_path):
-    return create_app(filled.store.url, home=tmp_path / "home")
+    return create_app(filled.store.url, home=tmp_path / "home", tokens=TOKENS)
 
 
 @pytest.fixture
 def client(app):
-    with TestClient(app, base_url="http://127.0.0.1:8000") as c:
+    with TestClient(app, base_url="http://127.0.0.1:8000", headers=MANAGE) as c:
         yield c
 
 
@@ -57,7 +65,8 @@ def test_multi_user_endpoint_shows_user_endpoints_and_usage(filled, tmp_path):
     for outcome in ("success", "success", "failed"):
         log.write(identity="local:alice", user="alice", function="f", task="t", outcome=outcome, run_seconds=36)
     log.close()
-    with TestClient(create_app(filled.store.url, home=home), base_url="http://127.0.0.1") as c:
+    with TestClient(create_app(filled.store.url, home=home, tokens=TOKENS), base_url="http://127.0.0.1",
+                    headers=MANAGE) as c:
         ep = c.get("/api/endpoints/mu").json()
         assert ep["multi_user"] and ep["users"]["user_endpoints"][0]["name"] == "mu-alice"
         usage = ep["users"]["usage"]["alice"]
@@ -107,18 +116,21 @@ def test_task_page_result_traceback_args_and_no_user_code(client, filled):
         for tid in (filled.ok_ids[4], filled.failed_ids[0], filled.opaque_id):
             assert client.get(f"/api/tasks/{tid}").json()["status"] == py.get_task(tid)["status"]
         assert py.get_result(filled.ok_ids[4]) == 16
-    pending = client.get("/api/tasks/never-sent").json()
+    never = str(uuid.uuid4())
+    pending = client.get(f"/api/tasks/{never}").json()
     assert pending["status"] == "pending"
-    assert 'http-equiv="refresh"' in client.get("/tasks/never-sent").text   # live until it ends
+    bad = client.get("/api/tasks/never-sent")
+    assert bad.status_code == 400 and "not a UUID" in bad.json()["detail"]
+    assert 'http-equiv="refresh"' in client.get(f"/tasks/{never}").text   # live until it ends
 
 
 def test_cancel_from_api_and_page(client, filled):
-    r = client.post("/api/tasks/t-1/cancel")
+    r = client.post(f"/api/tasks/{T1}/cancel")
     assert r.status_code == 200 and r.json()["status"] == "cancelled"
-    assert filled.store.exists(cancel_key("t-1"))
-    r = client.post("/tasks/t-2/cancel", follow_redirects=False)
-    assert r.status_code == 303 and r.headers["location"].startswith("/tasks/t-2?msg=")
-    assert client.get("/api/tasks/t-2").json()["status"] == "cancelled"
+    assert filled.store.exists(cancel_key(T1, filled.cid))
+    r = client.post(f"/tasks/{T2}/cancel", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].startswith(f"/tasks/{T2}?msg=")
+    assert client.get(f"/api/tasks/{T2}").json()["status"] == "cancelled"
     # a finished task is not cancelled
     assert client.post(f"/api/tasks/{filled.ok_ids[0]}/cancel").json()["status"] == "success"
 
@@ -153,20 +165,20 @@ def test_tokens_roles_login_and_cross_site(filled, tmp_path):
         rw = {"Authorization": "Bearer m-secret"}
         assert c.get("/api/whoami", headers=ro).json() == {"role": "read"}
         assert c.get("/api/tasks", headers=ro).status_code == 200
-        r = c.post("/api/tasks/t-9/cancel", headers=ro)
+        r = c.post(f"/api/tasks/{T9}/cancel", headers=ro)
         assert r.status_code == 403 and "manage token" in r.json()["detail"]
-        assert not filled.store.exists(cancel_key("t-9"))
-        assert c.post("/api/tasks/t-9/cancel", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert not filled.store.exists(cancel_key(T9, filled.cid))
+        assert c.post(f"/api/tasks/{T9}/cancel", headers={"Authorization": "Bearer wrong"}).status_code == 401
         # a cross-site post with a good token is refused too
-        r = c.post("/api/tasks/t-9/cancel", headers=dict(rw, Origin="https://evil.example"))
+        r = c.post(f"/api/tasks/{T9}/cancel", headers=dict(rw, Origin="https://evil.example"))
         assert r.status_code == 403
-        assert c.post("/api/tasks/t-9/cancel", headers=rw).status_code == 200
+        assert c.post(f"/api/tasks/{T9}/cancel", headers=rw).status_code == 200
         # login sets a cookie the pages use; a read-only page shows a disabled cancel button
-        r = c.post("/login", data={"token": "r-secret", "next": "/tasks/t-10"}, follow_redirects=False)
+        r = c.post("/login", data={"token": "r-secret", "next": f"/tasks/{T10}"}, follow_redirects=False)
         assert r.status_code == 303 and "httponly" in r.headers["set-cookie"].lower()
-        html = c.get("/tasks/t-10").text
+        html = c.get(f"/tasks/{T10}").text
         assert "read-only" in html and 'disabled title="cancelling needs the manage token"' in html
-        assert c.post("/tasks/t-10/cancel").status_code == 403
+        assert c.post(f"/tasks/{T10}/cancel").status_code == 403
         assert c.post("/login", data={"token": "nope"}, follow_redirects=False).headers["location"].startswith("/login?error")
 
 
@@ -186,12 +198,34 @@ def test_token_option_forms_and_login_redirects_only_inside(filled, tmp_path):
         assert r.headers["location"] == "/runs?status=FAILED"
 
 
-def test_open_mode_answers_only_loopback_host_names(filled, tmp_path):
-    app = create_app(filled.store.url, home=tmp_path)
-    with TestClient(app, base_url="http://localhost:8000") as c:
-        assert c.get("/api/whoami").json() == {"role": "manage"}
-    with TestClient(app, base_url="http://evil.example") as c:
-        assert c.get("/api/whoami").status_code == 400      # DNS rebinding: refused
+def test_no_open_mode_even_on_loopback(filled, tmp_path):
+    """A console without a token cannot be built, and a request without one is refused on a
+    loopback host name too (loopback is every local account's)."""
+    with pytest.raises(TypeError):
+        create_app(filled.store.url, home=tmp_path)                       # tokens= is required
+    with pytest.raises(TypeError, match="no open mode"):
+        create_app(filled.store.url, home=tmp_path, tokens=None)
+    for bad in ({}, {"manage": ""}, {"manage": " "}, {"read": ""}):
+        with pytest.raises(ValueError):
+            Tokens(**bad)
+    with pytest.raises(ValueError, match="the same"):
+        Tokens(manage="x", read="x")
+    assert "m-test-token" not in repr(TOKENS)
+    import uuid
+    app = create_app(filled.store.url, home=tmp_path, tokens=TOKENS)
+    t1, t2 = str(uuid.uuid4()), str(uuid.uuid4())
+    for base in ("http://127.0.0.1:8000", "http://localhost:8000", "http://[::1]:8000"):
+        with TestClient(app, base_url=base) as c:
+            assert c.get("/api/whoami").status_code == 401
+            assert c.get("/api/endpoints").status_code == 401
+            assert c.post(f"/api/tasks/{t1}/cancel").status_code == 401
+            r = c.post(f"/tasks/{t2}/cancel", follow_redirects=False)
+            assert r.status_code == 303 and r.headers["location"].startswith("/login")
+            r = c.get("/endpoints", follow_redirects=False)
+            assert r.status_code == 303 and r.headers["location"].startswith("/login")
+            assert "site" not in c.get("/api/endpoints").text
+    with TestClient(app, base_url="http://127.0.0.1:8000", headers=MANAGE) as c:
+        assert [c.get(f"/api/tasks/{t}").json()["status"] for t in (t1, t2)] == ["pending", "pending"]
 
 
 def test_cli_refuses_a_public_host_without_a_token():
@@ -267,8 +301,8 @@ def test_a_console_elsewhere_shows_blocks_from_the_daemons_store_record(tmp_path
         store = open_store(cfg.store)
         assert isinstance(registry.read(store, "local")["block_detail"], list)   # the daemon's own
         registry.publish(store, dict(registry.read(store, "local"), block_detail=detail))
-        app = create_app(cfg.store, home=tmp_path / "elsewhere")
-        with TestClient(app, base_url="http://127.0.0.1:8000") as c:
+        app = create_app(cfg.store, home=tmp_path / "elsewhere", tokens=TOKENS)
+        with TestClient(app, base_url="http://127.0.0.1:8000", headers=MANAGE) as c:
             ep = c.get("/api/endpoints/local").json()
             assert ep["blocks"] and ep["blocks"][0]["job"] == detail[0]["job"]
             assert ep["blocks"][0]["workers"] == 2 and ep["blocks"][0]["remote"]
@@ -281,7 +315,7 @@ def nap(seconds):
     return seconds
 
 
-def test_running_tasks_are_listed_from_the_pools_markers(tmp_path):
+def test_running_tasks_are_listed_from_the_pools_markers(tmp_path, monkeypatch):
     """A task that runs (over a second) shows in the list as running, from the pool's marker,
     before the journal has it; once finished it shows once, from the journal."""
     import time
@@ -293,8 +327,11 @@ def test_running_tasks_are_listed_from_the_pools_markers(tmp_path):
     with running_endpoint(home) as cfg:
         c = faas.client()
         tid = c.run(function_id=c.register_function(nap), args=(4,))
-        app = create_app(cfg.store, home=tmp_path / "elsewhere")
-        with TestClient(app, base_url="http://127.0.0.1:8000") as web:
+        # the console of the same user (elsewhere, with the user's result key): it sees the
+        # user's own tasks, which live in the user's client folder of the store
+        monkeypatch.setenv("FAAS_RESULT_KEY", (home / "result.key").read_text().split()[-1])
+        app = create_app(cfg.store, home=tmp_path / "elsewhere", tokens=TOKENS)
+        with TestClient(app, base_url="http://127.0.0.1:8000", headers=MANAGE) as web:
             deadline = time.monotonic() + 60
             while True:
                 rows = web.get("/api/tasks", params={"status": "running"}).json()["tasks"]

@@ -331,7 +331,7 @@ def test_read_only_token_cannot_cancel(browser, site):
     assert r.status == 403 and "manage token" in r.json()["detail"]
     r = page.request.post(f"{site['url']}/tasks/{tid}/cancel", max_redirects=0)
     assert r.status == 403
-    assert not open_store(site["store"]).exists(cancel_key(tid))
+    assert not open_store(site["store"]).exists(cancel_key(tid, c.client_id))
     context.close()
     # the manage token cancels it from the same page
     context, page = _login(browser, site, MANAGE)
@@ -339,3 +339,33 @@ def test_read_only_token_cannot_cancel(browser, site):
     page.click("button:has-text('Cancel task')")
     page.wait_for_selector("[data-task-status=cancelled]")
     context.close()
+
+
+def test_console_started_without_a_token_prints_a_url_that_logs_in(browser, site, tmp_path):
+    """``faas console`` with no --token: a private token file, and the printed login URL (what a
+    user clicks) opens the console with the manage role; without it the browser gets the login page."""
+    home = tmp_path / "home"             # its own FAAS_HOME: a new token file
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FAAS_CONSOLE_")}
+    env.update(FAAS_HOME=str(home), PYTHONUNBUFFERED="1")
+    port = _free_port()
+    log = tmp_path / "console.log"
+    with _process(_faas_cmd() + ["console", "--port", str(port), "--store", site["store"]], env, log) as proc:
+        url = f"http://127.0.0.1:{port}"
+        _wait_http(url + "/login", proc, log)
+        path = home / "console.token"
+        token = path.read_text().strip()
+        assert os.stat(path).st_mode & 0o777 == 0o600
+        printed = re.search(r"open (http://\S+)", log.read_text())
+        assert printed and printed.group(1) == f"{url}/?token={token}", log.read_text()
+        context = browser.new_context(viewport={"width": 1280, "height": 860})
+        context.set_default_timeout(WAIT)
+        page = context.new_page()
+        page.goto(url + "/endpoints")
+        page.wait_for_url(re.compile(r".*/login\?next=.*"))        # no token, no console
+        page.goto(printed.group(1))
+        page.wait_for_url(re.compile(r".*/endpoints$"))
+        assert "token" not in page.url                               # gone from the address bar
+        assert page.inner_text(".who .badge") == "manage"
+        assert "site" in page.inner_text("main")
+        page.screenshot(path=str(tmp_path / "login-url.png"), full_page=True)
+        context.close()

@@ -47,7 +47,8 @@ def flow(store_url):
 
 @pytest.fixture
 def client(store_url, tmp_path):
-    with TestClient(create_app(store_url, home=tmp_path), base_url="http://127.0.0.1") as c:
+    with TestClient(create_app(store_url, home=tmp_path, tokens=Tokens(manage="m-test-token")),
+                    base_url="http://127.0.0.1", headers={"Authorization": "Bearer m-test-token"}) as c:
         yield c
 
 

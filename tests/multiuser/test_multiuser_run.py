@@ -69,7 +69,8 @@ def test_two_users_at_once_with_different_variables(site, mu_users):
 
 
 def _spool_message(site, task_id: str, reply: str | None = None, **extra) -> str:
-    msg = {"v": 1, "id": task_id, "fn": "0" * 64, "n": 1, "sent": time.time(), **extra}
+    msg = {"v": 1, "id": task_id, "fn": "0" * 64, "n": 1, "sent": time.time(), "rk": "A" * 43,
+           "cid": "0" * 32, **extra}
     if reply:
         msg["reply"] = reply
     return json.dumps(msg)
@@ -90,14 +91,16 @@ def test_a_forged_identity_never_runs(site, mu_users):
     # bob writes a spool file by hand that claims alice's identity in every way a field can
     import subprocess
     import sys
+    import uuid
+    forged_id = str(uuid.uuid4())
     code = (f"import os\nfd=os.open({str(spool / 'forged.json')!r}, os.O_WRONLY|os.O_CREAT|os.O_EXCL, 0o600)\n"
-            f"os.write(fd, {_spool_message(site, 'forged-task', identity=f'local:{alice.pw_name}', user=alice.pw_name, uid=alice.pw_uid).encode()!r})\n"
+            f"os.write(fd, {_spool_message(site, forged_id, identity=f'local:{alice.pw_name}', user=alice.pw_name, uid=alice.pw_uid).encode()!r})\n"
             f"os.close(fd)\n"
             f"os.symlink('/etc/passwd', {str(spool / 'link.json')!r})\n")
     subprocess.run([sys.executable, "-c", code], user=bob.pw_uid, group=bob.pw_gid, extra_groups=[], check=True)
     _wait(lambda: not any(spool.iterdir()), what="the spool to be emptied")
     audit = site.audit()
-    forged = [a for a in audit if a.get("task") == "forged-task"]
+    forged = [a for a in audit if a.get("task") == forged_id]
     assert forged and forged[0]["identity"] == f"local:{bob.pw_name}" and forged[0]["outcome"] == "refused"
     linked = [a for a in audit if a.get("task") == "link"]
     assert linked and "symbolic link" in linked[0]["reason"]
@@ -241,6 +244,7 @@ def test_s3_sqs_identity_is_the_registered_key(site, mu_users, moto_url, s3_buck
     site.faas("endpoint", "configure", site.name, "--multi-user", "--store", store, "--queue", "sqs")
     site.set(visibility_timeout=10, stop_grace=5, denied_users=[bob.pw_name])
     (site.dir / "user_signing_keys.json").write_text(json.dumps(keys))
+    os.chmod(site.dir / "user_signing_keys.json", 0o600)   # secrets: the router refuses anything else
     (site.dir / "identity_mapping.json").write_text(json.dumps([
         {"DATA_TYPE": "expression_identity_mapping#1.0.0", "mappings": [
             {"source": "{username}", "match": "arn:aws:iam::123456789012:user/(.*)", "output": "{0}"}]}]))
@@ -349,8 +353,9 @@ def test_an_account_whose_user_endpoint_cannot_start_gets_a_clear_refusal(site, 
 
 
 def test_two_users_storing_the_same_function_at_once(site, mu_users):
-    """Content-addressed functions in a shared store: the second writer finds the first's object
-    (the sticky folder will not let it replace another user's file) and goes on."""
+    """The same function from two users in a shared store: each keeps a private copy in a
+    folder of their own (functions/<client id>/, mode 700), which the other can neither read
+    nor replace."""
     import subprocess
     import sys
     from faas.endpoint.multiuser import spool
@@ -360,15 +365,17 @@ def test_two_users_storing_the_same_function_at_once(site, mu_users):
         "import faas, sys\n"
         "def same():\n    return 42\n"
         "c = faas.client()\n"
-        "real = c.store.exists\n"
-        "c.store.exists = lambda key, _real=real, _n=[0]: (_n.append(1) or len(_n) > 2) and _real(key)\n"
-        "print(c.register_function(same))\n")
+        "print(c.register_function(same), c.client_id)\n")
     out = []
-    for user in (alice, bob):   # bob's client believes the object is not there yet: the race
+    for user in (alice, bob):
         p = subprocess.run([sys.executable, "-c", code], user=user.pw_uid, group=user.pw_gid,
                            extra_groups=[], env=site.user_env(user), cwd=user.pw_dir,
                            capture_output=True, text=True, timeout=120)
         assert p.returncode == 0, p.stderr
-        out.append(p.stdout.strip())
-    assert out[0] == out[1]
-    assert os.stat(site.store / "functions" / out[0]).st_uid == alice.pw_uid
+        out.append(p.stdout.split())
+    (fid_a, cid_a), (fid_b, cid_b) = out
+    assert fid_a == fid_b and cid_a != cid_b
+    for (fid, cid), user in zip(out, (alice, bob)):
+        folder = site.store / "functions" / cid
+        assert os.stat(folder).st_uid == user.pw_uid and os.stat(folder).st_mode & 0o777 == 0o700
+        assert os.stat(folder / fid).st_mode & 0o777 == 0o600

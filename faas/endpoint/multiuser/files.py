@@ -86,11 +86,13 @@ def read_environment(endpoint_dir: Path) -> dict[str, str]:
 def read_user_keys(endpoint_dir: Path) -> dict:
     """{key id: (identity, Key)} from ``user_signing_keys.json`` ({identity: ["ID:SECRET", ...]})."""
     from ... import signing
+    from ... import private_files
     path = endpoint_dir / USER_KEYS
-    if not path.exists():
+    if not os.path.lexists(path):
         return {}
+    text = private_files.read(path, "per-user signing keys")   # decides who runs as whom: 600, root's
     try:
-        raw = json.loads(path.read_text())
+        raw = json.loads(text)
     except ValueError as e:
         raise ConfigError(f"{path}: not valid JSON: {e}") from None
     if not isinstance(raw, dict):

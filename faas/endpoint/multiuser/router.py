@@ -10,20 +10,19 @@ from __future__ import annotations
 import json
 import logging
 import os
-import pickle
 import pwd
 import signal
 import threading
 import time
 from pathlib import Path
 
-from ... import serialize
+from ... import safe_open, serialize
 from ...config import faas_home
 from ...exceptions import ConfigError, FunctionNotAllowed
-from ...messages import Notice, TaskMessage, cancel_key, result_key
-from ...store import KeyNotFound, open_store
+from ...messages import TaskMessage, cancel_key, result_key
+from ...store import KeyNotFound, open_queue, open_store
 from .. import config as ep_config
-from .. import registry
+from .. import outcomes, registry
 from ..daemon import ready_path, take_lock
 from . import files, spool, templates, user_endpoints
 from .transports import Incoming, SignedQueueTransport, SpoolTransport
@@ -39,6 +38,9 @@ STATE = "user_endpoints.json"
 STATUS = "multiuser.status.json"
 #: one line per block a user endpoint ran (user, node_seconds): the node-hours of ``usage``
 BLOCKS_LOG = "blocks.log"
+#: the most root reads of a user's result (its header) and of a user endpoint's status file
+HEADER_LIMIT = 1 << 20
+STATUS_LIMIT = 1 << 20
 
 
 
@@ -123,6 +125,8 @@ class Router:
             data = {}
         for key, d in data.get("endpoints", {}).items():
             ue = UserEndpoint(**d)
+            # task id -> [function id, client id]; a state from before client ids cannot be checked
+            ue.outstanding = {t: v for t, v in ue.outstanding.items() if isinstance(v, list) and len(v) == 2}
             if ue.state == "running" and not user_endpoints.running(ue):
                 ue.state, ue.pid = "stopped", None
             if ue.state == "running":
@@ -133,10 +137,8 @@ class Router:
     def _save_state(self) -> None:
         if len(self.seen) > 20_000:   # keep the newest half (an id is reused within minutes, if ever)
             self.seen = dict(list(self.seen.items())[10_000:])
-        tmp = self.dir / (STATE + ".tmp")
-        tmp.write_text(json.dumps({"endpoints": {k: u.to_json() for k, u in self.endpoints.items()},
-                                   "seen": self.seen}))
-        os.replace(tmp, self.dir / STATE)
+        write_private(self.dir / STATE, json.dumps({"endpoints": {k: u.to_json() for k, u in self.endpoints.items()},
+                                                    "seen": self.seen}))
 
     # -- one step ---------------------------------------------------------------------------
     def step(self) -> bool:
@@ -227,7 +229,7 @@ class Router:
             log.error("user endpoint %s: %s", ue.name, ue.last_error)
             return
         for e, task in items:
-            ue.outstanding[task.id] = task.fn
+            ue.outstanding[task.id] = [task.fn, task.cid]
             ue.routed += 1
             e.ack()
         ue.last_activity = time.time()
@@ -244,101 +246,104 @@ class Router:
                 kind: type = TaskRefused) -> None:
         err = kind(f"task {task.id} refused by multi-user endpoint {self.name!r}: {why}", task_id=task.id,
                    remote_type=kind.__name__)
-        now = time.time()
-        text = f"{kind.__name__}: {err}\n"
-        outcome = (False, pickle.dumps(err, protocol=5), kind.__name__, str(err), text)
-        data = serialize.result_bytes({"task_id": task.id, "started": now, "finished": now,
-                                       "endpoint": self.name, "status": "failed"}, [outcome])
-        self.store.put(result_key(task.id), data)
-        # from the spool, only a local reply queue (written as the sender); from a signed queue,
-        # the reply queue the signature covers
-        if task.reply and (e.notify_uid is None or task.reply.startswith("local:")):
-            notice = Notice(id=task.id, event="done", status="failed").model_dump_json(exclude_none=True)
-            self._notify_as(e.notify_uid if e.notify_uid is not None else mapped.uid, task.reply, notice)
+        data = outcomes.failure_frame(task, err, endpoint=self.name)
+        # From the spool, the store's folders and the local reply queue are the sender's ground:
+        # root writes nothing there itself (a link planted in them would aim root's write
+        # anywhere); a child dropped to the sender writes the result and the notice. From a
+        # signed queue (S3/SQS), root writes to the store and the reply queue the signature covers.
+        local_reply = bool(task.reply) and task.reply.startswith("local:")
+
+        def deliver() -> None:
+            self.store.put(result_key(task.id, task.cid), data)
+            if task.reply and (e.notify_uid is None or local_reply):
+                open_queue(task.reply).send([outcomes.done_notice(task, "failed", data)])
+        if e.notify_uid is None:
+            ok, problem = _attempt(deliver)
+        else:
+            ok, problem = self._as_uid(e.notify_uid, deliver)
+        if not ok:
+            log.error("could not tell the sender of task %s that it was refused: %s", task.id, problem)
         self.audit.write(identity=mapped.identity, user=mapped.user, function=task.fn, task=task.id,
                          outcome="refused", reason=why)
         log.warning("task %s from %s refused: %s", task.id, mapped.identity, why)
         e.ack()
 
-    def _notify_as(self, uid: int | None, reply: str, body: str) -> None:
-        """Tell the client, writing to its reply queue as the account that sent the task (a local
-        queue is a file of that account's; root must not create files in it). A remote queue
-        (SQS) root may write itself."""
-        from ...store import open_queue
-
-        def send():
-            open_queue(reply).send([body])
-        local = reply.startswith("local:")
-        if local and uid is None:
-            log.info("not notifying %s: a local reply queue of an unknown account", reply)
-            return
-        if not local or uid == 0:
-            ok, why = True, ""
-            try:
-                send()
-            except Exception as exc:  # noqa: BLE001
-                ok, why = False, str(exc)
-        else:
-            try:
-                pw = pwd.getpwuid(uid)
-            except KeyError:
-                return
-            ok, why = run_as(pw.pw_name, uid, pw.pw_gid, send, timeout=30)
-        if not ok:
-            log.info("could not notify %s (the client reads the result from the store): %s", reply, why)
+    def _as_uid(self, uid: int, fn) -> tuple[bool, str]:
+        """Run ``fn`` in a child dropped to the account ``uid`` (never as root)."""
+        try:
+            pw = pwd.getpwuid(uid)
+        except KeyError:
+            return False, f"uid {uid} has no account name"
+        if uid == 0:
+            return _attempt(fn)
+        return run_as(pw.pw_name, uid, pw.pw_gid, fn, timeout=30)
 
     # -- watching user endpoints ----------------------------------------------------------------
     def _check_endpoints(self) -> None:
         now = time.time()
         for ue in self.endpoints.values():
-            user_endpoints.reap(ue)
-            for tid, fn in list(ue.outstanding.items()):
-                outcome, run_s = self._outcome(tid)
-                if outcome is None:
-                    continue
-                del ue.outstanding[tid]
-                ue.last_activity = now
-                ue.failures = 0
-                if outcome == "success":
-                    ue.done += 1
-                else:
-                    ue.failed += 1
-                self.audit.write(identity=self._identity_of(tid, ue),
-                                 user=ue.user, function=fn, task=tid, outcome=outcome,
-                                 run_seconds=run_s, user_endpoint=ue.name)
-            alive = user_endpoints.running(ue)
-            if ue.state == "running" and not alive:
-                user_endpoints.reap(ue)
-                ue.failures += 1
-                ue.retry_at = now + min(2.0 ** ue.failures, 120.0)
-                ue.last_error = (f"ended on its own (pid {ue.pid}); next start in "
-                                 f"{ue.retry_at - now:.0f} s; see {ue.dir / 'daemon.out'} and endpoint.log")
-                log.warning("user endpoint %s of %s %s", ue.name, ue.user, ue.last_error)
-                ue.state, ue.pid = "failed", None
-            if ue.state == "running" and not ue.outstanding and \
-                    now - ue.last_activity > self.cfg.user_endpoint_idle_timeout:
-                log.info("user endpoint %s of %s idle for %.0f s: stopping it", ue.name, ue.user,
-                         now - ue.last_activity)
-                user_endpoints.stop(ue, wait=self.cfg.stop_grace + 45)
-            if ue.state != "running" and ue.outstanding and now >= ue.retry_at:
-                # tasks wait in its queue (handed back, or handed over before it died): bring it back
-                try:
-                    user_endpoints.start(ue, self._render(ue), self.environment)
-                except Exception as exc:  # noqa: BLE001
-                    ue.last_error = str(exc)
-                    log.error("restarting user endpoint %s: %s", ue.name, exc)
+            try:   # one user's broken endpoint or files never stop the others'
+                self._check_endpoint(ue, now)
+            except Exception as exc:  # noqa: BLE001
+                ue.last_error = f"checking it failed: {type(exc).__name__}: {exc}"
+                log.exception("checking user endpoint %s of %s failed", ue.name, ue.user)
         self._save_state()
         self._write_status()
+
+    def _check_endpoint(self, ue: UserEndpoint, now: float) -> None:
+        user_endpoints.reap(ue)
+        for tid, (fn, cid) in list(ue.outstanding.items()):
+            try:
+                outcome, run_s = self._outcome(tid, cid)
+            except Exception as exc:  # noqa: BLE001 - a file a user planted: noted, not fatal
+                log.warning("task %s of %s: its result cannot be read as an outcome (%s: %s); "
+                            "counted as failed", tid, ue.user, type(exc).__name__, exc)
+                outcome, run_s = "failed", None
+            if outcome is None:
+                continue
+            del ue.outstanding[tid]
+            ue.last_activity = now
+            ue.failures = 0
+            if outcome == "success":
+                ue.done += 1
+            else:
+                ue.failed += 1
+            self.audit.write(identity=self._identity_of(tid, ue),
+                             user=ue.user, function=fn, task=tid, outcome=outcome,
+                             run_seconds=run_s, user_endpoint=ue.name)
+        alive = user_endpoints.running(ue)
+        if ue.state == "running" and not alive:
+            user_endpoints.reap(ue)
+            ue.failures += 1
+            ue.retry_at = now + min(2.0 ** ue.failures, 120.0)
+            ue.last_error = (f"ended on its own (pid {ue.pid}); next start in "
+                             f"{ue.retry_at - now:.0f} s; see {ue.dir / 'daemon.out'} and endpoint.log")
+            log.warning("user endpoint %s of %s %s", ue.name, ue.user, ue.last_error)
+            ue.state, ue.pid = "failed", None
+        if ue.state == "running" and not ue.outstanding and \
+                now - ue.last_activity > self.cfg.user_endpoint_idle_timeout:
+            log.info("user endpoint %s of %s idle for %.0f s: stopping it", ue.name, ue.user,
+                     now - ue.last_activity)
+            user_endpoints.stop(ue, wait=self.cfg.stop_grace + 45)
+        if ue.state != "running" and ue.outstanding and now >= ue.retry_at:
+            # tasks wait in its queue (handed back, or handed over before it died): bring it back
+            try:
+                user_endpoints.start(ue, self._render(ue), self.environment)
+            except Exception as exc:  # noqa: BLE001
+                ue.last_error = str(exc)
+                log.error("restarting user endpoint %s: %s", ue.name, exc)
 
     def _identity_of(self, task_id: str, ue: UserEndpoint) -> str:
         return self.seen.get(task_id, f"local:{ue.user}")
 
-    def _outcome(self, task_id: str) -> tuple[str | None, float | None]:
+    def _outcome(self, task_id: str, cid: str) -> tuple[str | None, float | None]:
+        """From the result's header only (bounded read; the payload is never loaded). For the
+        audit log and idle accounting; the client authenticates the result itself."""
         try:
-            data = self.store.get(result_key(task_id))
+            data = self.store.get_head(result_key(task_id, cid), HEADER_LIMIT)
         except KeyNotFound:
-            return ("cancelled", None) if self.store.exists(cancel_key(task_id)) else (None, None)
-        header, _ = serialize.unframe(data)   # the JSON header only: the payload is never loaded
+            return ("cancelled", None) if self.store.exists(cancel_key(task_id, cid)) else (None, None)
+        header, _ = serialize.unframe(data)
         started, finished = header.get("started"), header.get("finished")
         run_s = round(finished - started, 6) if started and finished else None
         return header.get("status", "success"), run_s
@@ -348,9 +353,13 @@ class Router:
         one line in blocks.log per block that ended: its nodes x the time we saw it run."""
         current: dict = {}
         if ue.state == "running":
-            try:
-                current = json.loads((ue.dir / "daemon.status.json").read_text()).get("blocks", {})
-            except (OSError, ValueError):
+            try:   # the user's own file, in the user's home: no link followed, bounded, no FIFO
+                rel = (ue.dir / "daemon.status.json").relative_to(ue.home)
+                current = json.loads(safe_open.read_beneath(ue.home, str(rel), STATUS_LIMIT)).get("blocks", {})
+                if not isinstance(current, dict):
+                    raise ValueError("blocks is not an object")
+            except (OSError, ValueError, AttributeError) as exc:
+                log.debug("user endpoint %s: no block status (%s)", ue.name, exc)
                 return len(ue.blocks)
         for bid, b in current.items():
             if bid not in ue.blocks:
@@ -379,10 +388,25 @@ class Router:
                          "tasks_running": len(ue.outstanding), "tasks_done": ue.done,
                          "tasks_failed": ue.failed, "tasks_routed": ue.routed,
                          "last_activity": ue.last_activity, "last_error": ue.last_error})
-        tmp = self.dir / (STATUS + ".tmp")
-        tmp.write_text(json.dumps({"pid": os.getpid(), "time": time.time(), "tasks_from": self.transport.address,
-                                   "user_endpoints": rows}))
-        os.replace(tmp, self.dir / STATUS)
+        write_private(self.dir / STATUS, json.dumps({"pid": os.getpid(), "time": time.time(),
+                                                     "tasks_from": self.transport.address, "user_endpoints": rows}))
+
+
+def write_private(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text``, mode 600 (it names every user and their variables)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _attempt(fn) -> tuple[bool, str]:
+    try:
+        fn()
+        return True, ""
+    except Exception as exc:  # noqa: BLE001 - reported by the caller
+        return False, f"{type(exc).__name__}: {exc}"
 
 
 def main(name: str, home: Path | None = None) -> int:

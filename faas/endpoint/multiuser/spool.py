@@ -22,8 +22,11 @@ from urllib.parse import urlsplit, unquote
 from ...exceptions import ConfigError, QueueError
 from ...store.queue_base import Message, Queue
 
-#: store prefixes users write into (created 1777 by the router, like /tmp)
-SHARED_PREFIXES = ("functions", "args", "results", "cancels", "running", "endpoints", "dead-letters")
+#: store prefixes users write into, made by the router: 1733 (anyone may create an entry, nobody
+#: but root may list: task and function names stay private, so no one can plant a file at a
+#: name they cannot see), except the endpoint records every client reads (1777, like /tmp)
+SHARED_PREFIXES = {"functions": 0o1733, "args": 0o1733, "results": 0o1733, "cancels": 0o1733,
+                   "running": 0o1733, "dead-letters": 0o1733, "journal": 0o1733, "endpoints": 0o1777}
 MAX_MESSAGE_BYTES = 1 << 20
 
 
@@ -42,16 +45,16 @@ def spool_dir(store_url: str, endpoint: str) -> Path:
 
 
 def prepare(store_url: str, endpoint: str) -> Path:
-    """As root: the spool (1733) and the shared store prefixes (1777), made or fixed."""
+    """As root: the spool (1733) and the shared store prefixes (:data:`SHARED_PREFIXES`), made or fixed."""
     root = store_root(store_url)
     spool = spool_dir(store_url, endpoint)
     for d, mode in [(root, 0o755), (root / "spool", 0o755), (spool, 0o1733)] + \
-            [(root / p, 0o1777) for p in SHARED_PREFIXES]:
+            [(root / p, m) for p, m in SHARED_PREFIXES.items()]:
         d.mkdir(parents=True, exist_ok=True)
         st = d.lstat()
         if not stat.S_ISDIR(st.st_mode):
             raise ConfigError(f"{d}: expected a directory")
-        if d in (root, root / "spool", spool) and st.st_uid != 0:
+        if st.st_uid != 0:   # a folder someone else made would be theirs to list and empty
             os.chown(d, 0, 0)
         if stat.S_IMODE(st.st_mode) != mode:
             os.chmod(d, mode)

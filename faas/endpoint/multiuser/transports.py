@@ -93,9 +93,9 @@ class SignedQueueTransport:
         self.dir, self.store = endpoint_dir, store
         self._stamp = None
         self.keys: dict = {}
-        self._reload()
+        self._reload(first=True)
 
-    def _reload(self) -> None:
+    def _reload(self, first: bool = False) -> None:
         path = self.dir / files.USER_KEYS
         try:
             st = path.stat()
@@ -109,6 +109,8 @@ class SignedQueueTransport:
             self.keys = files.read_user_keys(self.dir)
             log.info("%d per-user signing key(s) loaded from %s", len(self.keys), path)
         except Exception as e:  # noqa: BLE001 - keep the keys in force
+            if first:   # at start: refuse to run on keys others could read or swap
+                raise
             log.error("user signing keys NOT reloaded, the previous keys stay in force: %s", e)
 
     def take(self) -> list[Incoming]:

@@ -34,7 +34,7 @@ class UserEndpoint:
     state: str = "stopped"    # running | stopped | failed
     started_at: float | None = None
     last_activity: float = 0.0
-    outstanding: dict = field(default_factory=dict)   # task id -> function id
+    outstanding: dict = field(default_factory=dict)   # task id -> [function id, client id]
     routed: int = 0
     done: int = 0
     failed: int = 0

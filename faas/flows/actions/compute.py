@@ -15,10 +15,9 @@ from __future__ import annotations
 import json
 import threading
 
-from faas.api import Client, decode_result
-from faas.exceptions import FaasError
-from faas.messages import function_key, result_key
-from faas.store import KeyNotFound
+from faas.api import Client
+from faas.exceptions import FaasError, TaskTimeout
+from faas.messages import function_key
 
 from .base import (DONE, FAILED, SUCCEEDED, ActionConflict, ActionContext, ActionUnableToRun,
                    Docs, finish, new_doc, public)
@@ -94,7 +93,11 @@ class ComputeProvider:
         client = _client(ctx)
         try:
             for i, t in enumerate(tasks):
-                if not client.store.exists(function_key(t["function"])):
+                try:
+                    key = function_key(t["function"], client.client_id)
+                except ValueError as e:
+                    raise ActionUnableToRun(f"{'tasks[%d].' % i if many else ''}function: {e}") from None
+                if not client.store.exists(key):
                     raise ActionUnableToRun(f"{'tasks[%d].' % i if many else ''}function "
                                             f"{t['function']!r} is not registered in store "
                                             f"{client.store.url}: register it with "
@@ -146,9 +149,9 @@ class ComputeProvider:
                 finish(doc, FAILED, {"error": "TaskCancelled", "message": f"task {tid} was cancelled",
                                      "task_id": tid}, "Canceled")
                 return self._public(self.docs.put(ctx, doc))
-            try:
-                _, outcomes = decode_result(client.store.get(result_key(tid)), tid)
-            except KeyNotFound:
+            try:   # authenticated before anything is unpickled (faas.sealing)
+                _, outcomes = client.read_result(tid, timeout=0)
+            except TaskTimeout:
                 pending += 1
                 continue
             except FaasError as e:

@@ -1,0 +1,136 @@
+"""Results, notices and cancel markers that prove where they come from.
+
+The store is shared ground: other users of a site, other sites and anyone with write access to
+the bucket can put objects in it, so a client must never unpickle a result it merely found at the
+right key. Each task message carries a per-task secret ``rk`` (covered by the message's
+signature, and as private as the message: the queue or the spool file, mode 600). The endpoint
+that runs the task MACs what it writes for it with that secret: the result frame's header gets a
+``mac`` over the task id, the rest of the header and the SHA-256 of the payload; a done notice and
+a cancel marker get one over their few fields. The client derives the same secret again from its
+own result key (``$FAAS_HOME/result.key``, or ``FAAS_RESULT_KEY``) and the task id, so another
+process of the same user (``faas result``, the flows runner, the console) checks a result as
+well as the one that sent the task. A result whose MAC does not verify is never loaded.
+
+The same key also names the client's cancel epoch (``cid``), so no one else can hold it down.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import secrets
+from pathlib import Path
+
+from . import private_files
+from .exceptions import ConfigError, ResultForged
+
+RESULT_KEY_FILE = "result.key"
+_TASK = b"faas-task-secret:v1:"
+_CLIENT = b"faas-client-id:v1"
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+# -- the client's side: one secret per user (per FAAS_HOME), one derived per task ---------------
+
+def load_user_key(home: Path, explicit: str | None = None) -> bytes:
+    """The client's result key: ``explicit`` (FAAS_RESULT_KEY), else ``home/result.key``, made on
+    first use (mode 600) and refused if anyone else could read or replace it."""
+    if explicit:
+        raw = _decode_key(explicit.strip(), "FAAS_RESULT_KEY (result_key)")
+        return raw
+    path = Path(home) / RESULT_KEY_FILE
+    if not os.path.lexists(path):
+        private_files.create(path, "# faas result key: proves results come from the endpoint that ran "
+                                   "your task; keep private (mode 600)\n" + _b64(secrets.token_bytes(32)) + "\n")
+    text = private_files.read(path, "result key")
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    if not lines:
+        raise ConfigError(f"{path}: the result key file holds no key; delete it and a new one is made")
+    return _decode_key(lines[-1], str(path))
+
+
+def _decode_key(text: str, where: str) -> bytes:
+    try:
+        raw = _unb64(text)
+    except ValueError:
+        raise ConfigError(f"{where}: the result key is not URL-safe base64") from None
+    if len(raw) < 16:
+        raise ConfigError(f"{where}: the result key is too short (need >= 16 bytes)")
+    return raw
+
+
+def task_secret(user_key: bytes, task_id: str) -> str:
+    """The per-task secret that travels (signed) in the task message as ``rk``."""
+    return _b64(hmac.new(user_key, _TASK + task_id.encode(), hashlib.sha256).digest())
+
+
+def client_id(user_key: bytes) -> str:
+    """A stable, unguessable name for this user's cancel epoch (``cid`` in each message)."""
+    return hmac.new(user_key, _CLIENT, hashlib.sha256).hexdigest()[:32]
+
+
+# -- MACs -------------------------------------------------------------------------------------
+
+def _mac(rk: str, *parts: str | bytes) -> str:
+    m = hmac.new(_unb64(rk), digestmod=hashlib.sha256)
+    for p in parts:
+        b = p.encode() if isinstance(p, str) else p
+        m.update(len(b).to_bytes(4, "big") + b)   # length-prefixed: no two part lists collide
+    return m.hexdigest()
+
+
+def _canonical(header: dict) -> str:
+    return json.dumps({k: v for k, v in header.items() if k != "mac"}, sort_keys=True, separators=(",", ":"))
+
+
+def result_mac(rk: str, task_id: str, header: dict, payload: bytes) -> str:
+    return _mac(rk, "result", task_id, _canonical(header), hashlib.sha256(payload).digest())
+
+
+def check_result(header: dict, payload: bytes, task_id: str, rk: str) -> None:
+    """Raise :class:`ResultForged` unless the endpoint that ran ``task_id`` wrote this result."""
+    mac = header.get("mac")
+    if header.get("task_id") != task_id:
+        why = f"it names task {header.get('task_id')!r}"
+    elif not isinstance(mac, str):
+        why = "it carries no MAC"
+    elif not hmac.compare_digest(mac, result_mac(rk, task_id, header, payload)):
+        why = "its MAC does not verify"
+    else:
+        return
+    raise ResultForged(f"the result found for task {task_id} was not written by the endpoint that ran "
+                       f"it ({why}): forged, planted first or altered in the store; it was not loaded",
+                       task_id=task_id)
+
+
+def notice_mac(rk: str, task_id: str, event: str, status: str | None) -> str:
+    return _mac(rk, "notice", task_id, event, status or "")
+
+
+def check_notice(mac: str | None, rk: str, task_id: str, event: str, status: str | None) -> bool:
+    return isinstance(mac, str) and hmac.compare_digest(mac, notice_mac(rk, task_id, event, status))
+
+
+def cancel_marker(rk: str, task_id: str, when: float) -> bytes:
+    """The content of ``cancels/<task id>``: only the task's own client can write one that counts."""
+    return f"{when!r} {_mac(rk, 'cancel', task_id)}".encode()
+
+
+def check_cancel(data: bytes, rk: str | None, task_id: str) -> bool:
+    """True if ``data`` is a cancel marker written by the task's client."""
+    if rk is None:
+        return False
+    try:
+        _, mac = data.decode("ascii").split(" ", 1)
+    except (UnicodeDecodeError, ValueError):
+        return False
+    return hmac.compare_digest(mac.strip(), _mac(rk, "cancel", task_id))
