@@ -11,15 +11,19 @@ Principals are identity strings ``<kind>:<name>``: ``local:alice`` is the Unix u
 compared as written. ``public`` and ``all_authenticated_users`` are Globus's wildcards.
 
 On a ``file://`` store the caller is the Unix user running the process, and the runner checks a
-command's claim against the owner of the file that carries it, so a user cannot act as another.
-On other stores the claim is trusted as far as the store's own access control goes (IAM on S3);
+command's claim against the owner of the file that carries it, so a user cannot act as another
+(:func:`read_owned` reads a file together with its owner, so neither can be swapped). On other
+stores the claim is trusted as far as the store's own access control goes (IAM on S3);
 the multi-user issue's signed identities plug in at :func:`current_identity` and the runner's
 ``command_identity``.
 """
 from __future__ import annotations
 
+import errno
 import getpass
 import os
+import pwd
+import stat
 from typing import Iterable
 
 from faas.exceptions import FaasError
@@ -59,6 +63,79 @@ def username(identity: str) -> str:
 def _in(who: str, principals: Iterable[str]) -> bool:
     ps = {normalize(p) for p in principals or ()}
     return normalize(who) in ps or PUBLIC in ps or AUTHENTICATED in ps
+
+
+def is_among(who: str, principals: Iterable[str]) -> bool:
+    """Whether ``who`` is one of ``principals`` (user names or identities; the wildcards
+    ``public`` and ``all_authenticated_users`` match everyone)."""
+    return _in(who, principals)
+
+
+def identity_of_uid(uid: int) -> str:
+    """The identity of a local account: ``local:<name>``, or ``local:uid<N>`` if it has none."""
+    try:
+        return normalize(pwd.getpwuid(uid).pw_name)
+    except KeyError:
+        return f"local:uid{uid}"
+
+
+class UntrustedFile(OSError):
+    """A file whose writer cannot be told: a link, not a regular file, writable by others."""
+
+
+_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
+def read_owned(root: str, key: str, limit: int) -> tuple[bytes, int]:
+    """``(bytes, owner uid)`` of the file ``root/key``, both from one open descriptor: only the
+    kernel sets a file's owner (its creator; on Linux only root may give a file away), so the
+    owner is who wrote these bytes. Refused with :class:`UntrustedFile`: a symbolic link
+    anywhere below ``root`` (it would lend someone else's file), anything but a regular file (a
+    FIFO would block), a file others may write into (group or world writable: anyone could have
+    written the bytes), one over ``limit`` bytes. A missing file raises FileNotFoundError."""
+    *folders, name = key.split("/")
+    dfd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for part in folders:
+            dfd, old = _open_below(part, _DIR, dfd, key), dfd
+            os.close(old)
+        fd = _open_below(name, _FILE, dfd, key)
+    finally:
+        os.close(dfd)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise UntrustedFile(errno.EINVAL, "not a regular file", key)
+        if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            raise UntrustedFile(errno.EPERM, "writable by others than its owner", key)
+        chunks, size = [], 0
+        while size <= limit:
+            chunk = os.read(fd, limit + 1 - size)
+            if not chunk:
+                return b"".join(chunks), st.st_uid
+            chunks.append(chunk)
+            size += len(chunk)
+        raise UntrustedFile(errno.EFBIG, f"over {limit} bytes", key)
+    finally:
+        os.close(fd)
+
+
+def _open_below(name: str, flags: int, dir_fd: int, key: str) -> int:
+    """Open ``name`` in ``dir_fd`` (``flags`` carry O_NOFOLLOW): a link is UntrustedFile."""
+    try:
+        return os.open(name, flags, dir_fd=dir_fd)
+    except OSError as e:
+        if e.errno in (errno.ELOOP, errno.ENOTDIR) and _is_link(name, dir_fd):
+            raise UntrustedFile(e.errno, "a symbolic link", key) from None
+        raise
+
+
+def _is_link(name: str, dir_fd: int) -> bool:
+    try:
+        return stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+    except OSError:
+        return False
 
 
 def flow_role(flow: dict, who: str) -> int:

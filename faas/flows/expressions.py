@@ -12,6 +12,14 @@ Bounds: expression length (:data:`MAX_LENGTH`), syntax-tree depth (:data:`MAX_DE
 steps (:data:`MAX_STEPS`), and the size of every intermediate string/list/dict
 (:data:`MAX_SIZE`), checked *before* a repetition or concatenation is built, and integers by bit
 length (so ``'a' * 10**9`` and ``9**9**9`` fail at once instead of eating memory).
+
+Work done in C is charged too, before it is done: Python compares lists and objects item by item
+all the way down, ``in`` compares with every item, ``min``/``max`` compare the items, and ``str()``
+prints every part. ``[[0] * 10**4] * 10**4`` holds 10**4 numbers in memory but stands for 10**8
+(its rows are one shared list), so sizes are measured by walks that stop as soon as they pass
+what is left of the budget: comparisons cost the size of the smaller operand, ``str()`` refuses
+a result over :data:`MAX_SIZE` characters before building it, and the value an expression
+returns (which the runner stores as JSON) may not stand for more than :data:`MAX_SIZE` parts.
 """
 from __future__ import annotations
 
@@ -28,6 +36,8 @@ MAX_DEPTH = 60           # syntax-tree depth
 MAX_STEPS = 100_000      # node evaluations (plus items touched by builtins)
 MAX_SIZE = 1_000_000     # elements of any string / list / dict produced
 MAX_INT_BITS = 4_096     # integers beyond this many bits are refused
+CHARS_PER_STEP = 100     # comparing or scanning this many characters costs about one step
+PARTS_PER_STEP = 4       # parts str() measures and prints for one step (C prints them fast)
 
 _BINOPS: dict[type, Callable] = {
     ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
@@ -46,6 +56,100 @@ _ALLOWED_NODES = (
 )
 
 _MISSING = object()
+
+
+# --- measuring values without being fooled by shared items ----------------------------------
+def work(value: Any, cap: int) -> int:
+    """About how many elementary steps comparing ``value`` with an equal value takes: 1 per part
+    (number, string, list item, object key and value) and 1 more per :data:`CHARS_PER_STEP`
+    characters of a string. Counted up to just past ``cap``, then the walk stops: a list repeated
+    by ``*`` shares its items, so a value can stand for far more parts than it holds in memory."""
+    n, stack = 0, [value]
+    while stack:
+        v = stack.pop()
+        n += 1
+        if isinstance(v, str):
+            n += len(v) // CHARS_PER_STEP
+        elif isinstance(v, (list, tuple)):
+            if n + len(v) > cap:   # every item is one part at least
+                return cap + 1
+            kinds = set(map(type, v))
+            if kinds <= _FLAT:   # no list or object inside: counted at the speed of C
+                n += len(v)
+                if str in kinds:
+                    n += sum(len(x) for x in v if type(x) is str) // CHARS_PER_STEP
+            else:
+                stack.extend(v)
+        elif isinstance(v, dict):
+            if n + 2 * len(v) > cap:
+                return cap + 1
+            stack.extend(v)
+            stack.extend(v.values())
+        if n > cap:
+            return n
+    return n
+
+
+_FLAT = {int, float, bool, type(None), str}
+
+
+def least_work(values: list, cap: int, weights: list[int] | None = None) -> int:
+    """``min(weight * work(value))`` over ``values``, or more than ``cap``, in time proportional
+    to the answer however big the other values are: each is measured up to a bound that grows
+    fourfold until one of them fits under it."""
+    weights = weights or [1] * len(values)
+    bound = 64
+    while True:
+        sizes = [work(v, bound) for v in values]
+        fits = [n * k for n, k in zip(sizes, weights) if n <= bound]
+        if fits:
+            best = min(min(fits), cap + 1)
+            for v, n, k in zip(values, sizes, weights):   # one that did not fit may still be less
+                if n > bound and k:
+                    best = min(best, work(v, best // k) * k)
+            return best
+        if bound > cap:
+            return cap + 1
+        bound *= 4
+
+
+def _text_of(part: Any, cap: int) -> int:
+    """At most how many characters ``part`` adds to ``str()`` of a structure holding it: its
+    ``repr`` and a ``, `` after it (a list, tuple or object: its brackets and separators; its
+    items count as parts of their own)."""
+    if isinstance(part, str):
+        if len(part) > cap:
+            return len(part)
+        if part.isprintable():   # repr escapes only backslashes and, at worst, quotes
+            return len(part) + 4 + part.count("\\") + part.count("'")
+        return 10 * len(part) + 4   # \U0010ffff is the longest escape
+    if isinstance(part, bool) or part is None:
+        return 7
+    if isinstance(part, int):
+        return part.bit_length() * 30103 // 100_000 + 4   # decimal digits, sign, separator
+    if isinstance(part, float):
+        return 26
+    if isinstance(part, dict):
+        return 4 + 2 * len(part)   # "{}", and ": " in every entry
+    return 4
+
+
+def text_length(value: Any, max_chars: int, max_parts: int) -> tuple[int, int]:
+    """``(an upper bound on len(str(value)), the parts visited to find it)``, by a walk that
+    stops once the bound passes ``max_chars`` or the parts pass ``max_parts``: ``str()`` refuses
+    before it builds anything, and the walk itself is paid for."""
+    chars, parts, stack = 0, 0, [value]
+    while stack and chars <= max_chars and parts <= max_parts:
+        v = stack.pop()
+        parts += 1
+        chars += _text_of(v, max_chars)
+        if isinstance(v, (list, tuple, dict)):
+            if chars + 4 * len(v) > max_chars:   # every item adds 4 characters at least
+                return chars + 4 * len(v), parts
+            stack.extend(v.values() if isinstance(v, dict) else v)
+            if isinstance(v, dict):
+                stack.extend(v)
+    return chars, parts
 
 
 def _fn_pathsplit(path):
@@ -91,10 +195,8 @@ def _fn_int(v, *base):
 
 
 def _fn_str(v):
-    if isinstance(v, str):
-        return v
-    text = str(v)
-    return text
+    """``str(v)``; the evaluator calls :meth:`_Evaluator.to_str`, which bounds the size first."""
+    return v if isinstance(v, str) else str(v)
 
 
 def _fn_minmax(f, name):
@@ -186,7 +288,7 @@ def evaluate(source: str, names: dict | None = None, *, max_steps: int = MAX_STE
     tree = check(source)
     ev = _Evaluator(names or {}, max_steps, max_size)
     try:
-        return ev.eval(tree.body)
+        return ev.result(ev.eval(tree.body))
     except ExpressionError as e:
         raise ExpressionError(f"{source!r}: {e}") from None
     except (TypeError, ValueError, KeyError, IndexError, ZeroDivisionError, OverflowError,
@@ -203,10 +305,50 @@ class _Evaluator:
         self.max_steps = max_steps
         self.max_size = max_size
 
-    def tick(self, n: int = 1) -> None:
+    def tick(self, n: int = 1, why: str = "") -> None:
         self.steps += n
         if self.steps > self.max_steps:
-            raise ExpressionError(f"expression takes too many steps (> {self.max_steps})")
+            raise ExpressionError(f"expression takes too many steps (> {self.max_steps})"
+                                  + (f": {why}" if why else ""))
+
+    def left(self) -> int:
+        """Steps left in the budget: how far a measuring walk may go."""
+        return max(self.max_steps - self.steps, 0)
+
+    def result(self, v: Any) -> Any:
+        """The value returned, refused if it stands for more than ``max_size`` parts: the runner
+        stores it as JSON, which writes shared items out once per use."""
+        if isinstance(v, (list, dict)) and work(v, self.max_size + 1) > self.max_size + 1:
+            raise ExpressionError(f"result too large (more than {self.max_size} parts, counting "
+                                  "the items of nested lists and objects)")
+        return v
+
+    def charge_comparison(self, op: ast.cmpop, left: Any, right: Any) -> None:
+        """Pay before comparing: ``==``, ``<``... go through both operands item by item (at most
+        the smaller one's size); ``in`` compares ``left`` with every item of a list."""
+        if isinstance(op, (ast.Is, ast.IsNot)):
+            return
+        if isinstance(op, (ast.In, ast.NotIn)):
+            if isinstance(right, str):
+                cost = len(right)
+            elif isinstance(right, list):
+                cost = len(right) + least_work([left, right], self.left(), [len(right), 1])
+            else:   # a lookup in an object: hashing a string key
+                cost = 1 + (len(left) // CHARS_PER_STEP if isinstance(left, str) else 0)
+        else:
+            cost = least_work([left, right], self.left())
+        self.tick(cost, "comparing large values (charged by their size)")
+
+    def to_str(self, v: Any) -> str:
+        """``str(v)``, refused before it is built when it would pass ``max_size`` characters."""
+        if isinstance(v, str):
+            return v
+        chars, cost = text_length(v, self.max_size, self.left() * PARTS_PER_STEP)
+        self.tick(cost // PARTS_PER_STEP, "str() of a large value (charged by its size)")
+        if chars > self.max_size:
+            raise ExpressionError(f"str() would make more than {self.max_size} characters "
+                                  "(refused before building it)")
+        return str(v)
 
     def sized(self, v: Any) -> Any:
         if isinstance(v, (str, list, dict, tuple)) and len(v) > self.max_size:
@@ -293,6 +435,7 @@ class _Evaluator:
         elif op is ast.Add and isinstance(a, (str, list)) and isinstance(b, type(a)):
             if len(a) + len(b) > self.max_size:
                 raise ExpressionError(f"result too large (> {self.max_size} elements)")
+            self.tick((len(a) + len(b)) // 1000)   # the copy, priced like a repetition
         elif op is ast.Pow and isinstance(a, int) and isinstance(b, int) and not isinstance(a, bool):
             if b > 0 and abs(a) > 1 and b * abs(a).bit_length() > MAX_INT_BITS:
                 raise ExpressionError(f"integer too large (more than {MAX_INT_BITS} bits)")
@@ -327,8 +470,7 @@ class _Evaluator:
         left = self.eval(node.left)
         for op, comp in zip(node.ops, node.comparators):
             right = self.eval(comp)
-            if isinstance(op, (ast.In, ast.NotIn)) and isinstance(right, (list, dict, str)):
-                self.tick(min(len(right), self.max_steps))
+            self.charge_comparison(op, left, right)
             if not _CMPOPS[type(op)](left, right):
                 return False
             left = right
@@ -363,4 +505,8 @@ class _Evaluator:
             if len(args) != 1:
                 raise ExpressionError("is_present() takes one argument")
             return self.is_present(args[0])
+        if name == "str" and len(args) == 1:
+            return self.to_str(args[0])
+        if name in ("min", "max"):   # they compare the items: as costly as comparing them
+            self.tick(work(args, self.left()), f"{name}() of large values (charged by their size)")
         return FUNCTIONS[name](*args)

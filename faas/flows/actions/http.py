@@ -2,11 +2,18 @@
 with no code in faas: ``POST {url}/run`` with ``{"request_id", "body"}``, ``GET
 {url}/{action_id}/status``, ``POST {url}/{action_id}/cancel`` and ``.../release``.
 
-A bearer token comes from the site's flows config, ``http: {url_prefix: {"token": ...}}`` (the
-longest prefix of the ActionUrl wins). Network errors and 5xx replies are retried a few times;
+A bearer token comes from the site's flows config, ``http: {url_prefix: {"token": ...}}``: it
+is sent only to a URL with the prefix's scheme, host (any case) and port (80 and 443 when none
+is written), under the prefix's path at a ``/`` boundary (``/a`` covers ``/a`` and ``/a/...``,
+not ``/ab``); the longest such path wins. Matching the text of the URL would hand the token for
+``https://actions.example.org`` to ``https://actions.example.org.attacker.net`` and the one for
+port 1876 to a server on port 18765. Network errors and 5xx replies are retried a few times;
 the provider dedupes ``run`` by request id, so a retried ``run`` starts nothing twice.
 """
 from __future__ import annotations
+
+from typing import NamedTuple
+from urllib.parse import unquote, urlsplit
 
 import httpx
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
@@ -15,25 +22,70 @@ from .base import ActionConflict, ActionContext, ActionError, ActionNotFound, Ac
 
 TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 ATTEMPTS = 3
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class _Transient(Exception):
     pass
 
 
+class _Origin(NamedTuple):
+    scheme: str
+    host: str
+    port: int
+    path: str   # no trailing slash; "" for the root
+
+
+def _origin(url: str) -> _Origin | None:
+    """What a token is bound to, from ``url``; None for anything that is not a plain http(s)
+    URL, or whose path climbs with ``.``/``..`` (``/a/../b`` is not under ``/a``)."""
+    try:
+        p = urlsplit(str(url).strip())
+        port = p.port
+    except ValueError:   # a port that is not a number, a bad IPv6 literal
+        return None
+    scheme = p.scheme.lower()
+    if scheme not in _DEFAULT_PORTS or not p.hostname:
+        return None
+    segments = unquote(p.path).split("/")
+    if "." in segments or ".." in segments:
+        return None
+    return _Origin(scheme, p.hostname.lower().rstrip("."), port or _DEFAULT_PORTS[scheme],
+                   p.path.rstrip("/"))
+
+
+def url_matches(configured: str, url: str) -> bool:
+    """Whether a token configured for ``configured`` may go with a request to ``url``: same
+    scheme, host and effective port, and ``url``'s path under the configured one."""
+    want, got = _origin(configured), _origin(url)
+    if want is None or got is None or want[:3] != got[:3]:
+        return False
+    return got.path == want.path or got.path.startswith(want.path + "/")
+
+
+def token_for(url: str, tokens: dict) -> str | None:
+    """The bearer token for a request to ``url`` from the config's ``http`` section (``{prefix:
+    {"token": ...}}`` or ``{prefix: token}``): the matching prefix with the longest path."""
+    best = max((p for p in tokens if url_matches(p, url)),
+               key=lambda p: len(_origin(p).path), default=None)
+    if best is None:
+        return None
+    entry = tokens[best]
+    token = entry.get("token") if isinstance(entry, dict) else entry
+    return token or None
+
+
 class HttpProvider:
     def __init__(self, url: str):
         self.url = url.rstrip("/")
 
-    def _headers(self, ctx: ActionContext) -> dict:
-        tokens = ctx.config.get("http") or {}
-        best = max((p for p in tokens if self.url.startswith(p.rstrip("/"))), key=len, default=None)
+    @staticmethod
+    def _headers(ctx: ActionContext, url: str) -> dict:
+        """Headers for a request to ``url`` (the one really sent, so the token follows it)."""
         h = {"Accept": "application/json"}
-        if best is not None:
-            entry = tokens[best]
-            token = entry.get("token") if isinstance(entry, dict) else entry
-            if token:
-                h["Authorization"] = f"Bearer {token}"
+        token = token_for(url, ctx.config.get("http") or {})
+        if token:
+            h["Authorization"] = f"Bearer {token}"
         return h
 
     def _call(self, method: str, path: str, ctx: ActionContext, json: dict | None = None) -> httpx.Response:
@@ -41,7 +93,8 @@ class HttpProvider:
 
         def once() -> httpx.Response:
             try:
-                r = httpx.request(method, url, json=json, headers=self._headers(ctx), timeout=TIMEOUT)
+                r = httpx.request(method, url, json=json, headers=self._headers(ctx, url),
+                                  timeout=TIMEOUT)
             except httpx.TransportError as e:
                 raise _Transient(f"{method} {url}: {type(e).__name__}: {e}") from e
             if r.status_code >= 500 or r.status_code == 429:
