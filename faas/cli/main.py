@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import time
 import shutil
 import sys
 
@@ -193,6 +194,16 @@ def list_() -> None:
                    f"{(daemon_pid(d) or '') if running else '':>7}  {store}")
 
 
+def pool_health(pool: dict, stall_timeout: float) -> dict:
+    """``health``: ok, or unhealthy with why (a loop that died or stopped, or a status file its
+    monitor stopped writing)."""
+    problem = pool.get("problem")
+    age = time.time() - float(pool.get("time") or 0)
+    if not problem and pool.get("state") not in ("stopped",) and age > max(30.0, stall_timeout / 4):
+        problem = f"its status has not been written for {age:.0f} s (monitor stuck, or the pool died)"
+    return dict(pool, health=f"unhealthy: {problem}" if problem else "ok")
+
+
 @endpoint.command()
 @click.argument("name")
 def status(name) -> None:
@@ -217,7 +228,7 @@ def status(name) -> None:
         pools = []
         for sf in sorted((d / "blocks" / bid).glob("**/status.json")):
             try:
-                pools.append(json.loads(sf.read_text()))
+                pools.append(pool_health(json.loads(sf.read_text()), cfg.stall_timeout))
             except (OSError, ValueError):
                 continue
         info["blocks"].append({"block": bid, "job": b.get("job"), "state": b.get("state"),

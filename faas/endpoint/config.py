@@ -169,6 +169,10 @@ class EndpointConfig(_Strict):
     strategy_period: float = Field(1.0, gt=0)
     #: seconds a stopping pool lets running tasks finish before it hands them back
     stop_grace: float = Field(30.0, ge=0)
+    #: seconds a pool's or daemon's loop (receiver, outbox, monitor, main, daemon step) may go
+    #: without progress before it is logged with every thread's stack and the process is
+    #: stopped and replaced: a stall is never silent
+    stall_timeout: float = Field(120.0, ge=1)
     #: file of ``ID:SECRET`` task-signing keys, one per line (relative to the endpoint's folder);
     #: keys can also come from ``signing_keys`` or $FAAS_SIGNING_KEYS. With any key, unsigned,
     #: wrongly signed or expired tasks never run.

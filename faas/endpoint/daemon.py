@@ -29,6 +29,7 @@ from ..store import KeyNotFound, create_queue, open_queue, open_store
 from . import config as ep_config
 from . import outcomes, registry
 from ..providers import ProviderError
+from .liveness import Loops, dump_on_signal
 from .strategy import BlockView, Limits, Observed, decide
 
 log = logging.getLogger("faas.daemon")
@@ -126,6 +127,12 @@ class Daemon:
                         "idle": max(0, workers - busy), "pools": len(pools)})
         return out
 
+    def unwatch(self) -> None:
+        """Set by ``_serve``: the loop ended; the watchdog stops watching it."""
+
+    def beat(self) -> None:
+        """Set by :func:`_serve` to the watchdog's beat; each loop of ``run`` calls it."""
+
     def run(self) -> int:
         self._lock()
         self.started_at = time.time()
@@ -152,6 +159,7 @@ class Daemon:
                  self.cfg.store, self.queue.url)
         last_publish = time.monotonic()
         while not self.stop_event.is_set():
+            self.beat()
             try:
                 self._step()
                 if time.monotonic() - last_publish > PUBLISH_EVERY:
@@ -160,6 +168,7 @@ class Daemon:
             except Exception as e:  # noqa: BLE001 - a flaky store or queue must not end the endpoint
                 log.exception("scaling step failed: %s", e)
             self.stop_event.wait(self.cfg.strategy_period)
+        self.unwatch()   # stopping: its own bounds (stop_grace) apply from here
         self._shutdown()
         return 0
 
@@ -387,6 +396,7 @@ def main(argv: list[str] | None = None) -> int:
         handlers.append(logging.StreamHandler())
     logging.basicConfig(level=logging.INFO, handlers=handlers,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    dump_on_signal(d / "endpoint.log")   # kill -USR1: every thread's stack in endpoint.log
     from .multiuser import files as mu_files
     if mu_files.is_multi_user(d) and os.geteuid() == 0:
         return _run_multi_user(name, home)
@@ -402,6 +412,20 @@ def _run_multi_user(name: str, home: Path) -> int:
     return _serve(name, lambda: router.Router(name, home))
 
 
+def _stalled(server, why: str, grace: float) -> None:
+    """A daemon's or router's loop stopped (the watchdog logged every stack): stop, and exit hard
+    if even that does not end; its supervisor (systemd, or the next client on the embedded
+    default) starts it again, and it adopts its blocks or user endpoints."""
+    server.stop_event.set()
+
+    def last_resort() -> None:
+        time.sleep(grace)
+        log.error("the endpoint did not stop after %s; exiting now", why)
+        logging.shutdown()
+        os._exit(70)
+    threading.Thread(target=last_resort, name="last-resort", daemon=True).start()
+
+
 def _serve(name: str, make) -> int:
     """Run a daemon or a router until SIGTERM/SIGINT; exit codes: 2 bad config, 3 already
     running, 1 failed."""
@@ -413,6 +437,12 @@ def _serve(name: str, make) -> int:
         return 2
     signal.signal(signal.SIGTERM, lambda *_: server.stop_event.set())
     signal.signal(signal.SIGINT, lambda *_: server.stop_event.set())
+    cfg = server.cfg
+    loops = Loops(lambda why: _stalled(server, why, cfg.stop_grace + 60))
+    loops.add("step", max(cfg.stall_timeout, cfg.stop_grace + 90))   # a step may stop a user endpoint
+    server.beat = lambda: loops.beat("step")
+    server.unwatch = lambda: loops.done("step")
+    loops.start_watchdog()
     try:
         return server.run()
     except AlreadyRunning as e:

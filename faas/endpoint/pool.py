@@ -38,6 +38,7 @@ from ..providers.launchers import RANK_VARIABLES
 from . import config as ep_config
 from . import outcomes
 from . import worker as worker_mod
+from .liveness import Loops, dump_on_signal
 from .journal import Journal
 
 log = logging.getLogger("faas.pool")
@@ -45,6 +46,7 @@ HOST = socket.gethostname()
 
 STARTED_NOTICE_DELAY = 0.05   # seconds a started notice waits for the task's done notice
 PREFETCH_WINDOW = 0.1         # seconds of queued work a pool holds per worker (prefetch: -1)
+OUTBOX_BEAT = 5.0             # seconds the idle outbox sleeps between beats (liveness)
 DELETE_LINGER = 0.5           # seconds a finished task's delete waits to share a batch
 CANCEL_POLL = 1.0            # seconds between reads of the store's cancel epoch
 RUNNING_MARKER_AFTER = 1.0   # seconds: then a store marker and remote-cancel checks, each second
@@ -116,6 +118,8 @@ class Pool:
         self.counts = collections.Counter()
         self.to_cancel: set[str] = set()
         self.cancel_epochs: dict[str, tuple[float, float]] = {}   # client id -> (latest cancel, when read)
+        self.loops = Loops(self._stalled)
+        self.unhealthy: str | None = None
 
     # -- workers ----------------------------------------------------------------------
     def _spawn(self, index: int) -> Slot:
@@ -156,6 +160,7 @@ class Pool:
         # Receive in whole batches where the queue has a batch size (SQS: 10), so a task that
         # finishes does not cost a receive of its own; never let the workers run dry waiting.
         while not self.stopping.is_set():
+            self.loops.beat("receiver")
             with self.lock:
                 capacity = self.capacity()
                 low_water = max(1, min(self.batch, capacity // 2))
@@ -246,9 +251,10 @@ class Pool:
         while True:
             dues = ([d for d, _, _ in deferred.values()] + ([delete_due] if deletes else [])
                     + [d for d, _, _ in notices.values()])
-            timeout = max(0.0, min(dues) - time.monotonic()) if dues else None
+            timeout = max(0.0, min(dues) - time.monotonic()) if dues else OUTBOX_BEAT
+            self.loops.beat("outbox")
             try:
-                items = [self.outbox.get(timeout=timeout)]
+                items = [self.outbox.get(timeout=min(timeout, OUTBOX_BEAT))]
             except _queue.Empty:
                 items = []
             while True:
@@ -551,15 +557,19 @@ class Pool:
             self.slots = [self._spawn(i) for i in range(self.n_workers)]
         finally:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
-        threads = [threading.Thread(target=self._receiver, name="receiver", daemon=True),
-                   threading.Thread(target=self._outbox, name="outbox", daemon=True),
-                   threading.Thread(target=self._monitor, name="monitor", daemon=True)]
+        limit = self.cfg.stall_timeout
+        threads = [self.loops.thread("receiver", self._receiver, limit),
+                   self.loops.thread("outbox", self._outbox, limit),
+                   self.loops.thread("monitor", self._monitor, limit)]
+        self.loops.add("main", limit)
         for t in threads:
             t.start()
+        self.loops.start_watchdog()
         log.info("pool %s up: %d workers, prefetch %s, queue %s", self.block_id, self.n_workers,
                  "auto" if self.prefetch < 0 else self.prefetch, self.queue.url)
         grace_until = None
         while True:
+            self.loops.beat("main")
             self._dispatch()
             now = time.monotonic()
             busy = [s for s in self.slots if s.job]
@@ -608,6 +618,8 @@ class Pool:
             except OSError:
                 pass
         self.finished.set()
+        self.loops.done("receiver")
+        self.loops.done("monitor")
         self.outbox.put(("stop", None))
         threads[1].join(30)
         try:
@@ -622,13 +634,15 @@ class Pool:
             s.proc.join(2)
             if s.proc.is_alive():
                 s.proc.kill()
+        self.loops.stop()
         log.info("pool %s stopped: %s", self.block_id, dict(self.counts))
-        return 0
+        return 70 if self.unhealthy else 0
 
     # -- monitor thread -----------------------------------------------------------------
     def _monitor(self) -> None:
         last_status = last_beat = 0.0
         while not self.finished.wait(0.1):
+            self.loops.beat("monitor")
             now = time.monotonic()
             if now - last_beat > self.vt / 3:
                 # Here, not in the outbox: a notice stuck in retries must not let held tasks
@@ -673,6 +687,26 @@ class Pool:
                     self.stopping.set()
                     self._wake()
 
+    def _stalled(self, why: str) -> None:
+        """The watchdog's call: stop as gracefully as the stuck part allows (running tasks get
+        stop_grace, held ones go back), and exit hard if even that does not end, so the daemon
+        starts a fresh pool; a task this pool could not finish comes back on its own."""
+        self.unhealthy = why
+        self.stopping.set()
+        self._wake()
+        try:
+            self._write_status("unhealthy")
+        except OSError:
+            pass
+
+        def last_resort() -> None:
+            if not self.finished.wait(self.cfg.stop_grace + 30):
+                log.error("pool %s did not stop after %s; exiting now (its tasks come back after "
+                          "their visibility timeout)", self.block_id, why)
+                logging.shutdown()
+                os._exit(70)
+        threading.Thread(target=last_resort, name="last-resort", daemon=True).start()
+
     def _orphaned(self, now: float) -> bool:
         """True once the daemon has dropped this block (e.g. a container whose ``podman run``
         was killed keeps running). Before the pool has seen itself listed, only after a minute:
@@ -694,7 +728,8 @@ class Pool:
                   "state": state, "workers": self.n_workers,
                   "busy": sum(1 for s in self.slots if s.job), "held": len(held),
                   "idle_for": round(time.monotonic() - self.last_busy, 1), "counts": dict(self.counts),
-                  "time": time.time()}
+                  "time": time.time(), "loops": self.loops.ages(),
+                  "problem": self.unhealthy or self.loops.problem()}
         tmp = self.block_dir / "status.json.tmp"
         tmp.write_text(json.dumps(status))
         os.replace(tmp, self.block_dir / "status.json")
@@ -719,6 +754,7 @@ def main(argv: list[str] | None = None) -> int:
     block_dir.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(filename=block_dir / "pool.log", level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(threadName)s %(message)s")
+    dump_on_signal(block_dir / "pool.log")   # kill -USR1: every thread's stack in pool.log
     pool = Pool(cfg, name, home, block_dir, a.block_id, keep_alive=a.keep_alive,
                 walltime=a.walltime, walltime_margin=a.walltime_margin)
     signal.signal(signal.SIGTERM, lambda *_: (pool.stopping.set(), pool._wake()))

@@ -28,7 +28,6 @@ import heapq
 import json
 import logging
 import os
-import pwd
 import socket
 import time
 import traceback
@@ -41,6 +40,7 @@ from faas.flows import store_layout as L
 from faas.flows.client import iso
 from faas.store import open_store
 
+COMMAND_LIMIT = 1 << 20   # bytes of a command file read to learn its writer
 log = logging.getLogger("faas.flows.runner")
 
 MAX_POLL = 30.0        # seconds between status polls of a long action, at most
@@ -266,12 +266,9 @@ class Runner:
         """Who sent a command: on a file store the owner of the command's file (a claim in the
         file cannot make one user another); elsewhere the claim (the store's IAM decides who
         may write commands at all)."""
-        if self._file_store:
-            st = os.stat(os.path.join(self.store.root, key))
-            try:
-                return access.normalize(pwd.getpwuid(st.st_uid).pw_name)
-            except KeyError:
-                return f"local:uid{st.st_uid}"
+        if self._file_store:   # the owner of the file read, never through a link
+            _, uid = access.read_owned(self.store.root, key, COMMAND_LIMIT)
+            return access.identity_of_uid(uid)
         return access.normalize(cmd.get("user") or "")
 
     def _command(self, cid: str) -> None:
@@ -280,7 +277,12 @@ class Runner:
         if cmd is None:
             return   # applied already (a second doorbell, or the scan got there first)
         try:
-            who = self.command_identity(key, cmd)
+            try:
+                who = self.command_identity(key, cmd)
+            except access.UntrustedFile as e:   # a link or FIFO where a command belongs: dropped
+                log.warning("command %s ignored: its writer cannot be told (%s)", cid, e.strerror)
+                self.store.delete(key)
+                return
             op, run_id = cmd.get("op"), cmd.get("run_id")
             if op == "start":
                 self._begin(run_id, who)

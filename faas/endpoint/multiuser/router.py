@@ -75,6 +75,12 @@ class Router:
                 "host": os.uname().nodename, "pid": os.getpid(), "started_at": self.started_at,
                 "user_endpoints": sum(1 for u in self.endpoints.values() if u.state == "running")}
 
+    def unwatch(self) -> None:
+        """Set by ``_serve``: the loop ended; the watchdog stops watching it."""
+
+    def beat(self) -> None:
+        """Set by the daemon's ``_serve`` to the watchdog's beat."""
+
     def run(self) -> int:
         self._lock()
         self.started_at = time.time()
@@ -93,6 +99,7 @@ class Router:
         log.info("endpoint %s started multi-user (pid %d): tasks from %s, store %s, %d user endpoint(s) known",
                  self.name, os.getpid(), self.transport.address, self.cfg.store, len(self.endpoints))
         while not self.stop_event.is_set():
+            self.beat()
             try:
                 busy = self.step()
             except Exception as e:  # noqa: BLE001 - one bad step must not end the endpoint
@@ -100,6 +107,7 @@ class Router:
                 busy = False
             if not busy:
                 self.transport.wait(self.stop_event)
+        self.unwatch()   # stopping: its own bounds (stop_grace) apply from here
         self._shutdown()
         return 0
 

@@ -1,0 +1,103 @@
+"""Nothing stalls silently: a loop that stops or a thread that dies is noticed within its bound,
+logged with every thread's stack, and the process is replaced (issue 15)."""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import faas
+from faas.cli.main import pool_health
+from faas.endpoint.liveness import Loops, thread_stacks
+
+from helpers import running_endpoint
+
+HANG = Path(__file__).parent / "liveness_hang"
+
+
+def _wait(cond, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = cond()
+        if v:
+            return v
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def test_a_loop_that_stops_beating_is_reported_once_with_the_stacks(caplog):
+    stalls = []
+    loops = Loops(stalls.append, check_every=0.05)
+    loops.add("ticker", limit=0.3)
+    stuck = threading.Event()
+
+    def stuck_here():
+        stuck.wait(5)
+    t = threading.Thread(target=stuck_here, name="stuck-one", daemon=True)
+    t.start()
+    loops.start_watchdog()
+    for _ in range(5):
+        loops.beat("ticker")
+        time.sleep(0.05)
+    assert stalls == []
+    _wait(lambda: stalls, 3, "the stall to be reported")
+    time.sleep(0.3)
+    assert len(stalls) == 1 and "ticker has made no progress" in stalls[0]
+    assert "stuck_here" in caplog.text and 'thread "stuck-one"' in caplog.text
+    assert "stuck_here" in thread_stacks()
+    stuck.set()
+    loops.stop()
+
+
+def test_a_thread_that_dies_is_reported_with_its_traceback(caplog):
+    stalls = []
+    loops = Loops(stalls.append, check_every=0.05)
+
+    def broken():
+        raise RuntimeError("the outbox broke")
+    loops.thread("outbox", broken, limit=60).start()
+    loops.start_watchdog()
+    _wait(lambda: stalls, 3, "the dead thread to be reported")
+    assert "thread outbox died: RuntimeError: the outbox broke" in stalls[0]
+    assert "Traceback" in caplog.text and "the outbox broke" in caplog.text
+    # a thread that ends as it should is not a problem
+    done = Loops(stalls.append)
+    done.thread("quiet", lambda: None, limit=0.01).start()
+    time.sleep(0.1)
+    assert done.problem() is None
+    loops.stop()
+
+
+def test_status_shows_a_stuck_or_silent_pool_as_unhealthy():
+    now = time.time()
+    assert pool_health({"state": "running", "time": now}, 120)["health"] == "ok"
+    stale = pool_health({"state": "running", "time": now - 300}, 120)["health"]
+    assert stale.startswith("unhealthy: its status has not been written for 3")
+    stuck = pool_health({"state": "running", "time": now, "problem": "receiver has made no progress for 9 s"}, 120)
+    assert stuck["health"] == "unhealthy: receiver has made no progress for 9 s"
+
+
+@pytest.mark.slow
+def test_a_pool_whose_receiver_hangs_is_replaced_and_tasks_still_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(HANG), os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.setenv("HANG_TEST_RECEIVES", "3")   # not FAAS_*: running_endpoint clears those
+    home = tmp_path / "h"
+    with running_endpoint(home, stall_timeout=3, stop_grace=2,
+                          engine={"max_workers_per_node": 1, "max_idle_time": 600}):
+        c = faas.client()
+        fid = c.register_function(pow)
+        assert c.get_result(c.run(function_id=fid, args=(2, 5)), timeout=60) == 32
+        blocks = home / "endpoints" / "local" / "blocks"
+
+        def stalled_logs():
+            return [p for p in blocks.glob("*/pool.log") if "NOT LIVE: receiver has made no progress" in p.read_text()]
+        first = _wait(stalled_logs, 60, "the stuck receiver to be reported")[0]
+        text = first.read_text()
+        assert "liveness_hang/sitecustomize.py" in text and 'thread "receiver"' in text, text[-3000:]
+        # the daemon replaces the pool; tasks sent now still run (on the next pool)
+        _wait(lambda: len(list(blocks.glob("*/pool.log"))) >= 2, 90, "a new pool")
+        assert c.get_result(c.run(function_id=fid, args=(3, 3)), timeout=90) == 27
+        c.close()
