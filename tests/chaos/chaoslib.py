@@ -65,6 +65,7 @@ class Executions:
         self.started: collections.Counter = collections.Counter()   # (i, gen) -> runs started
         self.ended: collections.Counter = collections.Counter()     # (i, gen) -> runs finished
         self.inputs_done: set[int] = set()
+        self.end_times: list[float] = []     # wall clock of each finished execution
         self._lock = threading.Lock()
 
     def refresh(self) -> None:
@@ -78,13 +79,23 @@ class Executions:
             end = data.rfind(b"\n") + 1          # a line being written is read next time
             self.offset += end
             for line in data[:end].decode().splitlines():
-                phase, i, gen, _pid, _t = line.split()
+                phase, i, gen, _pid, t = line.split()
                 key = (int(i), int(gen))
                 if phase == "start":
                     self.started[key] += 1
                 else:
                     self.ended[key] += 1
                     self.inputs_done.add(int(i))
+                    self.end_times.append(float(t))
+
+    def longest_gap(self, since: float, until: float | None = None) -> float:
+        """The longest time (s) with no execution finishing, from ``since`` (wall clock) to the
+        last one (or to ``until``, when some work never finished): a stall while faults were
+        injected shows here, however the run ended."""
+        self.refresh()
+        times = sorted(t for t in self.end_times if t >= since)
+        edges = [since] + times + ([until] if until is not None else [])
+        return max((b - a for a, b in zip(edges, edges[1:])), default=0.0)
 
     def figures(self) -> dict:
         self.refresh()
@@ -96,6 +107,49 @@ class Executions:
             "duplicate executions (finished)": sum(n - 1 for n in self.ended.values() if n > 1),
             "most runs of one task": max(self.started.values(), default=0),
         }
+
+
+# -- evidence of a failed run ----------------------------------------------------------------
+
+#: seconds with no execution finishing that count as a stall (a daemon restart, a pool kill and
+#: a visibility timeout of 5 s together take well under this)
+STALL_BOUND = 60.0
+EVIDENCE_ROOT = Path(os.environ.get("FAAS_CHAOS_EVIDENCE", "/tmp/faas-chaos-evidence"))
+
+
+def dump_stacks(endpoint_dir: Path) -> list[int]:
+    """SIGUSR1 to the endpoint's daemon and pools: each writes every thread's stack to its log
+    (faulthandler), while the processes are still as the failure left them."""
+    sent = []
+    for pid in endpoint_processes(endpoint_dir):
+        cmd = _cmdline(pid)
+        if "faas.endpoint.daemon" in cmd or "faas.endpoint.pool" in cmd:
+            try:
+                os.kill(pid, signal.SIGUSR1)
+                sent.append(pid)
+            except ProcessLookupError:
+                pass
+    time.sleep(1.0)
+    return sent
+
+
+def keep_evidence(test: str, seed: int, sources: list[Path], report: str) -> Path:
+    """Copy every log of the run and its report into a folder of its own, and name it."""
+    import shutil
+    folder = EVIDENCE_ROOT / f"{test}-{time.strftime('%Y%m%d-%H%M%S')}-seed{seed}-{os.getpid()}"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "report.txt").write_text(report)
+    for src in sources:
+        src = Path(src)
+        try:
+            if src.is_dir():
+                shutil.copytree(src, folder / src.name, dirs_exist_ok=True,
+                                ignore=shutil.ignore_patterns("*.sqlite3*", "store", "*.waiters"))
+            elif src.exists():
+                shutil.copy2(src, folder / src.name)
+        except OSError as e:
+            (folder / "copy-errors.txt").open("a").write(f"{src}: {e}\n")
+    return folder
 
 
 # -- the endpoint -----------------------------------------------------------------------------

@@ -92,7 +92,7 @@ def test_chaos_s3_sqs(moto_url, tmp_path, capsys):
 
             # At most WINDOW tasks in flight: moto's queue calls slow down with the queue's
             # depth (ReceiveMessage of 10: 8 ms empty, ~0.9 s at 1,000 queued).
-            t0 = time.monotonic()
+            t0, wall_t0 = time.monotonic(), time.time()
             deadline = t0 + RESULT_DEADLINE
             chaos = Chaos(name, home, lambda: finished[0] / N, PLAN, rng)
             chaos.start()
@@ -107,7 +107,9 @@ def test_chaos_s3_sqs(moto_url, tmp_path, capsys):
                     fs.append(f)
             unsent = N - len(fs)              # the window stayed full of tasks with no result
             done, lost = futures.wait(fs, timeout=max(0.0, deadline - time.monotonic()))
-            wall = time.monotonic() - t0
+            wall, wall_end = time.monotonic() - t0, time.time()
+            if lost or unsent:   # stacks of every thread, while the processes are as they failed
+                chaoslib.dump_stacks(d)
             chaos.stop()
             wrong, failed = [], []
             for i, f in enumerate(fs):
@@ -138,6 +140,7 @@ def test_chaos_s3_sqs(moto_url, tmp_path, capsys):
                     pass
 
     runs = Executions(exec_log).figures()
+    gap = Executions(exec_log).longest_gap(wall_t0, wall_end if lost or unsent else None)
     fl = chaoslib.read_fault_log(fault_log)
     waits = chaoslib.wait_summary(fl["waits"])
     surfaced = chaoslib.log_lines(home, SURFACED)
@@ -160,9 +163,17 @@ def test_chaos_s3_sqs(moto_url, tmp_path, capsys):
         ("wall time", f"{wall:.1f} s"),
         ("seed / rates", f"{SEED} / {RATES}"),
         ("left running after stop", f"{len(swept)} process(es)"),
+        ("longest time with no result", f"{gap:.1f} s (bound {chaoslib.STALL_BOUND:.0f} s)"),
     ]
+    report = table("chaos, S3/SQS on moto", rows) + "".join(f"\n  left running after stop: {s}" for s in swept)
+    evidence = None
+    if chaos.errors or unsent or lost or failed or wrong or dead or swept or surfaced or gap > chaoslib.STALL_BOUND:
+        evidence = chaoslib.keep_evidence("chaos-s3-sqs", SEED, [home / "endpoints", exec_log, fault_log], report)
+    note = f" (the run's logs and stacks: {evidence})" if evidence else ""
     with capsys.disabled():
         print("\n" + table("chaos, S3/SQS on moto", rows))
+        if evidence:
+            print(f"  EVIDENCE of the failed run kept in {evidence}")
         for s, w in waits.items():
             print(f"  tenacity {s} by attempt: {w['by_attempt']}")
         for line in swept:
@@ -170,12 +181,14 @@ def test_chaos_s3_sqs(moto_url, tmp_path, capsys):
         if chaos.errors:
             print("  chaos errors:", chaos.errors)
 
-    assert not chaos.errors, chaos.errors
-    assert not unsent, f"{unsent} task(s) never sent: the window stayed full of tasks without a result"
-    assert not lost, f"{len(lost)} task(s) lost, e.g. {[f.task_id for f in list(lost)[:5]]}"
-    assert not failed, failed[:5]
-    assert not wrong, wrong[:5]
-    assert not dead and dlq_depth == {"visible": 0, "in_flight": 0}, (dead[:5], dlq_depth)
+    assert not chaos.errors, f"{chaos.errors}{note}"
+    assert not unsent, f"{unsent} task(s) never sent: the window stayed full of tasks without a result{note}"
+    assert not lost, f"{len(lost)} task(s) lost, e.g. {[f.task_id for f in list(lost)[:5]]}{note}"
+    assert not failed, f"{failed[:5]}{note}"
+    assert not wrong, f"{wrong[:5]}{note}"
+    assert not dead and dlq_depth == {"visible": 0, "in_flight": 0}, f"{(dead[:5], dlq_depth)}{note}"
+    assert gap <= chaoslib.STALL_BOUND, f"no result for {gap:.0f} s while faults were injected{note}"
+    assert not swept, f"{len(swept)} process(es) left running after stop: {swept}{note}"
     for kind in faults.KINDS:
         assert fl["faults"][kind] > 0, f"no {kind} fault was injected: {fl['faults']}"
     for what in set(PLAN):
@@ -183,7 +196,7 @@ def test_chaos_s3_sqs(moto_url, tmp_path, capsys):
     assert runs["most runs of one task"] < MAX_RECEIVES
     # Retried, not surfaced: tenacity backs off exponentially with jitter, and never gave up.
     assert not fl["gave_up"], fl["gave_up"][:5]
-    assert not surfaced, surfaced
+    assert not surfaced, f"{surfaced}{note}"
     assert not chaoslib.check_waits(fl["waits"])
     assert "s3" in waits and "sqs" in waits, waits
     s3_first = [w["wait"] for w in fl["waits"] if (w.get("op") or "").startswith("s3.") and w["attempt"] == 1]

@@ -104,7 +104,7 @@ def test_chaos_local_queue(tmp_path, capsys):
                        "provider": {"type": "local", "init_blocks": 2, "min_blocks": 2, "max_blocks": 2}}})
         try:
             control.start_detached(name, home, wait=60.0)
-            t0 = time.monotonic()
+            t0, wall_t0 = time.monotonic(), time.time()
             chaos = Chaos(name, home, progress, PLAN, rng)
             chaos.start()
             # Client 1 (sends 10 tasks every 50 ms): killed mid-submission, after 20-40% were sent.
@@ -135,7 +135,9 @@ def test_chaos_local_queue(tmp_path, capsys):
                         continue
                     if v != expected(i):
                         wrong.append((i, gen, tid, v))
-            wall = time.monotonic() - t0
+            wall, wall_end = time.monotonic() - t0, time.time()
+            if lost:   # stacks of every thread, while the processes are as they failed
+                chaoslib.dump_stacks(d)
             chaos.stop()
             c.close()
             time.sleep(1.0)                   # executions still finishing in orphaned workers
@@ -151,6 +153,7 @@ def test_chaos_local_queue(tmp_path, capsys):
                 swept = chaoslib.sweep(d)
 
     runs = Executions(files["executions"]).figures()
+    gap = Executions(files["executions"]).longest_gap(wall_t0, wall_end if lost else None)
     execs.refresh()
     unrecorded = sorted({i for (i, gen) in execs.started if gen == 1 and all(g != 1 for g, _ in ids.get(i, []))})
     surfaced = chaoslib.log_lines(home, SURFACED)
@@ -171,25 +174,39 @@ def test_chaos_local_queue(tmp_path, capsys):
         ("wall time", f"{wall:.1f} s"),
         ("seed", SEED),
         ("left running after stop", f"{len(swept or [])} process(es)"),
+        ("longest time with no result", f"{gap:.1f} s (bound {chaoslib.STALL_BOUND:.0f} s)"),
     ]
+    swept = swept or []
+    report = table("chaos, local queue, client killed too", rows) + "".join(
+        f"\n  left running after stop: {s}" for s in swept)
+    evidence = None
+    if chaos.errors or len(ids) != N or lost or failed or wrong or dead or swept or surfaced \
+            or gap > chaoslib.STALL_BOUND:
+        evidence = chaoslib.keep_evidence("chaos-local", SEED, [home / "endpoints", files["executions"]]
+                                          + sorted(tmp_path.glob("client-*.out")), report)
+    note = f" (the run's logs and stacks: {evidence})" if evidence else ""
     with capsys.disabled():
         print("\n" + table("chaos, local queue, client killed too", rows))
+        if evidence:
+            print(f"  EVIDENCE of the failed run kept in {evidence}")
         for line in swept or []:
             print("  left running after stop:", line)
         if chaos.errors:
             print("  chaos errors:", chaos.errors)
 
-    assert not chaos.errors, chaos.errors
-    assert len(ids) == N, f"{N - len(ids)} input(s) never got a task id: the second client did not finish sending"
-    assert not lost, f"{len(lost)} task(s) lost, e.g. {lost[:5]}"
-    assert not failed, failed[:5]
-    assert not wrong, wrong[:5]
-    assert not dead and dlq_depth == {"visible": 0, "in_flight": 0}, (dead[:5], dlq_depth)
+    assert not chaos.errors, f"{chaos.errors}{note}"
+    assert len(ids) == N, f"{N - len(ids)} input(s) never got a task id: the second client did not finish sending{note}"
+    assert not lost, f"{len(lost)} task(s) lost, e.g. {lost[:5]}{note}"
+    assert not failed, f"{failed[:5]}{note}"
+    assert not wrong, f"{wrong[:5]}{note}"
+    assert not dead and dlq_depth == {"visible": 0, "in_flight": 0}, f"{(dead[:5], dlq_depth)}{note}"
+    assert gap <= chaoslib.STALL_BOUND, f"no result for {gap:.0f} s while faults were injected{note}"
+    assert not swept, f"{len(swept)} process(es) left running after stop: {swept}{note}"
     assert [k["when"] for k in clients] == ["mid-submission", "mid-wait"], clients
     for what in set(PLAN):
         assert chaos.counts()[what] >= 1, f"no {what} happened: {chaos.done} (skipped {chaos.skipped})"
     assert runs["most runs of one task"] < MAX_RECEIVES
-    assert not surfaced, surfaced
+    assert not surfaced, f"{surfaced}{note}"
 
 
 @pytest.mark.timeout(120)
