@@ -19,7 +19,8 @@ from typing import Any, Callable, Iterable
 
 from . import private_files, sealing, serialize, signing
 from .config import Settings, resolve
-from .exceptions import (ConfigError, EndpointNotFound, FaasError, FunctionNotFound, QueueError, ResultForged, SerializationError,
+from .exceptions import (ConfigError, EndpointNotFound, FaasError, FunctionNotFound, QueueError, ResultForged,
+                         SerializationError, SignatureError,
                          TaskCancelled, TaskFailed, TaskTimeout)
 from .messages import (Notice, args_key, cancel_epoch_key, cancel_key, check_task_id, client_prefixes, function_key,
                        inline_limit, result_key, running_key)
@@ -148,6 +149,7 @@ class Client:
         self._fn_ids: dict[int, tuple[Callable, str]] = {}
         self._stored_fns: set[str] = set()
         self._endpoints: dict[str, Queue] = {}
+        self._records: dict[str, dict] = {}     # endpoint name -> its published record
         self._keys: dict[str, signing.Key | None] = {}
         self._tasks: dict[str, TaskState] = {}
         self._done_ids: collections.deque[str] = collections.deque()
@@ -229,6 +231,7 @@ class Client:
                 url = self._ensure_local()
             else:
                 record = registry.read(self.store, name)
+                self._records[name] = record
                 url = record["queue"]
             try:
                 if url.startswith("spool://"):   # a multi-user endpoint: the file's owner is the identity
@@ -279,6 +282,23 @@ class Client:
         if key is not None:
             msg["sig"] = signing.sign(msg, key)
         return task_id, json.dumps(msg, separators=(",", ":"))
+
+    def _check_key(self, name: str, key: "signing.Key | None") -> None:
+        """Fail at submit, not after a wait, when the endpoint runs only signed tasks and this
+        client holds no key it accepts (its record names the key ids it accepts)."""
+        record = self._records.get(name) or {}
+        if not record.get("signed_tasks"):
+            return
+        ids = record.get("signing_key_ids") or []
+        if key is None:
+            raise SignatureError(
+                f"endpoint {name!r} runs only signed tasks and this client holds no signing key: "
+                f"set FAAS_SIGNING_KEY=ID:SECRET to one of the endpoint's keys (ids: {', '.join(ids)}; "
+                f"the lines of signing.key in its folder on the site)")
+        if ids and key.id not in ids:
+            raise SignatureError(
+                f"endpoint {name!r} does not accept signing key {key.id!r} (it accepts {', '.join(ids)}): "
+                f"set FAAS_SIGNING_KEY to one of those keys")
 
     def _check_function(self, function_id: str) -> None:
         """Fail at submit, not on the endpoint, for a function this user never registered."""
@@ -332,6 +352,7 @@ class Client:
         self._check_function(function_id)
         queue = self._endpoint_queue(endpoint)
         key = self._signing_key(endpoint)
+        self._check_key(endpoint or self.settings.endpoint, key)
         states, bodies = [], []
         for calls in call_groups:
             task_id, body = self._message(queue, function_id, list(calls), timeout, key, user_endpoint_config)

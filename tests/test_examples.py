@@ -111,7 +111,7 @@ def test_ci_workflow_is_well_formed():
     job = wf["jobs"]["batch"]
     assert job["runs-on"]
     env = job["env"]
-    for key in ("FAAS_STORE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+    for key in ("FAAS_STORE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "FAAS_SIGNING_KEY"):
         assert env[key] == f"${{{{ secrets.{key} }}}}"
     steps = job["steps"]
     assert all(isinstance(s, dict) and ("uses" in s) != ("run" in s) for s in steps), steps
@@ -139,3 +139,52 @@ def test_ci_workflow_is_well_formed():
     assert upload["if"] == "always()"
     assert upload["with"]["path"] == str(wd / "results.jsonl")
     assert steps.index(upload) > steps.index(submit)
+
+
+def _workflow_steps(secrets: dict, workdir: Path, home: Path) -> tuple[dict, list[dict]]:
+    """The batch job's environment (its ``${{ secrets.X }}`` filled in from ``secrets``, an empty
+    string where the repository has none, as Actions does) and its ``run`` steps."""
+    job = yaml.safe_load((CI_BATCH / "workflow.yml").read_text())["jobs"]["batch"]
+    env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": str(home),
+           "AWS_ENDPOINT_URL": os.environ["AWS_ENDPOINT_URL"]}
+    for k, v in job["env"].items():
+        m = re.fullmatch(r"\$\{\{ secrets\.(\w+) \}\}", v)
+        env[k] = secrets.get(m.group(1), "") if m else "us-east-1"
+    return env, [s for s in job["steps"] if "run" in s and "pip install" not in s["run"]]
+
+
+@pytest.mark.slow
+@pytest.mark.aws
+def test_ci_workflow_runs_as_a_runner_runs_it(tmp_path, moto_url, s3_bucket, monkeypatch):
+    """The workflow's own steps, in a fresh HOME on another "machine" (nothing of the site's
+    FAAS_HOME): with the signing key as a secret the batch runs; without it, it fails at once
+    and says which variable to set."""
+    import shutil
+
+    from faas import signing
+    sys.path.insert(0, str(Path(__file__).parent))
+    from helpers import running_endpoint
+    key = signing.new_key("ci1")
+    store = f"s3://{s3_bucket}/faas"
+    work = tmp_path / "repo" / "examples" / "ci_batch"
+    shutil.copytree(CI_BATCH, work)
+    with running_endpoint(tmp_path / "site", name="mysite", store=store, queue="sqs", signing_keys=[key]):
+        secrets = {"FAAS_STORE": store, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+        for with_key in (True, False):
+            env, steps = _workflow_steps(dict(secrets, **({"FAAS_SIGNING_KEY": key} if with_key else {})),
+                                         work, tmp_path / f"runner-home-{with_key}")
+            outs = []
+            for step in steps:
+                p = subprocess.run(["bash", "-e", "-c", step["run"]], cwd=work, env=env,
+                                   capture_output=True, text=True, timeout=240)
+                outs.append(p)
+                if p.returncode != 0:
+                    break
+            if with_key:
+                assert all(p.returncode == 0 for p in outs), [(p.stdout, p.stderr) for p in outs]
+                results = [json.loads(line) for line in (work / "results.jsonl").read_text().splitlines()]
+                assert len(results) == 12 and all("result" in r for r in results), results[:2]
+                (work / "results.jsonl").unlink()
+            else:
+                assert outs[-1].returncode != 0, outs[-1].stdout
+                assert "FAAS_SIGNING_KEY" in outs[-1].stderr and "ci1" in outs[-1].stderr, outs[-1].stderr

@@ -13,7 +13,7 @@ import pytest
 import faas
 from faas import serialize, signing
 from faas.endpoint import config as ep_config
-from faas.exceptions import FunctionNotAllowed, SerializationError, SignatureError, TaskTimeout
+from faas.exceptions import FunctionNotAllowed, SerializationError, SignatureError
 from faas.messages import args_key, function_key
 from faas.store import open_queue
 
@@ -63,18 +63,43 @@ def test_signed_tasks_run_with_either_key(site):
         c.close()
 
 
-@pytest.mark.parametrize("key", [None, OTHER], ids=["unsigned", "wrong-key"])
-def test_unsigned_or_wrong_key_never_runs(site, tmp_path, key):
+def test_a_client_without_an_accepted_key_fails_at_submit(site):
+    """The endpoint's record names the key ids it accepts: no waiting for a result that never
+    comes (a CI runner without FAAS_SIGNING_KEY)."""
+    c = faas.client(endpoint="signed")
+    t0 = time.monotonic()
+    with pytest.raises(SignatureError, match="runs only signed tasks.*set FAAS_SIGNING_KEY.*k1, k2"):
+        c.run(function_id=c.register_function(echo), args=(1,))
+    stranger = faas.client(endpoint="signed", signing_key=signing.new_key("k9"))
+    with pytest.raises(SignatureError, match="does not accept signing key 'k9'"):
+        stranger.run(function_id=stranger.register_function(echo), args=(1,))
+    assert time.monotonic() - t0 < 10
+    c.close()
+    stranger.close()
+
+
+def test_a_forged_key_never_runs_and_its_sender_hears_why(site, tmp_path):
     home, _ = site
-    c = faas.client(endpoint="signed", **({"signing_key": key} if key else {}))
+    c = faas.client(endpoint="signed", signing_key=OTHER)   # key id k1, another secret
     marker = tmp_path / "ran"
     tid = c.run(function_id=c.register_function(mark), args=(str(marker),))
-    with pytest.raises(TaskTimeout):
-        c.get_result(task_id=tid, timeout=3)
+    t0 = time.monotonic()
+    with pytest.raises(SignatureError, match=f"task {tid} refused by endpoint 'signed': bad signature"):
+        c.get_result(task_id=tid, timeout=30)
+    assert time.monotonic() - t0 < 20
     assert not marker.exists()
-    assert f"claims task {tid}): {'unsigned' if key is None else 'bad signature'}" in pool_log(home)
+    assert f"claims task {tid}): bad signature" in pool_log(home)
     assert "payload was not deserialized" in pool_log(home)
     assert any(k.startswith("dead-letters/refused-") for k in c.store.list("dead-letters/"))
+    # an unsigned message put on the queue by hand: refused the same way
+    body = signed_body(c, mark, (str(marker),))
+    del body["sig"]
+    raw_send(home, body)
+    deadline = time.monotonic() + 20
+    while f"claims task {body['id']}): unsigned" not in pool_log(home) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert f"claims task {body['id']}): unsigned" in pool_log(home)
+    assert not marker.exists()
     c.close()
 
 
@@ -173,8 +198,8 @@ def test_embedded_default_signs_by_default(tmp_path, monkeypatch):
         marker = tmp_path / "ran"
         c = faas.client(signing_key=OTHER)
         tid = c.run(function_id=c.register_function(mark), args=(str(marker),))
-        with pytest.raises(TaskTimeout):
-            c.get_result(task_id=tid, timeout=3)
+        with pytest.raises(SignatureError, match="bad signature"):
+            c.get_result(task_id=tid, timeout=30)
         assert not marker.exists()
         c.close()
     finally:

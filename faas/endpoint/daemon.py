@@ -112,6 +112,8 @@ class Daemon:
                 "max_workers_per_node": self.cfg.engine.max_workers_per_node,
                 "nodes_per_block": p.nodes_per_block, "max_blocks": p.max_blocks,
                 "blocks": len(self.blocks), "max_receives": self.cfg.max_receives, "version": __version__,
+                # key ids are not secret (every signature names one): clients fail fast without one
+                "signed_tasks": bool(self.keys), "signing_key_ids": sorted(self.keys),
                 "block_detail": self._block_detail()}
 
     def _block_detail(self) -> list[dict]:

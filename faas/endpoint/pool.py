@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import serialize, signing
-from ..exceptions import FunctionNotAllowed, QueueDoesNotExist, QueueError
+from ..exceptions import FunctionNotAllowed, QueueDoesNotExist, QueueError, SignatureError
 from ..messages import (Notice, TaskMessage, cancel_epoch_key, cancel_may_apply, dead_letter_key,
                         inline_limit, result_key, running_key)
 from ..store import KeyNotFound, Message, open_queue, open_store
@@ -225,9 +225,18 @@ class Pool:
 
     def _refuse(self, m: Message, task: TaskMessage, why: str) -> None:
         """Never deserialize, never write a result under its (unproven) task id: keep the
-        message for the administrator under ``dead-letters/`` and drop it from the queue."""
+        message for the administrator under ``dead-letters/`` and drop it from the queue. Its
+        sender hears why at once, in a notice sealed with the message's own secret (only the
+        client that made the message can read it as its task's; the store is not touched)."""
         log.error("REFUSED message %s (claims task %s): %s; its payload was not deserialized",
                   m.id, task.id, why)
+        if task.reply:
+            err = SignatureError(f"task {task.id} refused by endpoint {self.name!r}: {why}; set "
+                                 f"FAAS_SIGNING_KEY to one of its keys (`faas endpoint configure "
+                                 f"--signing-key` on the site shows how)")
+            frame = outcomes.failure_frame(task, err, **self.where)
+            self.outbox.put(("notice", (task.reply, task.id, "done",
+                                        outcomes.done_notice(task, "failed", frame), None)))
         try:
             self.store.put(dead_letter_key(f"refused-{m.id}"),
                            json.dumps({"reason": why, "body": m.body}).encode())
