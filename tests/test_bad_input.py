@@ -58,6 +58,10 @@ def test_unknown_endpoint(home):
             ex.submit(double, 1)
 
 
+def never_loaded(x):
+    return x
+
+
 def test_missing_function_in_store(home):
     """A function id this user never registered fails at submit, naming what to do; one deleted
     from the store after its task was sent fails the task on the endpoint."""
@@ -67,7 +71,7 @@ def test_missing_function_in_store(home):
         c.run(function_id="0" * 64, args=(1,))
     with pytest.raises(FunctionNotFound, match="not a SHA-256"):
         c.run(function_id="../../etc/passwd", args=(1,))
-    fid = c.register_function(double)
+    fid = c.register_function(never_loaded)   # no worker has it cached
     c.store.delete(function_key(fid, c.client_id))
     tid = c.run(function_id=fid, args=(1,))
     with pytest.raises(KeyError):
