@@ -39,7 +39,8 @@ MAX_RECEIVES = 10
 WINDOW = 100                  # tasks in flight at most (sent, no result yet)
 SURFACED = ("receive failed", "notice failed", "delete failed", "heartbeat failed", "release failed",
             "could not store its result", "could not write the failure", "hand back by re-sending failed",
-            "scaling step failed", "monitor:", "could not copy task", "could not dead-letter")
+            "scaling step failed", "monitor:", "could not copy task", "could not dead-letter",
+            "NOT LIVE")   # the watchdog: a loop stalled (its stacks are in the log)
 
 
 def _load_faults():
@@ -75,7 +76,7 @@ def test_chaos_s3_sqs(moto_url, tmp_path, capsys):
         mp.setenv(faults.ENV_SEED, str(SEED))
         d = chaoslib.configure(home, name, {
             "store": store, "queue": "sqs", "max_receives": MAX_RECEIVES, "visibility_timeout": 5,
-            "stop_grace": 5, "strategy_period": 0.5,
+            "stop_grace": 5, "strategy_period": 0.5, "stall_timeout": 20,
             "engine": {"max_workers_per_node": 2, "max_idle_time": 120,
                        "provider": {"type": "local", "init_blocks": 2, "min_blocks": 2, "max_blocks": 2}}})
         faults.install()                      # the client's own AWS calls get faults too

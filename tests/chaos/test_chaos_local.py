@@ -39,7 +39,8 @@ MAX_RECEIVES = 10
 MAX_MS = 30                   # task sleeps 0..30 ms
 SURFACED = ("receive failed", "notice failed", "delete failed", "heartbeat failed", "release failed",
             "could not store its result", "could not write the failure", "hand back by re-sending failed",
-            "scaling step failed", "monitor:", "could not copy task", "could not dead-letter")
+            "scaling step failed", "monitor:", "could not copy task", "could not dead-letter",
+            "NOT LIVE")   # the watchdog: a loop stalled (its stacks are in the log)
 
 
 def _lines(path) -> int:
@@ -99,7 +100,7 @@ def test_chaos_local_queue(tmp_path, capsys):
         mp.setenv("FAAS_HOME", str(home))
         d = chaoslib.configure(home, name, {
             "store": store, "queue": "local", "max_receives": MAX_RECEIVES, "visibility_timeout": 5,
-            "stop_grace": 5, "strategy_period": 0.5,
+            "stop_grace": 5, "strategy_period": 0.5, "stall_timeout": 20,
             "engine": {"max_workers_per_node": 2, "max_idle_time": 120,
                        "provider": {"type": "local", "init_blocks": 2, "min_blocks": 2, "max_blocks": 2}}})
         try:
