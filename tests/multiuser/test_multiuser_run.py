@@ -256,6 +256,30 @@ def test_s3_sqs_identity_is_the_registered_key(site, mu_users, moto_url, s3_buck
         return site.run_as(user, env_extra=env_extra, **args)
     r = run(alice, keys[arn.format(alice.pw_name)][0], n=2, uec={"account": "a1"})
     assert [x.get("uid") for x in r] == [alice.pw_uid] * 2, r
+    # bob, who may write the shared bucket (his user endpoints must), plants a pickle at alice's
+    # result; alice's client refuses it by name and never loads it (issue 14)
+    import pickle
+    import subprocess
+    import sys
+    import boto3
+    from faas import serialize
+    tid = r[0]["task"]
+    pwned = Path(f"/tmp/faas-pwned-{tid}")
+    s3 = boto3.client("s3")
+    (key,) = [o["Key"] for o in s3.list_objects_v2(Bucket=s3_bucket, Prefix="site/results/")["Contents"]
+              if o["Key"].endswith(tid)]
+
+    class Pwn:
+        def __reduce__(self):
+            return (os.system, (f"touch {pwned}",))
+    s3.put_object(Bucket=s3_bucket, Key=key, Body=serialize.frame(
+        {"kind": "result", "status": "success", "task_id": tid, "n": 1}, pickle.dumps([(True, Pwn())])))
+    env = dict(site.user_env(alice), **aws, FAAS_STORE=store)
+    p = subprocess.run([sys.executable, "-m", "faas.cli.main", "result", tid], user=alice.pw_uid,
+                       group=alice.pw_gid, extra_groups=[], env=env, cwd=alice.pw_dir,
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode != 0 and "not written by the endpoint that ran it" in p.stderr, (p.stdout, p.stderr)
+    assert not pwned.exists()
     both = {}
 
     def go(user, uec):
