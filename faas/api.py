@@ -59,7 +59,8 @@ class TaskState:
 
     def on_change(self, fn: Callable[["TaskState"], None]) -> None:
         with self._lock:
-            self._callbacks.append(fn)
+            if not self.finished:   # a finished task's callbacks are dropped: they fired
+                self._callbacks.append(fn)
             fire = self.status != "pending"
         if fire:
             fn(self)
@@ -75,6 +76,7 @@ class TaskState:
             callbacks = list(self._callbacks)
             if status != "running":
                 self.finished = True
+                self._callbacks = []   # the last call: what they hold (futures, results) is not kept here
                 if self._event is not None:
                     self._event.set()
         for fn in callbacks:
@@ -146,7 +148,7 @@ class Client:
     def __init__(self, settings: Settings | None = None):
         self.settings = settings or resolve()
         self.store = open_store(self.settings.store_url)
-        self._fn_ids: dict[int, tuple[Callable, str]] = {}
+        self._fn_ids: dict[int, tuple[weakref.ref, str]] = {}
         self._stored_fns: set[str] = set()
         self._endpoints: dict[str, Queue] = {}
         self._records: dict[str, dict] = {}     # endpoint name -> its published record
@@ -188,7 +190,7 @@ class Client:
     def register_function(self, function: Callable, **_: Any) -> str:
         """Serialize and store ``function`` (once: its id is the hash of its bytes)."""
         cached = self._fn_ids.get(id(function))
-        if cached is not None and cached[0] is function:
+        if cached is not None and cached[0]() is function:
             return cached[1]
         fid, data = serialize.function_bytes(function)
         if fid not in self._stored_fns:
@@ -200,7 +202,12 @@ class Client:
                     if not self.store.exists(key):
                         raise
             self._stored_fns.add(fid)
-        self._fn_ids[id(function)] = (function, fid)
+        try:   # weakly: a cached function (a bound method, a partial) must not keep what it holds alive
+            fns, key = self._fn_ids, id(function)
+            ref = weakref.ref(function, lambda r: fns.get(key, (None,))[0] is r and fns.pop(key, None))
+        except TypeError:   # not weakly referenceable: not cached
+            return fid
+        self._fn_ids[key] = (ref, fid)
         return fid
 
     # -- endpoints --------------------------------------------------------------------
@@ -426,6 +433,7 @@ class Client:
                 self._send(batch)
             except Exception as e:  # noqa: BLE001 - already reported on each task
                 log.error("sending %d task(s) failed: %s", len(batch), e)
+            del batch   # not held while waiting for the next: its tasks' arguments and states
 
     def flush(self) -> None:
         """Wait until every task handed to the background sender has been sent."""
@@ -474,16 +482,19 @@ class Client:
                 try:
                     q.delete(receipts)
                 except Exception as e:  # noqa: BLE001
-                    log.warning("deleting notices failed: %s", e)
+                    if not self._closed.is_set():
+                        log.warning("deleting notices failed: %s", e)
                 receipts = []
             try:
                 msgs = q.receive(max_messages=batch,
                                  wait=max(0.0, min(2.0, flush_at - time.monotonic())) if receipts else 2.0)
             except Exception as e:  # noqa: BLE001
-                if self._closed.is_set():
+                # A close may be what broke it, and the flag can come just after: at exit the
+                # queue's own finalizer (weakref.finalize, run before the atexit hook that closes
+                # this client) closes its socket under this receive. Wait for it before reporting.
+                if self._closed.wait(0.5):
                     return
                 log.warning("reply queue receive failed: %s; retrying", e)
-                time.sleep(0.5)
                 continue
             for m in msgs:
                 try:
@@ -507,6 +518,7 @@ class Client:
             log.warning("ignoring a done notice for task %s that its endpoint did not write "
                         "(forged, or from another client's reply queue)", n.id)
             return
+        owned = bool(st._callbacks)   # an Executor's (read before _set, which drops them)
         if n.status == "cancelled":
             st._set("cancelled")
             return
@@ -519,7 +531,7 @@ class Client:
             st._set("failed", error=e)
             return
         st._set(header.get("status") or n.status or "success", data=data)
-        if st._callbacks:   # an Executor's future holds the outcome now; the store keeps the rest
+        if owned:   # an Executor's future holds the outcome now; the store keeps the rest
             self._tasks.pop(n.id, None)
         else:               # run()/submit_batch(): kept for get_result, the oldest dropped (the store has them)
             self._done_ids.append(n.id)
@@ -643,7 +655,7 @@ class Client:
             except Exception as e:  # noqa: BLE001
                 log.info("could not delete reply queue %s: %s", self._reply.url, e)
             self._reply.close()       # also wakes a receive blocked on the local queue
-        if self._listener is not None:
+        if self._listener is not None and self._listener is not threading.current_thread():
             self._listener.join(0.5)  # an SQS long poll ends on its own; the thread is a daemon
 
     def __enter__(self) -> "Client":

@@ -20,6 +20,10 @@ from .config import resolve
 from .exceptions import ConfigError, TaskCancelled
 
 
+def _done_hook(future: "TaskFuture") -> None:
+    """The cancel hook of a future whose task is over (cancel() then fails anyway)."""
+
+
 class TaskFuture(Future):
     """A Future with the ``task_id`` of the task that computes it."""
 
@@ -33,6 +37,18 @@ class TaskFuture(Future):
             self._on_cancel(self)
             return True
         return False
+
+
+def _result_or_cancel(fut: Future, timeout: float | None = None) -> Any:
+    """As concurrent.futures does in ``map``: the future waited on is cancelled too when the wait
+    ends early (a timeout, the iterator closed), which cancels its task if it has not started."""
+    try:
+        try:
+            return fut.result(timeout)
+        finally:
+            fut.cancel()
+    finally:
+        del fut   # no cycle through the exception held by the future
 
 
 class Executor(_BaseExecutor):
@@ -105,7 +121,11 @@ class Executor(_BaseExecutor):
                     _, outcomes = decode_result(st.data, st.task_id)
                 except BaseException as e:  # noqa: BLE001
                     error = e
+            # The futures hold the outcome now: the client need not keep the task (nor, after a
+            # cancel or a failure, would it drop it), and a done future needs no cancel hook.
+            self.client._tasks.pop(st.task_id, None)
             for i, f in enumerate(futures):
+                f._on_cancel = _done_hook
                 if f.done() or (not f.running() and not f.set_running_or_notify_cancel()):
                     self._forget(f)
                     continue
@@ -151,11 +171,11 @@ class Executor(_BaseExecutor):
                 fs.reverse()
                 while fs:
                     if end_time is None:
-                        yield fs.pop().result()
+                        yield _result_or_cancel(fs.pop())
                     else:
-                        yield fs.pop().result(end_time - time.monotonic())
+                        yield _result_or_cancel(fs.pop(), end_time - time.monotonic())
             finally:
-                for f in fs:
+                for f in reversed(fs):   # the next to run first
                     f.cancel()
         return result_iterator()
 

@@ -90,11 +90,18 @@ def _plain(obj: Any, budget: int = 100_000) -> bool:
     return True
 
 
-def dumps(obj: Any, what: str) -> bytes:
+def dumps(obj: Any, what: str, fallback: Callable[[], Any] | None = None) -> bytes:
+    """``fallback``: what to pickle instead (without dill's ``recurse``) when ``recurse`` never ends."""
     try:
         if _plain(obj):
             return pickle.dumps(obj, protocol=5)
-        return dill.dumps(obj, protocol=5, recurse=True)
+        try:
+            return dill.dumps(obj, protocol=5, recurse=True)
+        except RecursionError:
+            # dill's recurse=True follows closures with no memo, so a function that calls itself
+            # through its closure (a nested recursive def) never ends; without it dill's pickler
+            # memo ties the knot. The fallback gives such functions only the globals they use.
+            return dill.dumps(obj if fallback is None else fallback(), protocol=5, recurse=False)
     except Exception as e:
         raise SerializationError(f"cannot serialize {what}: {type(e).__name__}: {e}") from e
 
@@ -142,6 +149,38 @@ def _by_value(fn: Callable, memo: dict | None = None) -> Callable:
     return copy
 
 
+def _detached(fn: Any, memo: dict) -> Any:
+    """For dill without ``recurse`` (see :func:`dumps`): a copy of a function of the user's code
+    (``__main__`` or their own modules) whose globals hold only the names it uses, and whose
+    closure cells hold such copies too, so dill ships it whole (a module's whole ``__dict__``
+    would go by reference, to a module the endpoint may not have). ``memo`` (by id) keeps
+    self-references, and cells shared between closures, as they are."""
+    if isinstance(fn, types.CellType):
+        if id(fn) not in memo:
+            memo[id(fn)] = cell = types.CellType()
+            try:
+                cell.cell_contents = _detached(fn.cell_contents, memo)
+            except ValueError:   # an empty cell
+                pass
+        return memo[id(fn)]
+    if not isinstance(fn, types.FunctionType) or (fn.__module__ not in (None, "__main__") and _installed(fn.__module__)):
+        return fn
+    if id(fn) in memo:
+        return memo[id(fn)]
+    closure = tuple(_detached(c, memo) for c in fn.__closure__) if fn.__closure__ else None
+    if id(fn) in memo:   # made meanwhile, reached through its own closure
+        return memo[id(fn)]
+    glob = {"__builtins__": fn.__globals__.get("__builtins__"), "__name__": fn.__module__}
+    copy = types.FunctionType(fn.__code__, glob, fn.__name__, fn.__defaults__, closure)
+    copy.__kwdefaults__, copy.__qualname__, copy.__doc__ = fn.__kwdefaults__, fn.__qualname__, fn.__doc__
+    copy.__dict__.update(fn.__dict__)
+    memo[id(fn)] = copy
+    for name in sorted(_global_names(fn.__code__)):
+        if name in fn.__globals__:
+            glob[name] = _detached(fn.__globals__[name], memo)
+    return copy
+
+
 def _global_names(code: types.CodeType) -> set[str]:
     names = set(code.co_names)
     for const in code.co_consts:
@@ -155,7 +194,7 @@ def function_bytes(fn: Callable) -> tuple[str, bytes]:
     from the same Python gives the same id and is stored once."""
     if not callable(fn):
         raise SerializationError(f"expected a callable, got {type(fn).__name__}")
-    payload = dumps(_by_value(fn), f"function {_name(fn)!r}")
+    payload = dumps(_by_value(fn), f"function {_name(fn)!r}", fallback=lambda: _detached(fn, {}))
     data = frame({"kind": "function", "name": _name(fn)}, payload)
     return hashlib.sha256(data).hexdigest(), data
 

@@ -143,3 +143,33 @@ def test_python_mismatch_real(home, tmp_path):
     assert r.returncode == 0, r.stderr
     assert "SerializationError" in r.stdout and "Python 3.12.1" in r.stdout
     assert f"this worker runs Python {serialize.PY_VERSION}" in r.stdout
+
+
+def _faas(home, *args):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FAAS_")}
+    env["FAAS_HOME"] = str(home)
+    return subprocess.run([sys.executable, "-m", "faas.cli.main", *args], env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_cli_result_of_unknown_task(home):
+    """``faas result`` of an id no task ever had says so (not "no result within 0.0 s
+    (pending)") and exits non-zero; an id that is not a UUID is a usage error."""
+    import uuid
+    tid = str(uuid.uuid4())
+    r = _faas(home, "result", tid)
+    assert r.returncode != 0 and not r.stdout
+    assert f"no task {tid} is known" in r.stderr and "not started yet" in r.stderr, r.stderr
+    assert "within 0.0 s" not in r.stderr
+    r = _faas(home, "result", tid, "--timeout", "0.5")
+    assert r.returncode != 0 and f"no task {tid} is known" in r.stderr and "0.5 s" in r.stderr, r.stderr
+    r = _faas(home, "result", "not-a-task")
+    assert r.returncode == 2 and not r.stdout
+    assert "'not-a-task' is not a UUID" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    # a real one still prints its result
+    c = faas.client()
+    tid = c.run(function_id=c.register_function(double), args=(21,))
+    assert c.get_result(task_id=tid, timeout=30) == 42
+    c.close()
+    r = _faas(home, "result", tid)
+    assert r.returncode == 0 and '"result": 42' in r.stdout, r.stderr

@@ -65,11 +65,15 @@ def test_recursion_blow_up(ex):
 
 
 # 3b
-def test_self_referencing_closure_fails_at_submit(ex):
-    def loop(n):          # refers to itself through its closure: dill cannot follow it
-        return loop(n + 1)
-    with pytest.raises(SerializationError, match="cannot serialize function .*loop.*RecursionError"):
-        ex.submit(loop, 0)
+def test_self_referencing_closure_is_sent(ex):
+    def loop(n):          # refers to itself through its closure: dill's recurse=True never ends
+        return loop(n + 1)   # on it; the function is sent all the same (serialize.dumps' fallback)
+
+    def count_down(n):
+        return n if n < 1 else count_down(n - 1)
+    with pytest.raises(RecursionError, match="maximum recursion depth"):
+        ex.submit(loop, 0).result(timeout=30)
+    assert ex.submit(count_down, 50).result(timeout=30) == 0
 
 
 # 4

@@ -383,9 +383,25 @@ class _nullctx:
 @click.option("--store")
 def result(task_id, timeout, profile, store) -> None:
     """Print a task's result as JSON (exit 1 if it failed)."""
+    from ..exceptions import TaskNotFound, TaskTimeout
+    from ..messages import check_task_id
+    try:
+        check_task_id(task_id)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="'TASK_ID'") from None
     client = _client(profile, store)
     try:
         value = client.get_result(task_id, timeout=timeout)
+    except TaskTimeout:
+        if client.get_task(task_id)["status"] != "pending":
+            raise
+        # Nothing in the store: no worker took it (the queue is not searched), so it never
+        # existed for this user, or it is still waiting in a queue.
+        waited = f" after {timeout:g} s" if timeout else ""
+        hint = "" if timeout else " (pass --timeout SECONDS to wait for it)"
+        raise TaskNotFound(f"no task {task_id} is known to store {client.store.url}{waited}: none with "
+                           f"that id was submitted with this user's result key, or it has not started "
+                           f"yet{hint}") from None
     except FaasError:
         raise
     except BaseException as e:  # noqa: BLE001 - the task's own exception
