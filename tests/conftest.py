@@ -1,6 +1,13 @@
-"""Shared fixtures: a real moto server over HTTP on loopback, and a private FAAS_HOME per test."""
+"""Shared fixtures: a real moto server over HTTP on loopback, and a private FAAS_HOME per test.
+
+``FAAS_TEST_AWS_URL`` (or ``FAAS_TEST_MOTO_URL``, as .ci/run sets it) names an S3 + SQS server
+already running, used instead of starting moto: a moto server, or LocalStack (.ci/localstack.sh),
+so the AWS suites can run a second time against another implementation. Read once, at import:
+tests that clear ``FAAS_*`` from the environment cannot hide it from a fixture set up later.
+"""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -19,23 +26,45 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _wait_http(url: str, seconds: float = 30.0) -> None:
+GIVEN_AWS_URL = os.environ.get("FAAS_TEST_AWS_URL") or os.environ.get("FAAS_TEST_MOTO_URL")
+AWS_SERVER: dict[str, str] = {}      # "kind": "moto" or "localstack", once moto_url is set up
+
+
+def _server_kind(url: str) -> str | None:
+    """"moto" or "localstack" once the server at ``url`` serves S3 and SQS; None before."""
+    try:
+        urllib.request.urlopen(url + "/moto-api/", timeout=2).read()
+        return "moto"
+    except Exception:
+        pass
+    try:       # LocalStack: ready when its health check says so (it has no /moto-api/)
+        with urllib.request.urlopen(url + "/_localstack/health", timeout=2) as r:
+            services = json.load(r).get("services", {})
+        if all(services.get(s) in ("available", "running") for s in ("s3", "sqs")):
+            return "localstack"
+    except Exception:
+        pass
+    return None
+
+
+def _wait_http(url: str, seconds: float = 30.0) -> str:
     deadline = time.monotonic() + seconds
     while True:
-        try:
-            urllib.request.urlopen(url + "/moto-api/", timeout=2).read()
-            return
-        except Exception:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
+        kind = _server_kind(url)
+        if kind:
+            return kind
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no S3 + SQS server (moto or LocalStack) answers at {url} "
+                               f"after {seconds:.0f} s")
+        time.sleep(0.1)
 
 
 @pytest.fixture(scope="session")
 def moto_url():
-    """URL of a moto server (S3 + SQS over HTTP). Uses $FAAS_TEST_MOTO_URL if .ci/run started
-    one, else starts ``moto_server`` on 127.0.0.1 on a free port for this test session."""
-    url = os.environ.get("FAAS_TEST_MOTO_URL")
+    """URL of a moto server (S3 + SQS over HTTP). Uses $FAAS_TEST_AWS_URL or $FAAS_TEST_MOTO_URL
+    if one is running already (.ci/run's moto, or LocalStack: see ``aws_server``), else starts
+    ``moto_server`` on 127.0.0.1 on a free port for this test session."""
+    url = GIVEN_AWS_URL
     proc = None
     if not url:
         exe = shutil.which("moto_server") or os.path.join(os.path.dirname(sys.executable), "moto_server")
@@ -43,7 +72,7 @@ def moto_url():
         proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         url = f"http://127.0.0.1:{port}"
-    _wait_http(url)
+    AWS_SERVER["kind"] = _wait_http(url)
     saved = {k: os.environ.get(k) for k in
              ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")}
     os.environ.update(AWS_ENDPOINT_URL=url, AWS_ACCESS_KEY_ID="testing",
@@ -59,6 +88,12 @@ def moto_url():
         proc.wait(10)
 
 
+@pytest.fixture(scope="session")
+def aws_server(moto_url) -> str:
+    """Which S3 + SQS implementation ``moto_url`` is: "moto" or "localstack"."""
+    return AWS_SERVER["kind"]
+
+
 @pytest.fixture
 def s3_bucket(moto_url):
     """A fresh bucket on the moto server; yields its name."""
@@ -72,8 +107,20 @@ def s3_bucket(moto_url):
 def faas_home(tmp_path, monkeypatch):
     """A private FAAS_HOME; no FAAS_* variable from the outside leaks in."""
     for k in list(os.environ):
-        if k.startswith("FAAS_") and k != "FAAS_TEST_MOTO_URL":
+        if k.startswith("FAAS_") and k not in ("FAAS_TEST_MOTO_URL", "FAAS_TEST_AWS_URL"):
             monkeypatch.delenv(k)
     home = tmp_path / "faas-home"
     monkeypatch.setenv("FAAS_HOME", str(home))
     yield home
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark ``aws`` every test that needs the S3 + SQS server: those that use ``moto_url`` (or a
+    fixture built on it), and the contract suites' S3 and SQS cases, which pick their backend by
+    parameter (``url_for``/``store`` = "sqs"/"s3") and ask for the server at run time. So
+    ``-m aws`` selects what a second implementation (FAAS_TEST_AWS_URL) can tell apart."""
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if "moto_url" in getattr(item, "fixturenames", ()) or \
+                any(isinstance(v, str) and v in ("sqs", "s3") for v in params.values()):
+            item.add_marker(pytest.mark.aws)

@@ -2,7 +2,9 @@
 
 URLs: ``sqs://NAME`` (default region and endpoint, from boto3's usual chain including
 ``AWS_ENDPOINT_URL``), or a queue URL: ``https://sqs.REGION.amazonaws.com/ACCOUNT/NAME``, or
-``http(s)://HOST:PORT/ACCOUNT/NAME`` for a local server (its host becomes the endpoint). The
+``http(s)://HOST:PORT/ACCOUNT/NAME`` for a local server (its host becomes the endpoint, unless
+an endpoint is configured the way boto3 reads it: ``AWS_ENDPOINT_URL_SQS``, ``AWS_ENDPOINT_URL``
+or ``endpoint_url`` in the AWS config file; then that one is used, as for ``sqs://NAME``). The
 dead-letter queue is ``NAME-dlq`` beside it (redrive after ``max_receives``).
 
 Every AWS call goes through the one boto3 client ``self.client`` (shared with the dead-letter
@@ -12,12 +14,17 @@ entries of a batch call that were not the sender's fault.
 
 SQS semantics the caller should know: long polls are whole seconds (``wait`` is rounded,
 at most 20 s per request, looped for longer waits); visibility timeouts are whole seconds
-(rounded up); ``depth`` is approximate; a stale receipt may still delete on AWS.
+(rounded up); ``depth`` is approximate; a stale receipt may still delete on AWS. A receipt
+SQS no longer knows (the message was deleted, or received again) is ignored by ``delete`` and
+``change_visibility``, whichever way the server says so: moto answers ``ReceiptHandleIsInvalid``,
+AWS and LocalStack ``InvalidParameterValue`` with "Message does not exist or is not available for
+visibility timeout change" or "The receipt handle has expired" (see ``_is_stale``).
 """
 from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import time
 from typing import Any, Callable
@@ -43,6 +50,15 @@ _THROTTLE = {"Throttling", "ThrottlingException", "RequestThrottled", "RequestLi
              "RequestTimeout", "KmsThrottled", "KMS.ThrottlingException"}
 _STALE = {"ReceiptHandleIsInvalid", "MessageNotInflight",
           "AWS.SimpleQueueService.MessageNotInflight", "InvalidReceiptHandle"}
+# AWS (and LocalStack) say "stale receipt" with a generic code and a precise message:
+# "Value RECEIPT for parameter ReceiptHandle is invalid. Reason: Message does not exist or is not
+# available for visibility timeout change." (ChangeMessageVisibility[Batch]) or "... Reason: The
+# receipt handle has expired." (DeleteMessage[Batch]). A batch entry's Code may be the exception's
+# name (LocalStack: InvalidParameterValueException, with SenderFault false). Any other
+# InvalidParameterValue is a real error.
+_INVALID_VALUE = {"InvalidParameterValue", "InvalidParameterValueException"}
+_STALE_REASONS = ("Message does not exist or is not available for visibility timeout change",
+                  "The receipt handle has expired")
 _NO_CREDENTIALS = ("no AWS credentials found: set AWS_PROFILE or AWS_ACCESS_KEY_ID/"
                    "AWS_SECRET_ACCESS_KEY (boto3's usual chain)")
 
@@ -59,6 +75,30 @@ def _same_attribute(name: str, have: str | None, want: str) -> bool:
         except (ValueError, TypeError):
             return False
     return str(have) == str(want)
+
+
+def _is_stale(code: str | None, message: str | None) -> bool:
+    """Does this error (of a call or of a batch entry) say the receipt is no longer valid?"""
+    if code in _STALE:
+        return True
+    message = message or ""
+    return (code in _INVALID_VALUE and "parameter ReceiptHandle is invalid" in message
+            and any(reason in message for reason in _STALE_REASONS))
+
+
+def _configured_endpoint() -> str | None:
+    """The SQS endpoint boto3 would take from the environment or the config file, if any."""
+    import botocore.session
+    from botocore.configprovider import ConfiguredEndpointProvider
+    try:
+        session = botocore.session.get_session()
+        if session.get_config_variable("ignore_configured_endpoint_urls"):
+            return None
+        return ConfiguredEndpointProvider(full_config=session.full_config,
+                                          scoped_config=session.get_scoped_config(),
+                                          client_name="sqs").provide()
+    except BotoCoreError:    # a profile that does not exist: the client will say so
+        return os.environ.get("AWS_ENDPOINT_URL_SQS") or os.environ.get("AWS_ENDPOINT_URL")
 
 
 class _PartialFailure(QueueError):
@@ -87,7 +127,8 @@ def _seconds(x: float) -> int:
 
 
 def _parse(url: str) -> dict[str, Any]:
-    """URL -> name, account, region and endpoint (None where boto3's chain decides)."""
+    """URL -> name, account, region and endpoint (None where boto3's chain decides). A queue
+    URL's own host is the endpoint only if none is configured (``AWS_ENDPOINT_URL[_SQS]``)."""
     p = urlsplit(url)
     if p.scheme == "sqs" and _NAME.fullmatch(p.netloc) and p.path in ("", "/"):
         return dict(name=p.netloc, account=None, region=None, endpoint=None)
@@ -96,7 +137,7 @@ def _parse(url: str) -> dict[str, Any]:
         aws = _AWS_HOST.fullmatch(p.hostname or "")
         return dict(name=segments[1], account=segments[0] or None,
                     region=aws.group(1) if aws else None,
-                    endpoint=None if aws else f"{p.scheme}://{p.netloc}")
+                    endpoint=None if aws or _configured_endpoint() else f"{p.scheme}://{p.netloc}")
     raise ConfigError(f"queue URL {url!r}: expected sqs://NAME or an SQS queue URL "
                       "(https://sqs.REGION.amazonaws.com/ACCOUNT/NAME); NAME is 1-80 letters, "
                       "digits, '-' or '_'")
@@ -158,19 +199,31 @@ class SQSQueue(Queue):
     def _call(self, op: str, **kw: Any) -> dict:
         return self._guard(op, lambda: getattr(self.client, op)(**kw))
 
-    def _batch(self, op: str, entries: list[dict], ignore: set[str] = frozenset(),
+    def _batch(self, op: str, entries: list[dict], ignore_stale: bool = False,
                on_success: Callable[[dict], None] | None = None) -> None:
-        """One ``*_batch`` call; retry only the entries that failed through no fault of ours."""
+        """One ``*_batch`` call; retry only the entries that failed through no fault of ours.
+        ``ignore_stale``: entries whose receipt SQS no longer knows are done, not failed (also
+        when the server rejects a one-entry call as a whole for that reason)."""
         pending = entries
 
         def attempt() -> None:
             nonlocal pending
-            resp = getattr(self.client, op)(QueueUrl=self._url(), Entries=pending)
+            try:
+                resp = getattr(self.client, op)(QueueUrl=self._url(), Entries=pending)
+            except ClientError as e:
+                err = e.response.get("Error", {})
+                stale = _is_stale(err.get("Code"), err.get("Message"))
+                if ignore_stale and stale and len(pending) == 1:
+                    return
+                raise
             for ok in resp.get("Successful", []):
                 if on_success:
                     on_success(ok)
-            failed = [f for f in resp.get("Failed", []) if f.get("Code") not in ignore]
-            ours = [f for f in failed if f.get("SenderFault")]
+            failed = [f for f in resp.get("Failed", [])
+                      if not (ignore_stale and _is_stale(f.get("Code"), f.get("Message")))]
+            # an invalid parameter never succeeds on a retry, whatever SenderFault says
+            # (LocalStack reports SenderFault false for every failed entry)
+            ours = [f for f in failed if f.get("SenderFault") or f.get("Code") in _INVALID_VALUE]
             if ours:
                 raise QueueError(f"SQS {op} on {self.name!r} rejected entries: "
                                  + "; ".join(f"{f.get('Code')}: {f.get('Message')}" for f in ours))
@@ -291,14 +344,14 @@ class SQSQueue(Queue):
         for i in range(0, len(receipts), 10):
             self._batch("delete_message_batch",
                         [{"Id": str(j), "ReceiptHandle": r} for j, r in enumerate(receipts[i:i + 10])],
-                        ignore=_STALE)
+                        ignore_stale=True)
 
     def change_visibility(self, receipts: list[str], timeout: float) -> None:
         """change_message_visibility_batch by 10 (whole seconds, rounded up); stale receipts ignored."""
         for i in range(0, len(receipts), 10):
             self._batch("change_message_visibility_batch",
                         [{"Id": str(j), "ReceiptHandle": r, "VisibilityTimeout": _seconds(timeout)}
-                         for j, r in enumerate(receipts[i:i + 10])], ignore=_STALE)
+                         for j, r in enumerate(receipts[i:i + 10])], ignore_stale=True)
 
     def depth(self) -> dict[str, int]:
         a = self._call("get_queue_attributes", QueueUrl=self._url(), AttributeNames=[
