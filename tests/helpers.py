@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -33,3 +34,35 @@ def running_endpoint(home: Path, name: str = "local", **cfg_overrides):
             yield cfg
         finally:
             control.stop(name, home)
+
+
+def wait_until(cond, timeout: float = 90.0, what: str = "condition", every: float = 0.1):
+    """``cond()``'s first true value, polled every ``every`` s; AssertionError after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = cond()
+        if v:
+            return v
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def kill_processes_of(uids: set[int]) -> None:
+    """SIGKILL, by pid, every process owned by the given (test) accounts."""
+    for _ in range(3):
+        pids = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    if os.stat(f"/proc/{entry}").st_uid in uids:
+                        pids.append(int(entry))
+                except OSError:
+                    pass
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, 9)
+            except OSError:
+                pass
+        time.sleep(0.2)

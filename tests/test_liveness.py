@@ -13,19 +13,11 @@ import faas
 from faas.cli.main import pool_health
 from faas.endpoint.liveness import Loops, thread_stacks
 
-from helpers import running_endpoint
+from helpers import running_endpoint, wait_until
 
 HANG = Path(__file__).parent / "liveness_hang"
 
 
-def _wait(cond, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def test_a_loop_that_stops_beating_is_reported_once_with_the_stacks(caplog):
@@ -43,7 +35,7 @@ def test_a_loop_that_stops_beating_is_reported_once_with_the_stacks(caplog):
         loops.beat("ticker")
         time.sleep(0.05)
     assert stalls == []
-    _wait(lambda: stalls, 3, "the stall to be reported")
+    wait_until(lambda: stalls, 3, "the stall to be reported")
     time.sleep(0.3)
     assert len(stalls) == 1 and "ticker has made no progress" in stalls[0]
     assert "stuck_here" in caplog.text and 'thread "stuck-one"' in caplog.text
@@ -60,7 +52,7 @@ def test_a_thread_that_dies_is_reported_with_its_traceback(caplog):
         raise RuntimeError("the outbox broke")
     loops.thread("outbox", broken, limit=60).start()
     loops.start_watchdog()
-    _wait(lambda: stalls, 3, "the dead thread to be reported")
+    wait_until(lambda: stalls, 3, "the dead thread to be reported")
     assert "thread outbox died: RuntimeError: the outbox broke" in stalls[0]
     assert "Traceback" in caplog.text and "the outbox broke" in caplog.text
     # a thread that ends as it should is not a problem
@@ -94,10 +86,10 @@ def test_a_pool_whose_receiver_hangs_is_replaced_and_tasks_still_run(tmp_path, m
 
         def stalled_logs():
             return [p for p in blocks.glob("*/pool.log") if "NOT LIVE: receiver has made no progress" in p.read_text()]
-        first = _wait(stalled_logs, 60, "the stuck receiver to be reported")[0]
+        first = wait_until(stalled_logs, 60, "the stuck receiver to be reported")[0]
         text = first.read_text()
         assert "liveness_hang/sitecustomize.py" in text and 'thread "receiver"' in text, text[-3000:]
         # the daemon replaces the pool; tasks sent now still run (on the next pool)
-        _wait(lambda: len(list(blocks.glob("*/pool.log"))) >= 2, 90, "a new pool")
+        wait_until(lambda: len(list(blocks.glob("*/pool.log"))) >= 2, 90, "a new pool")
         assert c.get_result(c.run(function_id=fid, args=(3, 3)), timeout=90) == 27
         c.close()

@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from helpers import kill_processes_of  # noqa: F401 - the tests here use it too
+
 CLIENT = r'''
 import json, os, sys, time
 import faas
@@ -179,27 +181,6 @@ class Site:
                     os.killpg(pid, 15)
             except OSError:
                 pass
-
-
-def kill_processes_of(uids: set[int]) -> None:
-    """SIGKILL, by pid, every process owned by the given (test) accounts."""
-    for _ in range(3):
-        pids = []
-        for entry in os.listdir("/proc"):
-            if entry.isdigit():
-                try:
-                    if os.stat(f"/proc/{entry}").st_uid in uids:
-                        pids.append(int(entry))
-                except OSError:
-                    pass
-        if not pids:
-            return
-        for pid in pids:
-            try:
-                os.kill(pid, 9)
-            except OSError:
-                pass
-        time.sleep(0.2)
 
 
 @pytest.fixture

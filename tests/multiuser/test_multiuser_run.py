@@ -12,17 +12,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from helpers import wait_until  # noqa: E402
+
 pytestmark = pytest.mark.slow
 
 
-def _wait(cond, timeout=90.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def test_two_users_at_once_with_different_variables(site, mu_users):
@@ -53,7 +47,7 @@ def test_two_users_at_once_with_different_variables(site, mu_users):
     assert rc[0].get("uid") == alice.pw_uid, rc
     names = [u["name"] for u in site.status()["user_endpoints"] if u["user"] == alice.pw_name]
     assert len(names) == 2
-    done = _wait(lambda: [a for a in site.audit() if a["outcome"] == "success"] if len(
+    done = wait_until(lambda: [a for a in site.audit() if a["outcome"] == "success"] if len(
         [a for a in site.audit() if a["outcome"] == "success"]) == 7 else None, what="7 audit lines")
     assert {a["identity"] for a in done} == {f"local:{alice.pw_name}", f"local:{bob.pw_name}"}
     assert all(a["function"] and a["task"] for a in done)
@@ -98,7 +92,7 @@ def test_a_forged_identity_never_runs(site, mu_users):
             f"os.close(fd)\n"
             f"os.symlink('/etc/passwd', {str(spool / 'link.json')!r})\n")
     subprocess.run([sys.executable, "-c", code], user=bob.pw_uid, group=bob.pw_gid, extra_groups=[], check=True)
-    _wait(lambda: not any(spool.iterdir()), what="the spool to be emptied")
+    wait_until(lambda: not any(spool.iterdir()), what="the spool to be emptied")
     audit = site.audit()
     forged = [a for a in audit if a.get("task") == forged_id]
     assert forged and forged[0]["identity"] == f"local:{bob.pw_name}" and forged[0]["outcome"] == "refused"
@@ -166,10 +160,10 @@ def test_idle_user_endpoint_stops_and_comes_back(site, mu_users):
     site.configure(user_endpoint_idle_timeout=2)
     site.start()
     assert site.run_as(alice)[0].get("uid") == alice.pw_uid
-    _wait(lambda: [u for u in site.status()["user_endpoints"] if u["state"] == "stopped"],
+    wait_until(lambda: [u for u in site.status()["user_endpoints"] if u["state"] == "stopped"],
           what="the idle user endpoint to stop")
     assert site.run_as(alice)[0].get("uid") == alice.pw_uid
-    ue = _wait(lambda: [u for u in site.status()["user_endpoints"] if u["tasks_done"] == 2],
+    ue = wait_until(lambda: [u for u in site.status()["user_endpoints"] if u["tasks_done"] == 2],
                what="the router to see the second result")
     assert len(site.status()["user_endpoints"]) == 1 and ue[0]["state"] == "running"
     log = (site.dir / "endpoint.log").read_text()
@@ -186,14 +180,14 @@ def test_root_endpoint_restarted_while_user_endpoints_run(site, mu_users, how):
     out = {}
     t = threading.Thread(target=lambda: out.update(r=site.run_as(alice, n=6, delay=1.5, wait=200)))
     t.start()
-    _wait(lambda: any(u["tasks_running"] for u in json.loads(
+    wait_until(lambda: any(u["tasks_running"] for u in json.loads(
         (site.dir / "multiuser.status.json").read_text()).get("user_endpoints", []))
         if (site.dir / "multiuser.status.json").exists() else False, what="tasks in flight")
     if how == "stop":
         site.stop()
     else:
         os.kill(int((site.dir / "daemon.pid").read_text()), signal.SIGKILL)
-        _wait(lambda: site.faas("endpoint", "status", site.name).stdout and
+        wait_until(lambda: site.faas("endpoint", "status", site.name).stdout and
               json.loads(site.faas("endpoint", "status", site.name).stdout)["state"] == "stopped",
               what="the killed router to be gone")
     site.start()

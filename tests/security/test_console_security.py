@@ -25,6 +25,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers import kill_processes_of as _kill_processes_of
+
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
@@ -89,27 +91,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _kill_processes_of(uids: set[int]) -> None:
-    """SIGKILL, by pid, every process owned by the test accounts (made by this test)."""
-    for _ in range(3):
-        pids = []
-        for entry in os.listdir("/proc"):
-            if entry.isdigit():
-                try:
-                    if os.stat(f"/proc/{entry}").st_uid in uids:
-                        pids.append(int(entry))
-                except OSError:
-                    pass
-        if not pids:
-            return
-        for pid in pids:
-            try:
-                os.kill(pid, 9)
-            except OSError:
-                pass
-        time.sleep(0.2)
 
 
 def _env(user: pwd.struct_passwd, **extra: str) -> dict:

@@ -26,17 +26,11 @@ from faas import serialize
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from multiuser.conftest import mu_shared, mu_users, site  # noqa: E402,F401 - fixtures
 
+from helpers import wait_until  # noqa: E402
+
 pytestmark = pytest.mark.slow
 
 
-def _wait(cond, timeout=90.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def as_user(user, code: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -65,7 +59,7 @@ def running_task(site, uid: int, timeout: float = 60) -> Path:
             if p.is_file() and p.stat().st_uid == uid:
                 return p
         return None
-    return _wait(find, timeout, "a running marker")
+    return wait_until(find, timeout, "a running marker")
 
 
 class Pwn:
@@ -112,7 +106,7 @@ def test_root_never_writes_through_a_users_link(site, mu_users):
         "    os.write(fd, json.dumps(m).encode()); os.close(fd)\n")
     p = as_user(bob, code)
     assert p.returncode == 0, p.stderr
-    _wait(lambda: not any(spool.iterdir()), what="the router to take bob's messages")
+    wait_until(lambda: not any(spool.iterdir()), what="the router to take bob's messages")
     time.sleep(1.0)
     assert sorted(os.listdir(vault)) == [], "root wrote into a folder only root may write"
     refused = {a.get("task"): a for a in site.audit() if a["outcome"] == "refused"}
