@@ -1,6 +1,7 @@
 """Start, stop and inspect endpoint daemons from the login node (used by the CLI and the client)."""
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -11,7 +12,9 @@ from pathlib import Path
 from ..config import faas_home
 from ..exceptions import ConfigError, EndpointNotFound
 from . import config as ep_config
-from .daemon import daemon_pid, is_running, ready_path
+from .daemon import daemon_pid, is_running, lock_path, ready_path
+
+log = logging.getLogger("faas.control")
 
 
 def default_local_config(home: Path) -> ep_config.EndpointConfig:
@@ -78,22 +81,115 @@ def _wait_ready(d: Path, deadline: float) -> None:
 
 
 def stop(name: str, home: Path | None = None, wait: float = 60.0) -> bool:
-    """SIGTERM the daemon and wait until it let go of its lock. False if it was not running."""
-    d = ep_config.endpoint_dir(name, faas_home(home))
+    """SIGTERM the daemon and wait until it let go of its lock. False if it was not running.
+
+    A multi-user endpoint (root's router) is stopped whole: after ``wait`` seconds the router,
+    every user endpoint of its site and their blocks are killed (SIGKILL), whatever state the
+    router is in; user endpoints of the site still running after the router stopped (left by a
+    router that was killed) are stopped too. A single-user daemon that does not stop in time
+    raises TimeoutError (its blocks are adopted by the next daemon)."""
+    home = faas_home(home)
+    d = ep_config.endpoint_dir(name, home)
+    multi = _is_multi_user(d)
     if not is_running(d):
+        if multi:
+            _stop_leftovers(name, home, d)
         return False
     pid = daemon_pid(d)
     if pid:
         try:
             os.kill(pid, signal.SIGTERM)
         except ProcessLookupError:
-            return False
+            pid = None
     deadline = time.monotonic() + wait
     while is_running(d):
         if time.monotonic() > deadline:
-            raise TimeoutError(f"endpoint {name!r} (pid {pid}) did not stop within {wait} s")
+            if not multi:
+                raise TimeoutError(f"endpoint {name!r} (pid {pid}) did not stop within {wait} s")
+            _kill_multi_user(name, home, d, pid, wait)
+            break
         time.sleep(0.05)
+    if multi:
+        _stop_leftovers(name, home, d)
     return True
+
+
+def _is_multi_user(d: Path) -> bool:
+    """Root, with the files of ``configure --multi-user``: what makes the daemon a router."""
+    from .multiuser import files as mu_files
+    return os.geteuid() == 0 and mu_files.is_multi_user(d)
+
+
+def _site_user_endpoints(name: str, home: Path, d: Path) -> list[int]:
+    """Pids of the user endpoint daemons of this root endpoint that run: those in the router's
+    state (each checked: the recorded account's, running that user endpoint) and any other
+    daemon whose name carries this endpoint's site."""
+    import json
+    from .multiuser import lifecycle, router, user_endpoints
+    pids = set()
+    try:
+        state = json.loads((d / router.STATE).read_text())
+        for rec in state.get("endpoints", {}).values():
+            try:
+                ue = user_endpoints.UserEndpoint(**rec)
+            except TypeError:
+                continue
+            if user_endpoints.running(ue):
+                pids.add(ue.pid)
+    except (OSError, ValueError, AttributeError):
+        pass
+    try:
+        cfg = ep_config.load(d / "config.yaml")
+        pids.update(lifecycle.site_daemons(lifecycle.site_tag(name, cfg.store, cfg.queue_url(name, home))))
+    except ConfigError:
+        pass
+    return sorted(pids)
+
+
+def _kill_multi_user(name: str, home: Path, d: Path, pid: int | None, wait: float) -> None:
+    """The router did not stop within ``wait`` s (stuck, frozen, or its user endpoints are):
+    SIGKILL it, its user endpoints and everything below them."""
+    from .multiuser import lifecycle
+    users = _site_user_endpoints(name, home, d)
+    # the router: the process that holds the endpoint's lock (and the pid file's, if it runs it)
+    routers = [p for p in lifecycle.lock_holders(lock_path(d)) if p != os.getpid()]
+    if pid and pid not in routers and lifecycle.is_daemon(pid, name):
+        routers.append(pid)
+    log.warning("endpoint %r (pid %s) did not stop within %g s: killing it (pids %s) and its %d user "
+                "endpoint(s) (pids %s), with their blocks", name, pid, wait, routers, len(users), users)
+    killed = lifecycle.kill_trees(routers + users)
+    left = lifecycle.wait_gone(killed, 10.0)
+    deadline = time.monotonic() + 10.0
+    while is_running(d) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if is_running(d) or left:
+        raise TimeoutError(f"endpoint {name!r}: processes {left or [pid]} still run after SIGKILL")
+    ready_path(d).unlink(missing_ok=True)
+
+
+def _stop_leftovers(name: str, home: Path, d: Path) -> None:
+    """User endpoints of this root endpoint that run without it (its router was killed, or
+    did not stop them): SIGTERM (their pools hand back their tasks), then SIGKILL after the
+    endpoint's stop_grace + 20 s."""
+    from .multiuser import lifecycle
+    pids = _site_user_endpoints(name, home, d)
+    if not pids:
+        return
+    try:
+        grace = ep_config.load(d / "config.yaml").stop_grace + 20.0
+    except ConfigError:
+        grace = 50.0
+    log.warning("stopping %d user endpoint(s) of %r still running without it (pids %s)", len(pids), name,
+                ", ".join(map(str, pids)))
+    for p in pids:
+        try:
+            os.kill(p, signal.SIGTERM)
+        except OSError:
+            pass
+    left = lifecycle.wait_gone(pids, grace)
+    if left:
+        lifecycle.kill_trees(left)
+        lifecycle.wait_gone(left, 10.0)
 
 
 def local_endpoints(home: Path | None = None) -> list[str]:

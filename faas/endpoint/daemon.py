@@ -160,9 +160,15 @@ class Daemon:
         log.info("endpoint %s started (pid %d): store %s, queue %s", self.name, os.getpid(),
                  self.cfg.store, self.queue.url)
         last_publish = time.monotonic()
+        # a user endpoint of a multi-user endpoint stops once its router has been gone a while
+        from .multiuser.lifecycle import RouterWatch
+        router_watch = RouterWatch.from_env(self.dir)
         while not self.stop_event.is_set():
             self.beat()
             try:
+                if router_watch is not None and router_watch.gone():
+                    self.stop_event.set()
+                    break
                 self._step()
                 if time.monotonic() - last_publish > PUBLISH_EVERY:
                     registry.publish(self.store, self.record("running"))

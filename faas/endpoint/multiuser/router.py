@@ -16,6 +16,8 @@ import threading
 import time
 from pathlib import Path
 
+import yaml
+
 from ... import safe_open, serialize
 from ...config import faas_home
 from ...exceptions import ConfigError, FunctionNotAllowed
@@ -24,7 +26,7 @@ from ...store import KeyNotFound, open_queue, open_store
 from .. import config as ep_config
 from .. import outcomes, registry
 from ..daemon import ready_path, take_lock
-from . import files, spool, templates, user_endpoints
+from . import files, lifecycle, spool, templates, user_endpoints
 from .transports import Incoming, SignedQueueTransport, SpoolTransport
 from .audit import AuditLog
 from .mapping import IdentityMapper, Mapped
@@ -41,6 +43,8 @@ BLOCKS_LOG = "blocks.log"
 #: the most root reads of a user's result (its header) and of a user endpoint's status file
 HEADER_LIMIT = 1 << 20
 STATUS_LIMIT = 1 << 20
+#: the most root reads of a user endpoint's config.yaml (to see which store it serves)
+CONFIG_LIMIT = 1 << 16
 
 
 
@@ -61,6 +65,10 @@ class Router:
         self.seen: dict[str, str] = {}    # recent task id -> identity (a reused id is refused)
         self.last_publish = 0.0
         self.last_check = 0.0
+        # this root endpoint's site: its user endpoints' names carry it; a running user endpoint
+        # of another site (same name, another store or queue) is never taken as ours
+        self.site = lifecycle.site_tag(self.name, self.cfg.store, self.cfg.queue_url(self.name, self.home))
+        self.stamp = lifecycle.router_stamp(self.name, self.site)
 
     def _path(self, p: str) -> Path:
         return Path(p) if os.path.isabs(p) else self.dir / p
@@ -132,15 +140,88 @@ class Router:
         except (OSError, ValueError):
             data = {}
         for key, d in data.get("endpoints", {}).items():
-            ue = UserEndpoint(**d)
+            try:
+                ue = UserEndpoint(**d)
+            except TypeError as exc:
+                log.error("user endpoint %s in %s not understood (%s): forgotten", key, STATE, exc)
+                continue
             # task id -> [function id, client id]; a state from before client ids cannot be checked
             ue.outstanding = {t: v for t, v in ue.outstanding.items() if isinstance(v, list) and len(v) == 2}
             if ue.state == "running" and not user_endpoints.running(ue):
                 ue.state, ue.pid = "stopped", None
+            why = self._not_ours(ue)
+            if why is not None:
+                self._forget(ue, why)
+                continue
+            if ue.site is None and ue.state != "running" and not ue.outstanding:   # an old name: this site's from now on
+                ue.name = lifecycle.user_endpoint_name(self.name, self.site, ue.uid, ue.vhash)
+            ue.site = self.site
             if ue.state == "running":
                 log.info("adopted the running user endpoint %s of %s (pid %s)", ue.name, ue.user, ue.pid)
+                self._claim(ue)
             self.endpoints[key] = ue
         self.seen = data.get("seen", {})
+
+    def _not_ours(self, ue: UserEndpoint) -> str | None:
+        """Why the user endpoint ``ue`` (from the state, or found running under its name) is
+        not this site's, or None. A user endpoint serves this site when it was started for it
+        (its name and record carry the site) and its config.yaml names this endpoint's store
+        and the user endpoint's own local queue (what ``_render`` writes)."""
+        if ue.site is not None and ue.site != self.site:
+            return (f"it was started for another site ({ue.site}; this endpoint's is {self.site}: "
+                    f"another store or queue)")
+        if ue.site is None and ue.state != "running" and not ue.outstanding:
+            return None   # from before sites were recorded, and nothing waits in it: ours from now on
+        try:   # the user's file, in the user's home: no link followed, bounded, plain data only
+            rel = str((ue.dir / "config.yaml").relative_to(ue.home))
+            raw = yaml.safe_load(safe_open.read_beneath(ue.home, rel, CONFIG_LIMIT))
+        except Exception as exc:  # noqa: BLE001 - anything a user could plant there: not ours
+            return f"its config.yaml cannot be read ({type(exc).__name__}: {exc})"
+        if not isinstance(raw, dict):
+            return "its config.yaml is not a mapping"
+        if raw.get("store") != self.cfg.store or raw.get("queue", "local") != "local":
+            return (f"it serves store {raw.get('store')!r} and queue {raw.get('queue', 'local')!r}, not this "
+                    f"endpoint's store {self.cfg.store!r} and a local queue")
+        return None
+
+    def _forget(self, ue: UserEndpoint, why: str) -> None:
+        """Not adopted: left running, if it runs. It may belong to another root endpoint of the
+        same name that still runs (stopping it would break that site); if its own router is
+        gone, it stops by itself after FAAS_ROUTER_GONE_GRACE. Its tasks are its site's."""
+        if ue.state == "running":
+            log.warning("not adopting the running user endpoint %s of %s (pid %s): %s. It is left running: "
+                        "its own root endpoint may still run (if not, it stops by itself once that one has "
+                        "been gone for %s); this endpoint starts its own for %s's next task%s",
+                        ue.name, ue.user, ue.pid, why, lifecycle.GONE_GRACE_ENV, ue.user,
+                        f"; {len(ue.outstanding)} task(s) handed to it stay with it" if ue.outstanding else "")
+        else:
+            log.info("forgetting the stopped user endpoint %s of %s: %s", ue.name, ue.user, why)
+
+    def _claim(self, ue: UserEndpoint) -> None:
+        ok, why = user_endpoints.claim(ue, self.stamp)
+        if not ok:
+            ue.last_error = f"could not tell it which router it has now: {why}"
+            log.warning("user endpoint %s of %s: %s; it stops by itself once the router that started it "
+                        "has been gone for %s", ue.name, ue.user, ue.last_error, lifecycle.GONE_GRACE_ENV)
+
+    def _start(self, ue: UserEndpoint, config: dict) -> None:
+        """Start ``ue``; a daemon of that name already running as the user (a router whose
+        state was lost, or one of another site under an old name) is adopted if it serves this
+        site, else the start fails with why (the task is refused, not sent to a stranger)."""
+        others = lifecycle.daemon_pids(ue.name, ue.uid)
+        if others:
+            found = UserEndpoint(**{**ue.to_json(), "pid": others[0], "state": "running", "site": None})
+            why = self._not_ours(found)
+            if why is not None:
+                raise OSError(f"a user endpoint named {ue.name} already runs as {ue.user} (pid {others[0]}) "
+                              f"and is not this endpoint's: {why}; stop it, or wait until it stops")
+            ue.pid, ue.state, ue.started_at, ue.last_error = others[0], "running", time.time(), None
+            ue.last_activity, ue.site = time.time(), self.site
+            log.info("adopted the running user endpoint %s of %s (pid %s), found running", ue.name, ue.user, ue.pid)
+            self._claim(ue)
+            return
+        ue.site = self.site
+        user_endpoints.start(ue, config, self.environment, router=self.stamp)
 
     def _save_state(self) -> None:
         if len(self.seen) > 20_000:   # keep the newest half (an id is reused within minutes, if ever)
@@ -205,9 +286,9 @@ class Router:
         key = f"{mapped.user}/{vhash}"
         ue = self.endpoints.get(key)
         if ue is None:
-            ue = UserEndpoint(key=key, name=f"{self.name}-u{mapped.uid}-{vhash[:8]}", user=mapped.user,
-                              uid=mapped.uid, gid=mapped.gid, home=mapped.home, variables=variables,
-                              vhash=vhash)
+            ue = UserEndpoint(key=key, name=lifecycle.user_endpoint_name(self.name, self.site, mapped.uid, vhash),
+                              user=mapped.user, uid=mapped.uid, gid=mapped.gid, home=mapped.home,
+                              variables=variables, vhash=vhash, site=self.site)
         if ue.state != "running" or not user_endpoints.running(ue):
             active = sum(1 for u in self.endpoints.values() if u.state == "running" and u.key != key)
             if active >= self.cfg.max_user_endpoints:
@@ -218,7 +299,7 @@ class Router:
                 return None
             config = self._render(ue)   # a refused config refuses the task: nothing started
             self.endpoints[key] = ue
-            user_endpoints.start(ue, config, self.environment)
+            self._start(ue, config)
         self.endpoints[key] = ue
         return ue
 
@@ -336,10 +417,12 @@ class Router:
         if ue.state != "running" and ue.outstanding and now >= ue.retry_at:
             # tasks wait in its queue (handed back, or handed over before it died): bring it back
             try:
-                user_endpoints.start(ue, self._render(ue), self.environment)
+                self._start(ue, self._render(ue))
             except Exception as exc:  # noqa: BLE001
+                ue.failures += 1
+                ue.retry_at = now + min(2.0 ** ue.failures, 120.0)
                 ue.last_error = str(exc)
-                log.error("restarting user endpoint %s: %s", ue.name, exc)
+                log.error("restarting user endpoint %s: %s (next try in %.0f s)", ue.name, exc, ue.retry_at - now)
 
     def _identity_of(self, task_id: str, ue: UserEndpoint) -> str:
         return self.seen.get(task_id, f"local:{ue.user}")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import yaml
 
+from . import lifecycle
 from .privileges import drop_to, run_as
 
 log = logging.getLogger("faas.multiuser.user_endpoints")
@@ -42,6 +43,7 @@ class UserEndpoint:
     blocks: dict = field(default_factory=dict)   # block id -> {"since": epoch, "nodes": n}, for usage
     failures: int = 0         # unexpected exits in a row (restarts back off)
     retry_at: float = 0.0
+    site: str | None = None   # the root endpoint's site (lifecycle.site_tag) it was started for
 
     @property
     def faas_home(self) -> Path:
@@ -82,13 +84,18 @@ def _state(pid: int) -> str:
         return "?"
 
 
-def start(ue: UserEndpoint, config: dict, environment: dict[str, str], python: str | None = None) -> int:
+def start(ue: UserEndpoint, config: dict, environment: dict[str, str], python: str | None = None,
+          router: dict | None = None) -> int:
     """Fork, drop to the user, write the rendered config.yaml, exec the ordinary endpoint daemon
-    (in its own session: it outlives a restart of the router, which adopts it)."""
+    (in its own session: it outlives a restart of the router, which adopts it). ``router``: the
+    router's stamp (lifecycle.router_stamp), written beside the config; the daemon stops by
+    itself once that router has been gone for ``FAAS_ROUTER_GONE_GRACE`` seconds."""
     python = python or sys.executable
     env = dict(environment)
     env.update(HOME=ue.home, USER=ue.user, LOGNAME=ue.user, PWD=ue.home, FAAS_HOME=str(ue.faas_home))
     env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+    if router is not None:
+        env.setdefault(lifecycle.GONE_GRACE_ENV, f"{lifecycle.DEFAULT_GONE_GRACE:g}")
     text = ("# written by the multi-user endpoint from its template; edits are overwritten\n" +
             yaml.safe_dump(config, sort_keys=False))
     r, w = os.pipe()
@@ -101,6 +108,8 @@ def start(ue: UserEndpoint, config: dict, environment: dict[str, str], python: s
             os.chdir(ue.home)
             ue.dir.mkdir(parents=True, exist_ok=True)
             (ue.dir / "config.yaml").write_text(text)
+            if router is not None:
+                lifecycle.write_router_file(ue.dir, router)
             out = os.open(ue.dir / "daemon.out", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             devnull = os.open(os.devnull, os.O_RDONLY)
             os.dup2(devnull, 0)
@@ -136,6 +145,12 @@ def hand_over(ue: UserEndpoint, bodies: list[str], max_receives: int, visibility
     return run_as(ue.user, ue.uid, ue.gid, send)
 
 
+def claim(ue: UserEndpoint, router: dict) -> tuple[bool, str]:
+    """Tell an adopted user endpoint which router it has now (``router.json``, written as the
+    user), so that it does not stop when the router that started it is gone."""
+    return run_as(ue.user, ue.uid, ue.gid, lambda: lifecycle.write_router_file(ue.dir, router), timeout=30)
+
+
 def signal_stop(ue: UserEndpoint) -> None:
     if running(ue):
         try:
@@ -153,11 +168,9 @@ def stop(ue: UserEndpoint, wait: float = 60.0) -> None:
             reap(ue)
             time.sleep(0.05)
         if running(ue):   # stuck: its messages come back to its queue after their visibility timeout
-            log.warning("user endpoint %s (pid %s) did not stop within %.0f s: killing it", ue.name, ue.pid, wait)
-            try:
-                os.kill(ue.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            log.warning("user endpoint %s (pid %s) did not stop within %.0f s: killing it and its blocks",
+                        ue.name, ue.pid, wait)
+            lifecycle.kill_trees([ue.pid])
             if _is_child(ue.pid):
                 os.waitpid(ue.pid, 0)
     reap(ue)
