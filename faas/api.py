@@ -94,7 +94,7 @@ def open_result(data: bytes, task_id: str, rk: str) -> tuple[dict, bytes]:
     except SerializationError as e:
         raise ResultForged(f"the result found for task {task_id} is not a faas result ({e}); it was "
                            f"not loaded", task_id=task_id) from None
-    sealing.check_result(header, payload, task_id, rk)
+    sealing.check_result(header, data, task_id, rk)
     return header, payload
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 import os
 import secrets
 from pathlib import Path
@@ -88,25 +87,38 @@ def _mac(rk: str, *parts: str | bytes) -> str:
     return m.hexdigest()
 
 
-def _canonical(header: dict) -> str:
-    return json.dumps({k: v for k, v in header.items() if k != "mac"}, sort_keys=True, separators=(",", ":"))
+#: what a result frame's header holds in place of its MAC while the MAC is computed: the MAC
+#: covers the frame's exact bytes (header and payload, one pass), then takes this place
+MAC_PLACEHOLDER = "0" * 64
+_MAC_FIELD = b'"mac":"'
 
 
-def result_mac(rk: str, task_id: str, header: dict, payload: bytes) -> str:
-    return _mac(rk, "result", task_id, _canonical(header), hashlib.sha256(payload).digest())
+def seal_frame(data: bytes, rk: str, task_id: str) -> bytes:
+    """``data`` (a frame whose header has ``"mac": MAC_PLACEHOLDER``) with its MAC in place."""
+    i = data.index(_MAC_FIELD + MAC_PLACEHOLDER.encode()) + len(_MAC_FIELD)
+    return data[:i] + _frame_mac(rk, task_id, data).encode() + data[i + 64:]
 
 
-def check_result(header: dict, payload: bytes, task_id: str, rk: str) -> None:
-    """Raise :class:`ResultForged` unless the endpoint that ran ``task_id`` wrote this result."""
+def _frame_mac(rk: str, task_id: str, data: bytes) -> str:
+    return _mac(rk, "result", task_id, data)
+
+
+def check_result(header: dict, data: bytes, task_id: str, rk: str) -> None:
+    """Raise :class:`ResultForged` unless the endpoint that ran ``task_id`` wrote this result
+    frame (``data``, whose parsed header is ``header``)."""
     mac = header.get("mac")
     if header.get("task_id") != task_id:
         why = f"it names task {header.get('task_id')!r}"
-    elif not isinstance(mac, str):
+    elif not isinstance(mac, str) or len(mac) != 64:
         why = "it carries no MAC"
-    elif not hmac.compare_digest(mac, result_mac(rk, task_id, header, payload)):
-        why = "its MAC does not verify"
     else:
-        return
+        # JSON escapes every quote inside a string, so the field can stand only as the key
+        i = data.find(_MAC_FIELD + mac.encode() + b'"')
+        blank = data[:i + len(_MAC_FIELD)] + MAC_PLACEHOLDER.encode() + data[i + len(_MAC_FIELD) + 64:]
+        if i < 0 or not hmac.compare_digest(mac, _frame_mac(rk, task_id, blank)):
+            why = "its MAC does not verify"
+        else:
+            return
     raise ResultForged(f"the result found for task {task_id} was not written by the endpoint that ran "
                        f"it ({why}): forged, planted first or altered in the store; it was not loaded",
                        task_id=task_id)

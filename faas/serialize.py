@@ -296,11 +296,10 @@ def result_bytes(header: dict, outcomes: list[tuple], rk: str | None) -> bytes:
     header["n"] = len(outcomes)
     if failed:
         header["error"] = {"type": failed[0][2], "message": failed[0][3], "traceback": failed[0][4]}
-    header = {"py": PY_VERSION, "dill": DILL_VERSION, "ser": "dill", **header}
-    if rk is not None:
-        from .sealing import result_mac
-        header["mac"] = result_mac(rk, header["task_id"], header, payload)
-    return frame(header, payload)
+    if rk is None:
+        return frame(header, payload)
+    from .sealing import MAC_PLACEHOLDER, seal_frame
+    return seal_frame(frame(dict(header, mac=MAC_PLACEHOLDER), payload), rk, header["task_id"])
 
 
 def b64(data: bytes) -> str:
