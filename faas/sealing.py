@@ -4,9 +4,9 @@ The store is shared ground: other users of a site, other sites and anyone with w
 the bucket can put objects in it, so a client must never unpickle a result it merely found at the
 right key. Each task message carries a per-task secret ``rk`` (covered by the message's
 signature, and as private as the message: the queue or the spool file, mode 600). The endpoint
-that runs the task MACs what it writes for it with that secret: the result frame's header gets a
-``mac`` over the task id, the rest of the header and the SHA-256 of the payload; a done notice and
-a cancel marker get one over their few fields. The client derives the same secret again from its
+that runs the task MACs what it writes for it with that secret: the result frame gets a ``mac``
+in its header over the task id and the frame's exact bytes; a done notice and a cancel marker get
+one over their few fields. The client derives the same secret again from its
 own result key (``$FAAS_HOME/result.key``, or ``FAAS_RESULT_KEY``) and the task id, so another
 process of the same user (``faas result``, the flows runner, the console) checks a result as
 well as the one that sent the task. A result whose MAC does not verify is never loaded.
