@@ -93,3 +93,40 @@ def test_a_pool_whose_receiver_hangs_is_replaced_and_tasks_still_run(tmp_path, m
         wait_until(lambda: len(list(blocks.glob("*/pool.log"))) >= 2, 90, "a new pool")
         assert c.get_result(c.run(function_id=fid, args=(3, 3)), timeout=90) == 27
         c.close()
+
+
+def test_a_job_for_a_worker_that_died_meanwhile_goes_back_first_in_line():
+    """The cause of the chaos stall of issue 15: an idle worker killed between two looks of the
+    main loop made ``conn.send`` raise BrokenPipeError out of ``run()``; the pool then hung at
+    exit joining its other worker while its threads kept heartbeating tasks that never ran. Now
+    the task goes back first in line and the worker is replaced."""
+    import collections
+    import multiprocessing as mp
+    import queue
+    import uuid
+
+    from faas.endpoint import pool as pool_mod
+    from faas.messages import TaskMessage
+    from faas.store.queue_base import Message
+
+    class Gone:                       # the killed worker's process
+        pid, exitcode = 12345, -9
+
+        def join(self, timeout=None):
+            pass
+    dead_end, gone = mp.Pipe()
+    gone.close()                      # the worker side is gone: a send breaks
+    p = pool_mod.Pool.__new__(pool_mod.Pool)
+    p.lock, p.ready, p.outbox = threading.Condition(), collections.deque(), queue.SimpleQueue()
+    p.where, p.stopping, p.reply_queues, p.last_busy = {"endpoint": "e", "block": "b"}, threading.Event(), {}, 0.0
+    p._latest_cancel = lambda cid: 0.0
+    p.slots = [pool_mod.Slot(0, Gone(), dead_end)]
+    fresh_parent, fresh_child = mp.Pipe()
+    p._spawn = lambda index: pool_mod.Slot(index, Gone(), fresh_parent)
+    tid = str(uuid.uuid4())
+    task = TaskMessage(id=tid, fn="a" * 64, rk="A" * 43, cid="0" * 32, args="", sent=time.time())
+    p.ready.append(pool_mod.Held(Message("m1", "{}", "r1", 1, time.time()), task, time.monotonic()))
+    p._dispatch()                     # no BrokenPipeError escapes
+    assert [h.task.id for h in p.ready] == [tid] and p.slots[0].conn is fresh_parent
+    p._dispatch()                     # the new worker gets it
+    assert fresh_child.poll(1) and fresh_child.recv()[0] == tid and not p.ready

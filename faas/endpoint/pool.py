@@ -445,6 +445,7 @@ class Pool:
                 cids = {h.task.cid for h in itertools.islice(self.ready, len(self.slots))}
             for cid in cids:
                 self._latest_cancel(cid)
+        dead: list[Slot] = []
         with self.lock:
             for slot in self.slots:
                 if not self.ready:
@@ -453,9 +454,19 @@ class Pool:
                     held = self.ready.popleft()
                     t = held.task
                     args = serialize.unb64(t.args) if t.args is not None else None
-                    slot.conn.send((t.id, t.fn, args, t.args_key, self._inline_max(t.reply),
-                                    t.args_sha256, cancel_may_apply(self._latest_cancel(t.cid), t.sent),
-                                    t.rk, t.cid))
+                    try:
+                        slot.conn.send((t.id, t.fn, args, t.args_key, self._inline_max(t.reply),
+                                        t.args_sha256, cancel_may_apply(self._latest_cancel(t.cid), t.sent),
+                                        t.rk, t.cid))
+                    except OSError:
+                        # The idle worker died (killed) since the main loop last looked: the
+                        # task goes back first in line, the worker is replaced below. (This
+                        # BrokenPipeError once escaped run(): the pool then hung at exit in
+                        # multiprocessing's join of its other worker, while its daemon threads
+                        # kept receiving and heartbeating tasks that never ran.)
+                        self.ready.appendleft(held)
+                        dead.append(slot)
+                        continue
                     held.started = time.monotonic()
                     slot.job = held
                     self.last_busy = held.started
@@ -464,6 +475,9 @@ class Pool:
                         self.outbox.put(("notice", (t.reply, t.id, "started", Notice(
                             id=t.id, event="started", where=where).model_dump_json(exclude_none=True),
                             None)))
+        for slot in dead:
+            log.warning("worker %d was gone when a task was handed to it", slot.index)
+            self._worker_died(slot)
 
     def _collect(self, slot: Slot) -> None:
         try:
@@ -774,6 +788,14 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s", e)
         print(f"faas pool: {e}", file=sys.stderr)
         return 2
+    except Exception:  # noqa: BLE001 - logged where admins look, then out at once
+        # Never a normal exit here: multiprocessing's atexit hook would join the workers (which
+        # ignore SIGTERM and wait on their pipes) forever, while the daemon threads went on
+        # receiving and heartbeating tasks that never run. The tasks come back after their
+        # visibility timeout; the daemon starts a new pool.
+        log.exception("pool %s crashed; exiting now", a.block_id)
+        logging.shutdown()
+        os._exit(1)
 
 
 if __name__ == "__main__":
