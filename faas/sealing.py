@@ -18,7 +18,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import os
 import secrets
 from pathlib import Path
 
@@ -47,9 +46,8 @@ def load_user_key(home: Path, explicit: str | None = None) -> bytes:
         raw = _decode_key(explicit.strip(), "FAAS_RESULT_KEY (result_key)")
         return raw
     path = Path(home) / RESULT_KEY_FILE
-    if not os.path.lexists(path):
-        private_files.create(path, "# faas result key: proves results come from the endpoint that ran "
-                                   "your task; keep private (mode 600)\n" + _b64(secrets.token_bytes(32)) + "\n")
+    private_files.create(path, "# faas result key: proves results come from the endpoint that ran "
+                               "your task; keep private (mode 600)\n" + _b64(secrets.token_bytes(32)) + "\n")
     text = private_files.read(path, "result key")
     lines = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
     if not lines:
