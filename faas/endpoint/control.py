@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..config import faas_home
 from ..exceptions import ConfigError, EndpointNotFound
+from ..locks import lock_holders
 from . import config as ep_config
 from .daemon import daemon_pid, is_running, lock_path, ready_path
 
@@ -152,7 +153,7 @@ def _kill_multi_user(name: str, home: Path, d: Path, pid: int | None, wait: floa
     from .multiuser import lifecycle
     users = _site_user_endpoints(name, home, d)
     # the router: the process that holds the endpoint's lock (and the pid file's, if it runs it)
-    routers = [p for p in lifecycle.lock_holders(lock_path(d)) if p != os.getpid()]
+    routers = [p for p in (lock_holders(lock_path(d)) or []) if p != os.getpid()]
     if pid and pid not in routers and lifecycle.is_daemon(pid, name):
         routers.append(pid)
     log.warning("endpoint %r (pid %s) did not stop within %g s: killing it (pids %s) and its %d user "

@@ -19,11 +19,11 @@ import time
 import uuid
 from pathlib import Path
 
-from .. import __version__, serialize, signing
+from .. import __version__, signing
 from ..config import faas_home
 from ..locks import lock_held
 from ..exceptions import WorkerLost
-from ..messages import Notice, TaskMessage, dead_letter_key, result_key
+from ..messages import TaskMessage, dead_letter_key, result_key
 from ..providers import BlockState, make_provider
 from ..store import KeyNotFound, create_queue, open_queue, open_store
 from . import config as ep_config

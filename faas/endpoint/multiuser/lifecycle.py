@@ -102,23 +102,6 @@ def is_daemon(pid: int, name: str, uid: int | None = None) -> bool:
     return _DAEMON in args and name.encode() in args
 
 
-def lock_holders(path: Path) -> list[int]:
-    """Pids holding an flock on ``path`` (from /proc/locks: the process that took it)."""
-    try:
-        st = Path(path).stat()
-        with open("/proc/locks") as f:
-            table = f.read()
-    except OSError:
-        return []
-    dev = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
-    out = []
-    for line in table.splitlines():
-        f = line.split()
-        if "->" not in line and len(f) > 5 and f[1] == "FLOCK" and f[5] == dev and f[4].isdigit():
-            out.append(int(f[4]))
-    return out
-
-
 def daemon_pids(name: str, uid: int) -> list[int]:
     """Live processes of ``uid`` that run the endpoint daemon ``name``."""
     return [pid for pid, p in processes().items()

@@ -64,24 +64,7 @@ class UserEndpoint:
 def running(ue: UserEndpoint) -> bool:
     """The daemon we started (or adopted) is alive: its pid is the user's, not a zombie, and runs
     this user endpoint (the lock alone lags a fresh start)."""
-    if not ue.pid:
-        return False
-    try:
-        if os.stat(f"/proc/{ue.pid}").st_uid != ue.uid or _state(ue.pid) == "Z":
-            return False
-        with open(f"/proc/{ue.pid}/cmdline", "rb") as f:
-            argv = f.read().split(b"\0")
-        return ue.name.encode() in argv and b"faas.endpoint.daemon" in argv
-    except OSError:
-        return False
-
-
-def _state(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return "?"
+    return bool(ue.pid) and lifecycle.is_daemon(ue.pid, ue.name, ue.uid)
 
 
 def start(ue: UserEndpoint, config: dict, environment: dict[str, str], python: str | None = None,
@@ -171,19 +154,12 @@ def stop(ue: UserEndpoint, wait: float = 60.0) -> None:
             log.warning("user endpoint %s (pid %s) did not stop within %.0f s: killing it and its blocks",
                         ue.name, ue.pid, wait)
             lifecycle.kill_trees([ue.pid])
-            if _is_child(ue.pid):
+            p = lifecycle.proc(ue.pid)
+            if p is not None and p.ppid == os.getpid():
                 os.waitpid(ue.pid, 0)
     reap(ue)
     ue.state, ue.pid = "stopped", None
     log.info("stopped user endpoint %s of %s", ue.name, ue.user)
-
-
-def _is_child(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return int(f.read().rsplit(")", 1)[1].split()[1]) == os.getpid()
-    except (OSError, ValueError, IndexError):
-        return False
 
 
 def reap(ue: UserEndpoint) -> None:
