@@ -3,6 +3,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -66,3 +70,18 @@ def kill_processes_of(uids: set[int]) -> None:
             except OSError:
                 pass
         time.sleep(0.2)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_moto_server() -> tuple[subprocess.Popen, str]:
+    """``moto_server`` on a free loopback port: ``(process, URL)``; the caller waits for it."""
+    exe = shutil.which("moto_server") or os.path.join(os.path.dirname(sys.executable), "moto_server")
+    port = free_port()
+    proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return proc, f"http://127.0.0.1:{port}"

@@ -33,10 +33,7 @@ import contextlib
 import hashlib
 import os
 import random
-import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -46,13 +43,15 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
-if str(HERE) not in sys.path:
-    sys.path.insert(0, str(HERE))
+for _d in (HERE, HERE.parent):      # chaoslib, and the tests' helpers
+    if str(_d) not in sys.path:
+        sys.path.insert(0, str(_d))
 if __name__ == "__main__" and (REPO / "faas").is_dir():
     sys.path.insert(0, str(REPO))      # run as a script: test this checkout's faas, not an installed one
 
 import chaoslib  # noqa: E402
 from chaoslib import Chaos, Executions, expected, fmt_counter, table  # noqa: E402
+from helpers import start_moto_server  # noqa: E402
 
 STALL_BOUND = chaoslib.STALL_BOUND
 RSS_TOLERANCE = 0.30          # last-quarter median <= first-quarter median * 1.3 ...
@@ -405,11 +404,6 @@ def _environ():
         os.environ.update(saved)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 @contextlib.contextmanager
 def moto_server():
@@ -419,11 +413,7 @@ def moto_server():
     url = os.environ.get("FAAS_TEST_AWS_URL") or os.environ.get("FAAS_TEST_MOTO_URL")
     proc = None
     if not url:
-        exe = shutil.which("moto_server") or os.path.join(os.path.dirname(sys.executable), "moto_server")
-        port = _free_port()
-        proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        url = f"http://127.0.0.1:{port}"
+        proc, url = start_moto_server()
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -525,7 +515,7 @@ def run_soak(seconds: float, path: str = "local", seed: int = 6, workdir: Path |
             load = Load(ex, ex_timeout, rng, exec_log, big, window)
             sampler = Sampler(d)
             chaos = TimedChaos(name, home, random.Random(seed + 1), kill_every)
-            t_load0, wall_t0 = time.monotonic(), time.time()
+            t_load0 = time.monotonic()
             load.last_done = t_load0
             sampler.start()
             chaos.start()

@@ -20,19 +20,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from helpers import wait_until
+
 from .conftest import Site
 
 pytestmark = pytest.mark.slow
-
-
-def _wait(cond, timeout=90.0, what="condition", every=0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def _stat(pid: int) -> str | None:
@@ -103,8 +95,8 @@ def test_stop_ends_a_stuck_router_and_all_its_user_endpoints(site, mu_users):
         assert took < 8 + 25, f"stop took {took:.1f} s"
         assert "stopped" in p.stdout
         # everything is gone (at most zombies waiting for their parent's reaper)
-        _wait(lambda: not _alive(router), timeout=10, what="the router to be gone")
-        _wait(lambda: not _live_processes_of({alice.pw_uid, bob.pw_uid}), timeout=10,
+        wait_until(lambda: not _alive(router), timeout=10, what="the router to be gone")
+        wait_until(lambda: not _live_processes_of({alice.pw_uid, bob.pw_uid}), timeout=10,
               what="no process of the user endpoints")
         st = site.status()
         assert st["state"] == "stopped", st
@@ -123,8 +115,8 @@ def test_stop_of_a_healthy_router_leaves_nothing_running(site, mu_users):
     router = _router_pid(site)
     p = site.faas("endpoint", "stop", site.name, "--timeout", "60")
     assert "stopped" in p.stdout
-    _wait(lambda: not _alive(router), timeout=10, what="the router to be gone")
-    _wait(lambda: not _live_processes_of({alice.pw_uid}), timeout=10, what="no process of alice's")
+    wait_until(lambda: not _alive(router), timeout=10, what="the router to be gone")
+    wait_until(lambda: not _live_processes_of({alice.pw_uid}), timeout=10, what="no process of alice's")
 
 
 def _with_gone_grace(site: Site, seconds: float) -> None:
@@ -146,7 +138,7 @@ def test_a_user_endpoint_exits_by_itself_when_its_router_is_killed(site, mu_user
     os.kill(router, signal.SIGKILL)
     t0 = time.monotonic()
     # the grace (3 s), one look a second, then its ordinary stop (its pools hand back their tasks)
-    _wait(lambda: not _live_processes_of({alice.pw_uid}), timeout=3 + 30,
+    wait_until(lambda: not _live_processes_of({alice.pw_uid}), timeout=3 + 30,
           what="the orphaned user endpoint and its pools to exit")
     assert time.monotonic() - t0 >= 2.5, "it must wait its grace: a router restart re-adopts it"
     log = (Path(alice.pw_dir) / ".faas" / "endpoints" / ue["name"] / "endpoint.log").read_text()
@@ -161,7 +153,7 @@ def test_a_router_restarted_within_the_grace_keeps_its_user_endpoints(site, mu_u
     assert site.run_as(alice)[0].get("uid") == alice.pw_uid
     pid = [u for u in _user_endpoints(site) if u["state"] == "running"][0]["pid"]
     os.kill(_router_pid(site), signal.SIGKILL)
-    _wait(lambda: site.status()["state"] == "stopped", timeout=20, what="the killed router to be gone")
+    wait_until(lambda: site.status()["state"] == "stopped", timeout=20, what="the killed router to be gone")
     site.start()
     assert "adopted the running user endpoint" in (site.dir / "endpoint.log").read_text()
     time.sleep(4 + 4)   # longer than the grace: the new router told it that it is alive
@@ -204,9 +196,9 @@ def test_two_sites_of_the_same_name_never_share_a_user_endpoint(site, mu_users, 
         # and the first site still runs alice's tasks on its own user endpoint
         assert site.run_as(alice)[0].get("uid") == alice.pw_uid
         # each router saw its own results (its audit log: written once it read the result)
-        _wait(lambda: [a["outcome"] for a in site.audit()] == ["success", "success"], timeout=20,
+        wait_until(lambda: [a["outcome"] for a in site.audit()] == ["success", "success"], timeout=20,
               what="two successes in the first site's audit log")
-        _wait(lambda: [a["outcome"] for a in other.audit()] == ["success"], timeout=20,
+        wait_until(lambda: [a["outcome"] for a in other.audit()] == ["success"], timeout=20,
               what="one success in the second site's audit log")
     finally:
         other.stop()
@@ -223,7 +215,7 @@ def test_a_site_recreated_with_another_store_does_not_adopt_the_old_user_endpoin
     assert site.run_as(alice)[0].get("uid") == alice.pw_uid
     old = [u for u in _user_endpoints(site) if u["state"] == "running"][0]
     os.kill(_router_pid(site), signal.SIGKILL)
-    _wait(lambda: site.status()["state"] == "stopped", timeout=20, what="the killed router to be gone")
+    wait_until(lambda: site.status()["state"] == "stopped", timeout=20, what="the killed router to be gone")
     assert _alive(old["pid"])
     # the same endpoint (same folder, same state file), another store
     new_store = site.base / "store2"
@@ -252,7 +244,7 @@ def test_a_router_that_lost_its_state_adopts_only_a_user_endpoint_of_its_own_sit
 
     def kill_router_and_state():
         os.kill(_router_pid(site), signal.SIGKILL)
-        _wait(lambda: site.status()["state"] == "stopped", timeout=20, what="the killed router to be gone")
+        wait_until(lambda: site.status()["state"] == "stopped", timeout=20, what="the killed router to be gone")
         (site.dir / "user_endpoints.json").unlink()
     kill_router_and_state()
     site.start()
