@@ -34,17 +34,29 @@ def client(profile: str | None = None, **overrides: Any) -> "Client":
     return Session(profile, **overrides).client()
 
 
-def __getattr__(name: str):   # keep `import faas` light: boto3/dill load on first use
-    if name == "Executor":
-        from .executor import Executor
-        return Executor
-    if name == "Client":
-        from .api import Client
-        return Client
+# Lazy names (``import faas`` stays light: boto3/dill load on first use): name -> "module:attr".
+# ``faas.Client`` is the Globus Compute SDK's Client (faas/globus_client.py); ``faas.client()``
+# returns the boto-style client of faas/api.py.
+_LAZY = {
+    "Executor": "faas.executor:Executor",
+    "Client": "faas.globus_client:Client",
+    "Batch": "faas.globus_client:Batch",
+    "ShellFunction": "faas.shell_function:ShellFunction",
+    "ShellResult": "faas.shell_function:ShellResult",
+    "MPIFunction": "faas.shell_function:MPIFunction",
+}
+
+
+def __getattr__(name: str):
     if name == "exceptions":
         from . import exceptions
         return exceptions
-    raise AttributeError(name)
+    target = _LAZY.get(name)
+    if target is None:
+        raise AttributeError(f"module 'faas' has no attribute {name!r}")
+    import importlib
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)
 
 
-__all__ = ["Session", "client", "Executor", "Client", "Settings", "__version__"]
+__all__ = ["Session", "client", "Settings", "__version__", *_LAZY]

@@ -128,6 +128,18 @@ def outcome_value(outcome: tuple, task_id: str) -> Any:
     raise exc
 
 
+def _json_dict(value: dict | None, name: str, expected: str) -> dict | None:
+    """``value`` as plain JSON (it travels in a message), or a ConfigError naming ``name``."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ConfigError(f"{name} must be {expected}, got {type(value).__name__}")
+    try:
+        return json.loads(json.dumps(value))
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{name} must be JSON-able: {e}") from None
+
+
 def _close_at_exit(client: "Client") -> None:
     """Delete the reply queue when the interpreter exits, for clients nobody closed."""
     ref = weakref.ref(client)
@@ -272,13 +284,14 @@ class Client:
 
     # -- submitting ---------------------------------------------------------------------
     def _message(self, queue: Queue, function_id: str, calls: list, timeout: float | None,
-                 key: "signing.Key | None" = None, uec: dict | None = None) -> tuple[str, str]:
+                 key: "signing.Key | None" = None, uec: dict | None = None, res: dict | None = None,
+                 tg: str | None = None) -> tuple[str, str]:
         task_id = str(uuid.uuid4())
         data = serialize.calls_bytes(calls)
         now = time.time()
         msg = {"v": 1, "id": task_id, "fn": function_id, "n": len(calls), "reply": self._reply_queue().url,
                "timeout": timeout, "sent": now, "expires": now + self.settings.task_ttl, "uec": uec,
-               "rk": self.task_secret(task_id), "cid": self.client_id}
+               "rk": self.task_secret(task_id), "cid": self.client_id, "res": res, "tg": tg}
         if len(data) <= inline_limit(queue.max_message_bytes):
             msg["args"] = serialize.b64(data)
         else:   # too big for a message: spill to the store; no other limit
@@ -342,27 +355,32 @@ class Client:
 
     def submit_tasks(self, endpoint: str | None, function_id: str, call_groups: Iterable[list],
                      timeout: float | None = None, wait_sent: bool = True,
-                     user_endpoint_config: dict | None = None) -> list[TaskState]:
+                     user_endpoint_config: dict | None = None,
+                     resource_specification: dict | None = None,
+                     task_group_id: str | None = None) -> list[TaskState]:
         """Send one task per group of calls. With ``wait_sent=False`` the messages go out from a
         background thread in batches (the Executor's fast path). ``user_endpoint_config``: the
-        variables of a multi-user endpoint's template (JSON-able dict)."""
+        variables of a multi-user endpoint's template (JSON-able dict); ``resource_specification``:
+        what one task needs (Globus's MPI keys: num_nodes, ranks_per_node, num_ranks);
+        ``task_group_id``: a UUID naming the group the tasks belong to."""
         if timeout is not None and not timeout > 0:
             raise ConfigError(f"timeout must be a number of seconds > 0, got {timeout!r}")
-        if user_endpoint_config is not None:
-            if not isinstance(user_endpoint_config, dict):
-                raise ConfigError(f"user_endpoint_config must be a dict of variables, got "
-                                  f"{type(user_endpoint_config).__name__}")
+        user_endpoint_config = _json_dict(user_endpoint_config, "user_endpoint_config", "a dict of variables")
+        resource_specification = _json_dict(resource_specification, "resource_specification",
+                                            "a dict such as {'num_nodes': 2, 'ranks_per_node': 4}")
+        if task_group_id is not None:
             try:
-                user_endpoint_config = json.loads(json.dumps(user_endpoint_config))
-            except (TypeError, ValueError) as e:
-                raise ConfigError(f"user_endpoint_config must be JSON-able: {e}") from None
+                task_group_id = check_task_id(str(task_group_id).lower())
+            except ValueError as e:
+                raise ConfigError(f"task_group_id: {e}") from None
         self._check_function(function_id)
         queue = self._endpoint_queue(endpoint)
         key = self._signing_key(endpoint)
         self._check_key(endpoint or self.settings.endpoint, key)
         states, bodies = [], []
         for calls in call_groups:
-            task_id, body = self._message(queue, function_id, list(calls), timeout, key, user_endpoint_config)
+            task_id, body = self._message(queue, function_id, list(calls), timeout, key, user_endpoint_config,
+                                          resource_specification or None, task_group_id)
             st = TaskState(task_id, len(calls))
             self._tasks[task_id] = st
             states.append(st)

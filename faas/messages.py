@@ -56,11 +56,14 @@ class TaskMessage(BaseModel):
     uec: Optional[dict] = None       # user_endpoint_config: variables for a multi-user endpoint's template
     rk: str                          # per-task secret: the endpoint MACs the result with it (faas.sealing)
     cid: str                         # the client's id: names its folders in the store (below)
+    res: Optional[dict] = None       # resource_specification (Globus): MPI ranks/nodes for this task
+    tg: Optional[str] = None         # task group id (a UUID): reload_tasks() finds the group's tasks
 
     _id = field_validator("id")(classmethod(lambda cls, v: check_task_id(v)))
     _fn = field_validator("fn")(classmethod(lambda cls, v: check_function_id(v)))
 
     _cid = field_validator("cid")(classmethod(lambda cls, v: check_client_id(v)))
+    _tg = field_validator("tg")(classmethod(lambda cls, v: v if v is None else check_task_id(v)))
 
     @field_validator("rk")
     @classmethod
@@ -127,10 +130,15 @@ def running_key(task_id: str, client_id: str) -> str:
     return f"running/{check_client_id(client_id)}/{check_task_id(task_id)}"
 
 
+def task_group_key(task_group_id: str, client_id: str, task_id: str) -> str:
+    """One empty object per task of a group, so a new process lists the group's tasks."""
+    return f"groups/{check_client_id(client_id)}/{check_task_id(task_group_id)}/{check_task_id(task_id)}"
+
+
 def client_prefixes(client_id: str) -> list[str]:
     """The folders a client claims (``Store.claim``) before it sends its first task."""
     check_client_id(client_id)
-    return [f"{p}/{client_id}/" for p in ("functions", "args", "results", "cancels", "running")]
+    return [f"{p}/{client_id}/" for p in ("functions", "args", "results", "cancels", "running", "groups")]
 
 
 def dead_letter_key(name: str) -> str:

@@ -26,7 +26,7 @@ from ...store.queue_base import Message, Queue
 #: but root may list: task and function names stay private, so no one can plant a file at a
 #: name they cannot see), except the endpoint records every client reads (1777, like /tmp)
 SHARED_PREFIXES = {"functions": 0o1733, "args": 0o1733, "results": 0o1733, "cancels": 0o1733,
-                   "running": 0o1733, "dead-letters": 0o1733, "journal": 0o1733, "endpoints": 0o1777}
+                   "running": 0o1733, "groups": 0o1733, "dead-letters": 0o1733, "journal": 0o1733, "endpoints": 0o1777}
 MAX_MESSAGE_BYTES = 1 << 20
 
 
