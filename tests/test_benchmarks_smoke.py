@@ -53,4 +53,6 @@ def test_quick_and_profile(tmp_path):
     assert "cold start to first result" in out and "x 50 ms sleeps" in out
     out = run([str(BENCH / "profile_faas.py"), "--n", "300", "--rounds", "1"], tmp_path, timeout=300)
     assert out.strip()
+    out = run([str(BENCH / "file_store.py"), "--n", "200", "--dir", str(tmp_path)], tmp_path, timeout=120)
+    assert "| put new key |" in out and "| exists |" in out
 
