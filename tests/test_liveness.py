@@ -3,6 +3,7 @@ logged with every thread's stack, and the process is replaced (issue 15)."""
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
 from pathlib import Path
@@ -130,3 +131,37 @@ def test_a_job_for_a_worker_that_died_meanwhile_goes_back_first_in_line():
     assert [h.task.id for h in p.ready] == [tid] and p.slots[0].conn is fresh_parent
     p._dispatch()                     # the new worker gets it
     assert fresh_child.poll(1) and fresh_child.recv()[0] == tid and not p.ready
+
+
+def test_a_local_block_that_ended_leaves_no_process_behind(tmp_path):
+    """A pool killed with SIGKILL leaves its forkserver and any worker still running a task (the
+    soak found two forkservers alive after `stop`). When the provider sees the job end it stops
+    the rest of the job's processes, as a scheduler does."""
+    from faas.endpoint.config import ProviderConfig
+    from faas.providers.base import BlockState
+    from faas.providers.local import LocalProvider
+
+    marker = tmp_path / "child.pid"
+    provider = LocalProvider(ProviderConfig(), tmp_path)
+    job = provider.submit(f"bash -c 'sleep 300 & echo $! > {marker}; exec sleep 301'", "block-x")
+    deadline = time.monotonic() + 10
+    while not (marker.exists() and marker.read_text().strip()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    child = int(marker.read_text())
+    assert provider.status([job]) == {job: BlockState.RUNNING}
+    os.kill(int(job), signal.SIGKILL)          # the pool dies; the child of its job lives on
+    provider.procs[job].wait(10)
+    assert _pid_alive(child), "the test's leftover process is already gone"
+    assert provider.status([job])[job] == BlockState.CANCELLED
+    deadline = time.monotonic() + 10
+    while _pid_alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _pid_alive(child), f"process {child} of the ended job was left running"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"
+    except OSError:
+        return False

@@ -36,6 +36,8 @@ class LocalProvider(Provider):
                             BlockState.FAILED)
             else:   # adopted from an earlier daemon: we are not its parent
                 out[jid] = BlockState.RUNNING if _alive(int(jid)) else BlockState.COMPLETED
+            if out[jid] != BlockState.RUNNING:
+                end_job(jid)
         return out
 
     def cancel(self, job_ids: list[str]) -> None:
@@ -44,6 +46,18 @@ class LocalProvider(Provider):
                 os.kill(int(jid), signal.SIGTERM)   # the pool drains its own workers
             except ProcessLookupError:
                 pass
+
+
+def end_job(job_id: str) -> None:
+    """What a scheduler does when a job ends: stop every process left in it. A block is its own
+    session (``start_new_session``), so its process group is the job: a pool killed with SIGKILL
+    leaves its forkserver, resource tracker and any worker still running a task, which would
+    otherwise live on (the forkserver as long as one worker does). A group outlives no member,
+    so the id names no one else's processes."""
+    try:
+        os.killpg(int(job_id), signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def _alive(pid: int) -> bool:
