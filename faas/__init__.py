@@ -48,9 +48,9 @@ _LAZY = {
 
 
 def __getattr__(name: str):
-    if name == "exceptions":
-        from . import exceptions
-        return exceptions
+    if name in ("exceptions", "errors"):   # faas.errors: the names of globus_compute_sdk.errors
+        import importlib
+        return importlib.import_module(f"faas.{name}")
     target = _LAZY.get(name)
     if target is None:
         raise AttributeError(f"module 'faas' has no attribute {name!r}")

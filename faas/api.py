@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import collections
+import inspect
 import json
 import logging
 import os
@@ -23,7 +24,7 @@ from .exceptions import (ConfigError, EndpointNotFound, FaasError, FunctionNotFo
                          SerializationError, SignatureError,
                          TaskCancelled, TaskFailed, TaskTimeout)
 from .messages import (Notice, args_key, cancel_epoch_key, cancel_key, check_task_id, client_prefixes, function_key,
-                       inline_limit, result_key, running_key)
+                       inline_limit, result_key, running_key, task_group_key)
 from .store import KeyNotFound, Queue, create_queue, open_queue, open_store
 
 log = logging.getLogger("faas.client")
@@ -140,6 +141,35 @@ def _json_dict(value: dict | None, name: str, expected: str) -> dict | None:
         raise ConfigError(f"{name} must be JSON-able: {e}") from None
 
 
+class SendSpec:
+    """What the tasks of one ``submit_tasks`` call share on their way out: their task group, the
+    most tasks one send round carries (the Executor's ``batch_size``), and a callback told how many
+    were sent (once recorded in their group, for tasks of a group)."""
+
+    __slots__ = ("tg", "limit", "on_sent")
+
+    def __init__(self, tg: str | None, limit: int | None, on_sent: Callable[[int], None] | None):
+        self.tg, self.limit, self.on_sent = tg, limit, on_sent
+
+
+#: seconds a sent task may wait for its task group record (records are written per round of
+#: ``batch_size`` tasks, or after this long, or at flush/close)
+GROUP_RECORD_EVERY = 0.5
+
+
+def _tell_sent(sent: list) -> None:
+    """Call each spec's ``on_sent`` with how many of ``sent`` ([(task id, spec)]) are its."""
+    counts: dict[int, list] = {}
+    for _, spec in sent:
+        if spec is not None and spec.on_sent is not None:
+            counts.setdefault(id(spec), [spec, 0])[1] += 1
+    for spec, n in counts.values():
+        try:
+            spec.on_sent(n)
+        except Exception:  # noqa: BLE001 - a caller's callback must not stop the sender
+            log.exception("on_sent callback failed")
+
+
 def _close_at_exit(client: "Client") -> None:
     """Delete the reply queue when the interpreter exits, for clients nobody closed."""
     ref = weakref.ref(client)
@@ -154,8 +184,31 @@ def _close_at_exit(client: "Client") -> None:
     atexit.register(close)
 
 
+# Globus Compute SDK's Client methods: on this (boto-style) client they are an AttributeError
+# that points to ``faas.Client``, which has them.
+_GLOBUS_ONLY = frozenset({
+    "create_batch", "batch_run", "get_batch_result", "get_endpoint_status", "get_endpoint_metadata",
+    "get_endpoints", "get_function", "get_allowed_functions", "stop_endpoint", "version_check", "logout",
+    "register_source_code", "delete_function", "get_worker_hardware_details", "fx_serializer"})
+_GLOBUS_RUN = ("run(*args, endpoint_id=..., function_id=...) is Globus Compute's Client.run: use "
+               "faas.Client() for it. This is the boto-style client of faas.client(): "
+               "run(function_id=..., endpoint=..., args=(...), kwargs={...})")
+
+
+def _run_signature(function_id: str, endpoint: str | None = None, args: Iterable = (),
+                   kwargs: dict | None = None, timeout: float | None = None,
+                   user_endpoint_config: dict | None = None) -> str:
+    """What ``Client.run`` takes (it binds its arguments here to tell a Globus-style call apart)."""
+    raise NotImplementedError
+
+
+_RUN_SIGNATURE = inspect.signature(_run_signature)
+
+
 class Client:
-    """Create with :func:`faas.client` or ``faas.Session(...).client()``."""
+    """The boto-style client: keyword arguments in, plain values out (:func:`faas.client` or
+    ``faas.Session(...).client()``). Globus Compute's Client API is ``faas.Client()``, which
+    wraps one of these (its ``boto_client``)."""
 
     def __init__(self, settings: Settings | None = None):
         self.settings = settings or resolve()
@@ -174,7 +227,24 @@ class Client:
         self._listener: threading.Thread | None = None
         self._reply: Queue | None = None
         self._closed = threading.Event()
+        self._in_flight = 0      # tasks the sender has taken from _out and not yet sent
+        self._checked_tg: str | None = None   # the last task group id submit_tasks checked
+        self._groups_waiting: dict[str, list] = {}   # task group -> [(task id, SendSpec)] sent, not yet recorded
+        self._groups_due: float | None = None         # when the oldest of those must be recorded
+        self._groups_lock = threading.Lock()
         self._user_key: bytes | None = None
+
+    def __repr__(self) -> str:
+        return (f"<faas boto-style client (faas.client()): store={self.settings.store_url!r}, "
+                f"endpoint={self.settings.endpoint!r}>")
+
+    def __getattr__(self, name: str) -> Any:
+        if name in _GLOBUS_ONLY:
+            raise AttributeError(
+                f"{name} is Globus Compute's Client API, which this boto-style client (faas.client()) "
+                f"does not have: use faas.Client() (from faas import Client), or its keyword "
+                f"equivalents here (submit_batch, get_results, describe_endpoint, list_endpoints)")
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     # -- who this client is: its result key ---------------------------------------------------
     @property
@@ -199,8 +269,12 @@ class Client:
         return sealing.task_secret(self.user_key, task_id)
 
     # -- functions --------------------------------------------------------------------
-    def register_function(self, function: Callable, **_: Any) -> str:
-        """Serialize and store ``function`` (once: its id is the hash of its bytes)."""
+    def register_function(self, function: Callable, **ignored: Any) -> str:
+        """Serialize and store ``function`` (once: its id is the hash of its bytes). Other
+        keywords (Globus's description=, public=, ...) have no effect here; faas.Client keeps a
+        description."""
+        if ignored:
+            log.debug("register_function(%s): no effect on the boto-style client", ", ".join(sorted(ignored)))
         cached = self._fn_ids.get(id(function))
         if cached is not None and cached[0]() is function:
             return cached[1]
@@ -224,12 +298,14 @@ class Client:
 
     # -- endpoints --------------------------------------------------------------------
     def list_endpoints(self) -> list[dict]:
+        """The records of every endpoint in the store (each with its ``name`` and ``endpoint_id``)."""
         from .endpoint import registry
         return registry.list_all(self.store)
 
     def describe_endpoint(self, name: str) -> dict:
+        """An endpoint's record, by name or UUID, with its queue's depth."""
         from .endpoint import registry
-        record = registry.read(self.store, name)
+        record = registry.resolve(self.store, name)
         try:
             record["queue_depth"] = self._endpoint_queue(name).depth()
         except FaasError:
@@ -237,21 +313,38 @@ class Client:
         return record
 
     def _endpoint_queue(self, name: str | None) -> Queue:
+        """The queue of the endpoint ``name`` names (its name or its UUID, resolved through the
+        records in the store; the embedded ``local`` endpoint is started on demand)."""
         name = name or self.settings.endpoint
         q = self._endpoints.get(name)
         if q is not None:
             return q
-        from .endpoint import registry
+        from .endpoint import config as ep_config, registry
         with self._lock:
             if name in self._endpoints:
                 return self._endpoints[name]
-            embedded = (self.settings.is_embedded and name == "local" and self.settings.autostart)
+            target = name
+            if self.settings.is_embedded and self.settings.autostart and ep_config.is_uuid(name):
+                try:   # the embedded endpoint's id, before it ever published a record
+                    if ep_config.endpoint_id(ep_config.endpoint_dir("local", self.settings.home)) == name.lower():
+                        target = "local"
+                except FaasError:
+                    pass
+            embedded = (self.settings.is_embedded and target == "local" and self.settings.autostart)
             if embedded:
                 url = self._ensure_local()
             else:
-                record = registry.read(self.store, name)
-                self._records[name] = record
+                record = registry.resolve(self.store, name)
+                target = record["name"] if ep_config.is_uuid(name) else name
+                self._records[name] = self._records[target] = record
                 url = record["queue"]
+            if target != name:   # a UUID: signed with the key file of the endpoint configured here
+                try:                 # under that name, only if that endpoint has this very id
+                    same = ep_config.endpoint_id(ep_config.endpoint_dir(target, self.settings.home)) == name.lower()
+                except FaasError:
+                    same = False
+                if same:
+                    self._keys[name] = self._signing_key(target)
             try:
                 if url.startswith("spool://"):   # a multi-user endpoint: the file's owner is the identity
                     from .endpoint.multiuser.spool import SpoolQueue
@@ -261,7 +354,7 @@ class Client:
             except QueueError as e:
                 raise EndpointNotFound(f"endpoint {name!r} is registered with queue {url}, which "
                                        f"cannot be opened: {e}") from None
-            self._endpoints[name] = q
+            self._endpoints[name] = self._endpoints[target] = q
             return q
 
     def _ensure_local(self) -> str:
@@ -357,26 +450,30 @@ class Client:
                      timeout: float | None = None, wait_sent: bool = True,
                      user_endpoint_config: dict | None = None,
                      resource_specification: dict | None = None,
-                     task_group_id: str | None = None) -> list[TaskState]:
+                     task_group_id: str | None = None, batch_size: int | None = None,
+                     on_sent: Callable[[int], None] | None = None) -> list[TaskState]:
         """Send one task per group of calls. With ``wait_sent=False`` the messages go out from a
         background thread in batches (the Executor's fast path). ``user_endpoint_config``: the
         variables of a multi-user endpoint's template (JSON-able dict); ``resource_specification``:
         what one task needs (Globus's MPI keys: num_nodes, ranks_per_node, num_ranks);
-        ``task_group_id``: a UUID naming the group the tasks belong to."""
+        ``task_group_id``: a UUID naming the group the tasks belong to (recorded in the store
+        once they are sent: :meth:`group_tasks`); ``batch_size``: the most of these tasks one
+        send round carries; ``on_sent(n)``: called once ``n`` of them are sent (and recorded)."""
         if timeout is not None and not timeout > 0:
             raise ConfigError(f"timeout must be a number of seconds > 0, got {timeout!r}")
         user_endpoint_config = _json_dict(user_endpoint_config, "user_endpoint_config", "a dict of variables")
         resource_specification = _json_dict(resource_specification, "resource_specification",
                                             "a dict such as {'num_nodes': 2, 'ranks_per_node': 4}")
-        if task_group_id is not None:
+        if task_group_id is not None and task_group_id != self._checked_tg:   # once per group, not per submit
             try:
-                task_group_id = check_task_id(str(task_group_id).lower())
+                task_group_id = self._checked_tg = check_task_id(str(task_group_id).lower())
             except ValueError as e:
                 raise ConfigError(f"task_group_id: {e}") from None
         self._check_function(function_id)
         queue = self._endpoint_queue(endpoint)
         key = self._signing_key(endpoint)
         self._check_key(endpoint or self.settings.endpoint, key)
+        spec = SendSpec(task_group_id, batch_size, on_sent) if task_group_id or batch_size or on_sent else None
         states, bodies = [], []
         for calls in call_groups:
             task_id, body = self._message(queue, function_id, list(calls), timeout, key, user_endpoint_config,
@@ -384,7 +481,7 @@ class Client:
             st = TaskState(task_id, len(calls))
             self._tasks[task_id] = st
             states.append(st)
-            bodies.append((queue, body, st))
+            bodies.append((queue, body, st, spec))
         self._ensure_listener()
         if wait_sent:
             self._send(bodies)
@@ -392,13 +489,23 @@ class Client:
             self._ensure_sender()
             with self._out_cv:
                 self._out.extend(bodies)
-                self._out_cv.notify()
+                self._out_cv.notify_all()   # the sender, not only a flush() that waits too
         return states
 
-    def run(self, function_id: str, endpoint: str | None = None, args: Iterable = (),
-            kwargs: dict | None = None, timeout: float | None = None,
-            user_endpoint_config: dict | None = None) -> str:
-        """Run one call; return its task id."""
+    def run(self, *args: Any, **kw: Any) -> str:
+        """Run one call; return its task id: ``run(function_id, endpoint=None, args=(),
+        kwargs=None, timeout=None, user_endpoint_config=None)``."""
+        if "endpoint_id" in kw:
+            raise TypeError(_GLOBUS_RUN)
+        try:
+            bound = _RUN_SIGNATURE.bind(*args, **kw)
+        except TypeError as e:
+            raise TypeError(f"run(): {e} (signature: run{_RUN_SIGNATURE})") from None
+        return self._run(*bound.args, **bound.kwargs)
+
+    def _run(self, function_id: str, endpoint: str | None = None, args: Iterable = (),
+             kwargs: dict | None = None, timeout: float | None = None,
+             user_endpoint_config: dict | None = None) -> str:
         return self.submit_tasks(endpoint, function_id, [[(tuple(args), dict(kwargs or {}))]],
                                  timeout, user_endpoint_config=user_endpoint_config)[0].task_id
 
@@ -420,17 +527,85 @@ class Client:
                 ids[i] = st.task_id
         return [ids[i] for i in order]
 
-    def _send(self, items: list) -> None:
-        by_queue: dict[int, tuple[Queue, list]] = {}
-        for q, body, st in items:
-            by_queue.setdefault(id(q), (q, []))[1].append((body, st))
-        for q, pairs in by_queue.values():
+    def _send(self, items: list, record_now: bool = True) -> None:
+        """Send ``(queue, body, state, spec)`` items: per queue and task group, in rounds of at
+        most the spec's ``limit``. Sent tasks of a task group are recorded in the store after
+        they are sent (a record never names a task that was not), at once with ``record_now``,
+        else by the sender within ``GROUP_RECORD_EVERY`` s or once ``limit`` of them wait
+        (sequential submits must not pay a store write each). ``on_sent`` hears of tasks once
+        recorded. A round that fails to send fails its tasks; the others are still sent; the
+        first error is raised."""
+        rounds: dict[tuple, list] = {}
+        for item in items:
+            spec = item[3]
+            rounds.setdefault((id(item[0]), spec.tg if spec else None), []).append(item)
+        first_error: Exception | None = None
+        for (_, tg), group in rounds.items():
+            limit = (group[0][3].limit if group[0][3] else None) or len(group)
+            for i in range(0, len(group), limit):
+                chunk = group[i:i + limit]
+                try:
+                    chunk[0][0].send([body for _, body, _, _ in chunk])
+                except Exception as e:  # noqa: BLE001 - the caller's futures must learn it
+                    for _, _, st, _ in chunk:
+                        st._set("failed", error=e)
+                    first_error = first_error or e
+                    continue
+                sent = [(st.task_id, spec) for _, _, st, spec in chunk]
+                if tg is None:
+                    _tell_sent(sent)
+                else:
+                    with self._groups_lock:
+                        waiting = self._groups_waiting.setdefault(tg, [])
+                        waiting.extend(sent)
+                        if self._groups_due is None:
+                            self._groups_due = time.monotonic() + GROUP_RECORD_EVERY
+        self._record_groups(force=record_now)
+        if first_error is not None:
+            raise first_error
+
+    def _record_groups(self, force: bool = False) -> None:
+        """Write the records of sent tasks waiting for one: all of them if ``force`` or once
+        due, else the groups where a round's ``limit`` (default 128) of tasks wait."""
+        with self._groups_lock:
+            if not self._groups_waiting:
+                return
+            now_due = force or (self._groups_due is not None and time.monotonic() >= self._groups_due)
+            ready = {tg: sent for tg, sent in self._groups_waiting.items()
+                     if now_due or len(sent) >= ((sent[0][1].limit if sent[0][1] else None) or 128)}
+            for tg in ready:
+                del self._groups_waiting[tg]
+            if not self._groups_waiting:
+                self._groups_due = None
+        for tg, sent in ready.items():
+            ids = [tid for tid, _ in sent]
             try:
-                q.send([b for b, _ in pairs])
-            except Exception as e:  # noqa: BLE001 - the caller's futures must learn it
-                for _, st in pairs:
-                    st._set("failed", error=e)
-                raise
+                self.store.put(task_group_key(tg, self.client_id, ids[0]), sealing.group_record(self.user_key, tg, ids))
+            except Exception as e:  # noqa: BLE001 - they run; only a later reload_tasks misses them
+                log.warning("task group %s: could not record %d sent task(s) in the store (%s); they run, but "
+                            "reload_tasks will not find them: %s", tg, len(ids), e, ", ".join(ids[:5]))
+            _tell_sent(sent)
+
+    def group_tasks(self, task_group_id: str | None = None, skip: set[str] | None = None) -> dict[str, list]:
+        """The task group records of this client's key (all of them, or of one group), as
+        ``{record key: [task group id, time written, task ids]}``; keys in ``skip`` are not read
+        again. Records another key wrote (or altered ones) are left out, with a warning."""
+        prefix = f"groups/{self.client_id}/"
+        if task_group_id is not None:
+            prefix += check_task_id(task_group_id) + "/"
+        out: dict[str, list] = {}
+        for key in self.store.list(prefix):
+            if skip is not None and key in skip:
+                continue
+            try:
+                rec = sealing.read_group_record(self.user_key, self.store.get(key))
+            except KeyNotFound:
+                continue
+            if rec is None:
+                log.warning("ignoring task group record %s: this client's key did not write it", key)
+                continue
+            out[key] = list(rec)
+        return out
 
     def _ensure_sender(self) -> None:
         if self._sender is None:
@@ -443,21 +618,36 @@ class Client:
         while True:
             with self._out_cv:
                 while not self._out and not self._closed.is_set():
-                    self._out_cv.wait()
-                if not self._out and self._closed.is_set():
-                    return
+                    due = self._groups_due
+                    if due is not None and time.monotonic() >= due:
+                        break
+                    self._out_cv.wait(None if due is None else max(0.0, due - time.monotonic()))
+                closing = not self._out and self._closed.is_set()
                 batch = [self._out.popleft() for _ in range(min(len(self._out), 2000))]
+                self._in_flight = len(batch)
+            if closing:
+                self._record_groups(force=True)
+                return
             try:
-                self._send(batch)
+                if batch:
+                    self._send(batch, record_now=False)
+                else:
+                    self._record_groups()
             except Exception as e:  # noqa: BLE001 - already reported on each task
                 log.error("sending %d task(s) failed: %s", len(batch), e)
             del batch   # not held while waiting for the next: its tasks' arguments and states
+            with self._out_cv:
+                self._in_flight = 0
+                if not self._out:
+                    self._out_cv.notify_all()   # flush() waiters
 
     def flush(self) -> None:
-        """Wait until every task handed to the background sender has been sent."""
+        """Wait until every task handed to the background sender has been sent (or failed), and
+        the sent tasks of task groups are recorded in the store."""
         with self._out_cv:
-            while self._out:
-                self._out_cv.wait(0.01)
+            while (self._out or self._in_flight) and self._sender is not None and self._sender.is_alive():
+                self._out_cv.wait(0.05)
+        self._record_groups(force=True)
 
     # -- notices --------------------------------------------------------------------------
     def _reply_queue(self) -> Queue:

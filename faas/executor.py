@@ -4,20 +4,51 @@ Semantics follow ``concurrent.futures`` (and ProcessPoolExecutor where it define
 move PENDING -> RUNNING -> FINISHED; ``cancel()`` succeeds until the call starts, and a cancelled
 call never runs; ``map`` yields in order, its ``timeout`` counts from the call to ``map``;
 ``shutdown(wait, cancel_futures)``; submitting after shutdown raises RuntimeError.
+
+It is also Globus Compute's Executor (globus-compute-sdk 4.x): the same constructor keywords, the
+settable ``endpoint_id``, ``task_group_id``, ``resource_specification`` and
+``user_endpoint_config``, ``register_function``, ``submit_to_registered_function`` and
+``reload_tasks``. Every task belongs to a task group (a UUID), recorded in the store, so another
+process gets the group's futures back from the results there.
 """
 from __future__ import annotations
 
+import difflib
 import itertools
+import json
+import logging
 import threading
 import time
+import uuid
 from concurrent.futures import Executor as _BaseExecutor
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FuturesTimeout
 from typing import Any, Callable, Iterable, Iterator
 
-from .api import Client, TaskState, decode_result, outcome_value
-from .config import resolve
-from .exceptions import ConfigError, TaskCancelled
+from .api import Client, TaskState, decode_result, open_result, outcome_value
+from .config import Settings, resolve
+from .exceptions import ConfigError, ResultForged, TaskCancelled
+from .messages import result_key
+from .store import KeyNotFound
+
+log = logging.getLogger("faas.executor")
+
+#: Globus Compute's Executor keywords that mean nothing here, and why (each said once, at DEBUG)
+NO_EFFECT = {
+    "amqp_port": "results come on the client's own reply queue, not over AMQP",
+    "api_burst_limit": "there is no web service to rate-limit: sends are batched on the queue",
+    "api_burst_window_s": "there is no web service to rate-limit: sends are batched on the queue",
+    "serializer": "arguments and functions are always serialized with dill",
+    "result_serializers": "results are always serialized with dill (pickle for plain data)",
+}
+_SAID: set[str] = set()
+
+
+def said_once(key: str, message: str, *args: Any) -> None:
+    """Log ``message`` at DEBUG the first time ``key`` is seen in this process."""
+    if key not in _SAID:
+        _SAID.add(key)
+        log.debug(message, *args)
 
 
 def _done_hook(future: "TaskFuture") -> None:
@@ -25,7 +56,7 @@ def _done_hook(future: "TaskFuture") -> None:
 
 
 class TaskFuture(Future):
-    """A Future with the ``task_id`` of the task that computes it."""
+    """A Future with the ``task_id`` of the task that computes it (Globus's ComputeFuture)."""
 
     def __init__(self, task_id: str, on_cancel: Callable[["TaskFuture"], None]):
         super().__init__()
@@ -51,42 +82,258 @@ def _result_or_cancel(fut: Future, timeout: float | None = None) -> Any:
         del fut   # no cycle through the exception held by the future
 
 
-class Executor(_BaseExecutor):
-    """Run calls on ``endpoint`` (default: the client's, ``local`` for the embedded default).
+def _uuid_or_none(value: Any, name: str) -> uuid.UUID | None:
+    """Globus's ``as_optional_uuid``: a UUID, its string, or None; a clear error otherwise."""
+    if value is None or isinstance(value, uuid.UUID):
+        return value
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a UUID or a UUID string, got {type(value).__name__}")
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise ValueError(f"{name} {value!r} is not a UUID (like '{uuid.UUID(int=1)}')") from None
 
-    ``task_timeout`` (seconds) stops any call that runs longer, failing it with TaskTimeout.
-    ``endpoint_id`` is accepted as a synonym of ``endpoint`` for Globus Compute users.
-    ``user_endpoint_config``: variables for a multi-user endpoint's template (account, walltime, ...).
+
+def _json_dict_or_none(value: Any, name: str) -> dict | None:
+    """Globus's check for ``resource_specification`` and ``user_endpoint_config``."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise TypeError(f"{name} must be a dict (or None), not {type(value).__name__}")
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"{name} must be JSON-serializable: {e}") from None
+    return value
+
+
+class Executor(_BaseExecutor):
+    """Run calls on an endpoint: ``Executor(endpoint_id)`` (a name or an endpoint's UUID; default:
+    the client's, ``local`` for the embedded default).
+
+    Globus Compute's keywords: ``client`` (a ``faas.Client`` or the boto-style ``faas.client()``),
+    ``task_group_id`` (default: the previous Executor's in this process, else one is made at the
+    first submit), ``resource_specification`` (MPI: num_nodes, ranks_per_node, num_ranks),
+    ``user_endpoint_config`` (a multi-user endpoint's template variables), ``label`` (in repr),
+    ``batch_size`` (the most tasks one send round carries). ``amqp_port``, ``api_burst_limit``,
+    ``api_burst_window_s``, ``serializer`` and ``result_serializers`` are accepted and have no
+    effect here (said once at DEBUG). faas's own: ``task_timeout`` (seconds: a longer call is stopped
+    with TaskTimeout), ``profile`` and any client setting (``store=``, ``home=``, ...) when no
+    client is given. ``client`` is the one given (default: a boto-style one, which the Executor
+    closes at shutdown).
+
+    Each sent task is recorded in its task group in the store (one record per ``batch_size``
+    tasks, within 0.5 s, at shutdown), for ``reload_tasks`` in another process;
+    ``task_count_submitted`` counts the recorded ones.
     """
 
-    def __init__(self, endpoint: str | None = None, *, client: Client | None = None,
-                 profile: str | None = None, task_timeout: float | None = None,
-                 endpoint_id: str | None = None, user_endpoint_config: dict | None = None,
-                 **client_options: Any):
-        self._own_client = client is None
-        self.client = client or Client(resolve(profile, **client_options))
-        self.endpoint = endpoint or endpoint_id or self.client.settings.endpoint
+    _default_task_group_id: uuid.UUID | None = None
+
+    def __init__(self, endpoint_id: str | uuid.UUID | None = None, client: Any = None,
+                 task_group_id: str | uuid.UUID | None = None,
+                 resource_specification: dict | None = None, user_endpoint_config: dict | None = None,
+                 label: str = "", batch_size: int = 128, amqp_port: int | None = None,
+                 api_burst_limit: int = 4, api_burst_window_s: int = 16, serializer: Any = None,
+                 result_serializers: Iterable | None = None, *, endpoint: str | None = None,
+                 profile: str | None = None, task_timeout: float | None = None, **client_options: Any):
+        unknown = sorted(set(client_options) - set(Settings.model_fields))
+        if unknown:
+            known = sorted(set(Settings.model_fields) | {
+                "endpoint_id", "client", "task_group_id", "resource_specification", "user_endpoint_config",
+                "label", "batch_size", "amqp_port", "api_burst_limit", "api_burst_window_s", "serializer",
+                "result_serializers", "endpoint", "profile", "task_timeout"})
+            hints = [f"{k!r}" + (f" (did you mean {close[0]!r}?)" if (close := difflib.get_close_matches(
+                k, known, n=1)) else "") for k in unknown]
+            raise TypeError(f"Executor() got unexpected keyword argument(s) {', '.join(hints)}; "
+                            f"it takes {', '.join(known)}")
+        if endpoint is not None and endpoint_id is not None and str(endpoint) != str(endpoint_id):
+            raise TypeError(f"Executor(): endpoint={endpoint!r} and endpoint_id={endpoint_id!r} name two "
+                            f"endpoints; give one")
+        if client is not None and (profile is not None or client_options):
+            raise TypeError("Executor(): give client settings (profile=, store=, ...) to the client, or no "
+                            "client; not both")
+        if client is not None and not isinstance(client, Client) and \
+                not isinstance(getattr(client, "boto_client", None), Client):
+            raise TypeError(f"client must be a faas.Client or a faas.client(), got {type(client).__name__}")
         if task_timeout is not None and not task_timeout > 0:
             raise ConfigError(f"task_timeout must be a number of seconds > 0, got {task_timeout!r}")
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool):
+            raise TypeError(f"batch_size must be an int, got {type(batch_size).__name__}")
         self.task_timeout = task_timeout
+        self.endpoint_id = endpoint_id if endpoint_id is not None else endpoint
+        self.resource_specification = resource_specification
         self.user_endpoint_config = user_endpoint_config
+        self.task_group_id = task_group_id if task_group_id else Executor._default_task_group_id
+        self.label = label
+        self.batch_size = max(1, batch_size)
+        self._own_client = client is None
+        if client is None:
+            self.client = self._api = Client(resolve(profile, **client_options))
+        elif isinstance(client, Client):
+            self.client = self._api = client
+        else:   # faas.Client (Globus's): the boto-style client underneath does the work
+            self.client, self._api = client, client.boto_client
+        self.amqp_port = amqp_port
+        self.api_burst_limit = min(8, max(1, api_burst_limit))
+        self.api_burst_window_s = min(32, max(1, api_burst_window_s))
+        self.serializer = serializer
+        self.result_serializers = result_serializers
+        for name, value, default in (("amqp_port", amqp_port, None), ("api_burst_limit", api_burst_limit, 4),
+                                     ("api_burst_window_s", api_burst_window_s, 16)):
+            if value != default:
+                said_once(f"Executor.{name}", "Executor(%s=%r): no effect here: %s", name, value, NO_EFFECT[name])
+        self.task_count_submitted = 0
+        self._function_registry: dict[Callable, str] = {}
         self._futures: set[TaskFuture] = set()
         self._by_task: dict[str, set[TaskFuture]] = {}
+        self._reloading: dict[str, TaskFuture] = {}   # task id -> future, polled in the store
+        self._poller: threading.Thread | None = None
+        self._stop_polling = threading.Event()
         self._lock = threading.Lock()
         self._shutdown = False
         self._all_done = threading.Condition(self._lock)
+
+    def __repr__(self) -> str:
+        label = f"{self.label}; " if self.label else ""
+        return f"faas.Executor<{label}ep_id:{self.endpoint_id}; tg_id:{self.task_group_id}; bs:{self.batch_size}>"
+
+    # -- Globus's settable properties ----------------------------------------------------------
+    @property
+    def endpoint_id(self) -> str:
+        """Where later submits go: an endpoint's name or UUID (the client's endpoint if unset)."""
+        return self._endpoint_id or self._api.settings.endpoint
+
+    @endpoint_id.setter
+    def endpoint_id(self, value: str | uuid.UUID | None) -> None:
+        if value is not None and not isinstance(value, (str, uuid.UUID)):
+            raise TypeError(f"endpoint_id must be an endpoint's name or UUID, got {type(value).__name__}")
+        self._endpoint_id = str(value) if value else None
+
+    @property
+    def endpoint(self) -> str:
+        """faas's name for :attr:`endpoint_id`."""
+        return self.endpoint_id
+
+    @endpoint.setter
+    def endpoint(self, value: str | None) -> None:
+        self.endpoint_id = value
+
+    @property
+    def task_group_id(self) -> uuid.UUID | None:
+        """The task group of later submits (a UUID; made at the first submit if unset). Later
+        Executors of this process reuse it by default, as Globus's do."""
+        return self._task_group_id
+
+    @task_group_id.setter
+    def task_group_id(self, value: str | uuid.UUID | None) -> None:
+        tg = _uuid_or_none(value, "task_group_id")
+        self._task_group_id = tg
+        self._tg = str(tg) if tg else None
+        if tg:
+            Executor._default_task_group_id = tg
+
+    @property
+    def resource_specification(self) -> dict | None:
+        """What each later task needs (MPI: num_nodes, ranks_per_node, num_ranks): JSON-able."""
+        return self._resource_specification
+
+    @resource_specification.setter
+    def resource_specification(self, value: dict | None) -> None:
+        self._resource_specification = _json_dict_or_none(value, "resource_specification")
+
+    @property
+    def user_endpoint_config(self) -> dict | None:
+        """Variables for a multi-user endpoint's template, for later tasks: JSON-able."""
+        return self._user_endpoint_config
+
+    @user_endpoint_config.setter
+    def user_endpoint_config(self, value: dict | None) -> None:
+        self._user_endpoint_config = _json_dict_or_none(value, "user_endpoint_config")
+
+    @property
+    def serializer(self) -> Any:
+        """Accepted for Globus code; faas always uses dill."""
+        return self._serializer
+
+    @serializer.setter
+    def serializer(self, value: Any) -> None:
+        if value is not None:
+            said_once("Executor.serializer", "Executor.serializer: no effect here: %s", NO_EFFECT["serializer"])
+        self._serializer = value
+
+    @property
+    def result_serializers(self) -> Any:
+        """Accepted for Globus code; results are always dill (or pickle) here."""
+        return self._result_serializers
+
+    @result_serializers.setter
+    def result_serializers(self, value: Iterable | None) -> None:
+        if value:
+            said_once("Executor.result_serializers", "Executor.result_serializers: no effect here: %s",
+                      NO_EFFECT["result_serializers"])
+        self._result_serializers = value
+
+    # -- registering ---------------------------------------------------------------------------
+    def register_function(self, fn: Callable, function_id: str | None = None, **func_register_kwargs: Any) -> str:
+        """Register ``fn`` (or, with ``function_id``, say which id it has) for later submits;
+        registering one function twice is a ValueError, as in Globus. Other keywords go to the
+        client's ``register_function`` (a ``faas.Client`` takes description=, public=, ...)."""
+        if self._shutdown:
+            raise RuntimeError(f"{self!r} is shutdown; refusing to register function")
+        try:
+            cached = self._function_registry.get(fn)
+        except TypeError:
+            raise TypeError(f"register_function: {type(fn).__name__} objects are not hashable, so they "
+                            f"cannot be registered; submit() them instead") from None
+        if cached is not None:
+            msg = f"Function already registered as function id: {cached}"
+            if function_id == cached:
+                log.warning(msg)
+                return cached
+            raise ValueError(msg + (f" (attempted id: {function_id})" if function_id else ""))
+        if function_id is not None:
+            self._api._check_function(function_id)
+            fid = function_id
+        else:
+            func_register_kwargs.pop("function", None)
+            fid = self.client.register_function(fn, **func_register_kwargs)
+        self._function_registry[fn] = fid
+        return fid
 
     # -- submitting -----------------------------------------------------------------------
     def submit(self, fn: Callable, /, *args: Any, **kwargs: Any) -> TaskFuture:
         return self._submit_chunks(fn, [[(args, kwargs)]])[0]
 
-    def _submit_chunks(self, fn: Callable, chunks: list[list]) -> list[TaskFuture]:
+    def submit_to_registered_function(self, function_id: str, args: tuple | list | None = None,
+                                      kwargs: dict | None = None) -> TaskFuture:
+        """Run a function registered before (by id), as ``fn(*args, **kwargs)``."""
+        if args is None:
+            args = ()
+        if not isinstance(args, (list, tuple)):
+            raise TypeError(f"args: expected a tuple, got {type(args).__name__}")
+        if kwargs is None:
+            kwargs = {}
+        if not isinstance(kwargs, dict):
+            raise TypeError(f"kwargs: expected a dict, got {type(kwargs).__name__}")
+        if not all(isinstance(k, str) for k in kwargs):
+            raise TypeError("kwargs: expected str keys")
+        return self._submit_chunks(None, [[(tuple(args), kwargs)]], function_id=function_id)[0]
+
+    def _submit_chunks(self, fn: Callable | None, chunks: list[list],
+                       function_id: str | None = None) -> list[TaskFuture]:
         with self._lock:
             if self._shutdown:
                 raise RuntimeError("cannot schedule new futures after shutdown")
-        fid = self.client.register_function(fn)   # an unserializable function fails here
-        states = self.client.submit_tasks(self.endpoint, fid, chunks, self.task_timeout, wait_sent=False,
-                                          user_endpoint_config=self.user_endpoint_config)
+        if function_id is None:
+            function_id = self._registered_id(fn) if self._function_registry else None
+            if function_id is None:
+                function_id = self._api.register_function(fn)   # an unserializable function fails here
+        if self._tg is None:
+            self.task_group_id = uuid.uuid4()
+        states = self._api.submit_tasks(self._endpoint_id, function_id, chunks, self.task_timeout, wait_sent=False,
+                                        user_endpoint_config=self._user_endpoint_config,
+                                        resource_specification=self._resource_specification,
+                                        task_group_id=self._tg, batch_size=self.batch_size, on_sent=self._sent)
         out: list[TaskFuture] = []
         for st, calls in zip(states, chunks):
             futures = [TaskFuture(st.task_id, self._cancel_hook(st)) for _ in calls]
@@ -97,12 +344,21 @@ class Executor(_BaseExecutor):
             out.extend(futures)
         return out
 
+    def _registered_id(self, fn: Callable) -> str | None:
+        try:
+            return self._function_registry.get(fn)
+        except TypeError:   # unhashable: never registered
+            return None
+
+    def _sent(self, n: int) -> None:
+        self.task_count_submitted += n   # only the client's sender thread counts
+
     def _cancel_hook(self, st: TaskState) -> Callable[[TaskFuture], None]:
         def hook(future: TaskFuture) -> None:
             self._forget(future)
             # The task is cancelled remotely once every call it carries is cancelled.
             if st.task_id not in self._by_task and st.status == "pending":
-                self.client.cancel(st.task_id)
+                self._api.cancel(st.task_id)
         return hook
 
     def _resolver(self, futures: list[TaskFuture]) -> Callable[[TaskState], None]:
@@ -123,7 +379,7 @@ class Executor(_BaseExecutor):
                     error = e
             # The futures hold the outcome now: the client need not keep the task (nor, after a
             # cancel or a failure, would it drop it), and a done future needs no cancel hook.
-            self.client._tasks.pop(st.task_id, None)
+            self._api._tasks.pop(st.task_id, None)
             for i, f in enumerate(futures):
                 f._on_cancel = _done_hook
                 if f.done() or (not f.running() and not f.set_running_or_notify_cancel()):
@@ -148,6 +404,8 @@ class Executor(_BaseExecutor):
                 siblings.discard(f)
                 if not siblings:
                     del self._by_task[f.task_id]
+            if self._reloading.get(f.task_id) is f:
+                del self._reloading[f.task_id]
             if not self._futures:
                 self._all_done.notify_all()
 
@@ -179,6 +437,102 @@ class Executor(_BaseExecutor):
                     f.cancel()
         return result_iterator()
 
+    def get_worker_hardware_details(self) -> str:
+        """A text report of the hardware of a worker node of this Executor's endpoint."""
+        from .globus_client import hardware_report   # (that module builds on this one)
+        return self.submit(hardware_report).result()
+
+    # -- reloading a task group ----------------------------------------------------------------
+    def reload_tasks(self, task_group_id: str | uuid.UUID | None = None) -> list[TaskFuture]:
+        """Futures for every task of this Executor's task group (or of ``task_group_id``, which
+        then becomes this Executor's), from the group's records in the store: a new process (a
+        restarted notebook) gets back what an earlier one submitted. Finished tasks complete at
+        once from their results; pending ones complete when their result appears (the store is
+        polled, from every 50 ms up to every 2 s, or less often for more than 200 tasks: about
+        100 reads a second at most). Tasks with a pending future from this Executor are left
+        out, as in Globus. A task is in its group's records once ``task_count_submitted``
+        counts it: within 0.5 s of being sent, and at shutdown."""
+        if task_group_id is not None:
+            self.task_group_id = task_group_id
+        if self._tg is None:
+            raise ValueError("must specify a task_group_id in order to reload tasks")
+        records = sorted(self._api.group_tasks(self._tg).values(), key=lambda r: r[1])
+        ids = list(dict.fromkeys(tid for _, _, tids in records for tid in tids))
+        if not ids:
+            log.warning("Received no tasks for Task Group ID: %s", self._tg)
+        out: list[TaskFuture] = []
+        for tid in ids:
+            with self._lock:
+                if tid in self._by_task:
+                    continue
+                if self._shutdown:
+                    raise RuntimeError(f"{self!r} is shutdown; refusing to reload tasks")
+            f = TaskFuture(tid, self._reload_cancel_hook)
+            if not self._complete_from_store(f):
+                with self._lock:
+                    self._futures.add(f)
+                    self._by_task[tid] = {f}
+                    self._reloading[tid] = f
+            out.append(f)
+        if self._reloading:
+            self._ensure_poller()
+        return out
+
+    def _reload_cancel_hook(self, f: TaskFuture) -> None:
+        self._forget(f)
+        self._api.cancel(f.task_id)   # a reloaded task that has not started never runs
+
+    def _complete_from_store(self, f: TaskFuture, check_cancel: bool = True) -> bool:
+        """Complete ``f`` from its task's result (or cancel marker) if there is one; True if done."""
+        api, tid = self._api, f.task_id
+        try:
+            data = api.store.get(result_key(tid, api.client_id))
+            open_result(data, tid, api.task_secret(tid))
+        except KeyNotFound:
+            data = None
+        except ResultForged as e:   # the real one may still replace it (S3): keep waiting
+            said_once(f"forged {tid}", "%s", e)
+            data = None
+        if data is None:
+            if not (check_cancel and api._cancelled(tid)):
+                return False
+            error: BaseException | None = TaskCancelled(f"task {tid} was cancelled")
+        else:
+            error = None
+        f._on_cancel = _done_hook
+        if not f.set_running_or_notify_cancel():
+            return True
+        if error is not None:
+            f.set_exception(error)
+            return True
+        try:
+            _, outcomes = decode_result(data, tid)
+            values = [outcome_value(o, tid) for o in outcomes]
+            f.set_result(values[0] if len(values) == 1 else values)
+        except BaseException as e:  # noqa: BLE001 - the call's own exception, or why none loads
+            f.set_exception(e)
+        return True
+
+    def _ensure_poller(self) -> None:
+        with self._lock:
+            if self._poller is None or not self._poller.is_alive():
+                self._poller = threading.Thread(target=self._poll, name="faas-reload", daemon=True)
+                self._poller.start()
+
+    def _poll(self) -> None:
+        delay, rounds = 0.05, 0
+        while not self._stop_polling.wait(delay):
+            with self._lock:
+                pending = list(self._reloading.values())
+            if not pending:
+                return
+            rounds += 1
+            done = [f for f in pending if self._complete_from_store(f, check_cancel=rounds % 10 == 0)]
+            for f in done:
+                self._forget(f)
+            # at most about 100 store reads a second, however many tasks wait (S3 bills each)
+            delay = 0.05 if done else min(delay * 1.5, max(2.0, len(pending) / 100))
+
     # -- ending ------------------------------------------------------------------------
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         with self._lock:
@@ -188,12 +542,13 @@ class Executor(_BaseExecutor):
             for f in pending:
                 f.cancel()
         if wait:
-            self.client.flush()
+            self._api.flush()
             with self._lock:
                 while self._futures:
                     self._all_done.wait(1.0)
+            self._stop_polling.set()
             if self._own_client:
-                self.client.close()
+                self._api.close()
         elif self._own_client:
             threading.Thread(target=self._close_when_done, daemon=True).start()
 
@@ -201,7 +556,8 @@ class Executor(_BaseExecutor):
         with self._lock:
             while self._futures:
                 self._all_done.wait(1.0)
-        self.client.close()
+        self._stop_polling.set()
+        self._api.close()
 
 
 __all__ = ["Executor", "TaskFuture", "FuturesTimeout"]

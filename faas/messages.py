@@ -131,7 +131,8 @@ def running_key(task_id: str, client_id: str) -> str:
 
 
 def task_group_key(task_group_id: str, client_id: str, task_id: str) -> str:
-    """One empty object per task of a group, so a new process lists the group's tasks."""
+    """The record of one send round of a task group (named by its first task): the ids it sent,
+    under a MAC of the client's key (faas.sealing.group_record), so a new process finds them."""
     return f"groups/{check_client_id(client_id)}/{check_task_id(task_group_id)}/{check_task_id(task_id)}"
 
 

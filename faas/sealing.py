@@ -18,7 +18,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import secrets
+import time
 from pathlib import Path
 
 from . import private_files
@@ -144,3 +146,33 @@ def check_cancel(data: bytes, rk: str | None, task_id: str) -> bool:
     except (UnicodeDecodeError, ValueError):
         return False
     return hmac.compare_digest(mac.strip(), _mac(rk, "cancel", task_id))
+
+
+# -- task groups: which tasks a group holds, for a process that did not send them (reload_tasks) --
+# One record per send round (not per task: a store write per task would cost more than the submit
+# itself), at ``task_group_key(tg, cid, first task id)``, written once its tasks are sent (so it
+# never names a task that was not). It lists the round's task ids under a MAC of the client's own
+# key: an id planted in a shared bucket is not taken for one of ours.
+_GROUP = b"faas-task-group:v1:"
+
+
+def _group_mac(user_key: bytes, tg: str, ids: list[str]) -> str:
+    return hmac.new(user_key, _GROUP + tg.encode() + b"\n" + "\n".join(ids).encode(), hashlib.sha256).hexdigest()
+
+
+def group_record(user_key: bytes, tg: str, ids: list[str]) -> bytes:
+    return json.dumps({"v": 1, "tg": tg, "tasks": ids, "at": time.time(),
+                       "mac": _group_mac(user_key, tg, ids)}, separators=(",", ":")).encode()
+
+
+def read_group_record(user_key: bytes, data: bytes) -> tuple[str, float, list[str]] | None:
+    """``(task group id, time written, task ids)`` of a record this client's key wrote, else None."""
+    try:
+        rec = json.loads(data)
+        tg, ids, at = rec["tg"], rec["tasks"], float(rec.get("at", 0))
+        ok = isinstance(tg, str) and isinstance(ids, list) and all(isinstance(i, str) for i in ids)
+        if ok and hmac.compare_digest(str(rec.get("mac")), _group_mac(user_key, tg, ids)):
+            return tg, at, ids
+    except (ValueError, KeyError, TypeError):
+        pass
+    return None

@@ -72,7 +72,8 @@ def test_endpoint_config_valid_with_globus_spellings(tmp_path):
 @pytest.mark.parametrize("text, expected", [
     ("store: [unclosed\n", r"config.yaml: line \d+, column \d+: not valid YAML"),
     ("- a\n- b\n", "expected a mapping of keys"),
-    ("engine: {}\n", r"store: required key is missing"),
+    ("engine:\n  max_worker_per_node: 8\n",
+     r"engine.max_worker_per_node: unknown key \(got 8\); did you mean max_workers_per_node\?"),
     ("store: s3://b\nengine:\n  max_workers_per_node: zero\n", r"engine.max_workers_per_node: .*integer.*\(got 'zero'\)"),
     ("store: s3://b\nengine:\n  provider:\n    max_blok: 3\n", r"engine.provider.max_blok: unknown key"),
     ("store: s3://b\nengine:\n  provider:\n    min_blocks: 3\n    max_blocks: 1\n", "min_blocks \\(3\\) must be <= max_blocks \\(1\\)"),

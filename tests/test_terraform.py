@@ -492,6 +492,12 @@ def recorded(moto_url, tmp_path_factory, tf_env):
                 control.stop(name, home)
                 control.start_detached(name, home, wait=60)
                 assert [f.result(timeout=120) for f in futures] == [2.5] * 6
+            # a task group, reloaded by another Executor (a restarted notebook) from its records
+            tg = str(uuid.uuid4())
+            with faas.Executor(name, task_group_id=tg) as ex:
+                assert ex.submit(square, 4).result(timeout=60) == 16
+            with faas.Executor(name, task_group_id=tg) as ex:
+                assert [f.result(timeout=60) for f in ex.reload_tasks()] == [16]
             c.close()
             # the site admin's commands
             env = dict(os.environ)
@@ -551,7 +557,7 @@ def test_iam_resources_are_this_sites(recorded):
     kinds = {k.split("/")[0] for k in (
         messages.function_key("0" * 64, cid), messages.args_key(tid, cid), messages.result_key(tid, cid),
         messages.cancel_key(tid, cid), messages.running_key(tid, cid), messages.dead_letter_key("x"),
-        messages.endpoint_key("x"))}
+        messages.endpoint_key("x"), messages.task_group_key(tid, cid, tid))}
     sqs = f"arn:aws:sqs:{site['region']}:{site['account_id']}:"
     allowed = {f"arn:aws:s3:::{site['bucket']}", sqs + site["reply_queue_prefix"] + "*"}
     allowed |= {objects + k + "/*" for k in kinds}

@@ -58,7 +58,7 @@ def endpoint() -> None:
 @click.option("--partition", help="Slurm partition")
 @click.option("--pbs-queue", help="PBS queue")
 @click.option("--account", help="account / project to charge")
-@click.option("--walltime", help="block time limit, HH:MM:SS")
+@click.option("--walltime", help="block time limit in any of Slurm's formats: 90, 01:30:00, 2-12:00, ...")
 @click.option("--nodes-per-block", type=int)
 @click.option("--launcher", type=click.Choice(["single_node", "srun", "mpiexec"]))
 @click.option("--worker-init", help="shell lines run before each pool (module load ...)")
@@ -78,7 +78,7 @@ def configure(name, provider, store, queue, max_workers_per_node, init_blocks, m
     home = faas_home()
     path = ep_config.endpoint_dir(name, home) / "config.yaml"
     if path.exists():
-        data = ep_config.load(path).model_dump(exclude_none=True)
+        data = ep_config.dump(ep_config.load(path))
         action = "updated"
     else:
         data = {"display_name": name, "store": (home / "store").as_uri(), "queue": "local",
@@ -130,23 +130,30 @@ def configure(name, provider, store, queue, max_workers_per_node, init_blocks, m
         key_note = (f"\ntask signing key added to {key_path} (mode 600); clients elsewhere need it:\n"
                     f"  export FAAS_SIGNING_KEY='{key}'")
     ep_config.write(path, cfg)
-    click.echo(f"{action} {path}\nstart it with: faas endpoint start {name}{key_note}")
+    ep_id = ep_config.endpoint_id(path.parent, create=True)
+    # what Globus's `globus-compute-endpoint configure` prints, and the id faas has already
+    head = f"Created profile for endpoint named <{name}>" if action == "wrote" else \
+        f"Updated profile for endpoint named <{name}>"
+    click.echo(f"{head}\n\n\tConfiguration file: {path}\n\tEndpoint ID: {ep_id}\n"
+               f"\nUse the `start` subcommand to run it:\n\n\t$ faas endpoint start {name}{key_note}")
 
 
 @endpoint.command()
 @click.argument("name")
 @click.option("--detach", is_flag=True, help="run in the background and return")
 def start(name, detach) -> None:
-    """Start the endpoint's daemon (in the foreground unless --detach)."""
+    """Start the endpoint NAME (or UUID)'s daemon (in the foreground unless --detach)."""
     from ..endpoint import config as ep_config, control
-    ep_config.check_name(name)
+    name = ep_config.check_name(control.local_name(name))
+    d = ep_config.endpoint_dir(name)
     if detach:
         pid = control.start_detached(name)
-        click.echo(f"endpoint {name} running (pid {pid}); log: "
-                   f"{ep_config.endpoint_dir(name) / 'endpoint.log'}")
+        click.echo(f"Starting endpoint; registered ID: {ep_config.endpoint_id(d)}\n"
+                   f"endpoint {name} running (pid {pid}); log: {d / 'endpoint.log'}")
         return
     from ..endpoint import daemon
-    ep_config.load(ep_config.endpoint_dir(name) / "config.yaml")
+    ep_config.load(d / "config.yaml")
+    click.echo(f"Starting endpoint; registered ID: {ep_config.endpoint_id(d, create=True)}")
     sys.exit(daemon.main([name, "--foreground"]))
 
 
@@ -154,8 +161,9 @@ def start(name, detach) -> None:
 @click.argument("name")
 @click.option("--timeout", default=90.0, show_default=True, help="seconds to wait for it to stop")
 def stop(name, timeout) -> None:
-    """Stop the daemon; its blocks hand back the tasks they hold."""
+    """Stop the daemon of NAME (or UUID); its blocks hand back the tasks they hold."""
     from ..endpoint import control
+    name = control.local_name(name)
     if control.stop(name, wait=timeout):
         click.echo(f"endpoint {name} stopped")
     else:
@@ -165,8 +173,9 @@ def stop(name, timeout) -> None:
 @endpoint.command()
 @click.argument("name")
 def restart(name) -> None:
-    """Stop, then start detached."""
+    """Stop, then start detached (NAME or UUID)."""
     from ..endpoint import control
+    name = control.local_name(name)
     control.stop(name)
     pid = control.start_detached(name)
     click.echo(f"endpoint {name} restarted (pid {pid})")
@@ -182,7 +191,7 @@ def list_() -> None:
         click.echo(f"no endpoints configured under {faas_home() / 'endpoints'}; "
                    f"`faas endpoint configure NAME` makes one")
         return
-    click.echo(f"{'NAME':20} {'STATE':8} {'PID':>7}  STORE")
+    click.echo(f"{'ENDPOINT ID':36}  {'NAME':20} {'STATE':8} {'PID':>7}  STORE")
     for n in names:
         d = ep_config.endpoint_dir(n)
         running = is_running(d)
@@ -190,7 +199,11 @@ def list_() -> None:
             store = ep_config.load(d / "config.yaml").store
         except FaasError as e:
             store = f"(bad config: {str(e).splitlines()[0]})"
-        click.echo(f"{n:20} {'running' if running else 'stopped':8} "
+        try:   # an endpoint configured before ids existed gets its id at its next start
+            ep_id = ep_config.endpoint_id(d) or "(at next start)"
+        except FaasError:
+            ep_id = "(bad endpoint.json)"
+        click.echo(f"{ep_id:36}  {n:20} {'running' if running else 'stopped':8} "
                    f"{(daemon_pid(d) or '') if running else '':>7}  {store}")
 
 
@@ -207,17 +220,22 @@ def pool_health(pool: dict, stall_timeout: float) -> dict:
 @endpoint.command()
 @click.argument("name")
 def status(name) -> None:
-    """The endpoint's daemon, blocks and queue depth."""
-    from ..endpoint import config as ep_config
+    """The endpoint NAME (or UUID)'s daemon, blocks and queue depth, and the keys of its
+    config.yaml that have no effect here (Globus Compute's, for its hosted service)."""
+    from ..endpoint import config as ep_config, control
     from ..endpoint.daemon import daemon_pid, is_running
     from ..store import open_queue
+    name = control.local_name(name)
     d = ep_config.endpoint_dir(name)
     cfg = ep_config.load(d / "config.yaml")
     running = is_running(d)
-    info = {"name": name, "state": "running" if running else "stopped",
+    info = {"name": name, "endpoint_id": ep_config.endpoint_id(d), "display_name": cfg.display_name or name,
+            "state": "running" if running else "stopped",
             "pid": daemon_pid(d) if running else None, "store": cfg.store,
             "queue": cfg.queue_url(name, faas_home()), "provider": cfg.engine.provider.type,
-            "max_workers_per_node": cfg.engine.max_workers_per_node, "blocks": []}
+            "launcher": cfg.engine.provider.launcher.type, "nodes_per_block": cfg.engine.provider.nodes_per_block,
+            "max_workers_per_node": cfg.engine.max_workers_per_node,
+            "no_effect_here": cfg.no_effect_here, "chosen_here": cfg.chosen_here, "blocks": []}
     try:
         daemon = json.loads((d / "daemon.status.json").read_text()) if running else {}
     except (OSError, ValueError):
@@ -246,10 +264,11 @@ def status(name) -> None:
 @click.argument("name")
 @click.option("--yes", is_flag=True, help="do not ask")
 def delete(name, yes) -> None:
-    """Stop the endpoint, delete its queue, registry record and folder."""
+    """Stop the endpoint NAME (or UUID), delete its queue, registry record and folder."""
     from ..endpoint import config as ep_config, control
     from ..messages import endpoint_key
     from ..store import open_queue, open_store
+    name = control.local_name(name)
     d = ep_config.endpoint_dir(name)
     cfg = ep_config.load(d / "config.yaml")
     if not yes:
@@ -312,7 +331,7 @@ def _read_calls(path: str) -> list[tuple[tuple, dict]]:
 
 
 @main.command()
-@click.option("--endpoint", "endpoint_name", help="endpoint name [default: the profile's, else local]")
+@click.option("--endpoint", "endpoint_name", help="endpoint name or UUID [default: the profile's, else local]")
 @click.option("--function", "function_spec", required=True, help="module:callable to run")
 @click.option("--input", "input_path", required=True, help="JSON Lines of calls: {\"args\": [...], \"kwargs\": {...}} ('-' for stdin)")
 @click.option("--output", "output_path", help="JSON Lines of results, in input order [default: stdout]")

@@ -109,7 +109,8 @@ def render_user_config(name, vars_path, user) -> None:
         pw = pwd.getpwnam(user) if user else pwd.getpwuid(os.getuid())
     except KeyError:
         raise ConfigError(f"--user {user!r}: no such local account") from None
-    reserved = templates.reserved(name, pw.pw_name, pw.pw_uid, pw.pw_dir, cfg.engine.provider.type)
+    reserved = templates.reserved(name, pw.pw_name, pw.pw_uid, pw.pw_dir, cfg.engine.provider.type,
+                                  parent_config=cfg, identity=f"local:{pw.pw_name}")
     out = templates.user_config(files.read_template(d), variables, reserved, store=cfg.store,
                                 max_blocks=cfg.max_blocks_per_user, allowed_functions=cfg.allowed_functions,
                                 template_path=str(d / files.TEMPLATE))

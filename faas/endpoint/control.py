@@ -13,7 +13,7 @@ from ..config import faas_home
 from ..exceptions import ConfigError, EndpointNotFound
 from ..locks import lock_holders
 from . import config as ep_config
-from .daemon import daemon_pid, is_running, lock_path, ready_path
+from .daemon import daemon_pid, is_running, lock_path, ready_path, setup_path
 
 log = logging.getLogger("faas.control")
 
@@ -36,7 +36,8 @@ def ensure_key_file(endpoint_dir: Path) -> None:
 
 
 def start_detached(name: str, home: Path | None = None, wait: float = 15.0) -> int:
-    """Start the daemon in its own session; return its pid once it holds the endpoint's lock."""
+    """Start the daemon in its own session; return its pid once it holds the endpoint's lock
+    and serves. While its endpoint_setup runs (it may take minutes), this waits for it."""
     home = faas_home(home)
     d = ep_config.endpoint_dir(name, home)
     if not (d / "config.yaml").exists():
@@ -56,6 +57,8 @@ def start_detached(name: str, home: Path | None = None, wait: float = 15.0) -> i
         if _ready_pid(d) and is_running(d):
             return _ready_pid(d)
         code = proc.poll()
+        if code is None and setup_path(d).exists():   # endpoint_setup runs: no deadline for it
+            deadline = max(deadline, time.monotonic() + wait)
         if code is not None:
             if is_running(d):   # another starter won the race: theirs is the daemon
                 _wait_ready(d, deadline)
@@ -196,3 +199,18 @@ def _stop_leftovers(name: str, home: Path, d: Path) -> None:
 def local_endpoints(home: Path | None = None) -> list[str]:
     root = faas_home(home) / "endpoints"
     return sorted(p.name for p in root.iterdir() if (p / "config.yaml").exists()) if root.exists() else []
+
+
+def local_name(ref: str, home: Path | None = None) -> str:
+    """The endpoint configured here that ``ref`` names: ``ref`` itself, or the endpoint whose
+    UUID it is (the CLI takes either, as Globus's takes a name or an id)."""
+    root = faas_home(home) / "endpoints"
+    if not ep_config.is_uuid(ref) or (root / ref / "config.yaml").exists():
+        return ref
+    for name in local_endpoints(home):
+        try:
+            if ep_config.endpoint_id(root / name) == ref.lower():
+                return name
+        except ConfigError:
+            continue
+    return ref

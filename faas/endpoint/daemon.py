@@ -41,6 +41,49 @@ class AlreadyRunning(RuntimeError):
     pass
 
 
+class HookFailed(RuntimeError):
+    """endpoint_setup exited non-zero: the endpoint does not start (exit 78, as Globus's)."""
+
+
+#: the exit code of a daemon whose endpoint_setup or endpoint_teardown failed (os.EX_CONFIG, Globus's)
+EXIT_HOOK_FAILED = 78
+
+
+def setup_path(endpoint_dir: Path) -> Path:
+    """Exists (holding the daemon's pid) while endpoint_setup runs: a starter waits for it."""
+    return endpoint_dir / "daemon.setup"
+
+
+def run_hook(name: str, command: str, cwd: Path, beat=lambda: None, stop: threading.Event | None = None) -> int:
+    """Run endpoint_setup / endpoint_teardown as Globus does (``/bin/sh -c``, its stdout and
+    stderr logged); ``beat`` while it runs (it may take minutes: ``conda create``). Its exit code."""
+    import subprocess
+    import tempfile
+    log.info("running %s: %s", name, command)
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(command, shell=True, cwd=cwd, stdout=out, stderr=err,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+        while True:
+            try:
+                code = proc.wait(timeout=1.0)
+                break
+            except subprocess.TimeoutExpired:
+                beat()
+                if stop is not None and stop.is_set():   # stopped while it runs: end it
+                    try:
+                        os.killpg(proc.pid, signal.SIGTERM)
+                    except ProcessLookupError:
+                        pass
+        for stream, f in (("stdout", out), ("stderr", err)):
+            f.seek(0)
+            text = f.read()[-20000:].decode(errors="replace").rstrip()
+            if text:
+                log.info("%s %s:\n%s", name, stream, text)
+    if code:
+        log.error("%s failed with exit code %d", name, code)
+    return code
+
+
 def lock_path(endpoint_dir: Path) -> Path:
     return endpoint_dir / "daemon.lock"
 
@@ -90,6 +133,11 @@ class Daemon:
         self.home = faas_home(home)
         self.dir = ep_config.endpoint_dir(name, self.home)
         self.cfg = ep_config.load(self.dir / "config.yaml")
+        if self.cfg.debug:   # faas's own loggers (not boto's request dumps)
+            logging.getLogger("faas").setLevel(logging.DEBUG)
+        #: the endpoint's UUID (made here for an endpoint configured without one)
+        self.endpoint_id = ep_config.endpoint_id(self.dir, create=True)
+        self.exit_code = 0
         self.stop_event = threading.Event()
         self.blocks_file = self.dir / "blocks.json"
         self.blocks: dict[str, dict] = {}   # block id -> {"job": job id, "keep_alive": bool}
@@ -106,14 +154,16 @@ class Daemon:
 
     def record(self, status: str) -> dict:
         p = self.cfg.engine.provider
-        return {"name": self.name, "status": status, "queue": self.queue.url,
-                "display_name": self.cfg.display_name, "host": socket.gethostname(), "pid": os.getpid(),
+        return {"name": self.name, "endpoint_id": self.endpoint_id, "status": status, "queue": self.queue.url,
+                "display_name": self.cfg.display_name or self.name, "host": socket.gethostname(), "pid": os.getpid(),
                 "started_at": self.started_at, "provider": p.type,
                 "max_workers_per_node": self.cfg.engine.max_workers_per_node,
                 "nodes_per_block": p.nodes_per_block, "max_blocks": p.max_blocks,
                 "blocks": len(self.blocks), "max_receives": self.cfg.max_receives, "version": __version__,
                 # key ids are not secret (every signature names one): clients fail fast without one
                 "signed_tasks": bool(self.keys), "signing_key_ids": sorted(self.keys),
+                # None: any function may run (get_allowed_functions reads it from another machine)
+                "allowed_functions": self.cfg.allowed_functions,
                 "block_detail": self._block_detail()}
 
     def _block_detail(self) -> list[dict]:
@@ -138,6 +188,26 @@ class Daemon:
     def run(self) -> int:
         self._lock()
         self.started_at = time.time()
+        for note in self.cfg.no_effect_here:   # once, at each start: never silent
+            log.warning("no effect here: %s", note)
+        for note in self.cfg.chosen_here:
+            log.info("chosen: %s", note)
+        if log.isEnabledFor(logging.DEBUG):   # Globus's sentinel lines, for the same `sed -n` recipe
+            text = (self.dir / "config.yaml").read_text(errors="replace").rstrip("\n")
+            log.debug("Begin Compute endpoint configuration (%d lines):\n%s\nEnd Compute endpoint "
+                      "configuration", text.count("\n") + 1, text)
+        if self.cfg.endpoint_setup:
+            setup_path(self.dir).write_text(str(os.getpid()))
+            try:
+                code = run_hook("endpoint_setup", self.cfg.endpoint_setup, self.dir, self.beat, self.stop_event)
+            finally:
+                setup_path(self.dir).unlink(missing_ok=True)
+            if self.stop_event.is_set():
+                log.info("stopped while endpoint_setup ran: not starting")
+                return 0
+            if code:
+                raise HookFailed(f"endpoint_setup failed with exit code {code} (its output is in "
+                                 f"{self.dir / 'endpoint.log'}); the endpoint does not start")
         self.store = open_store(self.cfg.store)
         self.queue = create_queue(self.cfg.queue_url(self.name, self.home),
                                   max_receives=self.cfg.max_receives,
@@ -157,8 +227,8 @@ class Daemon:
         self._write_status()
         registry.publish(self.store, self.record("running"))
         ready_path(self.dir).write_text(str(os.getpid()))
-        log.info("endpoint %s started (pid %d): store %s, queue %s", self.name, os.getpid(),
-                 self.cfg.store, self.queue.url)
+        log.info("endpoint %s started (pid %d, id %s): store %s, queue %s", self.name, os.getpid(),
+                 self.endpoint_id, self.cfg.store, self.queue.url)
         last_publish = time.monotonic()
         # a user endpoint of a multi-user endpoint stops once its router has been gone a while
         from .multiuser.lifecycle import RouterWatch
@@ -178,7 +248,7 @@ class Daemon:
             self.stop_event.wait(self.cfg.strategy_period)
         self.unwatch()   # stopping: its own bounds (stop_grace) apply from here
         self._shutdown()
-        return 0
+        return self.exit_code
 
     # -- blocks ---------------------------------------------------------------------------
     def _save_blocks(self) -> None:
@@ -276,7 +346,7 @@ class Daemon:
         else:
             kind = "running"
         idle = None
-        if pools and len(pools) >= self.cfg.engine.provider.nodes_per_block and all(
+        if pools and len(pools) >= self.cfg.engine.pools_per_block and all(
                 p.get("busy", 1) == 0 and p.get("held", 1) == 0 for p in pools):
             idle = min(p.get("idle_for", 0.0) + (time.time() - p.get("time", time.time())) for p in pools)
         return BlockView(id=block_id, state=kind, idle_for=idle, keep_alive=b.get("keep_alive", False))
@@ -316,7 +386,7 @@ class Daemon:
                                     for bid, b in self.blocks.items()),
                        queue_idle_for=now - self.queue_busy_at)
         decision = decide(obs, Limits(min_blocks=p.min_blocks, max_blocks=p.max_blocks,
-                                      workers_per_block=self.cfg.engine.workers_per_node * p.nodes_per_block,
+                                      workers_per_block=self.cfg.engine.workers_per_block,
                                       parallelism=p.parallelism,
                                       max_idle_time=self.cfg.engine.max_idle_time))
         if decision.cancel:
@@ -390,6 +460,8 @@ class Daemon:
         self.blocks = {}
         self._save_blocks()
         registry.publish(self.store, self.record("stopped"))
+        if self.cfg.endpoint_teardown and run_hook("endpoint_teardown", self.cfg.endpoint_teardown, self.dir):
+            self.exit_code = EXIT_HOOK_FAILED
         log.info("endpoint %s stopped", self.name)
 
 
@@ -436,7 +508,7 @@ def _stalled(server, why: str, grace: float) -> None:
 
 def _serve(name: str, make) -> int:
     """Run a daemon or a router until SIGTERM/SIGINT; exit codes: 2 bad config, 3 already
-    running, 1 failed."""
+    running, 78 endpoint_setup or endpoint_teardown failed, 1 failed."""
     try:
         server = make()
     except Exception as e:  # noqa: BLE001 - config errors: say them and exit non-zero
@@ -456,6 +528,10 @@ def _serve(name: str, make) -> int:
     except AlreadyRunning as e:
         print(f"faas: {e}", file=sys.stderr)
         return 3
+    except HookFailed as e:
+        log.error("%s", e)
+        print(f"faas endpoint {name}: {e}", file=sys.stderr)
+        return EXIT_HOOK_FAILED
     except Exception as e:  # noqa: BLE001
         log.exception("endpoint %s failed: %s", name, e)
         print(f"faas endpoint {name}: {type(e).__name__}: {e}", file=sys.stderr)

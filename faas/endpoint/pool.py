@@ -23,19 +23,21 @@ import os
 import queue as _queue
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import serialize, signing
+from .. import proctree, serialize, signing
 from ..exceptions import FunctionNotAllowed, QueueDoesNotExist, QueueError, SignatureError
 from ..messages import (Notice, TaskMessage, cancel_epoch_key, cancel_may_apply, dead_letter_key,
                         inline_limit, result_key, running_key)
 from ..store import KeyNotFound, Message, open_queue, open_store
 from ..providers.launchers import RANK_VARIABLES
 from . import config as ep_config
+from . import mpi
 from . import outcomes
 from . import worker as worker_mod
 from .liveness import Loops, dump_on_signal
@@ -59,6 +61,7 @@ class Held:
     received: float
     started: float = 0.0
     marked: float = 0.0
+    mpi: dict | None = None   # GlobusMPIEngine: the task's checked resource_specification
 
 
 @dataclass
@@ -67,6 +70,7 @@ class Slot:
     proc: mp.Process
     conn: mpc.Connection
     job: Held | None = None
+    nodes: list = field(default_factory=list)   # the block's nodes its MPI task holds
 
 
 @dataclass
@@ -78,6 +82,8 @@ class Outgoing:
 
 
 class Pool:
+    mpi = False   # GlobusMPIEngine (see __init__): tasks borrow the block's nodes
+
     def __init__(self, cfg: ep_config.EndpointConfig, name: str, home: Path, block_dir: Path,
                  block_id: str, keep_alive: bool = False, walltime: float | None = None,
                  walltime_margin: float = 60.0):
@@ -91,6 +97,21 @@ class Pool:
         self.seen_listed = False
         self.n_workers = cfg.engine.workers_per_node
         self.accelerators = cfg.engine.available_accelerators or []
+        self.engine_type = cfg.engine.type
+        # GlobusMPIEngine: this pool, on the block's first node, lends the block's nodes to its
+        # tasks (num_nodes each); a task waits in ``ready`` until enough of them are free.
+        self.mpi = self.engine_type == "GlobusMPIEngine"
+        self.free_nodes: list[str] = []
+        self.block_nodes = 0
+        self.mpi_problem: str | None = None
+        if self.mpi:
+            try:
+                self.free_nodes = mpi.block_nodes(cfg.engine.provider.nodes_per_block)
+            except (OSError, subprocess.SubprocessError) as e:   # the tasks fail and say why
+                self.mpi_problem = f"cannot list the block's nodes: {e}"
+            self.block_nodes = len(self.free_nodes)
+            self.mpi_problem = self.mpi_problem or mpi.launcher_problem(cfg.engine.mpi_launcher)
+        self.priority_noted = False
         t0 = self.t0 = time.monotonic()
         # Near the block's walltime: stop taking tasks, hand back the held ones, and give the
         # running ones until just before the scheduler's kill.
@@ -126,10 +147,13 @@ class Pool:
         parent, child = self.ctx.Pipe()
         log_path = str(self.block_dir / f"worker-{index}.log")
         env = {"CUDA_VISIBLE_DEVICES": self.accelerators[index]} if self.accelerators else {}
+        eng = self.cfg.engine
+        tasks = {"working_dir": str(self.endpoint_dir / eng.working_dir), "sandbox": eng.run_in_sandbox,
+                 "engine": eng.type, "endpoint": self.name}
         proc = self.ctx.Process(target=worker_mod.main, name=f"faas-worker-{index}",
                                 args=(child, self.cfg.store, log_path, self.where, env,
                                       tuple(self.cfg.allowed_serializers),
-                                      self.cfg.engine.worker_memory_limit_mb), daemon=True)
+                                      eng.worker_memory_limit_mb, tasks), daemon=True)
         proc.start()
         child.close()
         return Slot(index, proc, parent)
@@ -138,8 +162,8 @@ class Pool:
         """Tasks to hold: one per worker, plus about PREFETCH_WINDOW seconds of queued work,
         learnt from run times. Short tasks get a deep buffer (no worker waits on the queue);
         long ones none, so they spread over every block instead of queueing in the first."""
-        if self.prefetch >= 0:
-            return self.n_workers + self.prefetch
+        if self.prefetch >= 0 or self.mpi:   # MPI tasks: none held beyond the workers (as Parsl)
+            return self.n_workers + max(self.prefetch, 0)
         if self.mean_run is None:
             return self.n_workers
         extra = int(self.n_workers * PREFETCH_WINDOW / max(self.mean_run, 1e-6))
@@ -201,6 +225,12 @@ class Pool:
                         f"lists allowed_functions); ask the endpoint's administrator to add it",
                         task_id=task.id))
                     continue
+                try:
+                    held.mpi = self._check_resources(task)
+                except ValueError as e:   # InvalidResourceSpecification too
+                    log.warning("task %s refused: %s", task.id, e)
+                    self._fail(held, e)
+                    continue
                 good.append(held)
             if self.stopping.is_set():   # received while stopping: hand straight back
                 self.outbox.put(("handback", good))
@@ -244,6 +274,18 @@ class Pool:
         except Exception as e:  # noqa: BLE001
             log.error("could not set refused message %s aside: %s", m.id, e)
         self.counts["refused"] += 1
+
+    def _check_resources(self, task: TaskMessage) -> dict | None:
+        """The task's resource_specification, checked against this engine (Globus's errors for
+        what its engine of the same type refuses); the normalized MPI spec or None."""
+        spec = mpi.check_spec(self.engine_type, task.res, self.block_nodes)
+        if spec is not None and self.mpi_problem:
+            raise mpi.InvalidResourceSpecification(set(), self.mpi_problem)
+        if task.res and "priority" in task.res and not self.priority_noted:
+            self.priority_noted = True
+            log.info("resource_specification 'priority' has no effect here: tasks start in "
+                     "the order the queue hands them out")
+        return spec
 
     def _dlq(self):
         if self.dlq is None:
@@ -451,19 +493,24 @@ class Pool:
                 if not self.ready:
                     break
                 if slot.job is None:
-                    held = self.ready.popleft()
+                    held = self._next_task(slot)
+                    if held is None:   # MPI: no waiting task fits the free nodes
+                        break
                     t = held.task
                     args = serialize.unb64(t.args) if t.args is not None else None
+                    env = (mpi.task_env(self.cfg.engine.mpi_launcher, held.mpi, slot.nodes)
+                           if held.mpi else None)
                     try:
                         slot.conn.send((t.id, t.fn, args, t.args_key, self._inline_max(t.reply),
                                         t.args_sha256, cancel_may_apply(self._latest_cancel(t.cid), t.sent),
-                                        t.rk, t.cid))
+                                        t.rk, t.cid, env))
                     except OSError:
                         # The idle worker died (killed) since the main loop last looked: the
                         # task goes back first in line, the worker is replaced below. (This
                         # BrokenPipeError once escaped run(): the pool then hung at exit in
                         # multiprocessing's join of its other worker, while its daemon threads
                         # kept receiving and heartbeating tasks that never ran.)
+                        self._release_nodes(slot)
                         self.ready.appendleft(held)
                         dead.append(slot)
                         continue
@@ -479,6 +526,26 @@ class Pool:
             log.warning("worker %d was gone when a task was handed to it", slot.index)
             self._worker_died(slot)
 
+    def _next_task(self, slot: Slot) -> Held | None:
+        """The next task to start (caller holds the lock). GlobusMPIEngine: the first waiting task
+        whose num_nodes are free, with those nodes lent to ``slot`` (a task never asks for more
+        nodes than the block has: :meth:`_check_resources` failed it)."""
+        if not self.mpi:
+            return self.ready.popleft()
+        for i, held in enumerate(self.ready):
+            need = held.mpi["num_nodes"] if held.mpi else 0
+            if need <= len(self.free_nodes):
+                del self.ready[i]
+                slot.nodes, self.free_nodes = self.free_nodes[:need], self.free_nodes[need:]
+                return held
+        return None
+
+    def _release_nodes(self, slot: Slot) -> None:
+        """Give back the nodes ``slot``'s MPI task held (its task ended or was handed back)."""
+        if slot.nodes:
+            self.free_nodes.extend(slot.nodes)
+            slot.nodes = []
+
     def _collect(self, slot: Slot) -> None:
         try:
             task_id, status, data = slot.conn.recv()
@@ -487,6 +554,7 @@ class Pool:
             return
         with self.lock:
             held, slot.job = slot.job, None
+            self._release_nodes(slot)
             if held is not None:
                 run = time.monotonic() - held.started
                 self.mean_run = run if self.mean_run is None else 0.8 * self.mean_run + 0.2 * run
@@ -505,6 +573,7 @@ class Pool:
         code = slot.proc.exitcode
         with self.lock:
             held, slot.job = slot.job, None
+            self._release_nodes(slot)
             self.lock.notify_all()
         cause = f"signal {-code}" if code is not None and code < 0 else f"exit status {code}"
         if held is not None:
@@ -543,10 +612,15 @@ class Pool:
             log.error("could not copy task %s to the dead-letter queue: %s", held.task.id, e)
 
     def _kill(self, slot: Slot) -> Held | None:
+        """Stop ``slot``'s worker and what its task started (a ShellFunction's command, an
+        MPI launcher), and start a fresh worker."""
         with self.lock:
             held, slot.job = slot.job, None
+            self._release_nodes(slot)
             self.lock.notify_all()
+        tree = proctree.descendants(slot.proc.pid) if slot.proc.pid else []
         slot.proc.kill()
+        proctree.signal_all(tree)
         slot.proc.join(5)
         self._respawn(slot)
         return held
@@ -771,7 +845,7 @@ def main(argv: list[str] | None = None) -> int:
     home = a.endpoint_dir.parent.parent
     block_dir = a.endpoint_dir / "blocks" / a.block_id
     cfg = ep_config.load(a.endpoint_dir / "config.yaml")
-    if cfg.engine.provider.nodes_per_block > 1:   # one pool per node: a folder each
+    if cfg.engine.pools_per_block > 1:   # one pool per node: a folder each
         rank = next((os.environ[v] for v in RANK_VARIABLES if v in os.environ), "0")
         block_dir = block_dir / f"rank-{rank}"
     block_dir.mkdir(parents=True, exist_ok=True)

@@ -57,7 +57,7 @@ class Router:
         self.cfg = ep_config.load(self.dir / "config.yaml")
         self.stop_event = threading.Event()
         self.mapper = IdentityMapper(self._path(self.cfg.identity_mapping_path),
-                                     self.cfg.allowed_users, self.cfg.denied_users)
+                                     self.cfg.allowed_users, self.cfg.denied_users, endpoint_id=self.name)
         self.schema = templates.load_schema(self.dir / files.SCHEMA)
         self.template = files.read_template(self.dir)
         self.environment = files.read_environment(self.dir)
@@ -79,6 +79,7 @@ class Router:
 
     def record(self, status: str) -> dict:
         return {"name": self.name, "status": status, "multi_user": True,
+                "endpoint_id": ep_config.endpoint_id(self.dir, create=True),
                 "queue": self.transport.address, "display_name": self.cfg.display_name,
                 "host": os.uname().nodename, "pid": os.getpid(), "started_at": self.started_at,
                 "user_endpoints": sum(1 for u in self.endpoints.values() if u.state == "running")}
@@ -288,7 +289,7 @@ class Router:
         if ue is None:
             ue = UserEndpoint(key=key, name=lifecycle.user_endpoint_name(self.name, self.site, mapped.uid, vhash),
                               user=mapped.user, uid=mapped.uid, gid=mapped.gid, home=mapped.home,
-                              variables=variables, vhash=vhash, site=self.site)
+                              variables=variables, vhash=vhash, site=self.site, identity=mapped.identity)
         if ue.state != "running" or not user_endpoints.running(ue):
             active = sum(1 for u in self.endpoints.values() if u.state == "running" and u.key != key)
             if active >= self.cfg.max_user_endpoints:
@@ -304,7 +305,8 @@ class Router:
         return ue
 
     def _render(self, ue: UserEndpoint) -> dict:
-        reserved = templates.reserved(self.name, ue.user, ue.uid, ue.home, self.cfg.engine.provider.type)
+        reserved = templates.reserved(self.name, ue.user, ue.uid, ue.home, self.cfg.engine.provider.type,
+                                      parent_config=self.cfg, identity=ue.identity)
         return templates.user_config(self.template, ue.variables, reserved, store=self.cfg.store,
                                      max_blocks=self.cfg.max_blocks_per_user,
                                      allowed_functions=self.cfg.allowed_functions,

@@ -44,6 +44,7 @@ class UserEndpoint:
     failures: int = 0         # unexpected exits in a row (restarts back off)
     retry_at: float = 0.0
     site: str | None = None   # the root endpoint's site (lifecycle.site_tag) it was started for
+    identity: str | None = None   # the identity whose task started it (the template's mapped_identity.globus.id)
 
     @property
     def faas_home(self) -> Path:

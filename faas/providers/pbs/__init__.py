@@ -13,8 +13,9 @@ Commands (each one call, within ``cmd_timeout``; see ``Provider.run``)
 ``qsub SCRIPT``
     The script is ``submit_scripts/BLOCK.sh``, rendered from ``template.sh.j2`` (``#PBS -N``,
     ``-o``/``-e`` to ``submit_scripts/BLOCK.stdout``/``.stderr``, ``-j n``,
-    ``-l select=N:ncpus=C:mem=Mgb:ngpus=G`` with only the parts configured,
-    ``-l walltime=HH:MM:SS``, ``-l place=scatter[:excl]``, ``-q``, ``-A``, then
+    ``-l select=N:ncpus=C:mem=Mgb:ngpus=G:SELECT_OPTIONS`` with only the parts configured
+    (``select_options`` as Parsl's PBSProProvider appends it), ``-l walltime=HH:MM:SS`` (from
+    any of Slurm's formats the config used), ``-l place=scatter[:excl]``, ``-q``, ``-A``, then
     ``scheduler_options`` verbatim, ``worker_init``, and ``exec`` of the launcher's command).
     qsub prints the job id (``1234.pbs-server``) on stdout; that id is returned as printed.
     A refusal is a ProviderError quoting qsub, e.g. ``qsub: Unknown queue`` (exit 170: qsub exits

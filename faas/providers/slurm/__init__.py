@@ -5,7 +5,9 @@ Commands (each run through :meth:`Provider.run`, so each is bounded by ``cmd_tim
 failure is a :class:`ProviderError` that quotes what Slurm said on stderr):
 
 ``submit``
-    ``sbatch --parsable SCRIPT`` with the script rendered from ``template.sh.j2`` into
+    ``sbatch --parsable SCRIPT`` with the script rendered from ``template.sh.j2`` (``--time`` as
+    ``HH:MM:SS`` or ``D-HH:MM:SS``, whichever Slurm format the config used; with ``clusters``,
+    every command below also gets ``--clusters``) into
     ``submit_scripts/BLOCK.sh`` (the job's ``--output`` / ``--error`` are ``BLOCK.stdout`` /
     ``BLOCK.stderr`` beside it). ``--parsable`` prints ``JOBID`` or ``JOBID;CLUSTER``: the job id
     is the part before ``;``.
@@ -97,6 +99,14 @@ def parse_scontrol(stdout: str) -> str | None:
     return m.group(1) if m else None
 
 
+def slurm_walltime(seconds: int) -> str:
+    """``--time`` in one of Slurm's formats: ``HH:MM:SS`` under a day, else ``D-HH:MM:SS``."""
+    days, rest = divmod(int(seconds), 86400)
+    h, rest = divmod(rest, 3600)
+    m, s = divmod(rest, 60)
+    return f"{days}-{h:02d}:{m:02d}:{s:02d}" if days else f"{h:02d}:{m:02d}:{s:02d}"
+
+
 def mem_option(gb: float) -> str:
     """``--mem`` wants whole units: 4 GB -> ``4G``, 1.5 GB -> ``1536M``."""
     return f"{int(gb)}G" if float(gb).is_integer() else f"{max(int(gb * 1024), 1)}M"
@@ -121,10 +131,14 @@ class SlurmProvider(Provider):
         self.last_seen[job] = BlockState.PENDING
         return job
 
+    def script(self, command: str, block_id: str, **extra) -> Path:
+        extra.setdefault("walltime", slurm_walltime(self.cfg.walltime_s) if self.cfg.walltime_s else None)
+        return super().script(command, block_id, **extra)
+
     def status(self, job_ids: list[str]) -> dict[str, BlockState]:
         if not job_ids:
             return {}
-        listed = parse_squeue(self.run(["squeue", f"--user={self.user}", "--noheader",
+        listed = parse_squeue(self.run(["squeue", *self._clusters(), f"--user={self.user}", "--noheader",
                                          "--states=all", "--format=%i|%T"]))
         out: dict[str, BlockState] = {}
         for job in job_ids:
@@ -139,7 +153,7 @@ class SlurmProvider(Provider):
     def _gone(self, job: str) -> BlockState:
         """A job squeue no longer lists: ask scontrol, which remembers it for MinJobAge."""
         try:
-            state = parse_scontrol(self.run(["scontrol", "-o", "show", "job", job]))
+            state = parse_scontrol(self.run(["scontrol", *self._clusters(), "-o", "show", "job", job]))
         except ProviderError as e:
             if "invalid job id" not in str(e).lower():
                 log.warning("could not tell the state of job %s: %s", job, e)
@@ -152,4 +166,9 @@ class SlurmProvider(Provider):
 
     def cancel(self, job_ids: list[str]) -> None:
         if job_ids:
-            self.run(["scancel", *job_ids])
+            self.run(["scancel", *self._clusters(), *job_ids])
+
+    def _clusters(self) -> list[str]:
+        """``--clusters`` on every command when the config names the cluster(s) (a job on another
+        cluster of a multi-cluster site is invisible without it)."""
+        return [f"--clusters={self.cfg.clusters}"] if self.cfg.clusters else []

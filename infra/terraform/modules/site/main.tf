@@ -20,6 +20,7 @@ locals {
       results        = var.results_expiration_days
       running        = var.results_expiration_days
       cancels        = var.results_expiration_days
+      groups         = var.results_expiration_days
       journal        = var.results_expiration_days
       args           = var.args_expiration_days
       "dead-letters" = var.dead_letters_expiration_days

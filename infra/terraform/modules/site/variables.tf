@@ -27,7 +27,7 @@ variable "store_prefix" {
 }
 
 variable "results_expiration_days" {
-  description = "Days after which results (results/), task markers (running/, cancels/) and the task journal (journal/) expire. get_result works until then."
+  description = "Days after which results (results/), task markers (running/, cancels/), task groups (groups/) and the task journal (journal/) expire. get_result works until then."
   type        = number
   default     = 7
 

@@ -40,21 +40,26 @@ locals {
   # Scientists, notebooks and CI jobs: store functions and arguments, send tasks, read results.
   client_statements = [
     {
-      # register_function (functions/), arguments too large for a message (args/), cancel (cancels/)
-      Sid      = "PutTaskInputs"
-      Effect   = "Allow"
-      Action   = ["s3:PutObject"]
-      Resource = ["${local.objects_arn}functions/*", "${local.objects_arn}args/*", "${local.objects_arn}cancels/*"]
+      # register_function (functions/), arguments too large for a message (args/), cancel (cancels/),
+      # task groups (groups/: one record per send round, so reload_tasks finds the tasks)
+      Sid    = "PutTaskInputs"
+      Effect = "Allow"
+      Action = ["s3:PutObject"]
+      Resource = [
+        "${local.objects_arn}functions/*", "${local.objects_arn}args/*", "${local.objects_arn}cancels/*",
+        "${local.objects_arn}groups/*",
+      ]
     },
     {
       # HeadObject before storing a function; results; task state (running/, cancels/);
-      # endpoint records (list_endpoints, describe_endpoint, finding an endpoint's queue)
+      # endpoint records (list_endpoints, describe_endpoint, finding an endpoint's queue);
+      # task group records (reload_tasks, get_task of a task this process did not send)
       Sid    = "ReadTaskOutputs"
       Effect = "Allow"
       Action = ["s3:GetObject"]
       Resource = [
         "${local.objects_arn}functions/*", "${local.objects_arn}results/*", "${local.objects_arn}running/*",
-        "${local.objects_arn}cancels/*", "${local.objects_arn}endpoints/*",
+        "${local.objects_arn}cancels/*", "${local.objects_arn}endpoints/*", "${local.objects_arn}groups/*",
       ]
     },
     {
