@@ -74,6 +74,8 @@ NO_EFFECT: dict[tuple[str, ...], dict[str, str]] = {
                                "`faas endpoint status`",
         "remote_monitoring_radio": "Parsl monitoring",
         "endpoint_id": "the endpoint's id is kept in endpoint.json beside config.yaml",
+        "max_tasks_per_child": "ProcessPoolEngine's worker recycling; faas's workers live as long as their "
+                               "pool (bound a leaking task with worker_memory_limit_mb or task_timeout)",
     },
     ("engine", "provider"): {
         "regex_job_id": "faas reads the job id from `sbatch --parsable`",
