@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,9 @@ def test_two_users_at_once_with_different_variables(site, mu_users):
     assert [r.get("uid") for r in rb] == [bob.pw_uid] * 3, rb
     st = site.status()
     assert st["multi_user"] is True and st["queue"] == f"spool://{site.store / 'spool' / site.name}"
+    # clients find a multi-user endpoint by its UUID too: its record in the store carries it
+    record = json.loads((site.store / "endpoints" / f"{site.name}.json").read_text())
+    assert str(uuid.UUID(record["endpoint_id"])) == record["endpoint_id"], record
     ues = {u["user"]: u for u in st["user_endpoints"]}
     assert set(ues) == {alice.pw_name, bob.pw_name}
     assert ues[alice.pw_name]["variables"] == {"account": "proj-a", "walltime": "00:30:00"}
