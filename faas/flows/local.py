@@ -1,11 +1,14 @@
 """Run a flow in-process, to its end, with no runner: for tests and notebooks.
 
-Actions are plain callables keyed by ActionUrl: ``fn(parameters) -> details``. A callable that
-raises fails the action (``ActionFailedException`` unless the state says
-``ExceptionOnActionFailure: false``); one that returns :class:`ActionResult` can also say how
-long the action "took" (``seconds``), which the fake clock honours, so WaitTime timeouts can be
-exercised. An ActionUrl with no callable is ``ActionUnableToRun``. Wait states and Retry delays
-are fast-forwarded on the same fake clock: nothing ever sleeps.
+By default every ActionUrl goes to the site's real action providers (compute on your endpoints,
+transfer, approval, HTTP: :mod:`faas.flows.actions`), so a flow copied from Globus runs as is in
+a notebook. A dict of ``actions`` replaces them (``actions={}``: no actions at all, for tests):
+plain callables keyed by ActionUrl, ``fn(parameters) -> details``. A callable that raises fails
+the action (``ActionFailedException`` unless the state says ``ExceptionOnActionFailure:
+false``); one that returns :class:`ActionResult` can also say how long the action "took"
+(``seconds``), which the fake clock honours, so WaitTime timeouts can be exercised. An
+ActionUrl with no callable is ``ActionUnableToRun``. Wait states and Retry delays are
+fast-forwarded on the same fake clock: nothing ever sleeps.
 """
 from __future__ import annotations
 
@@ -38,7 +41,7 @@ def _username() -> str:
         return "unknown"
 
 
-def run(definition: Any, input: Any = None, *, actions: dict[str, Callable] | str | None = None,
+def run(definition: Any, input: Any = None, *, actions: dict[str, Callable] | str = "site",
         context: dict | None = None, start_time: float | None = None,
         max_events: int = 100_000, return_state: bool = False,
         store_url: str | None = None, config: dict | None = None) -> dict:
@@ -48,18 +51,22 @@ def run(definition: Any, input: Any = None, *, actions: dict[str, Callable] | st
     ``context`` defaults to ``{flow_id: "local", run_id: <uuid>, username: <you>}``;
     ``start_time`` (epoch seconds) starts the fake clock (default: now).
 
-    ``actions="site"`` uses the real action providers (:mod:`faas.flows.actions`: compute,
-    transfer, approval, HTTP), keeping their documents in ``store_url`` (default: the client's
-    store) with the site flows ``config``; a dict may also map ActionUrls to providers."""
+    ``actions="site"`` (the default) uses the real action providers (:mod:`faas.flows.actions`:
+    compute, transfer, approval, HTTP), keeping their documents in ``store_url`` (default: the
+    client's store) with the site flows ``config``. A dict maps ActionUrls to callables or
+    providers and is all the run has (``actions={}`` opts out of every action); ``None`` means
+    the site's, as the default."""
     definition = check(definition)
+    if actions is None:
+        actions = "site"
     if isinstance(actions, str):
         if actions != "site":
             raise ValueError(f"actions={actions!r}: expected 'site', a dict of ActionUrl -> "
                              "callable or provider, or an object with .get(action_url)")
         from faas.flows.actions.local import SiteActions
         actions = SiteActions()
-    elif actions is None or isinstance(actions, dict):
-        actions = dict(actions or {})
+    elif isinstance(actions, dict):
+        actions = dict(actions)
     ctx = {"flow_id": "local", "run_id": str(uuid.uuid4()), "username": _username()}
     ctx.update(context or {})
     site = _site_context(ctx, store_url, config)

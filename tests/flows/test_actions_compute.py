@@ -73,15 +73,19 @@ def test_one_call_and_a_list_of_tasks(fns, ctx):
     p = resolve(COMPUTE)
     doc = p.run({"endpoint": "local", "function": fns["add"], "args": [2], "kwargs": {"b": 3}}, "r1", ctx)
     assert doc["status"] == "ACTIVE" and doc["poll_after"] > 0
+    task_ids = doc["details"]["task_ids"]
     doc = wait_done(p, doc, ctx)
-    assert doc["status"] == "SUCCEEDED" and doc["details"] == 5
+    # Globus's result shape, also for one task: details.result and details.results[{task_id, output}]
+    assert doc["status"] == "SUCCEEDED"
+    assert doc["details"] == {"result": [5], "results": [{"task_id": task_ids[0], "output": 5}]}
     doc = wait_done(p, p.run({"tasks": [{"endpoint": "local", "function": fns["add"], "args": [i, i]}
                                         for i in range(4)]}, "r2", ctx), ctx)
-    assert doc["details"] == [0, 2, 4, 6]
-    # Globus's older spellings: endpoint_id/function_id, payload as kwargs
+    assert doc["details"]["result"] == [0, 2, 4, 6]
+    assert [r["output"] for r in doc["details"]["results"]] == [0, 2, 4, 6]
+    # Globus's other spellings: endpoint_id/function_id, payload as kwargs
     doc = wait_done(p, p.run({"endpoint_id": "local", "function_id": fns["add"],
                               "payload": {"a": 1, "b": 1}}, "r3", ctx), ctx)
-    assert doc["details"] == 2
+    assert doc["details"]["result"] == [2]
 
 
 def test_remote_exception_fails_with_its_traceback(fns, ctx):
@@ -101,7 +105,7 @@ def test_same_request_id_sends_once(fns, ctx):
     a = p.run(body, "r-idem", ctx)
     b = ComputeProvider().run(body, "r-idem", ctx)      # another provider object: the store decides
     assert a["status"] == "ACTIVE" and a["action_id"] == b["action_id"]
-    assert wait_done(p, b, ctx)["details"] == 2
+    assert wait_done(p, b, ctx)["details"]["result"] == [2]
     raw = p.docs.get(ctx, a["action_id"])
     assert raw["_task_ids"] == a["details"]["task_ids"] and len(raw["_task_ids"]) == 1
 
@@ -113,13 +117,17 @@ def test_unable_to_run(fns, ctx):
     with pytest.raises(ActionUnableToRun, match="EndpointNotFound"):
         p.run({"tasks": [{"endpoint": "local", "function": fns["add"], "args": [1]},
                          {"endpoint": "nowhere", "function": fns["add"], "args": [1]}]}, "r7", ctx)
-    with pytest.raises(ActionUnableToRun, match="function: expected"):
+    with pytest.raises(ActionUnableToRun, match="function: missing"):
         p.run({"endpoint": "local"}, "r8", ctx)
-    with pytest.raises(ActionUnableToRun, match="args: expected a list"):
-        p.run({"endpoint": "local", "function": fns["add"], "args": 3}, "r9", ctx)
+    with pytest.raises(ActionUnableToRun, match=r"tasks\[0\]\.function: expected a function id"):
+        p.run({"endpoint": "local", "tasks": [{"function": 7}]}, "r8", ctx)
+    with pytest.raises(ActionUnableToRun, match="kwargs: expected an object"):
+        p.run({"endpoint": "local", "function": fns["add"], "kwargs": [3]}, "r9", ctx)
+    with pytest.raises(ActionUnableToRun, match="resource_specification: expected an object"):
+        p.run({"endpoint": "local", "function": fns["add"], "resource_specification": 2}, "r9", ctx)
     # nothing was started, so the same request id may start afresh once the body is fixed
     assert wait_done(p, p.run({"endpoint": "local", "function": fns["add"], "args": [1]}, "r6", ctx),
-                     ctx)["details"] == 1
+                     ctx)["details"]["result"] == [1]
 
 
 def test_cancel_stops_the_task(fns, ctx):
@@ -141,7 +149,7 @@ def test_endpoint_ids_map_to_names(fns, ctx):
     p = resolve(COMPUTE)
     doc = p.run({"endpoint": "4b116d3c-1703-4f8f-9f6f-39921e5864df", "function": fns["add"], "args": [7]},
                 "r11", ctx)
-    assert wait_done(p, doc, ctx)["details"] == 7
+    assert wait_done(p, doc, ctx)["details"]["result"] == [7]
 
 
 def test_map_state_fans_out_compute(fns, home, tmp_path):
@@ -151,7 +159,7 @@ def test_map_state_fans_out_compute(fns, home, tmp_path):
         "Iterator": {"StartAt": "Add", "States": {"Add": {
             "Type": "Action", "ActionUrl": "https://compute.actions.globus.org/fxap",
             "Parameters": {"endpoint": "local", "function": fns["add"], "args.$": "$.pair"},
-            "ResultPath": "$.r", "OutputPath": "$.r.details", "End": True}}}}}}
+            "ResultPath": "$.r", "OutputPath": "$.r.details.results[0].output", "End": True}}}}}}
     doc = ff.run(defn, {"numbers": [{"pair": [1, 2]}, {"pair": [3, 4]}]}, actions="site",
                  store_url=(tmp_path / "site").as_uri())
     assert doc["status"] == "SUCCEEDED", doc

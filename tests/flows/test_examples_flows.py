@@ -104,8 +104,8 @@ def test_transfer_and_process(site):
     assert doc["status"] == "SUCCEEDED", doc
     out = doc["output"]
     assert out["TransferFiles"]["details"]["files_transferred"] == 3
-    assert out["ProcessFiles"]["details"] == {"thumbnails": ["photo1.thumb.jpg", "photo2.thumb.jpg"],
-                                              "skipped": ["notes.txt"]}
+    assert out["ProcessFiles"]["details"]["results"][0]["output"] == {
+        "thumbnails": ["photo1.thumb.jpg", "photo2.thumb.jpg"], "skipped": ["notes.txt"]}
     from PIL import Image
     thumbs = read_tree(c["dst"] + "/thumbs")
     sizes = {k: Image.open(io.BytesIO(v)).size for k, v in thumbs.items()}
@@ -122,7 +122,7 @@ def test_tar_and_transfer(site):
         "destination": {"id": "dst", "path": "/archive/"},
         "compute_endpoint_id": "local", "compute_function_id": site["fns"]["simple_tar"]}}, site)
     assert doc["status"] == "SUCCEEDED", doc
-    assert doc["output"]["TarFiles"]["details"] == "/run7.tar.gz"
+    assert doc["output"]["TarFiles"]["details"]["result"] == ["/run7.tar.gz"]
     got = read_tree(c["dst"])
     assert list(got) == ["archive/run7.tar.gz"]
     with tarfile.open(fileobj=io.BytesIO(got["archive/run7.tar.gz"])) as tar:

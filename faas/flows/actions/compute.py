@@ -1,14 +1,20 @@
 """The compute action (``faas://compute``; Globus's compute ActionUrls are aliases): run
 registered functions on faas endpoints through faas's own client.
 
-Body: ``endpoint`` (an endpoint name, or an id mapped to a name by the site config's
-``compute.endpoints``), ``function`` (an id from ``faas.client().register_function``), ``args``,
-``kwargs``; or ``tasks: [{endpoint, function, args, kwargs}, ...]``. Globus's older spellings
-(``endpoint_id``, ``function_id``, ``payload`` as kwargs) are accepted too.
+Body, as Globus's compute action provider takes it (V2 and V3 spellings both): ``endpoint`` or
+``endpoint_id`` (an endpoint name, or an id mapped to a name by the site config's
+``compute.endpoints``), ``function`` or ``function_id`` (an id from
+``faas.client().register_function``), ``args`` (a list; V2's single item is one argument),
+``kwargs`` (``payload`` is V2's older name); and ``tasks: [{endpoint, function, args, kwargs},
+...]`` after or instead of that single task, each task taking the top-level endpoint unless it
+names its own. ``user_endpoint_config``, ``resource_specification`` and ``task_group_id`` go to
+every task as with ``Client.submit_tasks``; V3's ``create_queue`` has no meaning here.
 
 ``run`` sends the tasks and returns ACTIVE; ``status`` reads the results from the store (any
-process can: results are objects there). SUCCEEDED details are the return value (a list for
-``tasks``); a remote exception fails the action with its type, message and remote traceback.
+process can: results are objects there). SUCCEEDED details are Globus's shape, the same for
+every ActionUrl version: ``{"result": [output, ...], "results": [{"task_id", "output"}, ...]}``
+in task order. A remote exception fails the action (FAILED, which a flow sees as
+``ActionFailedException``) with its type, message, remote traceback and task id.
 """
 from __future__ import annotations
 
@@ -41,37 +47,60 @@ def _client(ctx: ActionContext) -> Client:
         return c
 
 
-def _tasks(body, ctx: ActionContext) -> tuple[list[dict], bool]:
-    """``([{endpoint, function, args, kwargs}], is_list)``, checked."""
+_OPTIONS = {"user_endpoint_config": "an object of the endpoint template's variables",
+            "resource_specification": "an object such as {\"num_nodes\": 2, \"ranks_per_node\": 4}",
+            "task_group_id": "a UUID string"}
+_FUNCTION_HINT = "a function id (from faas.client().register_function)"
+
+
+def _task(t: dict, where: str, default_ep, names: dict) -> dict:
+    """One checked task ``{endpoint, function, args, kwargs}``; ``where`` prefixes error keys."""
+    ep = t.get("endpoint", t.get("endpoint_id", default_ep))
+    fn = t.get("function", t.get("function_id"))
+    if not isinstance(ep, str) or not ep:
+        raise ActionUnableToRun(f"{where}endpoint: expected an endpoint name or id (or endpoint_id), "
+                                f"got {ep!r}")
+    if fn is None:
+        raise ActionUnableToRun(f"{where}function: missing; expected {_FUNCTION_HINT} under "
+                                f"'function' or 'function_id'")
+    if not isinstance(fn, str) or not fn:
+        raise ActionUnableToRun(f"{where}function: expected {_FUNCTION_HINT}, got {fn!r}")
+    args = t.get("args", [])
+    args = args if isinstance(args, list) else [args]   # Globus V2: a single item is one argument
+    kwargs = t.get("kwargs", t.get("payload"))
+    kwargs = {} if kwargs is None else kwargs
+    if not isinstance(kwargs, dict):
+        raise ActionUnableToRun(f"{where}kwargs: expected an object of keyword arguments, got {kwargs!r}")
+    return {"endpoint": names.get(ep, ep), "function": fn, "args": args, "kwargs": kwargs,
+            "where": where}
+
+
+def _tasks(body, ctx: ActionContext) -> tuple[list[dict], dict]:
+    """``([{endpoint, function, args, kwargs}], options)``, checked: the top-level task (if the
+    body names a function) first, then ``tasks`` in order."""
     if not isinstance(body, dict):
         raise ActionUnableToRun(f"the compute body must be an object, got {type(body).__name__}")
-    if "tasks" in body:
-        tasks, many = body["tasks"], True
-        if not isinstance(tasks, list) or not tasks:
-            raise ActionUnableToRun("tasks: expected a non-empty list of {endpoint, function, args, kwargs}")
-    else:
-        tasks, many = [body], False
     names = (ctx.config.get("compute") or {}).get("endpoints") or {}
+    default_ep = body.get("endpoint", body.get("endpoint_id"))
+    listed = body.get("tasks")
+    if listed is not None and not isinstance(listed, list):
+        raise ActionUnableToRun(f"tasks: expected a list of {{function, args, kwargs}} objects, got {listed!r}")
     out = []
-    for i, t in enumerate(tasks):
-        where = f"tasks[{i}]." if many else ""
+    if "function" in body or "function_id" in body or not listed:
+        out.append(_task(body, "", default_ep, names))
+    for i, t in enumerate(listed or []):
         if not isinstance(t, dict):
             raise ActionUnableToRun(f"tasks[{i}]: expected an object, got {t!r}")
-        ep = t.get("endpoint", t.get("endpoint_id", body.get("endpoint", body.get("endpoint_id"))))
-        fn = t.get("function", t.get("function_id"))
-        if not isinstance(ep, str) or not ep:
-            raise ActionUnableToRun(f"{where}endpoint: expected an endpoint name, got {ep!r}")
-        if not isinstance(fn, str) or not fn:
-            raise ActionUnableToRun(f"{where}function: expected a function id (from "
-                                    f"faas.client().register_function), got {fn!r}")
-        args = t.get("args", [])
-        kwargs = t.get("kwargs", t.get("payload", {})) or {}
-        if not isinstance(args, list):
-            raise ActionUnableToRun(f"{where}args: expected a list, got {args!r}")
-        if not isinstance(kwargs, dict):
-            raise ActionUnableToRun(f"{where}kwargs: expected an object, got {kwargs!r}")
-        out.append({"endpoint": names.get(ep, ep), "function": fn, "args": args, "kwargs": kwargs})
-    return out, many
+        out.append(_task(t, f"tasks[{i}].", default_ep, names))
+    options = {}
+    for key, expected in _OPTIONS.items():
+        v = body.get(key)
+        if v is None:
+            continue
+        if not isinstance(v, str if key == "task_group_id" else dict):
+            raise ActionUnableToRun(f"{key}: expected {expected}, got {v!r}")
+        options[key] = v
+    return out, options
 
 
 class ComputeProvider:
@@ -81,24 +110,24 @@ class ComputeProvider:
         self.docs = Docs(self.kind)
 
     def run(self, body: dict, request_id: str, ctx: ActionContext) -> dict:
-        tasks, many = _tasks(body, ctx)
+        tasks, options = _tasks(body, ctx)
 
         def make(aid):
             doc = new_doc(self.kind, aid, request_id, ctx, display_status="Submitting")
-            doc.update(_tasks=tasks, _many=many, _task_ids=None)
+            doc.update(_tasks=tasks, _task_ids=None)
             return doc
         doc, created = self.docs.create(ctx, request_id, make)
         if not created:
             return self.status(doc["action_id"], ctx)
         client = _client(ctx)
         try:
-            for i, t in enumerate(tasks):
+            for t in tasks:
                 try:
                     key = function_key(t["function"], client.client_id)
                 except ValueError as e:
-                    raise ActionUnableToRun(f"{'tasks[%d].' % i if many else ''}function: {e}") from None
+                    raise ActionUnableToRun(f"{t['where']}function: {e}") from None
                 if not client.store.exists(key):
-                    raise ActionUnableToRun(f"{'tasks[%d].' % i if many else ''}function "
+                    raise ActionUnableToRun(f"{t['where']}function "
                                             f"{t['function']!r} is not registered in store "
                                             f"{client.store.url}: register it with "
                                             f"faas.client().register_function")
@@ -106,7 +135,8 @@ class ComputeProvider:
                 embedded = ep == "local" and client.settings.is_embedded and client.settings.autostart
                 if not embedded:
                     client.describe_endpoint(ep)
-            ids = [client.run(t["function"], endpoint=t["endpoint"], args=t["args"], kwargs=t["kwargs"])
+            ids = [client.submit_tasks(t["endpoint"], t["function"],
+                                       [[(tuple(t["args"]), t["kwargs"])]], **options)[0].task_id
                    for t in tasks]
         except ActionUnableToRun:
             self.docs.delete(ctx, doc["action_id"])   # nothing started: a retry may start afresh
@@ -138,7 +168,7 @@ class ComputeProvider:
                                             "its tasks; they were not re-sent, so none runs twice"})
             return self._public(self.docs.put(ctx, doc))
         client = _client(ctx)
-        values, pending = [], 0
+        results, pending = [], 0
         for tid in ids:
             info = client.get_task(tid)
             st = info["status"]
@@ -164,20 +194,19 @@ class ComputeProvider:
                 finish(doc, FAILED, {"error": type_name, "message": message, "traceback": tb,
                                      "task_id": tid}, f"{type_name}: {message}"[:200])
                 return self._public(self.docs.put(ctx, doc))
-            values.append(outcome[1])
+            results.append({"task_id": tid, "output": outcome[1]})
         if pending:
             doc["display_status"] = f"{len(ids) - pending} of {len(ids)} task(s) done"
             return self._public(doc)
-        result = values if doc["_many"] else values[0]
         try:
-            result = json.loads(json.dumps(result))
+            results = json.loads(json.dumps(results))
         except (TypeError, ValueError) as e:
             finish(doc, FAILED, {"error": "ResultNotJSON", "task_ids": ids,
                                  "message": f"the function returned a value a flow cannot hold "
                                             f"(flow state is JSON: {e}); return lists, dicts, "
                                             f"strings, numbers, booleans or None"})
             return self._public(self.docs.put(ctx, doc))
-        finish(doc, SUCCEEDED, result)
+        finish(doc, SUCCEEDED, {"result": [r["output"] for r in results], "results": results})
         return self._public(self.docs.put(ctx, doc))
 
     def cancel(self, action_id: str, ctx: ActionContext) -> dict:
