@@ -20,6 +20,7 @@ from faas.store import open_store
 
 STATUSES = ("ACTIVE", "INACTIVE", "SUCCEEDED", "FAILED", "ENDED")
 DONE = ("SUCCEEDED", "FAILED", "ENDED")
+RUNNER_CHECK_EVERY = 5.0   # seconds between a client's checks that an unfinished run has a runner
 _FLOW_FIELDS = ("definition", "input_schema", "title", "subtitle", "description", "keywords",
                 "viewers", "starters", "administrators")
 
@@ -119,6 +120,7 @@ class FlowsClient:
         self.store = open_store(self.store_url)
         self.identity = access.normalize(identity) if identity else access.current_identity()
         self._queue = None
+        self._runner_checked = -RUNNER_CHECK_EVERY
 
     # -- flows -------------------------------------------------------------------------------
     def validate(self, definition: Any, input_schema: Any = None) -> list[dict]:
@@ -252,7 +254,18 @@ class FlowsClient:
         run = self._run(run_id)
         access.require(access.can_monitor(run, self.identity, self._flow_quiet(run["flow_id"])),
                        self.identity, f"see run {run_id} (not its user, a manager or a monitor)")
+        if run.get("status") not in DONE:
+            self._runner_for_active()
         return run
+
+    def _runner_for_active(self) -> None:
+        """A run still to finish needs a runner: on the embedded store, looking at it starts one if
+        none holds the store (a runner killed, a reboot), at most every few seconds per client."""
+        now = time.monotonic()
+        if now - self._runner_checked >= RUNNER_CHECK_EVERY:
+            self._runner_checked = now
+            from faas.flows.control import ensure_runner
+            ensure_runner(self.settings, wait=0)
 
     def list_runs(self, flow_id: str | None = None, status: str | Iterable[str] | None = None,
                   label: str | None = None, since: Any = None) -> list[dict]:
@@ -284,6 +297,8 @@ class FlowsClient:
                 flows[fid] = self._flow_quiet(fid)
             if access.can_monitor(run, self.identity, flows[fid]):
                 out.append(run)
+        if any(r.get("status") not in DONE for r in out):
+            self._runner_for_active()
         return sorted(out, key=lambda r: r["start_time"])
 
     def get_log(self, run_id: str, after: int | None = None) -> list[dict]:

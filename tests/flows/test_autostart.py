@@ -69,3 +69,28 @@ def test_explicit_store_is_not_autostarted(tmp_path, faas_home):
     flow = c.deploy(FLOW)
     c.start(flow["id"], {"x": 1})
     assert not runner_holds(tmp_path / "site")
+
+
+def test_a_killed_runner_comes_back_when_its_run_is_looked_at(faas_home, monkeypatch):
+    """kill -9 of the runner while a run waits in a Wait state left the run ACTIVE for good;
+    looking at the run (`faas flows status`, `wait`, the console) brings a runner back, and the
+    run ends as if nothing happened."""
+    import os
+    import signal
+
+    from faas.flows.control import lock_path
+    from faas.locks import lock_holders
+    monkeypatch.setenv("FAAS_FLOWS_IDLE_EXIT", "600")
+    root = resolve().home / "store"
+    c = FlowsClient()
+    flow = c.deploy({"StartAt": "Nap", "States": {
+        "Nap": {"Type": "Wait", "Seconds": 3, "Next": "Done"},
+        "Done": {"Type": "Pass", "Parameters": {"twice.=": "x * 2"}, "End": True}}})
+    run = c.start(flow["id"], {"x": 4})
+    wait_until(lambda: runner_holds(root) and c.get_log(run["run_id"]), 30, "the run to start")
+    holder = lock_holders(lock_path(root))[0]
+    os.killpg(os.getpgid(holder), signal.SIGKILL)
+    wait_until(lambda: not runner_holds(root), 30, "the killed runner to let go")
+    done = FlowsClient().wait(run["run_id"], timeout=90)     # another process's view of the run
+    assert done["status"] == "SUCCEEDED" and done["output"]["twice"] == 8
+    assert runner_holds(root)
