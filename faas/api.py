@@ -229,6 +229,7 @@ class Client:
         self._closed = threading.Event()
         self._in_flight = 0      # tasks the sender has taken from _out and not yet sent
         self._checked_tg: str | None = None   # the last task group id submit_tasks checked
+        self._recording = threading.Lock()   # held while records are taken and written
         self._groups_waiting: dict[str, list] = {}   # task group -> [(task id, SendSpec)] sent, not yet recorded
         self._groups_due: float | None = None         # when the oldest of those must be recorded
         self._groups_lock = threading.Lock()
@@ -566,10 +567,17 @@ class Client:
 
     def _record_groups(self, force: bool = False) -> None:
         """Write the records of sent tasks waiting for one: all of them if ``force`` or once
-        due, else the groups where a round's ``limit`` (default 128) of tasks wait."""
+        due, else the groups where a round's ``limit`` (default 128) of tasks wait. One writer at
+        a time: ``flush`` (force) returns only after a record the sender took is in the store."""
+        with self._recording:
+            written = self._record_groups_now(force)
+        for sent in written:   # outside the lock: callbacks may submit or flush
+            _tell_sent(sent)
+
+    def _record_groups_now(self, force: bool) -> list[list]:
         with self._groups_lock:
             if not self._groups_waiting:
-                return
+                return []
             now_due = force or (self._groups_due is not None and time.monotonic() >= self._groups_due)
             ready = {tg: sent for tg, sent in self._groups_waiting.items()
                      if now_due or len(sent) >= ((sent[0][1].limit if sent[0][1] else None) or 128)}
@@ -584,7 +592,7 @@ class Client:
             except Exception as e:  # noqa: BLE001 - they run; only a later reload_tasks misses them
                 log.warning("task group %s: could not record %d sent task(s) in the store (%s); they run, but "
                             "reload_tasks will not find them: %s", tg, len(ids), e, ", ".join(ids[:5]))
-            _tell_sent(sent)
+        return list(ready.values())
 
     def group_tasks(self, task_group_id: str | None = None, skip: set[str] | None = None) -> dict[str, list]:
         """The task group records of this client's key (all of them, or of one group), as

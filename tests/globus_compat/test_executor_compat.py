@@ -220,6 +220,8 @@ def test_properties_take_effect_for_later_submits(home):
             api = gce.client
             assert api.get_task(task_id=first.task_id)["endpoint"] == "local"
             assert api.get_task(task_id=second.task_id)["endpoint"] == "other"
+            # a task is in its group's records once task_count_submitted counts it (<= 0.5 s)
+            wait_until(lambda: gce.task_count_submitted == 3, 10, "the tasks to be recorded in their groups")
             assert [f.task_id for f in gce.reload_tasks()] == [third.task_id]   # the new group's
         with Executor(endpoint_id="other", task_group_id=new_tg) as fresh:
             assert [f.task_id for f in fresh.reload_tasks()] == [third.task_id]
