@@ -1,8 +1,10 @@
 """Flows: definitions in the Globus Flows language (a dialect of the Amazon States Language).
 
 * :mod:`faas.flows.definition` - load (JSON/YAML) and ``validate`` definitions.
-* :mod:`faas.flows.paths` - JSONPath, InputPath/ResultPath/OutputPath, Parameters templating.
+* :mod:`faas.flows.paths` - JSONPath (slices and filters as Step Functions' Jayway JsonPath),
+  InputPath/ResultPath/OutputPath.
 * :mod:`faas.flows.expressions` - the safe evaluator of ``.=`` expressions.
+* :mod:`faas.flows.parameters` - Parameters/ResultSelector templating (``.$`` and ``.=`` keys).
 * :mod:`faas.flows.interpreter` - the pure interpreter (``start``/``step``).
 * :mod:`faas.flows.local` - ``run``: a whole run in-process, for tests and notebooks.
 * :mod:`faas.flows.client` - ``FlowsClient``: deploy flows, start and watch durable runs.

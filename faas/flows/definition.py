@@ -21,7 +21,8 @@ STATE_TYPES = ("Action", "Pass", "Choice", "Wait", "Fail", "Succeed", "Expressio
                "Parallel", "Map")
 ACTION_ERRORS = ("ActionUnableToRun", "ActionFailedException", "ActionTimeout")
 
-_COMMON = {"Type", "Comment"}
+_COMMON = {"Type", "Comment", "QueryLanguage"}
+QUERY_LANGUAGES = ("JSONPath",)  # Step Functions' other one, JSONata, is not supported
 _IO = {"InputPath", "OutputPath"}
 _FIELDS: dict[str, set[str]] = {
     "Action": _COMMON | {"ActionUrl", "ActionScope", "Parameters", "InputPath", "ResultPath",
@@ -166,11 +167,13 @@ class _Validator:
         if not isinstance(m, dict):
             self.add(at, "must be an object with StartAt and States")
             return
-        allowed = {"Comment", "StartAt", "States"} | ({"Version", "TimeoutSeconds"} if top else
-                                                      {"ProcessorConfig"})
+        allowed = {"Comment", "StartAt", "States"} | (
+            {"Version", "TimeoutSeconds", "QueryLanguage"} if top else {"ProcessorConfig"})
         for k in m:
             if k not in allowed:
                 self.add(loc(at, k), "unknown field")
+        if top and "QueryLanguage" in m:
+            self.query_language(m["QueryLanguage"], loc(at, "QueryLanguage"))
         states = m.get("States")
         if "States" not in m:
             self.add(at, "missing field States")
@@ -240,6 +243,8 @@ class _Validator:
                 self.add(loc(at, k), f"unknown field for a {t} state{hint}")
         if "Comment" in s and not isinstance(s["Comment"], str):
             self.add(loc(at, "Comment"), "must be a string")
+        if "QueryLanguage" in s:
+            self.query_language(s["QueryLanguage"], loc(at, "QueryLanguage"))
         for k in ("InputPath", "OutputPath"):
             if k in s and s[k] is not None:
                 self.path(s[k], loc(at, k))
@@ -273,6 +278,18 @@ class _Validator:
         return self.next_ref(s["Next"], loc(at, "Next"), states) if has_next else []
 
     # -- fields ------------------------------------------------------------------------------------
+    def query_language(self, value: Any, at: str) -> None:
+        """Step Functions' ``QueryLanguage`` (top level or per state): JSONPath, its default, is
+        accepted; JSONata is refused by name (the Globus dialect has no such field and no
+        JSONata)."""
+        if value == "JSONata":
+            self.add(at, 'faas supports "JSONPath" only: JSONata expressions ({% ... %}), '
+                         "Arguments, Output and Assign are not implemented; write the flow "
+                         'with JSONPath (InputPath, Parameters, ResultPath, OutputPath) or drop '
+                         "QueryLanguage")
+        elif value not in QUERY_LANGUAGES:
+            self.add(at, f'must be "JSONPath" (got {json.dumps(value)})')
+
     def path(self, value: Any, at: str, *, reference: bool = False) -> None:
         if not isinstance(value, str):
             self.add(at, "must be a JSONPath string" + (" or null" if not reference else ""))
@@ -506,8 +523,8 @@ class _Validator:
             self.add(at, "needs exactly one of Iterator or ItemProcessor")
         for k in has:
             self.machine(s[k], loc(at, k))
-        if "ItemsPath" in s:
-            self.path(s["ItemsPath"], loc(at, "ItemsPath"), reference=True)
+        if "ItemsPath" in s:   # a slice or filter selects the array too (Step Functions)
+            self.path(s["ItemsPath"], loc(at, "ItemsPath"))
         if "ItemSelector" in s and "Parameters" in s:
             self.add(at, "has both ItemSelector and Parameters")
         if "MaxConcurrency" in s and not (_is_int(s["MaxConcurrency"]) and s["MaxConcurrency"] >= 0):

@@ -29,6 +29,7 @@ import posixpath
 from functools import lru_cache
 from typing import Any, Callable
 
+from faas.flows import paths
 from faas.flows.errors import ExpressionError, PathError
 
 MAX_LENGTH = 10_000      # characters of source
@@ -361,8 +362,6 @@ class _Evaluator:
 
     def is_present(self, path: Any) -> bool:
         """``is_present("a.b")`` / ``is_present("$.a.b")``: is there a value at that path?"""
-        from faas.flows import paths
-
         if not isinstance(path, str):
             raise ExpressionError("is_present() takes a name or path string")
         jp = path if path.startswith("$") else "$." + path

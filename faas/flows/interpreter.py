@@ -18,8 +18,10 @@ for nothing pending (stale timers, duplicate completions) are ignored.
 
 Errors follow ASL: a state error is matched against the state's Retry then Catch;
 ``States.ALL`` matches every error except ``States.Runtime`` (bad paths, failing expressions,
-runaway loops), which always fails the run. Action errors are Globus's:
-``ActionUnableToRun``, ``ActionFailedException``, ``ActionTimeout``.
+runaway loops) and ``States.DataLimitExceeded`` (a state's input or output over
+:data:`MAX_PAYLOAD_BYTES`), as Step Functions documents; a retrier or catcher naming them does
+match them. Action errors are Globus's: ``ActionUnableToRun``, ``ActionFailedException``,
+``ActionTimeout``.
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from faas.flows import paths
+from faas.flows import parameters, paths
 from faas.flows.definition import check, parse_timestamp
 from faas.flows.errors import ExpressionError, PathError, PathNotFound, PathWriteError
 
@@ -38,6 +40,8 @@ ACTIVE, INACTIVE, SUCCEEDED, FAILED, ENDED = "ACTIVE", "INACTIVE", "SUCCEEDED", 
 DONE = (SUCCEEDED, FAILED, ENDED)
 DEFAULT_WAIT_TIME = 300
 MAX_TRANSITIONS = 10_000  # per event: more without waiting is a runaway loop
+MAX_PAYLOAD_BYTES = 256 * 1024  # Step Functions' quota: a state's input or output as UTF-8 JSON
+NOT_CAUGHT_BY_ALL = ("States.Runtime", "States.DataLimitExceeded")
 NOT_STARTED = "NOT_STARTED"
 
 
@@ -211,6 +215,22 @@ def _runtime(e: Exception) -> StateError:
     return StateError("States.Runtime", str(e))
 
 
+def payload_size(value: Any) -> int:
+    """Bytes of ``value`` as compact UTF-8 JSON, the way Step Functions counts its 256 KiB."""
+    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":"),
+                          default=str).encode("utf-8"))
+
+
+def _check_size(value: Any, what: str, state: str | None) -> None:
+    """Raise States.DataLimitExceeded when ``value`` is over :data:`MAX_PAYLOAD_BYTES`."""
+    size = payload_size(value)
+    if size > MAX_PAYLOAD_BYTES:
+        raise StateError("States.DataLimitExceeded",
+                         f"the {what} of state {state} is {size} bytes, over the "
+                         f"{MAX_PAYLOAD_BYTES}-byte (256 KiB) quota; pass a reference (a path or "
+                         "URL) to large data instead")
+
+
 def iso(t: float) -> str:
     return datetime.fromtimestamp(t, timezone.utc).isoformat().replace("+00:00", "Z")
 
@@ -355,6 +375,7 @@ def _drive(r: RunState, ctx: _Ctx) -> None:
             ctx.log(f"{t}Started", f"State {r.current} ({t}) started",
                     state_name=_where(r, ctx), state_type=t, input=copy.deepcopy(r.input))
         try:
+            _check_size(r.input, "input", r.current)
             getattr(_Exec, t)(r, s, ctx)
         except StateError as e:
             _on_error(r, s, e.error, e.cause, ctx)
@@ -377,6 +398,11 @@ def _complete(r: RunState, s: dict, output: Any, ctx: _Ctx, **details) -> None:
     except (PathError, PathNotFound) as e:
         _on_error(r, s, "States.Runtime", str(e), ctx)
         return
+    try:
+        _check_size(output, "output", r.current)
+    except StateError as e:
+        _on_error(r, s, e.error, e.cause, ctx)
+        return
     t = s["Type"]
     ctx.log(f"{t}Completed", f"State {r.current} ({t}) completed", state_name=_where(r, ctx),
             state_type=t, output=copy.deepcopy(output), **details)
@@ -391,7 +417,8 @@ def _on_error(r: RunState, s: dict, error: str, cause: str | None, ctx: _Ctx) ->
     r.action = r.timer = None
     _cancel_children(r, ctx)
     t = s.get("Type")
-    matches = (lambda names: error in names or ("States.ALL" in names and error != "States.Runtime"))
+    matches = (lambda names: error in names or ("States.ALL" in names
+                                                 and error not in NOT_CAUGHT_BY_ALL))
     for i, retrier in enumerate(s.get("Retry", [])):
         if not matches(retrier["ErrorEquals"]):
             continue
@@ -429,7 +456,7 @@ def _on_error(r: RunState, s: dict, error: str, cause: str | None, ctx: _Ctx) ->
     _fail(r, error, cause, ctx)
 
 
-def _fail(r: RunState, error: str, cause: str | None, ctx: _Ctx) -> None:
+def _fail(r: RunState, error: str | None, cause: str | None, ctx: _Ctx) -> None:
     r.status, r.phase, r.error, r.cause, r.output = FAILED, "done", error, cause, r.input
 
 
@@ -441,7 +468,8 @@ def _rid(r: RunState) -> str:
 def _effective_input(r: RunState, s: dict, ctx: _Ctx) -> Any:
     data = paths.select(r.input, s.get("InputPath", "$"), ctx.root.context)
     if "Parameters" in s:
-        data = paths.render(s["Parameters"], data, ctx.root.context)
+        data = parameters.render(s["Parameters"], data, ctx.root.context)
+    _check_size(data, "input (after InputPath and Parameters)", r.current)
     return data
 
 
@@ -454,7 +482,7 @@ class _Exec:
 
     @staticmethod
     def ExpressionEval(r, s, ctx):
-        result = paths.render(s["Parameters"], r.input, ctx.root.context)
+        result = parameters.render(s["Parameters"], r.input, ctx.root.context)
         _complete(r, s, paths.put(r.input, s.get("ResultPath", "$"), result), ctx)
 
     @staticmethod
@@ -464,9 +492,10 @@ class _Exec:
     @staticmethod
     def Fail(r, s, ctx):
         ctxd = ctx.root.context
+        # ASL (both dialects): Error and Cause are optional; without them the run fails with
+        # no error name, as Step Functions records it.
         error = (s["Error"] if "Error" in s else
-                 _str(paths.get(r.input, s["ErrorPath"], ctxd)) if "ErrorPath" in s else
-                 "States.Failed")
+                 _str(paths.get(r.input, s["ErrorPath"], ctxd)) if "ErrorPath" in s else None)
         cause = (s["Cause"] if "Cause" in s else
                  _str(paths.get(r.input, s["CausePath"], ctxd)) if "CausePath" in s else None)
         ctx.log("FailCompleted", f"State {r.current} (Fail) failed the flow",
@@ -495,9 +524,12 @@ class _Exec:
             at = ctx.now + s["Seconds"]
         elif "SecondsPath" in s:
             secs = paths.get(r.input, s["SecondsPath"], ctxd)
-            if isinstance(secs, bool) or not isinstance(secs, (int, float)) or secs < 0:
+            # ASL (both dialects): SecondsPath must select a non-negative integer (AWS: "an
+            # integer value"); 1.5 fails the run as Step Functions does.
+            if isinstance(secs, bool) or not isinstance(secs, int) or secs < 0:
                 raise StateError("States.Runtime",
-                                 f"SecondsPath {s['SecondsPath']} is {secs!r}, not a number >= 0")
+                                 f"SecondsPath {s['SecondsPath']} is {secs!r}, not an integer "
+                                 ">= 0 (seconds)")
             at = ctx.now + secs
         else:
             ts = s["Timestamp"] if "Timestamp" in s else paths.get(r.input, s["TimestampPath"], ctxd)
@@ -555,7 +587,7 @@ class _Exec:
         for i, item in enumerate(items):
             if selector is not None:
                 mctx = dict(ctx.root.context, Map={"Item": {"Index": i, "Value": item}})
-                item = paths.render(selector, data, mctx)
+                item = parameters.render(selector, data, mctx)
             r.children.append(RunState(run_id=f"{r.run_id}/{r.current}.{r.seq}.{r.attempt}/{i}",
                                        machine=base, input=copy.deepcopy(item), current=None,
                                        status=NOT_STARTED))
@@ -576,7 +608,7 @@ def _finish_action(r: RunState, s: dict, result: Any, ctx: _Ctx, **details) -> N
     r.action = None
     try:
         if "ResultSelector" in s:
-            result = paths.render(s["ResultSelector"], result, ctx.root.context)
+            result = parameters.render(s["ResultSelector"], result, ctx.root.context)
         out = paths.put(r.input, s.get("ResultPath", "$"), result)
     except (PathError, PathNotFound, PathWriteError, ExpressionError) as e:
         _on_error(r, s, _runtime(e).error, str(e), ctx)

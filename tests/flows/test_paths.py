@@ -1,7 +1,7 @@
 """JSONPath forms and the InputPath / Parameters / ResultPath / OutputPath plumbing."""
 import pytest
 
-from faas.flows import paths
+from faas.flows import parameters, paths
 from faas.flows.errors import ExpressionError, PathError, PathNotFound, PathWriteError
 
 DATA = {"a": {"b": [10, {"c": "x"}], "k e y": 1}, "list": [{"n": 1}, {"n": 2}], "z": None}
@@ -25,11 +25,33 @@ def test_get(path, want):
     assert paths.get(DATA, path, CTX) == want
 
 
-@pytest.mark.parametrize("path", ["a.b", "$..a", "$.a[?(@.x)]", "$.a[1:2]", "$.a[", "$.", "$a",
-                                  "$['unterminated]", 5])
+@pytest.mark.parametrize("path", ["a.b", "$..a", "$.a[0,1]", "$.a[1:2:1]", "$.a[?(@.x =~ /y/)]",
+                                  "$.a[?(@.x == $.y)]", "$.a[", "$.", "$a", "$['unterminated]", 5])
 def test_bad_paths(path):
     with pytest.raises(PathError):
         paths.parse(path)
+
+
+@pytest.mark.parametrize("path,want", [
+    ("$.list[1:]", [{"n": 2}]),
+    ("$.list[:1].n", [1]),
+    ("$.list[-5:]", [{"n": 1}, {"n": 2}]),       # a start before the beginning is clamped
+    ("$.list[0:9]", [{"n": 1}, {"n": 2}]),       # an end past the end is clamped
+    ("$.list[?(@.n >= 2)]", [{"n": 2}]),
+    ("$.list[?(@.n == '1')].n", [1]),            # Jayway: a number equals the same in a string
+    ("$.list[?(@.n == true)]", []),              # booleans equal only booleans
+    ("$.a[?(@.b)]", [DATA["a"]]),                # a filter on an object tests the object
+    ("$.a.b[?(@.c)]", [{"c": "x"}]),             # 10 is no object: @ never matches it
+    ("$.z[*]", []),                              # a wildcard on null matches nothing
+])
+def test_get_slices_and_filters(path, want):
+    assert paths.get(DATA, path, CTX) == want
+
+
+@pytest.mark.parametrize("path", ["$.nope[1:]", "$.z[1:]", "$.a.b[0][?(@.x)]"])
+def test_indefinite_path_still_needs_its_definite_start(path):
+    with pytest.raises(PathNotFound):
+        paths.get(DATA, path)
 
 
 def test_missing_path_names_the_part():
@@ -86,22 +108,22 @@ def test_render_parameters_recursively():
         "run.$": "$._context.run_id",
         "all.$": "$.list[*].n",
     }
-    assert paths.render(tmpl, DATA, CTX) == {
+    assert parameters.render(tmpl, DATA, CTX) == {
         "plain": "$.not.a.path", "v": 10, "nested": {"c": "x", "lst": [{"n": 2}, 3]},
         "sum": 11, "who": "u@F", "run": "R", "all": [1, 2]}
 
 
 def test_render_errors():
     with pytest.raises(PathNotFound):
-        paths.render({"v.$": "$.nope"}, DATA)
+        parameters.render({"v.$": "$.nope"}, DATA)
     with pytest.raises(ExpressionError):
-        paths.render({"v.=": "nope + 1"}, DATA)
+        parameters.render({"v.=": "nope + 1"}, DATA)
     with pytest.raises(PathError):
-        paths.render({"v.$": 3}, DATA)
+        parameters.render({"v.$": 3}, DATA)
 
 
 def test_render_does_not_alias_state():
-    out = paths.render({"v.$": "$.a"}, DATA)
+    out = parameters.render({"v.$": "$.a"}, DATA)
     out["v"]["b"].append(1)
     assert DATA["a"]["b"] == [10, {"c": "x"}]
 
@@ -112,3 +134,35 @@ def test_private_parameters():
     assert p == {"user": "u", "password": "pw"} and private == ["password"]
     assert paths.redact(p, private) == {"user": "u"}
     assert paths.split_private({"a": 1}) == ({"a": 1}, [])
+
+
+def _flows_imports(module: str) -> tuple[set, set]:
+    """The faas.flows modules ``module`` imports at its top level, and those it imports inside
+    functions."""
+    import ast
+    import pathlib
+
+    import faas.flows
+
+    tree = ast.parse((pathlib.Path(faas.flows.__file__).parent / f"{module}.py").read_text())
+    top, nested = set(), set()
+    for node in ast.walk(tree):
+        names = []
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("faas.flows"):
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names if a.name.startswith("faas.flows")]
+        found = {n.split(".")[2] for n in names if n.count(".") >= 2}
+        (top if node in tree.body else nested).update(found)
+    return top, nested
+
+
+def test_paths_is_below_expressions_and_parameters_above_both():
+    """No cycle between paths and expressions, and none dodged by an import inside a function
+    (issue 19): paths -> (nothing of flows but errors) <- expressions <- parameters."""
+    layers = {"paths": {"errors"}, "expressions": {"errors", "paths"},
+              "parameters": {"errors", "paths", "expressions"}}
+    for module, allowed in layers.items():
+        top, nested = _flows_imports(module)
+        assert top <= allowed, (module, top - allowed)
+        assert not nested, (module, nested)
