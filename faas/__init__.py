@@ -23,13 +23,13 @@ class Session:
     def __init__(self, profile_name: str | None = None, **overrides: Any):
         self.settings: Settings = resolve(profile_name, **overrides)
 
-    def client(self, **overrides: Any) -> "Client":
+    def client(self, **overrides: Any) -> Client:
         from .api import Client
         settings = self.settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
         return Client(settings)
 
 
-def client(profile: str | None = None, **overrides: Any) -> "Client":
+def client(profile: str | None = None, **overrides: Any) -> Client:
     """A client: explicit arguments, then FAAS_* variables, then the profile in $FAAS_HOME/config."""
     return Session(profile, **overrides).client()
 
@@ -47,7 +47,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     if name in ("exceptions", "errors"):   # faas.errors: the names of globus_compute_sdk.errors
         import importlib
         return importlib.import_module(f"faas.{name}")

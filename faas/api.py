@@ -280,9 +280,20 @@ class Client:
         if cached is not None and cached[0]() is function:
             return cached[1]
         fid, data = serialize.function_bytes(function)
+        if len(data) > self.settings.max_function_bytes:
+            raise SerializationError(
+                f"function {getattr(function, '__qualname__', function)!r} serializes to {len(data)} "
+                f"bytes, over max_function_bytes ({self.settings.max_function_bytes}; "
+                f"FAAS_MAX_FUNCTION_BYTES, on the endpoint too): pass large data as an argument "
+                f"instead of capturing it, or raise the limit")
         if fid not in self._stored_fns:
-            key = function_key(fid, self.client_id)
-            if not self.store.exists(key):
+            try:
+                present = self.stored_function(fid) is not None
+            except SignatureError:   # someone planted other bytes at our key first: ours replace them
+                log.warning("function %s: the object at its key was not its bytes; storing them again", fid)
+                present = False
+            if not present:
+                key = function_key(fid, self.client_id)
                 try:
                     self.store.put(key, data)
                 except FaasError:   # another process of ours stored the same bytes first
@@ -362,7 +373,7 @@ class Client:
         """The embedded default: configure and start the ``local`` endpoint on demand (detached,
         so the next script reuses it). Its queue is created here, so tasks can be sent at once."""
         from .endpoint import config as ep_config, control
-        from .endpoint.daemon import is_running
+        from .locks import is_running
         home = self.settings.home
         d = ep_config.endpoint_dir("local", home)
         path = d / "config.yaml"
@@ -391,6 +402,7 @@ class Client:
         else:   # too big for a message: spill to the store; no other limit
             msg["args_key"] = args_key(task_id, self.client_id)
             msg["args_sha256"] = signing.sha256(data)
+            msg["args_size"] = len(data)   # signed: the worker reads no more of the store
             self.store.put(msg["args_key"], data)
         msg = {k: v for k, v in msg.items() if v is not None}
         if key is not None:
@@ -606,7 +618,8 @@ class Client:
             if skip is not None and key in skip:
                 continue
             try:
-                rec = sealing.read_group_record(self.user_key, self.store.get(key))
+                # bounded: a record planted at this key must not cost a whole object (issue 19)
+                rec = sealing.read_group_record(self.user_key, self.store.get_head(key, self.settings.max_result_bytes))
             except KeyNotFound:
                 continue
             if rec is None:
@@ -730,7 +743,7 @@ class Client:
             st._set("running", where=n.where)
             return
         rk = self.task_secret(n.id)
-        if not sealing.check_notice(n.mac, rk, n.id, n.event, n.status):
+        if not sealing.check_notice(n.mac, rk, n.id, n.event, n.status, n.size):
             log.warning("ignoring a done notice for task %s that its endpoint did not write "
                         "(forged, or from another client's reply queue)", n.id)
             return
@@ -741,7 +754,7 @@ class Client:
         data = serialize.unb64(n.result) if n.result else None
         try:
             if data is None:
-                data = self.store.get(result_key(n.id, self.client_id))
+                data = self._read_result(n.id, n.size)
             header, _ = open_result(data, n.id, rk)
         except Exception as e:  # noqa: BLE001 - the future fails with the reason
             st._set("failed", error=e)
@@ -754,21 +767,60 @@ class Client:
             while len(self._done_ids) > DONE_KEPT:
                 self._tasks.pop(self._done_ids.popleft(), None)
 
+    def stored_function(self, function_id: str) -> bytes | None:
+        """The function's bytes in the store, read bounded by ``max_function_bytes`` and checked
+        against its id (their SHA-256); None if it is not there. Bytes someone planted at its key
+        raise :class:`SignatureError`, unread past the limit and never unpickled."""
+        limit = self.settings.max_function_bytes
+        try:
+            data = self.store.get_head(function_key(function_id, self.client_id), limit + 1)
+        except KeyNotFound:
+            return None
+        if len(data) > limit or signing.sha256(data) != function_id:
+            raise SignatureError(f"the object stored for function {function_id} is not its bytes "
+                                 f"(their hash is its id; {'over max_function_bytes, ' if len(data) > limit else ''}"
+                                 f"planted or corrupted in the store): register the function again")
+        return data
+
     # -- results ---------------------------------------------------------------------------
+    def stored_result(self, task_id: str) -> tuple[bytes, dict] | None:
+        """``(data, header)`` of the task's result in the store, once its MAC proves that the
+        endpoint that ran the task wrote it; None while there is none. A planted or altered one
+        raises :class:`ResultForged` (nothing is unpickled). Every reader of a stored result
+        (get_task, get_result, the Executor, the Globus Client, the console) goes through here."""
+        try:
+            data = self._read_result(task_id, None)
+        except KeyNotFound:
+            return None
+        header, _ = open_result(data, task_id, self.task_secret(task_id))
+        return data, header
+
+    def _read_result(self, task_id: str, size: int | None) -> bytes:
+        """The stored result frame, never more read than ``size`` (from the task's sealed done
+        notice) or, without one, ``max_result_bytes``: an object planted at the key, however
+        large, costs one more byte than that, then :class:`ResultForged`."""
+        limit = self.settings.max_result_bytes if size is None else size
+        data = self.store.get_head(result_key(task_id, self.client_id), limit + 1)
+        if len(data) > limit:
+            why = (f"longer than the {size} bytes its endpoint's sealed notice announced" if size is not None
+                   else f"larger than max_result_bytes ({limit} bytes; FAAS_MAX_RESULT_BYTES), which "
+                        f"an endpoint with the same setting never stores")
+            raise ResultForged(f"the result found for task {task_id} is {why}: planted or altered in "
+                               f"the store; only its first {limit + 1} bytes were read, nothing was "
+                               f"loaded", task_id=task_id)
+        return data
+
     def get_task(self, task_id: str) -> dict:
         """``{"task_id", "status", ...}``; status is pending, running, success, failed or cancelled."""
         check_task_id(task_id)
         st = self._tasks.get(task_id)
         try:
-            data = self.store.get(result_key(task_id, self.client_id))
-        except KeyNotFound:
-            data = None
-        if data is not None:
-            try:
-                header, _ = open_result(data, task_id, self.task_secret(task_id))
-            except ResultForged as e:
-                return {"task_id": task_id, "status": "failed",
-                        "error": {"type": "ResultForged", "message": str(e), "traceback": ""}}
+            found = self.stored_result(task_id)
+        except ResultForged as e:
+            return {"task_id": task_id, "status": "failed",
+                    "error": {"type": "ResultForged", "message": str(e), "traceback": ""}}
+        if found is not None:
+            header = found[1]
             out = {"task_id": task_id, "status": header.get("status", "success"),
                    "completion_t": header.get("finished"), "started_t": header.get("started"),
                    "endpoint": header.get("endpoint"), "block": header.get("block"),
@@ -786,7 +838,8 @@ class Client:
     def _cancelled(self, task_id: str) -> bool:
         """Did this user cancel the task? (A marker someone else wrote does not count.)"""
         try:
-            return sealing.check_cancel(self.store.get(cancel_key(task_id, self.client_id)), self.task_secret(task_id), task_id)
+            return sealing.check_cancel(self.store.get_head(cancel_key(task_id, self.client_id), sealing.CANCEL_MARKER_MAX),
+                                        self.task_secret(task_id), task_id)
         except KeyNotFound:
             return False
 
@@ -804,15 +857,12 @@ class Client:
             self._tasks.pop(task_id, None)   # read once from memory; again from the store
             return st.data
         delay = 0.02
-        rk = self.task_secret(task_id)
         forged: ResultForged | None = None
         while True:   # a task this client did not send: the store is the record
             try:
-                data = self.store.get(result_key(task_id, self.client_id))
-                open_result(data, task_id, rk)
-                return data
-            except KeyNotFound:
-                pass
+                found = self.stored_result(task_id)
+                if found is not None:
+                    return found[0]
             except ResultForged as e:   # the real one may still replace it (S3): wait for it
                 forged = e
             if self._cancelled(task_id):

@@ -8,12 +8,43 @@ import configparser
 import json
 import os
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from pydantic import ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from .exceptions import ConfigError
+
+# -- how much of an object a reader takes from the store ---------------------------------------
+# The store is shared ground (faas.sealing): anyone with bucket write can plant an object,
+# however large, where a reader looks. Where no authenticated size is at hand (a result read
+# without its sealed done notice: get_result/get_task of a task another process sent,
+# reload_tasks, the console; a function, whose id is only checked after the read), the read is
+# capped by these. 256 MiB: far above what Globus Compute allows a result (10 MiB,
+# MaxResultSizeExceeded), so results that worked there work here, and still small enough that a
+# planted object costs a notebook or a worker a bounded, survivable read. Bigger data belongs in
+# a transfer (faas.flows' Transfer action), or raise the limit on both sides.
+DEFAULT_MAX_RESULT_BYTES = 256 << 20
+#: a function's dill bytes; a closure over a large array is better passed as an argument
+DEFAULT_MAX_FUNCTION_BYTES = 64 << 20
+
+
+def size_limit(name: str) -> int:
+    """``max_result_bytes`` or ``max_function_bytes`` from ``FAAS_<NAME>``, else the default: for
+    the endpoint's side (worker pools), which has no client Settings."""
+    default = {"max_result_bytes": DEFAULT_MAX_RESULT_BYTES,
+               "max_function_bytes": DEFAULT_MAX_FUNCTION_BYTES}[name]
+    var = f"FAAS_{name.upper()}"
+    text = os.environ.get(var)
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise ConfigError(f"{var}={text!r}: expected a number of bytes (default {default})") from None
+    if value <= 0:
+        raise ConfigError(f"{var}={text!r}: expected a positive number of bytes (default {default})")
+    return value
 
 
 def read_json(path: Path, what: str, hint: str = "") -> Any:
@@ -73,21 +104,33 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="FAAS_", extra="forbid")
 
-    profile: Optional[str] = None
+    profile: str | None = None
     home: Path = Path.home() / ".faas"
-    store: Optional[str] = None
+    store: str | None = None
     endpoint: str = "local"
     #: name prefix of per-client SQS reply queues (IAM policies can scope to it)
     reply_queue_prefix: str = "faas-reply-"
     #: start the embedded ``local`` endpoint when it is not running
     autostart: bool = True
     #: ``ID:SECRET`` key that signs task messages (the endpoint must hold the same key)
-    signing_key: Optional[str] = None
+    signing_key: str | None = None
     #: URL-safe base64 secret that proves results come from the endpoint that ran your task
     #: (default: ``$FAAS_HOME/result.key``, made on first use, mode 600; see faas.sealing)
-    result_key: Optional[str] = None
+    result_key: str | None = None
     #: seconds after sending that a task may still start (a replay after that never runs)
     task_ttl: float = 14 * 24 * 3600.0
+    #: the most bytes read of a result no sealed notice announced, and the largest result an
+    #: endpoint stores (FAAS_MAX_RESULT_BYTES; see DEFAULT_MAX_RESULT_BYTES for why this default)
+    max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES
+    #: the largest function (its serialized bytes) a client stores and a worker reads
+    max_function_bytes: int = DEFAULT_MAX_FUNCTION_BYTES
+
+    @field_validator("max_result_bytes", "max_function_bytes")
+    @classmethod
+    def _positive(cls, v: int) -> int:
+        if v <= 0:
+            raise ValueError("expected a positive number of bytes")
+        return v
 
     @field_validator("home", mode="before")
     @classmethod
@@ -95,8 +138,12 @@ class Settings(BaseSettings):
         return Path(v).expanduser()
 
     @classmethod
-    def settings_customise_sources(cls, settings_cls, init_settings, env_settings,
-                                   dotenv_settings, file_secret_settings):
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings],
+                                   init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource,
+                                   dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource,
+                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings,
                 _ProfileSource(settings_cls, getattr(init_settings, "init_kwargs", {})))
 

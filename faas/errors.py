@@ -9,13 +9,15 @@ changing its imports: each is faas's own error of the same meaning (faas/excepti
   your classes...) with the remote traceback as ``__cause__``, as ProcessPoolExecutor does.
 - ``SerializationError``, ``DeserializationError``, ``SerdeError``: faas's one
   ``SerializationError`` (either direction).
-- ``MaxResultSizeExceeded``, ``VersionMismatch``: never raised here (faas has no result size cap
-  and no service to compare versions with; a Python mismatch between client and endpoint fails the
-  task with a SerializationError naming both versions). Offered so imports keep working.
+- ``MaxResultSizeExceeded``: a result over ``max_result_bytes`` (FAAS_MAX_RESULT_BYTES, 256 MiB
+  by default; Globus's limit is 10 MiB): the task fails with it.
+- ``VersionMismatch``: never raised here (no service to compare versions with; a Python mismatch
+  between client and endpoint fails the task with a SerializationError naming both versions).
+  Offered so imports keep working.
 """
 from __future__ import annotations
 
-from .exceptions import FaasError, SerializationError, TaskFailed
+from .exceptions import FaasError, MaxResultSizeExceeded, SerializationError, TaskFailed
 
 ComputeError = FaasError
 TaskExecutionFailed = TaskFailed
@@ -35,18 +37,6 @@ class TaskPending(FaasError):
     def __str__(self) -> str:
         return f"Task is pending due to {self.reason}"
 
-
-class MaxResultSizeExceeded(FaasError):
-    """Never raised by faas: results of any size go through the store."""
-
-    code = "MaxResultSizeExceeded"
-
-    def __init__(self, result_size: int, result_size_limit: int):
-        super().__init__(result_size, result_size_limit)
-        self.result_size, self.result_size_limit = result_size, result_size_limit
-
-    def __str__(self) -> str:
-        return f"Task result of {self.result_size}B exceeded current limit of {self.result_size_limit}B"
 
 
 class VersionMismatch(FaasError):

@@ -77,6 +77,8 @@ class QueueError(FaasError, OSError):
     """The queue could not be reached, does not exist, or refused a request."""
 
     code = "QueueError"
+    #: the AWS error code when SQS refused the request (e.g. ``InvalidParameterValue``), else None
+    aws_code: str | None = None
 
 
 class QueueDoesNotExist(QueueError):
@@ -106,3 +108,21 @@ class ResultForged(SignatureError, TaskFailed):
     planted before the real one, or altered in the store. It is never unpickled."""
 
     code = "ResultForged"
+
+
+class MaxResultSizeExceeded(FaasError):
+    """A task's result is larger than ``max_result_bytes`` (Globus Compute's error of the same
+    name): the endpoint stores a failure in its place, which a client reading with the same
+    limit can load."""
+
+    code = "MaxResultSizeExceeded"
+
+    def __init__(self, result_size: int, result_size_limit: int):
+        super().__init__(result_size, result_size_limit)
+        self.result_size = result_size
+        self.result_size_limit = result_size_limit
+
+    def __str__(self) -> str:
+        return (f"Task result of {self.result_size}B exceeded current limit of {self.result_size_limit}B "
+                f"(max_result_bytes; set FAAS_MAX_RESULT_BYTES on the endpoint and the client alike "
+                f"to raise it, or return less: write big data to a file and transfer it)")

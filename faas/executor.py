@@ -25,11 +25,9 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FuturesTimeout
 from typing import Any, Callable, Iterable, Iterator
 
-from .api import Client, TaskState, decode_result, open_result, outcome_value
+from .api import Client, TaskState, decode_result, outcome_value
 from .config import Settings, resolve
 from .exceptions import ConfigError, ResultForged, TaskCancelled
-from .messages import result_key
-from .store import KeyNotFound
 
 log = logging.getLogger("faas.executor")
 
@@ -320,7 +318,9 @@ class Executor(_BaseExecutor):
         return self._submit_chunks(None, [[(tuple(args), kwargs)]], function_id=function_id)[0]
 
     def _submit_chunks(self, fn: Callable | None, chunks: list[list],
-                       function_id: str | None = None) -> list[TaskFuture]:
+                       function_id: str | None = None, per_chunk: bool = False) -> list[TaskFuture]:
+        """A future per call; with ``per_chunk`` (``map``), one per task whose result is the list
+        of its calls' outcomes, unwrapped as the caller reads them (as ProcessPoolExecutor does)."""
         with self._lock:
             if self._shutdown:
                 raise RuntimeError("cannot schedule new futures after shutdown")
@@ -336,11 +336,11 @@ class Executor(_BaseExecutor):
                                         task_group_id=self._tg, batch_size=self.batch_size, on_sent=self._sent)
         out: list[TaskFuture] = []
         for st, calls in zip(states, chunks):
-            futures = [TaskFuture(st.task_id, self._cancel_hook(st)) for _ in calls]
+            futures = [TaskFuture(st.task_id, self._cancel_hook(st)) for _ in ([0] if per_chunk else calls)]
             with self._lock:
                 self._futures.update(futures)
                 self._by_task[st.task_id] = set(futures)
-            st.on_change(self._resolver(futures))
+            st.on_change(self._resolver(futures, len(calls) if per_chunk else None))
             out.extend(futures)
         return out
 
@@ -361,7 +361,8 @@ class Executor(_BaseExecutor):
                 self._api.cancel(st.task_id)
         return hook
 
-    def _resolver(self, futures: list[TaskFuture]) -> Callable[[TaskState], None]:
+    def _resolver(self, futures: list[TaskFuture], chunk_calls: int | None = None) -> Callable[[TaskState], None]:
+        """``chunk_calls``: ``futures`` is one future for a chunk of that many calls (``map``)."""
         def resolve_(st: TaskState) -> None:
             if st.status == "running":
                 for f in futures:
@@ -387,6 +388,9 @@ class Executor(_BaseExecutor):
                     continue
                 if error is not None:
                     f.set_exception(error)
+                elif chunk_calls is not None:   # a load failure is one outcome for every call
+                    f.set_result([outcomes[i] if i < len(outcomes) else outcomes[-1]
+                                  for i in range(chunk_calls)])
                 else:
                     try:
                         f.set_result(outcome_value(outcomes[i] if i < len(outcomes) else outcomes[-1],
@@ -422,16 +426,23 @@ class Executor(_BaseExecutor):
             if not chunk:
                 break
             chunks.append(chunk)
-        fs = self._submit_chunks(fn, chunks) if chunks else []
+        fs = self._submit_chunks(fn, chunks, per_chunk=True) if chunks else []
+        del chunks
 
         def result_iterator():
             try:
                 fs.reverse()
                 while fs:
+                    task_id = fs[-1].task_id
                     if end_time is None:
-                        yield _result_or_cancel(fs.pop())
+                        outcomes = _result_or_cancel(fs.pop())
                     else:
-                        yield _result_or_cancel(fs.pop(), end_time - time.monotonic())
+                        outcomes = _result_or_cancel(fs.pop(), end_time - time.monotonic())
+                    # popped as read (the future's own list: map's alone), so nothing here keeps
+                    # a value the caller let go of; a call's exception raises here, in its place
+                    outcomes.reverse()
+                    while outcomes:
+                        yield outcome_value(outcomes.pop(), task_id)
             finally:
                 for f in reversed(fs):   # the next to run first
                     f.cancel()
@@ -439,7 +450,7 @@ class Executor(_BaseExecutor):
 
     def get_worker_hardware_details(self) -> str:
         """A text report of the hardware of a worker node of this Executor's endpoint."""
-        from .globus_client import hardware_report   # (that module builds on this one)
+        from .hardware import hardware_report
         return self.submit(hardware_report).result()
 
     # -- reloading a task group ----------------------------------------------------------------
@@ -486,10 +497,8 @@ class Executor(_BaseExecutor):
         """Complete ``f`` from its task's result (or cancel marker) if there is one; True if done."""
         api, tid = self._api, f.task_id
         try:
-            data = api.store.get(result_key(tid, api.client_id))
-            open_result(data, tid, api.task_secret(tid))
-        except KeyNotFound:
-            data = None
+            found = api.stored_result(tid)
+            data = found[0] if found is not None else None
         except ResultForged as e:   # the real one may still replace it (S3): keep waiting
             said_once(f"forged {tid}", "%s", e)
             data = None

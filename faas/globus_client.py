@@ -32,12 +32,13 @@ from collections import defaultdict
 from typing import Any, Callable, Iterable
 
 from . import serialize
-from .api import Client as BotoClient, decode_result, open_result, outcome_value
+from .api import Client as BotoClient, decode_result, outcome_value
 from .config import Settings, resolve
 from .errors import TaskPending
 from .exceptions import EndpointNotFound, FunctionNotFound, ResultForged, TaskCancelled, TaskNotFound
 from .executor import _json_dict_or_none, _uuid_or_none, said_once
-from .messages import check_function_id, check_task_id, function_key, result_key, running_key
+from .hardware import hardware_report
+from .messages import check_function_id, check_task_id, function_key, running_key
 from .store import KeyNotFound
 
 log = logging.getLogger("faas.globus_client")
@@ -170,29 +171,6 @@ class Batch:
         return data
 
 
-def hardware_report() -> str:
-    """What the worker's node has (run remotely by ``get_worker_hardware_details``)."""
-    import os as _os
-    import platform as _platform
-    import shutil
-    import subprocess
-    lines = [f"host: {_platform.node()}", f"platform: {_platform.platform()}",
-             f"python: {_platform.python_version()}", f"cpus: {_os.cpu_count()}"]
-    try:
-        with open("/proc/meminfo") as f:
-            lines.append(next(line.strip() for line in f if line.startswith("MemTotal")))
-    except (OSError, StopIteration):
-        pass
-    for cmd in (["lscpu"], ["nvidia-smi", "-L"]):
-        if shutil.which(cmd[0]):
-            try:
-                out = subprocess.run(cmd, capture_output=True, text=True, timeout=20).stdout.strip()
-            except (OSError, subprocess.SubprocessError):
-                continue
-            lines.append(f"$ {' '.join(cmd)}\n{out}")
-    return "\n".join(lines)
-
-
 class Client:
     """Globus Compute SDK's Client on faas (``from faas import Client``): ``register_function``,
     ``run(*args, endpoint_id=, function_id=, **kwargs)``, ``create_batch``/``batch_run``,
@@ -306,9 +284,8 @@ class Client:
         (``function_code``: the stored bytes, base64)."""
         fid = _function_id(function_id)
         cid = self._api.client_id
-        try:
-            data = self._api.store.get(function_key(fid, cid))
-        except KeyNotFound:
+        data = self._api.stored_function(fid)   # bounded, and checked against its id
+        if data is None:
             raise FunctionNotFound(f"function {fid} is not registered in store {self._api.store.url} by this "
                                    f"user (function ids are private to the result key that registered them)") from None
         header, _ = serialize.unframe(data)
@@ -431,14 +408,11 @@ class Client:
             data = st.data
         if data is None:
             try:
-                data = api.store.get(result_key(tid, api.client_id))
-            except KeyNotFound:
-                data = None
-        if data is not None:
-            try:
-                header, _ = open_result(data, tid, api.task_secret(tid))
+                found = api.stored_result(tid)
             except ResultForged as e:
                 return self._failed(tid, e, None)
+            data = found[0] if found is not None else None
+        if data is not None:
             header, outcomes = decode_result(data, tid)
             api._tasks.pop(tid, None)
             completion = header.get("finished")

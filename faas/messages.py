@@ -6,7 +6,7 @@ Both are JSON text (SQS carries text); binary payloads are base64 inside.
 from __future__ import annotations
 
 import re
-from typing import Literal, Optional
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
@@ -38,6 +38,12 @@ def check_client_id(client_id: str) -> str:
     return client_id
 
 
+def _size(v: int | None, name: str) -> int | None:
+    if v is not None and v < 0:
+        raise ValueError(f"{name} {v} is negative")
+    return v
+
+
 class TaskMessage(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -45,23 +51,25 @@ class TaskMessage(BaseModel):
     id: str                          # task id
     fn: str                          # function id (sha256 of its frame)
     n: int = 1                       # calls in this task (map chunks > 1)
-    args: Optional[str] = None       # base64 of the framed calls, when small enough
-    args_key: Optional[str] = None   # else their store key
-    reply: Optional[str] = None      # queue URL for notices
-    timeout: Optional[float] = None  # seconds per task, enforced by the worker pool
+    args: str | None = None       # base64 of the framed calls, when small enough
+    args_key: str | None = None   # else their store key
+    reply: str | None = None      # queue URL for notices
+    timeout: float | None = None  # seconds per task, enforced by the worker pool
     sent: float = 0.0
-    expires: Optional[float] = None  # epoch seconds after which no worker runs it (replays)
-    args_sha256: Optional[str] = None  # digest of spilled arguments (covered by the signature)
-    sig: Optional[str] = None        # "KEYID:HMAC-SHA256" over every other field (faas.signing)
-    uec: Optional[dict] = None       # user_endpoint_config: variables for a multi-user endpoint's template
+    expires: float | None = None  # epoch seconds after which no worker runs it (replays)
+    args_sha256: str | None = None  # digest of spilled arguments (covered by the signature)
+    args_size: int | None = None  # their length in bytes: the worker reads no more (signed too)
+    sig: str | None = None        # "KEYID:HMAC-SHA256" over every other field (faas.signing)
+    uec: dict | None = None       # user_endpoint_config: variables for a multi-user endpoint's template
     rk: str                          # per-task secret: the endpoint MACs the result with it (faas.sealing)
     cid: str                         # the client's id: names its folders in the store (below)
-    res: Optional[dict] = None       # resource_specification (Globus): MPI ranks/nodes for this task
-    tg: Optional[str] = None         # task group id (a UUID): reload_tasks() finds the group's tasks
+    res: dict | None = None       # resource_specification (Globus): MPI ranks/nodes for this task
+    tg: str | None = None         # task group id (a UUID): reload_tasks() finds the group's tasks
 
     _id = field_validator("id")(classmethod(lambda cls, v: check_task_id(v)))
     _fn = field_validator("fn")(classmethod(lambda cls, v: check_function_id(v)))
 
+    _args_size = field_validator("args_size")(classmethod(lambda cls, v: _size(v, "args_size")))
     _cid = field_validator("cid")(classmethod(lambda cls, v: check_client_id(v)))
     _tg = field_validator("tg")(classmethod(lambda cls, v: v if v is None else check_task_id(v)))
 
@@ -78,10 +86,13 @@ class Notice(BaseModel):
 
     id: str
     event: Literal["started", "done"]
-    status: Optional[str] = None     # done: success | failed | cancelled
-    result: Optional[str] = None     # base64 result frame when small enough, else read the store
-    where: Optional[dict] = None     # started: endpoint, host, block, pid
-    mac: Optional[str] = None        # over id, event and status, with the task's rk (faas.sealing)
+    status: str | None = None     # done: success | failed | cancelled
+    result: str | None = None     # base64 result frame when small enough, else read the store
+    where: dict | None = None     # started: endpoint, host, block, pid
+    size: int | None = None       # done, result in the store: its length (the client reads no more)
+    mac: str | None = None        # over id, event, status and size, with the task's rk (faas.sealing)
+
+    _size = field_validator("size")(classmethod(lambda cls, v: _size(v, "size")))
 
 
 # -- store layout: one prefix per kind, so lifecycle rules can expire each ------------------

@@ -14,7 +14,6 @@ from pathlib import Path
 
 from .exceptions import ConfigError
 
-
 #: the most read from a secret file (keys and tokens are lines, not megabytes)
 MAX_BYTES = 64 << 10
 

@@ -121,3 +121,24 @@ def read_beneath(base: str, rel: str, limit: int) -> bytes:
         return read_fd(fd, st.st_size, limit)
     finally:
         os.close(fd)
+
+
+def replace_file(path: str | os.PathLike, data: str | bytes, mode: int = 0o644) -> None:
+    """Replace ``path``'s content all at once (readers see the old file or the new one, never
+    half of one): written to a temporary name beside it, never through a link planted there
+    (``O_NOFOLLOW``), then renamed over ``path``. ``mode`` for a new file (600 for one that
+    names users or secrets); the umask may narrow it."""
+    path = os.fspath(path)
+    folder, name = os.path.split(path)
+    tmp = os.path.join(folder, f".{name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise

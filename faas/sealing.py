@@ -124,12 +124,22 @@ def check_result(header: dict, data: bytes, task_id: str, rk: str) -> None:
                        task_id=task_id)
 
 
-def notice_mac(rk: str, task_id: str, event: str, status: str | None) -> str:
-    return _mac(rk, "notice", task_id, event, status or "")
+def notice_mac(rk: str, task_id: str, event: str, status: str | None, size: int | None = None) -> str:
+    """``size``: the length of the result frame stored for the task (None: none stored, or the
+    frame rides in the notice). Under the MAC, it bounds the client's read of the store: an object
+    someone planted there, however large, costs the client ``size + 1`` bytes."""
+    sized = () if size is None else (str(int(size)),)   # without one: the MAC of notices before sizes
+    return _mac(rk, "notice", task_id, event, status or "", *sized)
 
 
-def check_notice(mac: str | None, rk: str, task_id: str, event: str, status: str | None) -> bool:
-    return isinstance(mac, str) and hmac.compare_digest(mac, notice_mac(rk, task_id, event, status))
+def check_notice(mac: str | None, rk: str, task_id: str, event: str, status: str | None,
+                 size: int | None = None) -> bool:
+    return isinstance(mac, str) and hmac.compare_digest(mac, notice_mac(rk, task_id, event, status, size))
+
+
+#: the most a reader takes of ``cancels/<cid>/<task id>``: a marker is a time and a MAC (~85
+#: bytes); anything longer is not one, and is never read whole
+CANCEL_MARKER_MAX = 256
 
 
 def cancel_marker(rk: str, task_id: str, when: float) -> bytes:

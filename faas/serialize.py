@@ -241,6 +241,11 @@ class RemoteTraceback(Exception):
         return f'\n"""\n{self.tb}"""'
 
 
+def type_name(kind: type) -> str:
+    """An exception type as results and ``TaskFailed.remote_type`` name it: ``module.QualName``."""
+    return f"{kind.__module__}.{kind.__qualname__}"
+
+
 def error_outcome(exc: BaseException) -> tuple:
     """``(False, pickled exception or None, type name, message, traceback text)``."""
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
@@ -254,7 +259,7 @@ def error_outcome(exc: BaseException) -> tuple:
             break
         except BaseException:  # noqa: BLE001 - RecursionError too
             blob = None
-    return (False, blob, f"{type(exc).__module__}.{type(exc).__qualname__}", str(exc), text)
+    return (False, blob, type_name(type(exc)), str(exc), text)
 
 
 def _bare(exc: BaseException) -> BaseException:

@@ -16,8 +16,8 @@ import signal
 import string
 import subprocess
 import tempfile
-import typing as t
 import uuid
+from typing import Any
 
 TIMEOUT_RETURNCODE = 124   # as timeout(1) and Globus: the command ran out of walltime
 KILL_GRACE = 2.0           # seconds between SIGTERM and SIGKILL when the walltime is up
@@ -28,7 +28,7 @@ class ShellResult:
     its stdout and stderr (the last ``snippet_lines`` lines)."""
 
     def __init__(self, cmd: str, stdout: str, stderr: str, returncode: int,
-                 exception_name: t.Optional[str] = None):
+                 exception_name: str | None = None):
         self.cmd = cmd
         self.stdout = stdout
         self.stderr = stderr
@@ -93,9 +93,9 @@ class ShellFunction:
     2 s later), as timeout(1) does, instead of leaving it running.
     """
 
-    def __init__(self, cmd: str, stdout: t.Optional[str] = None, stderr: t.Optional[str] = None,
-                 walltime: t.Optional[float] = None, snippet_lines=1000,
-                 name: t.Optional[str] = None, return_dict: bool = False):
+    def __init__(self, cmd: str, stdout: str | None = None, stderr: str | None = None,
+                 walltime: float | None = None, snippet_lines: int = 1000,
+                 name: str | None = None, return_dict: bool = False) -> None:
         if not isinstance(cmd, str):
             raise TypeError(f"{type(self).__name__}: cmd must be a command line (str), "
                             f"got {type(cmd).__name__}")
@@ -198,14 +198,14 @@ class ShellFunction:
         raw.seek(end)
         return b"".join(lines).decode(errors="replace")
 
-    def get_and_close_streams(self, stdout, stderr) -> t.Tuple[str, str]:
+    def get_and_close_streams(self, stdout, stderr) -> tuple[str, str]:
         try:
             return self.get_snippet(stdout), self.get_snippet(stderr)
         finally:
             stdout.close()
             stderr.close()
 
-    def execute_cmd_line(self, cmd: str) -> t.Union[ShellResult, dict]:
+    def execute_cmd_line(self, cmd: str) -> ShellResult | dict:
         sandbox_warning = None
         run_dir = os.environ.get("GC_TASK_SANDBOX_DIR")
         if run_dir:
@@ -239,11 +239,12 @@ class ShellFunction:
                 raise
         finally:
             stdout_snippet, stderr_snippet = self.get_and_close_streams(std_out, std_err)
-        result = {"cmd": cmd, "stdout": stdout_snippet, "stderr": stderr_snippet,
-                  "returncode": returncode, "exception_name": exception_name}
-        return result if self.return_dict else ShellResult(**result)
+        if self.return_dict:
+            return {"cmd": cmd, "stdout": stdout_snippet, "stderr": stderr_snippet,
+                    "returncode": returncode, "exception_name": exception_name}
+        return ShellResult(cmd, stdout_snippet, stderr_snippet, returncode, exception_name)
 
-    def __call__(self, **kwargs) -> t.Union[ShellResult, dict]:
+    def __call__(self, **kwargs: Any) -> ShellResult | dict:
         """Run ``cmd`` formatted with ``kwargs`` (on the endpoint, when submitted)."""
         return self.execute_cmd_line(self.format_cmd(kwargs))
 
@@ -279,5 +280,5 @@ class MPIFunction(ShellFunction):
     GlobusMPIEngine. A multi-line command gets the prefix once, in front; use
     ``$PARSL_MPI_PREFIX`` yourself for more launches."""
 
-    def __call__(self, **kwargs) -> t.Union[ShellResult, dict]:
+    def __call__(self, **kwargs: Any) -> ShellResult | dict:
         return self.execute_cmd_line("$PARSL_MPI_PREFIX " + self.format_cmd(kwargs))

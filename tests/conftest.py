@@ -7,6 +7,7 @@ tests that clear ``FAAS_*`` from the environment cannot hide it from a fixture s
 """
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import time
@@ -14,10 +15,7 @@ import urllib.request
 import uuid
 
 import pytest
-
 from helpers import start_moto_server
-
-
 
 GIVEN_AWS_URL = os.environ.get("FAAS_TEST_AWS_URL") or os.environ.get("FAAS_TEST_MOTO_URL")
 AWS_SERVER: dict[str, str] = {}      # "kind": "moto" or "localstack", once moto_url is set up
@@ -28,14 +26,14 @@ def _server_kind(url: str) -> str | None:
     try:
         urllib.request.urlopen(url + "/moto-api/", timeout=2).read()
         return "moto"
-    except Exception:
+    except (OSError, http.client.HTTPException, ValueError):   # not up yet, or not moto
         pass
     try:       # LocalStack: ready when its health check says so (it has no /moto-api/)
         with urllib.request.urlopen(url + "/_localstack/health", timeout=2) as r:
             services = json.load(r).get("services", {})
         if all(services.get(s) in ("available", "running") for s in ("s3", "sqs")):
             return "localstack"
-    except Exception:
+    except (OSError, http.client.HTTPException, ValueError):   # not up yet, or not LocalStack
         pass
     return None
 

@@ -8,14 +8,12 @@ import sys
 import time
 
 import pytest
+from helpers import running_endpoint
 
 import faas
 from faas import serialize
-from faas.exceptions import (ConfigError, CredentialsError, EndpointNotFound, SerializationError,
-                             StoreError)
+from faas.exceptions import ConfigError, CredentialsError, EndpointNotFound, SerializationError, StoreError
 from faas.messages import function_key
-
-from helpers import running_endpoint
 
 
 def double(x):

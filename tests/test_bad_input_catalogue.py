@@ -5,21 +5,23 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-import sys
-import textwrap
 import time
-from pathlib import Path
 
 import pytest
+from helpers import running_endpoint
 
 import faas
-from faas.exceptions import (ConfigError, CredentialsError, EndpointNotFound, SerializationError,
-                             StoreError, TaskFailed, TaskTimeout)
+from faas.exceptions import (
+    ConfigError,
+    CredentialsError,
+    EndpointNotFound,
+    SerializationError,
+    StoreError,
+    TaskFailed,
+    TaskTimeout,
+)
 from faas.store import open_queue
-
-from helpers import running_endpoint
 
 
 def ok(x):
@@ -203,8 +205,9 @@ def test_full_disk_on_the_local_store(tmp_path):
 def test_expired_aws_credentials(moto_url, tmp_path, monkeypatch):
     """An ExpiredToken answer (injected with a botocore hook: moto accepts any key) becomes
     CredentialsError saying what to do."""
-    from faas.store import open_store
     import boto3
+
+    from faas.store import open_store
     boto3.client("s3").create_bucket(Bucket="faas-expired")
     store = open_store("s3://faas-expired/p")
 
@@ -231,7 +234,9 @@ def test_bad_store_url(home):
 
 # Covered elsewhere (same catalogue):
 # 16 unserializable function, 17 unserializable arguments, 18 unpicklable result,
-# 19 huge arguments and results (spill, no cap)            -> tests/test_executor.py
+# 19 huge arguments and results (spilled; results over max_result_bytes and functions over
+#    max_function_bytes refused, naming the setting) -> tests/test_executor.py,
+#    tests/security/test_planted_objects.py
 # 20 Python version mismatch (forged and real 3.12 client),
 # 21 unknown endpoint, 22 malformed embedded config.yaml,
 # 23 unreachable store, 24 missing AWS credentials        -> tests/test_bad_input.py

@@ -56,3 +56,14 @@ def test_quick_and_profile(tmp_path):
     out = run([str(BENCH / "file_store.py"), "--n", "200", "--dir", str(tmp_path)], tmp_path, timeout=120)
     assert "| put new key |" in out and "| exists |" in out
 
+
+
+def test_scale_tiny(tmp_path):
+    """benchmarks/scale.py (issue 18) at a sliver of its sizes: both systems, the K-clients run."""
+    out = run([str(BENCH / "scale.py"), "--workers", "1", "--scale", "0.005", "--clients", "1", "2",
+               "--out", str(tmp_path / "scale.json")], tmp_path, timeout=300)
+    assert "| workload | PPE(1) | faas | faas / PPE | pool ms/task |" in out, out
+    data = json.loads((tmp_path / "scale.json").read_text())
+    fa = data["results"]["1"]["faas"]
+    assert [c["k"] for c in fa["clients"]] == [1, 2] and all(c["pool_cpu_s"] >= 0 for c in fa["clients"])
+    assert set(fa["workloads"]) == {"warm", "submits", "map", "sleeps", "busy"}

@@ -17,13 +17,12 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import running_endpoint
 
 import faas
 from faas.endpoint.config import EndpointConfig, EngineConfig
 from faas.exceptions import ConfigError
 from faas.providers.containers import PASS_ENV, minimal, required_mounts, wrap
-
-from helpers import running_endpoint
 
 POOL = "/py/bin/python -m faas.endpoint.pool --endpoint-dir /h/endpoints/e --block-id block-1"
 FAAS_DIR = str(Path(faas.__file__).parent.parent)

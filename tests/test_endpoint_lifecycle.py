@@ -8,14 +8,13 @@ import signal
 import time
 
 import pytest
+from helpers import running_endpoint
 
 import faas
 from faas.endpoint import config as ep_config
 from faas.endpoint import control
 from faas.endpoint.daemon import daemon_pid
 from faas.exceptions import TaskCancelled
-
-from helpers import running_endpoint
 
 pytestmark = pytest.mark.slow
 

@@ -73,7 +73,7 @@ def test_thumbnails_with_samples_and_a_bad_file(home, tmp_path):
     assert len(samples) == 6
     thumbs = sorted(dst.iterdir())
     assert [t.stem for t in thumbs] == [s.stem for s in samples]
-    for s, t in zip(samples, thumbs):
+    for s, t in zip(samples, thumbs, strict=True):
         with Image.open(s) as orig, Image.open(t) as im:
             assert max(orig.size) > 64
             assert max(im.size) <= 64 and max(im.size) >= 60, (t, im.size)

@@ -15,11 +15,10 @@ import weakref
 from pathlib import Path
 
 import pytest
+from helpers import running_endpoint
 
 import faas
 from faas.exceptions import SerializationError, TaskTimeout, WorkerLost
-
-from helpers import running_endpoint
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +149,7 @@ def test_map_timeout(ex, tmp_path, monkeypatch):
             maker = "_submit_chunks" if executor is ex else "submit"
             original = getattr(executor, maker)
 
-            def recording(*a, original=original, **k):
+            def recording(*a, original=original, made=made, **k):
                 out = original(*a, **k)
                 made.extend(out if isinstance(out, list) else [out])
                 return out
@@ -167,11 +166,11 @@ def test_map_timeout(ex, tmp_path, monkeypatch):
                 assert all(ex.client.get_task(task_id=f.task_id)["status"] == "cancelled" for f in made)
             for b in blockers:
                 b.result(timeout=30)
-            for f, (c, _) in zip(made, states):
+            for f, (c, _) in zip(made, states, strict=True):
                 if not c:   # (ProcessPoolExecutor's map submits chunks: a list)
                     assert f.result(timeout=30) in (1.0, [1.0])
             time.sleep(1.5)   # a cancelled call that had been taken would have finished by now
-            ran = [m.name for m, (c, _) in zip(markers, states) if c and m.exists()]
+            ran = [m.name for m, (c, _) in zip(markers, states, strict=True) if c and m.exists()]
             assert not ran, f"{name}: cancelled calls ran to completion: {ran}"
 
 
@@ -254,7 +253,8 @@ def test_unserializable_function_fails_at_submit(ex):
 
     def uses_connection():
         return conn.execute("select 1").fetchone()
-    with pytest.raises(SerializationError, match="cannot serialize function 'test_unserializable_function_fails_at_submit.<locals>.uses_connection'.*sqlite3.Connection"):
+    with pytest.raises(SerializationError, match="cannot serialize function "
+                       "'test_unserializable_function_fails_at_submit.<locals>.uses_connection'.*sqlite3.Connection"):
         ex.submit(uses_connection)
     with pytest.raises(SerializationError, match="cannot serialize the arguments"):
         ex.submit(square, (i for i in range(3)))
@@ -391,7 +391,8 @@ def test_nested_recursive_function_runs_remotely(ex, home, tmp_path):
                       "        return n if n < 2 else fib(n - 1) + fib(n - 2) + 0 * math.pi\n"
                       "    return fib\n\n"
                       "with faas.Executor() as ex:\n"
-                      "    print(ex.submit(outer(), 5).result(timeout=60), ex.submit(outer2(), 10).result(timeout=60))\n")
+                      "    print(ex.submit(outer(), 5).result(timeout=60),\n"
+                      "          ex.submit(outer2(), 10).result(timeout=60))\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("FAAS_")}
     env["FAAS_HOME"] = str(home)
     r = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120)
@@ -430,12 +431,12 @@ def test_script_exits_quietly_after_its_last_result(home, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("FAAS_")}
     env["FAAS_HOME"] = str(home)
     noisy = []
-    for i in range(6):   # two at a time: the race at exit is timing-dependent (once 10-25 % a run)
+    for _ in range(6):   # two at a time: the race at exit is timing-dependent (once 10-25 % a run)
         for kinds in (("client", "first-of-many"), ("executor", "first-of-many")):
             procs = [subprocess.Popen([sys.executable, str(script), kind], env=env, text=True,
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
                      for kind in kinds]
-            for kind, p in zip(kinds, procs):
+            for kind, p in zip(kinds, procs, strict=True):
                 out, err = p.communicate(timeout=120)
                 assert p.returncode == 0, err
                 if err:

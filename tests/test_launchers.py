@@ -9,11 +9,10 @@ import shutil
 import time
 
 import pytest
+from helpers import running_endpoint
 
 import faas
 from faas.endpoint import config as ep_config
-
-from helpers import running_endpoint
 
 pytestmark = pytest.mark.slow
 

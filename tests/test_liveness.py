@@ -9,12 +9,11 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import running_endpoint, wait_until
 
 import faas
 from faas.cli.main import pool_health
 from faas.endpoint.liveness import Loops, thread_stacks
-
-from helpers import running_endpoint, wait_until
 
 HANG = Path(__file__).parent / "liveness_hang"
 

@@ -190,7 +190,7 @@ def test_send_splits_big_batches_by_bytes(make):
     assert len(set(ids)) == 5
     got = collect(q, 5)
     assert sorted(m.body for m in got) == sorted(bodies)
-    assert {m.id: m.body for m in got} == dict(zip(ids, bodies))
+    assert {m.id: m.body for m in got} == dict(zip(ids, bodies, strict=True))
 
 
 def test_unicode_bodies(make):

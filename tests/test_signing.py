@@ -9,6 +9,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from helpers import running_endpoint
 
 import faas
 from faas import serialize, signing
@@ -16,8 +17,6 @@ from faas.endpoint import config as ep_config
 from faas.exceptions import FunctionNotAllowed, SerializationError, SignatureError
 from faas.messages import args_key, function_key
 from faas.store import open_queue
-
-from helpers import running_endpoint
 
 K1, K2, OTHER = signing.new_key("k1"), signing.new_key("k2"), signing.new_key("k1")
 

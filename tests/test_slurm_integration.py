@@ -19,13 +19,12 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import running_endpoint
 
 import faas
 from faas.endpoint import config as ep_config
 from faas.endpoint.daemon import is_running
 from faas.providers.slurm import map_state, parse_scontrol
-
-from helpers import running_endpoint
 
 pytestmark = [
     pytest.mark.slurm,
@@ -131,7 +130,7 @@ def diagnose(edir: Path) -> str:
             pass
     try:
         parts.append(f"---- squeue ----\n{our_jobs(edir)}")
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:  # noqa: BLE001 - diagnostics for a failure report: never mask the failure
         parts.append(f"---- squeue failed: {e}")
     return "\n".join(parts)
 
@@ -357,6 +356,7 @@ def test_timeout_kill_by_slurm_loses_nothing(tmp_path, capsys):
 @pytest.mark.timeout(240)
 def test_restarted_daemon_adopts_its_running_block(tmp_path):
     import signal
+
     from faas.endpoint import control
     from faas.endpoint.daemon import daemon_pid
     home, name = tmp_path / "home", "slurm-e"

@@ -155,15 +155,27 @@ SCONTROL = ("JobId=4 JobName=faas-block-x UserId=root(0) GroupId=root(0) MCS_lab
 
 def test_parse_squeue_and_state_mapping():
     got = {job: map_state(s) for job, s in parse_squeue(SQUEUE).items()}
-    P, R, C, X, F, U = (BlockState.PENDING, BlockState.RUNNING, BlockState.COMPLETED,
-                        BlockState.CANCELLED, BlockState.FAILED, BlockState.UNKNOWN)
-    assert got == {"7": P, "8": R, "9": R, "10": C, "11": X, "12": F, "13": F, "14": P, "15": P,
+    P, R, C, T, X, F, U = (BlockState.PENDING, BlockState.RUNNING, BlockState.COMPLETED, BlockState.TIMEOUT,
+                           BlockState.CANCELLED, BlockState.FAILED, BlockState.UNKNOWN)
+    assert got == {"7": P, "8": R, "9": R, "10": C, "11": X, "12": T, "13": F, "14": P, "15": P,
                    "16": F, "17": F, "18": F, "19": P, "20": F, "21": F, "22": U}
     assert map_state("CANCELLED by 0") == X
     assert map_state("running") == R
     assert map_state("") == U
     assert [s.active for s in (P, R, U)] == [True] * 3
-    assert not any(s.active for s in (C, X, F))
+    assert not any(s.active for s in (C, T, X, F))
+
+
+def test_timeout_is_the_normal_end_of_a_pilot_job():
+    """Slurm's TIMEOUT is how a block (a pilot job) ends at its walltime: its own state, said to
+    be normal, not FAILED (Parsl keeps its own state for it too)."""
+    assert map_state("TIMEOUT") == BlockState.TIMEOUT != BlockState.FAILED
+    assert "normal end of a pilot job" in BlockState.TIMEOUT.meaning
+    assert "failed" in BlockState.FAILED.meaning
+    import faas.providers.slurm as slurm_module
+    table = slurm_module.__doc__
+    assert "TIMEOUT                                                                   TIMEOUT" in table
+    assert "TIMEOUT is the normal end of a pilot job" in table
 
 
 def test_parse_scontrol_reads_the_real_jobstate():
@@ -195,7 +207,7 @@ esac''')
     p.last_seen["6"] = BlockState.CANCELLED     # seen cancelled, since forgotten by slurmctld
     got = p.status(["7", "8", "4", "5", "6", "3"])
     assert got == {"7": BlockState.PENDING, "8": BlockState.RUNNING, "4": BlockState.CANCELLED,
-                   "5": BlockState.FAILED, "6": BlockState.CANCELLED, "3": BlockState.COMPLETED}
+                   "5": BlockState.TIMEOUT, "6": BlockState.CANCELLED, "3": BlockState.COMPLETED}
     lines = calls.read_text().splitlines()
     me = pwd.getpwuid(os.getuid()).pw_name
     assert lines[0] == f"squeue --user={me} --noheader --states=all --format=%i|%T"
@@ -253,3 +265,55 @@ def test_missing_sbatch(tmp_path, bindir):
         provider(tmp_path).status(["1"])
     with pytest.raises(ProviderError, match="scancel not found on PATH"):
         provider(tmp_path).cancel(["1"])
+
+
+def test_endpoint_status_says_a_timed_out_block_ended_normally(tmp_path, monkeypatch):
+    """A real daemon on fake Slurm commands: its block's job reaches its walltime (squeue says
+    TIMEOUT); `faas endpoint status` lists it among the ended blocks as a pilot job's normal end,
+    and endpoint.log says so."""
+    import json
+    import sys
+
+    from faas.endpoint import config as ep_config
+    from faas.endpoint import control
+
+    home, bindir = tmp_path / "h", tmp_path / "bin"
+    # job 501 runs until the flag file exists, then has TIMEOUT; later jobs run
+    fake(bindir, "sbatch", f'n=$(cat {tmp_path}/n 2>/dev/null || echo 500); n=$((n+1)); echo $n > {tmp_path}/n; echo $n')
+    fake(bindir, "squeue", f'if [ -e {tmp_path}/walltime ]; then echo "501|TIMEOUT"; else echo "501|RUNNING"; fi\n'
+                           f'n=$(cat {tmp_path}/n); i=502; while [ $i -le $n ]; do echo "$i|RUNNING"; i=$((i+1)); done')
+    fake(bindir, "scancel", "exit 0")
+    for k in list(os.environ):
+        if k.startswith("FAAS_") and k not in ("FAAS_TEST_MOTO_URL", "FAAS_TEST_AWS_URL"):
+            monkeypatch.delenv(k)
+    monkeypatch.setenv("FAAS_HOME", str(home))
+    monkeypatch.setenv("PATH", f"{bindir}:/usr/bin:/bin")
+    cfg = ep_config.EndpointConfig.model_validate({
+        "store": (home / "store").as_uri(), "queue": "local", "strategy_period": 0.2, "stop_grace": 1,
+        "engine": {"max_workers_per_node": 1,
+                   "provider": {"type": "slurm", "init_blocks": 1, "min_blocks": 1, "max_blocks": 1,
+                                "walltime": "00:10:00"}}})
+    d = ep_config.endpoint_dir("hpc", home)
+    ep_config.write(d / "config.yaml", cfg)
+    control.start_detached("hpc", home)
+    try:
+        first = json.loads((d / "blocks.json").read_text())
+        assert [b["job"] for b in first.values()] == ["501"]
+        (tmp_path / "walltime").touch()
+
+        def status() -> dict:
+            r = subprocess.run([sys.executable, "-m", "faas.cli.main", "endpoint", "status", "hpc"],
+                               capture_output=True, text=True, timeout=60)
+            assert r.returncode == 0, r.stderr
+            return json.loads(r.stdout)
+        deadline = time.monotonic() + 60
+        while not (info := status()).get("ended_blocks"):
+            assert time.monotonic() < deadline, f"no ended block in {info}"
+            time.sleep(0.5)
+        ended = info["ended_blocks"][0]
+        assert ended["job"] == "501" and ended["state"] == "timeout", info
+        assert "normal end of a pilot job" in ended["meaning"]
+        log = (d / "endpoint.log").read_text()
+        assert "ended: timeout (the scheduler ended it at its walltime: the normal end of a pilot job" in log
+    finally:
+        control.stop("hpc", home)

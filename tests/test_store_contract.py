@@ -93,6 +93,37 @@ def test_get_missing_raises_key_not_found(store):
         store.get("nothing")
 
 
+def test_get_head_returns_the_first_bytes(store):
+    store.put("results/h", b"0123456789")
+    assert store.get_head("results/h", 4) == b"0123"
+    assert store.get_head("results/h", 10) == b"0123456789"
+    assert store.get_head("results/h", 1000) == b"0123456789"   # shorter than asked: all of it
+    assert store.get_head("results/h", 0) == b""
+    store.put("results/empty", b"")
+    assert store.get_head("results/empty", 16) == b""
+    with pytest.raises(KeyNotFound):
+        store.get_head("results/none", 16)
+
+
+def test_get_head_of_a_huge_object_reads_only_what_was_asked(store):
+    """Anyone with bucket write can plant a huge object where a reader looks (issue 19): a bounded
+    read must cost the reader the bytes it asked for, not the object's size. tracemalloc sees every
+    buffer this process makes for the read (boto's socket reads, fsspec's slices, os.read)."""
+    import tracemalloc
+
+    big = 48 << 20
+    store.put("cancels/big", bytes(big))
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        head = store.get_head("cancels/big", 256)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert head == bytes(256)
+    assert peak < 4 << 20, f"get_head of 256 bytes allocated {peak} bytes on {store!r}"
+
+
 def test_exists(store):
     assert not store.exists("x/y")
     store.put("x/y", b"1")
@@ -210,7 +241,7 @@ def test_concurrent_puts_of_one_key_leave_one_complete_value(store, request):
         try:
             for _ in range(rounds):
                 store.put("same", values[i])
-        except BaseException as exc:  # pragma: no cover - reported below
+        except BaseException as exc:  # noqa: BLE001  # pragma: no cover - a thread's error, reported below
             errors.append(exc)
 
     r = threading.Thread(target=reader)
@@ -341,7 +372,7 @@ def test_file_enospc_or_permission_error_on_create(fstore, monkeypatch):
     real_open = os.open
 
     for err in (errno.ENOSPC, errno.EACCES):
-        def deny(path, flags, mode=0o777, *a, **kw):
+        def deny(path, flags, mode=0o777, *a, err=err, **kw):
             if flags & os.O_CREAT:
                 raise OSError(err, os.strerror(err), path)
             return real_open(path, flags, mode, *a, **kw)
@@ -388,7 +419,8 @@ def test_file_works_without_renameat2(fstore, monkeypatch):
 READER = r"""
 import json, sys, time
 from faas.store.file import FileStore
-store, key, sizes, seconds = FileStore(sys.argv[1]), sys.argv[2], set(map(int, sys.argv[3].split(","))), float(sys.argv[4])
+store, key = FileStore(sys.argv[1]), sys.argv[2]
+sizes, seconds = set(map(int, sys.argv[3].split(","))), float(sys.argv[4])
 path = store.root + "/" + key
 reads = bad = missing = 0
 deadline = time.monotonic() + seconds
@@ -562,6 +594,32 @@ def test_s3_retries_a_dropped_connection(s3):
     s3.client.get_object = reset
     assert s3.get("k") == b"value"
     assert len(calls) == 2
+
+
+def test_s3_get_head_stays_bounded_when_the_server_ignores_range(s3):
+    """An S3-compatible server that ignores the Range header sends the whole object: get_head
+    still takes only the bytes it asked for off the socket, then drops the connection."""
+    import tracemalloc
+
+    s3.put("big", bytes(32 << 20))
+    ignored = []
+
+    def drop_range(request, **_):
+        if request.headers.get("Range"):
+            del request.headers["Range"]
+            ignored.append(1)
+
+    s3.client.meta.events.register("before-send.s3.GetObject", drop_range)
+    tracemalloc.start()
+    try:
+        head = s3.get_head("big", 100)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+        s3.client.meta.events.unregister("before-send.s3.GetObject", drop_range)
+    assert ignored and head == bytes(100)
+    assert peak < 4 << 20, f"get_head of 100 bytes allocated {peak} bytes with the Range dropped"
+    assert s3.get_head("big", 10) == bytes(10)   # the client still works afterwards
 
 
 def test_s3_access_denied_names_bucket_and_key_and_is_not_retried(s3, s3_bucket):

@@ -75,7 +75,8 @@ def _terraform(args: list[str], cwd: Path, env: dict, timeout: float = 120) -> s
 @needs_terraform
 def test_terraform_fmt(tf_env):
     r = _terraform(["fmt", "-check", "-recursive", "-diff", "-no-color", str(INFRA)], ROOT, tf_env)
-    assert r.returncode == 0, f"terraform fmt -check failed (run `terraform fmt -recursive infra/terraform`):\n{r.stdout}{r.stderr}"
+    assert r.returncode == 0, ("terraform fmt -check failed (run `terraform fmt -recursive infra/terraform`):\n"
+                               f"{r.stdout}{r.stderr}")
 
 
 @needs_terraform
@@ -179,7 +180,8 @@ def test_config_from_outputs():
     assert cfg.queue_url("mysite", Path("/home/x/.faas")) == data["queue"]
     # `terraform output -json faas` (the value alone) reads the same
     assert tf.config_from_outputs(_sample()["faas"]["value"], "mysite") == data
-    with pytest.raises(ConfigError, match=r"endpoint 'other' is not in the Terraform outputs \(endpoints there: mysite\)"):
+    with pytest.raises(ConfigError,
+                       match=r"endpoint 'other' is not in the Terraform outputs \(endpoints there: mysite\)"):
         tf.config_from_outputs(_sample(), "other")
     bad = _sample()
     bad["faas"]["value"]["schema"] = 2
@@ -217,10 +219,12 @@ def test_profile_from_outputs_and_command(tmp_path, monkeypatch):
     out.write_text(SAMPLE.read_text())
     r = CliRunner().invoke(tf.profile, ["create", "tf", "--from-terraform", str(out)])
     assert r.exit_code == 0, r.output
-    assert "wrote [profile tf]" in r.output and "role_arn = arn:aws:iam::123456789012:role/faas-mysite-client" in r.output
+    assert "wrote [profile tf]" in r.output
+    assert "role_arn = arn:aws:iam::123456789012:role/faas-mysite-client" in r.output
     from faas.config import resolve
     s = resolve("tf")
-    assert (s.store, s.endpoint, s.reply_queue_prefix) == ("s3://faas-mysite-123456789012/faas", "mysite", "faas-reply-")
+    assert (s.store, s.endpoint, s.reply_queue_prefix) == (
+        "s3://faas-mysite-123456789012/faas", "mysite", "faas-reply-")
     assert resolve("other").store == "file:///tmp/x"          # other sections kept
     r = CliRunner().invoke(tf.profile, ["create", "tf", "--from-terraform", str(out)])
     assert "updated [profile tf]" in r.output
@@ -285,11 +289,14 @@ def test_queue_attributes_match_what_the_daemon_declares():
     must make them the same, or SQS refuses and the site role would need SetQueueAttributes."""
     main = (MODULE / "main.tf").read_text()
     dlq = main[main.index('resource "aws_sqs_queue" "dead_letters"'):main.index('resource "aws_sqs_queue" "tasks"')]
-    tasks = main[main.index('resource "aws_sqs_queue" "tasks"'):main.index('resource "aws_sqs_queue_redrive_allow_policy"')]
-    from faas.store import sqs
+    tasks = main[main.index('resource "aws_sqs_queue" "tasks"'):
+                 main.index('resource "aws_sqs_queue_redrive_allow_policy"')]
     import inspect
+
+    from faas.store import sqs
     create = inspect.getsource(sqs.SQSQueue.create)
-    assert '"MessageRetentionPeriod": "1209600"' in create and re.search(r"message_retention_seconds\s+=\s+1209600", dlq)
+    assert '"MessageRetentionPeriod": "1209600"' in create
+    assert re.search(r"message_retention_seconds\s+=\s+1209600", dlq)
     assert '"ReceiveMessageWaitTimeSeconds": "0"' in create and re.search(r"receive_wait_time_seconds\s+=\s+0\b", tasks)
     assert re.search(r"visibility_timeout_seconds\s+=\s+var\.visibility_timeout", tasks)
     assert re.search(r"maxReceiveCount\s+=\s+var\.max_receives", tasks)
@@ -406,7 +413,7 @@ def recorded(moto_url, tmp_path_factory, tf_env):
     from faas.exceptions import TaskCancelled, WorkerLost
 
     sys.path.insert(0, str(HERE / "aws_calls"))
-    import sitecustomize as aws_calls   # the hook installer, also loaded by the subprocesses
+    import sitecustomize as aws_calls  # the hook installer, also loaded by the subprocesses
     aws_calls.install()
 
     root = tmp_path_factory.mktemp("tfsite")

@@ -46,9 +46,12 @@ def console(host: str, port: int, store: str | None, profile: str | None, tokens
     Every request needs a token, on loopback too (loopback is every local account's). With no
     --token the console uses the manage token in $FAAS_HOME/console.token (made, mode 600, at the
     first start) and prints a login URL that holds it."""
+    try:
+        from ..console import create_app
+    except ModuleNotFoundError as e:   # a plain install: the message says which extra
+        raise click.ClickException(str(e)) from None
     import uvicorn
 
-    from ..console import create_app
     from ..console.auth import Tokens, parse_token_option
     from ..console.context import Console
     from ..console.token_file import load_or_create

@@ -6,14 +6,15 @@ import json
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import click
 
 from faas.exceptions import FaasError
 
-DONE = ("SUCCEEDED", "FAILED", "ENDED")
+F = TypeVar("F", bound=Callable[..., Any])   # a click command function, kept as it is typed
 
 
 def read_doc(path: str, what: str, yaml_ok: bool = True) -> Any:
@@ -44,21 +45,21 @@ def table(rows: list[dict], cols: list[tuple[str, str]]) -> None:
                                       for r in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(cols))]
     for row in cells:
-        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
 
 
-def friendly(fn):
+def friendly(fn: F) -> F:
     """Errors as one clear line (exit 1), never a traceback."""
     @functools.wraps(fn)
-    def wrapper(*a, **kw):
+    def wrapper(*a: Any, **kw: Any) -> Any:
         try:
             return fn(*a, **kw)
         except (FaasError, ValueError, LookupError, PermissionError, TimeoutError) as e:
             raise click.ClickException(str(e)) from None
-    return wrapper
+    return cast(F, wrapper)
 
 
-def store_options(fn):
+def store_options(fn: F) -> F:
     fn = click.option("--profile", help="profile in $FAAS_HOME/config")(fn)
     fn = click.option("--store", help="store URL [default: the profile's, else the embedded one]")(fn)
     return fn
@@ -243,6 +244,7 @@ def _line(e: dict) -> str:
 @friendly
 def log_(run_id, follow, after, as_json, store, profile) -> None:
     """A run's event log."""
+    from faas.flows.client import DONE
     c = _client(store, profile)
     last = after or 0
     while True:
@@ -314,6 +316,7 @@ def serve(once, queue_url, config_path, imports, idle_exit, verbose, store, prof
     """Run the durable runner for a store (one active runner a store; others stand by)."""
     import importlib
     import logging
+
     from faas.config import resolve
     from faas.flows.runner import Runner
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import json
-import time
 import shutil
 import sys
+import time
+from typing import Any
 
 import click
 
@@ -16,7 +17,7 @@ from . import terraform as tf_cli
 class FaasGroup(click.Group):
     """Print faas errors as one clear message and exit 2, not a traceback."""
 
-    def invoke(self, ctx):
+    def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except FaasError as e:
@@ -107,7 +108,7 @@ def configure(name, provider, store, queue, max_workers_per_node, init_blocks, m
         cfg = ep_config.EndpointConfig.model_validate(data)
     except ValidationError as e:
         from ..config import describe_validation
-        raise click.UsageError(describe_validation(e, f"options for {path}"))
+        raise click.UsageError(describe_validation(e, f"options for {path}")) from e
     key_note = ""
     if multi_user:
         from .multiuser import configure_multi_user
@@ -143,7 +144,8 @@ def configure(name, provider, store, queue, max_workers_per_node, init_blocks, m
 @click.option("--detach", is_flag=True, help="run in the background and return")
 def start(name, detach) -> None:
     """Start the endpoint NAME (or UUID)'s daemon (in the foreground unless --detach)."""
-    from ..endpoint import config as ep_config, control
+    from ..endpoint import config as ep_config
+    from ..endpoint import control
     name = ep_config.check_name(control.local_name(name))
     d = ep_config.endpoint_dir(name)
     if detach:
@@ -151,10 +153,10 @@ def start(name, detach) -> None:
         click.echo(f"Starting endpoint; registered ID: {ep_config.endpoint_id(d)}\n"
                    f"endpoint {name} running (pid {pid}); log: {d / 'endpoint.log'}")
         return
-    from ..endpoint import daemon
+    from ..endpoint.__main__ import main as run_endpoint
     ep_config.load(d / "config.yaml")
     click.echo(f"Starting endpoint; registered ID: {ep_config.endpoint_id(d, create=True)}")
-    sys.exit(daemon.main([name, "--foreground"]))
+    sys.exit(run_endpoint([name, "--foreground"]))
 
 
 @endpoint.command()
@@ -184,8 +186,9 @@ def restart(name) -> None:
 @endpoint.command("list")
 def list_() -> None:
     """Endpoints configured on this machine, and whether they run."""
-    from ..endpoint import config as ep_config, control
-    from ..endpoint.daemon import daemon_pid, is_running
+    from ..endpoint import config as ep_config
+    from ..endpoint import control
+    from ..locks import daemon_pid, is_running
     names = control.local_endpoints()
     if not names:
         click.echo(f"no endpoints configured under {faas_home() / 'endpoints'}; "
@@ -222,8 +225,9 @@ def pool_health(pool: dict, stall_timeout: float) -> dict:
 def status(name) -> None:
     """The endpoint NAME (or UUID)'s daemon, blocks and queue depth, and the keys of its
     config.yaml that have no effect here (Globus Compute's, for its hosted service)."""
-    from ..endpoint import config as ep_config, control
-    from ..endpoint.daemon import daemon_pid, is_running
+    from ..endpoint import config as ep_config
+    from ..endpoint import control
+    from ..locks import daemon_pid, is_running
     from ..store import open_queue
     name = control.local_name(name)
     d = ep_config.endpoint_dir(name)
@@ -251,6 +255,8 @@ def status(name) -> None:
                 continue
         info["blocks"].append({"block": bid, "job": b.get("job"), "state": b.get("state"),
                                "keep_alive": b.get("keep_alive"), "pools": pools})
+    if daemon.get("ended_blocks"):   # newest first; "timeout" is a pilot job's normal end
+        info["ended_blocks"] = daemon["ended_blocks"][::-1]
     from .multiuser import multi_user_status
     if not multi_user_status(d, info, running):
         try:
@@ -265,7 +271,8 @@ def status(name) -> None:
 @click.option("--yes", is_flag=True, help="do not ask")
 def delete(name, yes) -> None:
     """Stop the endpoint NAME (or UUID), delete its queue, registry record and folder."""
-    from ..endpoint import config as ep_config, control
+    from ..endpoint import config as ep_config
+    from ..endpoint import control
     from ..messages import endpoint_key
     from ..store import open_queue, open_store
     name = control.local_name(name)
@@ -296,7 +303,7 @@ def _load_callable(spec: str):
     try:
         mod = importlib.import_module(module)
     except ImportError as e:
-        raise click.BadParameter(f"cannot import module {module!r}: {e}", param_hint="--function")
+        raise click.BadParameter(f"cannot import module {module!r}: {e}", param_hint="--function") from e
     obj = mod
     for part in attr.split("."):
         if not hasattr(obj, part):
@@ -318,10 +325,11 @@ def _read_calls(path: str) -> list[tuple[tuple, dict]]:
             try:
                 item = json.loads(line)
             except ValueError as e:
-                raise click.BadParameter(f"{where}: not JSON: {e}", param_hint="--input")
+                raise click.BadParameter(f"{where}: not JSON: {e}", param_hint="--input") from e
             if not isinstance(item, dict) or set(item) - {"args", "kwargs"}:
-                raise click.BadParameter(f'{where}: expected {{"args": [...], "kwargs": {{...}}}}, got {line.strip()[:80]}',
-                                         param_hint="--input")
+                raise click.BadParameter(
+                    f'{where}: expected {{"args": [...], "kwargs": {{...}}}}, got {line.strip()[:80]}',
+                    param_hint="--input")
             args, kwargs = item.get("args", []), item.get("kwargs", {})
             if not isinstance(args, list) or not isinstance(kwargs, dict):
                 raise click.BadParameter(f"{where}: 'args' must be a list and 'kwargs' an object",
@@ -333,7 +341,8 @@ def _read_calls(path: str) -> list[tuple[tuple, dict]]:
 @main.command()
 @click.option("--endpoint", "endpoint_name", help="endpoint name or UUID [default: the profile's, else local]")
 @click.option("--function", "function_spec", required=True, help="module:callable to run")
-@click.option("--input", "input_path", required=True, help="JSON Lines of calls: {\"args\": [...], \"kwargs\": {...}} ('-' for stdin)")
+@click.option("--input", "input_path", required=True,
+              help="JSON Lines of calls: {\"args\": [...], \"kwargs\": {...}} ('-' for stdin)")
 @click.option("--output", "output_path", help="JSON Lines of results, in input order [default: stdout]")
 @click.option("--chunksize", default=1, show_default=True, type=click.IntRange(1), help="calls per task message")
 @click.option("--timeout", type=float, help="seconds per task before it is stopped")
@@ -346,8 +355,11 @@ def submit(endpoint_name, function_spec, input_path, output_path, chunksize, tim
            progress, uec_path) -> None:
     """Run a batch of calls; exit 1 if any call failed (a summary says which)."""
     from concurrent.futures import as_completed
+
     from tqdm import tqdm
+
     import faas
+
     from .multiuser import read_vars
     fn = _load_callable(function_spec)
     calls = _read_calls(input_path)
@@ -377,8 +389,8 @@ def submit(endpoint_name, function_spec, input_path, output_path, chunksize, tim
     ex.shutdown()
     client.close()
     click.echo(f"{len(futures)} call(s): {len(futures) - len(failed)} succeeded, {len(failed)} failed", err=True)
-    for i, tid, e in failed[:20]:
-        click.echo(f"  line {i + 1} (task {tid}): {type(e).__name__}: {str(e)[:200]}", err=True)
+    for i, tid, exc in failed[:20]:
+        click.echo(f"  line {i + 1} (task {tid}): {type(exc).__name__}: {str(exc)[:200]}", err=True)
     if len(failed) > 20:
         click.echo(f"  ... and {len(failed) - 20} more", err=True)
     sys.exit(1 if failed else 0)
@@ -457,15 +469,18 @@ def cancel(task_id, profile, store) -> None:
 
 main.add_command(tf_cli.profile)
 from .multiuser import register as _register_multiuser  # noqa: E402
+
 _register_multiuser(endpoint)
 # Each command family lives in its own module (faas/cli/<family>.py).
+from .actions import actions as _actions  # noqa: E402
+from .console import console as _console  # noqa: E402
 from .flows import flows as _flows  # noqa: E402
 from .timers import timers as _timers  # noqa: E402
-from .console import console as _console  # noqa: E402
 
 main.add_command(_flows)
 main.add_command(_timers)
 main.add_command(_console)
+main.add_command(_actions)
 
 
 if __name__ == "__main__":

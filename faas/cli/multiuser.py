@@ -98,7 +98,9 @@ def check_mapping(name, identity) -> None:
 def render_user_config(name, vars_path, user) -> None:
     """Show the config.yaml a user with these variables would get (schema checked, rendered)."""
     import pwd
+
     import yaml
+
     from ..endpoint import config as ep_config
     from ..endpoint.multiuser import files, templates
     d = _endpoint_dir(name)

@@ -1,12 +1,15 @@
 """The JSON API under ``/api``: the same functions the pages call (OpenAPI at ``/openapi.json``)."""
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
-from . import endpoints as E, flows as F, functions as Fn, tasks as T
+from . import endpoints as E
+from . import flows as F
+from . import functions as Fn
+from . import tasks as T
 from .auth import require_manage, require_read
 
 router = APIRouter(prefix="/api")
@@ -18,12 +21,12 @@ def _c(request: Request):
 
 class StartRun(BaseModel):
     input: Any = Field(default_factory=dict, description="the run's input; checked against the flow's input schema")
-    label: Optional[str] = None
+    label: str | None = None
     tags: list[str] = []
 
 
 class Decision(BaseModel):
-    comment: Optional[str] = None
+    comment: str | None = None
 
 
 @router.get("/whoami", tags=["console"], summary="The role of the token you sent (read or manage)")
@@ -43,8 +46,8 @@ def api_endpoint(name: str, request: Request, _: str = Depends(require_read)) ->
 
 
 @router.get("/tasks", tags=["tasks"], summary="Finished tasks from the journal, newest first")
-def api_tasks(request: Request, endpoint: Optional[str] = None, status: Optional[str] = None,
-              function: Optional[str] = None, limit: int = 100, offset: int = 0,
+def api_tasks(request: Request, endpoint: str | None = None, status: str | None = None,
+              function: str | None = None, limit: int = 100, offset: int = 0,
               _: str = Depends(require_read)) -> dict:
     return T.list_tasks(_c(request), endpoint=endpoint, status=status, function=function,
                         limit=max(1, min(limit, 1000)), offset=max(0, offset))
@@ -72,7 +75,7 @@ def api_flows(request: Request, _: str = Depends(require_read)) -> list[dict]:
 
 
 @router.get("/flows/{flow_id}", tags=["flows"])
-def api_flow(flow_id: str, request: Request, version: Optional[int] = None,
+def api_flow(flow_id: str, request: Request, version: int | None = None,
              _: str = Depends(require_read)) -> dict:
     return F.get_flow(_c(request), flow_id, version)
 
@@ -84,8 +87,8 @@ def api_start(flow_id: str, body: StartRun, request: Request, _: str = Depends(r
 
 
 @router.get("/runs", tags=["runs"])
-def api_runs(request: Request, flow_id: Optional[str] = None, status: Optional[str] = None,
-             label: Optional[str] = None, since: Optional[str] = None, limit: int = 100,
+def api_runs(request: Request, flow_id: str | None = None, status: str | None = None,
+             label: str | None = None, since: str | None = None, limit: int = 100,
              offset: int = 0, _: str = Depends(require_read)) -> dict:
     return F.list_runs(_c(request), flow_id=flow_id, status=status, label=label, since=since,
                        limit=max(1, min(limit, 1000)), offset=max(0, offset))
@@ -98,7 +101,7 @@ def api_run(run_id: str, request: Request, _: str = Depends(require_read)) -> di
 
 @router.get("/runs/{run_id}/log", tags=["runs"], summary="The run's event log; `after` a seq for "
             "only the later entries (what the event log tab polls)")
-def api_log(run_id: str, request: Request, after: Optional[int] = None,
+def api_log(run_id: str, request: Request, after: int | None = None,
             _: str = Depends(require_read)) -> dict:
     c = _c(request)
     run = F.get_run(c, run_id)
@@ -106,7 +109,7 @@ def api_log(run_id: str, request: Request, after: Optional[int] = None,
 
 
 def _run_action(action: str):
-    def handler(run_id: str, request: Request, body: Optional[Decision] = None,
+    def handler(run_id: str, request: Request, body: Decision | None = None,
                 _: str = Depends(require_manage)) -> dict:
         out = F.run_action(_c(request), run_id, action, body.comment if body else None)
         return out if isinstance(out, dict) else {"run_id": run_id, "action": action, "result": out}

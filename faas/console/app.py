@@ -12,7 +12,8 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from .. import __version__
-from ..exceptions import EndpointNotFound, FaasError
+from ..exceptions import FaasError
+from ..flows.schema import InputInvalid
 from . import api, pages
 from .auth import NeedLogin, Tokens, safe_next
 from .context import Console
@@ -21,17 +22,18 @@ from .flows import FlowsUnavailable, InputErrors
 STATIC = Path(__file__).parent / "static"
 
 
+#: a faas error's HTTP status, by type (the first that matches; any other: 400)
+HTTP_STATUS: tuple[tuple[type[BaseException], int], ...] = (
+    (LookupError, 404),        # EndpointNotFound, TaskNotFound, FlowNotFound, RunNotFound, TimerNotFound, ...
+    (PermissionError, 403),    # faas.flows.access.AccessDenied
+    (InputErrors, 422),        # a start form's input, key by key
+    (InputInvalid, 422),       # a run's input against the flow's input schema
+    (FlowsUnavailable, 501),
+)
+
+
 def _status_of(exc: Exception) -> int:
-    name = type(exc).__name__
-    if isinstance(exc, (EndpointNotFound, LookupError)) or name.endswith("NotFound"):
-        return 404
-    if isinstance(exc, PermissionError) or name == "AccessDenied":
-        return 403
-    if isinstance(exc, InputErrors) or name == "InputInvalid":
-        return 422
-    if isinstance(exc, FlowsUnavailable):
-        return 501
-    return 400
+    return next((code for kind, code in HTTP_STATUS if isinstance(exc, kind)), 400)
 
 
 class TokenInURL:

@@ -5,7 +5,8 @@ import json
 import time
 from pathlib import Path
 
-from ..endpoint import config as ep_config, registry
+from ..endpoint import config as ep_config
+from ..endpoint import registry
 from ..exceptions import FaasError
 from .context import Console
 
@@ -103,7 +104,7 @@ def get_endpoint(c: Console, name: str) -> dict:
 
 def _describe(c: Console, rec: dict, records: list[dict], now: float) -> dict:
     name = rec["name"]
-    depth = None
+    depth: int | dict | None = None
     if rec.get("queue"):
         try:
             depth = c.queue(rec["queue"]).depth()

@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 import datetime as _dt
+from collections.abc import Iterable
 from typing import Any
 
 from ..exceptions import FaasError
+from ..flows.client import DONE as RUN_DONE  # noqa: F401 - pages use both
+from ..flows.client import STATUSES as RUN_STATUSES
 from .context import Console
 from .schema_form import parse, validate
-
-RUN_STATUSES = ("ACTIVE", "INACTIVE", "SUCCEEDED", "FAILED", "ENDED")
-RUN_DONE = ("SUCCEEDED", "FAILED", "ENDED")
 
 
 class FlowsUnavailable(FaasError):
@@ -90,7 +90,7 @@ def start_from_form(c: Console, flow_id: str, form: dict[str, str]) -> tuple[dic
     return run, data, {}
 
 
-def start(c: Console, flow_id: str, input: Any, label: str | None = None, tags: list[str] = ()) -> dict:
+def start(c: Console, flow_id: str, input: Any, label: str | None = None, tags: Iterable[str] = ()) -> dict:
     flow = get_flow(c, flow_id)
     errors = validate(flow.get("input_schema") or {}, input)
     if errors:

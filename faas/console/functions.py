@@ -3,9 +3,7 @@ header."""
 from __future__ import annotations
 
 from .. import serialize
-from ..exceptions import SerializationError
-from ..messages import function_key
-from ..store import KeyNotFound
+from ..exceptions import SerializationError, SignatureError
 from .context import Console
 
 
@@ -13,9 +11,11 @@ def _info(c: Console, function_id: str) -> dict | None:
     """``{name, size}``, read once: a function's bytes never change (its id is their hash)."""
     info = c.functions.get(function_id)
     if info is None:
-        try:
-            data = c.store.get(function_key(function_id, c.client.client_id))
-        except (KeyNotFound, ValueError):
+        try:   # bounded and checked against its id: never a planted object read whole
+            data = c.client.stored_function(function_id)
+        except (SignatureError, ValueError):
+            return None
+        if data is None:
             return None
         try:
             name = serialize.unframe(data)[0].get("name")
@@ -35,7 +35,7 @@ def function_name(c: Console, function_id: str | None) -> str | None:
 def list_functions(c: Console) -> list[dict]:
     """Every stored function with its name, size, and first and last run and run count in the
     journal window (the store keeps no creation time that every backend offers)."""
-    runs: dict[str, list] = {}
+    runs: dict[str | None, list] = {}   # a record without a function id counts under None
     for r in c.journal.records():     # newest first
         fid = r.get("function_id")
         s = runs.get(fid)

@@ -38,7 +38,7 @@ class JournalIndex:
                 self._old_listed = now
             else:
                 hours = hours[-2:]
-            new_keys = []
+            new_keys: list[str] = []
             for name in journal_endpoints(self.store):
                 for hour in hours:
                     new_keys.extend(k for k in self.store.list(f"{PREFIX}{_safe(name)}/{hour}/")
@@ -52,9 +52,10 @@ class JournalIndex:
                 if key not in fetched:
                     continue
                 for rec in parse(fetched[key], key):
-                    old = self._by_id.get(rec.get("task_id"))
+                    task_id = rec["task_id"]
+                    old = self._by_id.get(task_id)
                     if old is None or rec.get("finished", 0) >= old.get("finished", 0):
-                        self._by_id[rec["task_id"]] = rec
+                        self._by_id[task_id] = rec
             horizon = now - self.window
             recs = sorted((r for r in self._by_id.values() if r.get("finished", 0) >= horizon),
                           key=lambda r: r.get("finished", 0), reverse=True)[:self.max_records]

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from . import endpoints as E, flows as F, functions as Fn, tasks as T
+from . import endpoints as E
+from . import flows as F
+from . import functions as Fn
+from . import tasks as T
 from .auth import COOKIE, require_manage, require_read, safe_next
 from .schema_form import fields as form_fields
 from .svg import bar_chart, flow_graph
@@ -18,7 +22,8 @@ from .timefmt import ago, clock, duration, interval, when
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
-templates.env.filters.update(when=when, ago=ago, clock=clock, interval=interval, tojson_pretty=lambda v: json.dumps(v, indent=2, default=str))
+templates.env.filters.update(when=when, ago=ago, clock=clock, interval=interval,
+                             tojson_pretty=lambda v: json.dumps(v, indent=2, default=str))
 templates.env.globals.update(bar_chart=bar_chart, duration=duration)
 
 
@@ -26,12 +31,12 @@ def _c(request: Request):
     return request.app.state.console
 
 
-def render(request: Request, name: str, role: str, status_code: int = 200, **ctx) -> HTMLResponse:
+def render(request: Request, name: str, role: str, status_code: int = 200, **ctx: Any) -> HTMLResponse:
     return templates.TemplateResponse(request, name, dict(ctx, role=role, flows_enabled=_c(request).flows is not None),
                                        status_code=status_code)
 
 
-def back(url: str, **flash) -> RedirectResponse:
+def back(url: str, **flash: Any) -> RedirectResponse:
     q = urlencode({k: v for k, v in flash.items() if v})
     return RedirectResponse(url + (("&" if "?" in url else "?") + q if q else ""), status_code=303)
 
@@ -54,7 +59,8 @@ async def login(request: Request) -> RedirectResponse:
     token = str(form.get("token") or "")
     if request.app.state.tokens.role_of(token) is None:
         return back("/login", error="that token is not valid for this console")
-    return logged_in(request, token, safe_next(form.get("next")))   # only back into the console
+    nxt = form.get("next")   # a str, or an uploaded file from a forged form: then the default
+    return logged_in(request, token, safe_next(nxt if isinstance(nxt, str) else None))   # only into the console
 
 
 def logged_in(request: Request, token: str, nxt: str) -> RedirectResponse:
@@ -94,7 +100,7 @@ def endpoint_page(name: str, request: Request, role: str = Depends(require_read)
 @router.get("/tasks")
 def tasks_page(request: Request, id: str | None = None, endpoint: str | None = None,
                status: str | None = None, function: str | None = None, page: int = 1,
-               role: str = Depends(require_read)) -> HTMLResponse:
+               role: str = Depends(require_read)) -> Response:
     if id and id.strip():
         return RedirectResponse(f"/tasks/{id.strip()}", status_code=303)
     c = _c(request)
@@ -160,6 +166,7 @@ async def flow_start(flow_id: str, request: Request, role: str = Depends(require
         return _flow_page(request, role, flow_id, values={k: v for k, v in form.items() if not k.startswith("_")},
                           errors=errors, label=form.get("_label", ""), tags=form.get("_tags", ""),
                           status_code=422)
+    assert run is not None   # no errors: start_from_form started it
     return back(f"/runs/{run['run_id']}", tab="log")
 
 

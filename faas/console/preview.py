@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import pickle
 import reprlib
+from typing import Any
 
 from .. import serialize
 
@@ -36,7 +37,7 @@ class _PlainUnpickler(pickle.Unpickler):
         raise NotPlain(f"{module}.{name}")
 
 
-def safe_loads(payload: bytes):
+def safe_loads(payload: bytes) -> Any:
     """Load a pickle of plain data; raise :class:`NotPlain` naming the first other class."""
     return _PlainUnpickler(io.BytesIO(payload)).load()
 
@@ -59,7 +60,7 @@ def result_preview(data: bytes) -> dict:
         return {"header": header, "values": None,
                 "note": f"{len(payload):,} bytes; not shown: the result needs {e}, and the console "
                         f"loads only plain data (use faas.client().get_result)"}
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:  # noqa: BLE001 - unpickling untrusted bytes can raise anything; a preview reports it
         return {"header": header, "values": None, "note": f"not readable: {type(e).__name__}: {e}"}
     values = []
     for o in outcomes if isinstance(outcomes, list) else []:
@@ -79,7 +80,7 @@ def args_preview(data: bytes) -> dict:
     except NotPlain as e:
         out["note"] = f"not shown: the arguments need {e}, and the console loads only plain data"
         return out
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:  # noqa: BLE001 - unpickling untrusted bytes can raise anything; a preview reports it
         out["note"] = f"not readable: {type(e).__name__}"
         return out
     shown = []

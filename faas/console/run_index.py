@@ -11,12 +11,11 @@ import concurrent.futures as cf
 import threading
 import time
 
-from ..store import KeyNotFound
+from ..flows.client import DONE
+from ..store import KeyNotFound, Store
 
-DONE = ("SUCCEEDED", "FAILED", "ENDED")
 
-
-def get_many(store, keys: list[str], threads: int = 16) -> dict[str, bytes]:
+def get_many(store: Store, keys: list[str], threads: int = 16) -> dict[str, bytes]:
     """GET ``keys`` in parallel (object stores answer each in milliseconds; the wait is the
     round trip); missing keys are left out."""
     def one(k):
@@ -43,11 +42,11 @@ class RunIndex:
     def refresh(self, force: bool = False) -> None:
         import json
 
-        from ..flows import store_layout as L
+        from ..flows import store_layout
         with self._lock:
             if not force and time.monotonic() - self._at < self.min_interval:
                 return
-            keys = {k for k in self.fc.store.list(L.RUNS) if k.endswith("/run.json")}
+            keys = {k for k in self.fc.store.list(store_layout.RUNS) if k.endswith("/run.json")}
             stale = [k for k in keys if k not in self._docs or self._docs[k].get("status") not in DONE]
             for k, data in get_many(self.fc.store, stale).items():
                 try:
@@ -61,7 +60,7 @@ class RunIndex:
     def list_runs(self, flow_id: str | None = None, status: str | None = None, label: str | None = None,
                   since: float | None = None) -> list[dict]:
         """What ``FlowsClient.list_runs`` returns (the runs this identity may monitor), newest first."""
-        from ..flows import access, store_layout as L
+        from ..flows import access, store_layout
         from ..flows.client import parse_time
         self.refresh()
         flows: dict = {}
@@ -74,7 +73,7 @@ class RunIndex:
                 continue
             fid = run.get("flow_id")
             if fid not in flows:
-                flows[fid] = L.get_json(self.fc.store, L.flow_key(fid), None)
+                flows[fid] = store_layout.get_json(self.fc.store, store_layout.flow_key(str(fid)), None)
             if access.can_monitor(run, self.fc.identity, flows[fid]):
                 out.append(run)
         return sorted(out, key=lambda r: r.get("start_time") or "", reverse=True)

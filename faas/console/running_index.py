@@ -13,6 +13,7 @@ import time
 from ..messages import result_key
 from ..store import Store
 
+
 class RunningIndex:
     def __init__(self, store: Store, journal, client_id: str, *, window_hours: float = 24.0, min_interval: float = 2.0):
         self.store, self.journal, self.client_id = store, journal, client_id

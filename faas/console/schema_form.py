@@ -90,7 +90,8 @@ def fields(schema: dict | None, values: dict | None = None) -> list[dict]:
             "description": prop.get("description"), "required": name in required, "value": value,
             "enum": prop.get("enum"), "attrs": attrs, "step": "1" if kind == "integer" else "any",
             "messages": {k: message(prop, title, k) for k in _KEYWORDS},
-            "placeholder": json.dumps(prop.get("examples", [None])[0]) if kind == "json" and prop.get("examples") else "",
+            "placeholder": (json.dumps(prop.get("examples", [None])[0])
+                            if kind == "json" and prop.get("examples") else ""),
         })
     return out
 

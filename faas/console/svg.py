@@ -5,6 +5,7 @@ Both are plain markup (no script), so they show with JavaScript off and scale wi
 from __future__ import annotations
 
 from html import escape
+from typing import Any
 
 
 def bar_chart(counts: list[int], *, width: int = 360, height: int = 80, label: str = "tasks per minute") -> str:
@@ -19,7 +20,8 @@ def bar_chart(counts: list[int], *, width: int = 360, height: int = 80, label: s
                     f'height="{h:.1f}"><title>{v} task(s), {mins} to {mins - 1} min ago</title></rect>')
     # No text inside: the chart stretches to its box (preserveAspectRatio none); labels go in HTML.
     return (f'<svg class="chart" viewBox="0 0 {width} {height}" preserveAspectRatio="none" role="img" '
-            f'aria-label="{escape(label)}: {sum(counts)} in the last {n} minutes, at most {max(counts or [0])} a minute">'
+            f'aria-label="{escape(label)}: {sum(counts)} in the last {n} minutes, '
+            f'at most {max(counts or [0])} a minute">'
             f'<line x1="0" y1="{height - 0.5}" x2="{width}" y2="{height - 0.5}" class="base"/>'
             + "".join(bars) + "</svg>")
 
@@ -47,7 +49,7 @@ def layers(definition: dict) -> list[list[str]]:
     states = definition.get("States") or {}
     start = definition.get("StartAt")
     depth = {start: 0} if start in states else {}
-    frontier = [start] if start in states else []
+    frontier: list[Any] = [start] if start in states else []
     while frontier:
         nxt = []
         for s in frontier:
@@ -92,9 +94,11 @@ def flow_graph(definition: dict, highlight: dict[str, str] | None = None) -> str
                 path = f"M{x1:.0f},{y1:.0f} C{x1 + 40:.0f},{y1:.0f} {x2 + 40:.0f},{y2:.0f} {x2:.0f},{y2:.0f}"
             else:
                 path = f"M{x1:.0f},{y1:.0f} C{x1:.0f},{y1 + 20:.0f} {x2:.0f},{y2 - 20:.0f} {x2:.0f},{y2:.0f}"
-            edges.append(f'<path d="{path}" class="edge{" catch" if lab == "catch" else ""}" marker-end="url(#arrow)"/>')
+            css = "edge catch" if lab == "catch" else "edge"
+            edges.append(f'<path d="{path}" class="{css}" marker-end="url(#arrow)"/>')
             if lab:
-                edges.append(f'<text x="{(x1 + x2) / 2 + 4:.0f}" y="{(y1 + y2) / 2:.0f}" class="edge-label">{escape(lab)}</text>')
+                edges.append(f'<text x="{(x1 + x2) / 2 + 4:.0f}" y="{(y1 + y2) / 2:.0f}" '
+                             f'class="edge-label">{escape(lab)}</text>')
         kind = str(st.get("Type", "?"))
         cls = f"state {kind.lower()} {(highlight or {}).get(s, '')}".strip()
         end = " (end)" if st.get("End") or kind in ("Fail", "Succeed") else ""

@@ -3,15 +3,15 @@ from __future__ import annotations
 
 import json
 
-from ..api import open_result
 from ..exceptions import ResultForged
-from ..messages import args_key, result_key, running_key
+from ..messages import args_key, running_key
 from ..store import KeyNotFound
 from .context import Console
 from .functions import function_name
 from .preview import args_preview, result_preview
 
 TERMINAL = ("success", "failed", "cancelled", "timeout")
+ARGS_PREVIEW_BYTES = 8 << 20   # the task page shows arguments up to this size
 
 
 def list_tasks(c: Console, *, endpoint: str | None = None, status: str | None = None,
@@ -68,19 +68,19 @@ def get_task(c: Console, task_id: str) -> dict:
             pass
     if out["status"] in ("success", "failed"):
         try:
-            data = c.store.get(result_key(task_id, c.client.client_id))
-            open_result(data, task_id, c.client.task_secret(task_id))   # never a planted one
-            prev = result_preview(data)
-            out["result"] = {"values": prev["values"], "note": prev.get("note")}
-        except KeyNotFound:
-            pass
+            found = c.client.stored_result(task_id)   # never a planted one
+            if found is not None:
+                prev = result_preview(found[0])
+                out["result"] = {"values": prev["values"], "note": prev.get("note")}
         except ResultForged as e:
             out["result"] = {"values": None, "note": str(e)}
-    try:
-        out["args"] = args_preview(c.store.get(args_key(task_id, c.client.client_id)))
+    try:   # a head only: anyone who can write the bucket could plant a huge object here
+        data = c.store.get_head(args_key(task_id, c.client.client_id), ARGS_PREVIEW_BYTES + 1)
+        out["args"] = (args_preview(data) if len(data) <= ARGS_PREVIEW_BYTES else
+                       {"n": out["n"], "note": f"over {ARGS_PREVIEW_BYTES >> 20} MiB: not previewed"})
     except KeyNotFound:
         out["args"] = {"n": out["n"], "note": "sent inline in the task message (not kept in the store)"}
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:  # noqa: BLE001 - any store or decode failure: the page shows it, not a 500
         out["args"] = {"note": f"not readable: {e}"}
     return out
 

@@ -3,9 +3,13 @@ from __future__ import annotations
 
 import datetime as _dt
 import time
+from typing import Any
+
+#: a time as the store's documents hold it: epoch seconds, an ISO 8601 string, or None
+Time = float | str | None
 
 
-def _ts(t) -> float | None:
+def _ts(t: Time) -> float | None:
     if t is None or t == "":
         return None
     if isinstance(t, (int, float)):
@@ -19,16 +23,16 @@ def _ts(t) -> float | None:
     return d.timestamp()
 
 
-def _utc(t, fmt: str) -> str:
+def _utc(t: Time, fmt: str) -> str:
     s = _ts(t)
     return "—" if s is None else _dt.datetime.fromtimestamp(s, _dt.timezone.utc).strftime(fmt)
 
 
-def when(t) -> str:
+def when(t: Time) -> str:
     return _utc(t, "%Y-%m-%d %H:%M:%S UTC")
 
 
-def ago(t) -> str:
+def ago(t: Time) -> str:
     s = _ts(t)
     if s is None:
         return "—"
@@ -46,7 +50,7 @@ def ago(t) -> str:
     return f"in {text}" if future else f"{text} ago"
 
 
-def duration(a, b) -> str:
+def duration(a: Time, b: Time) -> str:
     x, y = _ts(a), _ts(b)
     if x is None or y is None:
         return "—"
@@ -54,13 +58,14 @@ def duration(a, b) -> str:
     return f"{d * 1000:.0f} ms" if d < 1 else f"{d:.2f} s"
 
 
-def clock(t) -> str:
+def clock(t: Time) -> str:
     """``HH:MM:SS`` (UTC), for lists where the date is in the tooltip."""
     return _utc(t, "%H:%M:%S")
 
 
-def interval(seconds) -> str:
-    """``86400`` -> ``1 d``, ``5400`` -> ``1 h 30 min``, ``45`` -> ``45 s``."""
+def interval(seconds: Any) -> str:
+    """``86400`` -> ``1 d``, ``5400`` -> ``1 h 30 min``, ``45`` -> ``45 s``; anything else (a
+    template filter sees any value) as ``str`` writes it."""
     try:
         left = int(round(float(seconds)))
     except (TypeError, ValueError):

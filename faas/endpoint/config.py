@@ -6,11 +6,10 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import ClassVar, Literal, Optional, Union
+from typing import Any, ClassVar, Literal
 
 import yaml
-from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator,
-                      model_validator)
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from ..config import faas_home
 from ..exceptions import ConfigError, EndpointNotFound
@@ -94,25 +93,25 @@ class ProviderConfig(_Strict):
     parallelism: float = Field(1.0, gt=0, le=1)
     #: job time limit in any of Slurm's formats (``01:30:00``, ``90``, ``2-12:00``, ...); each
     #: provider writes it in its scheduler's format; pools drain before it
-    walltime: Optional[str] = None
+    walltime: str | None = None
     #: seconds before the walltime at which a pool stops taking tasks and hands back what it holds
     walltime_margin: float = Field(60.0, ge=0)
-    partition: Optional[str] = None        # Slurm
-    queue: Optional[str] = None            # PBS
-    account: Optional[str] = None
-    qos: Optional[str] = None
-    constraint: Optional[str] = None
+    partition: str | None = None        # Slurm
+    queue: str | None = None            # PBS
+    account: str | None = None
+    qos: str | None = None
+    constraint: str | None = None
     #: Slurm: the cluster(s) of a multi-cluster site (``--clusters``; every Slurm command gets it)
-    clusters: Optional[str] = None
+    clusters: str | None = None
     #: Slurm: generic resources per node (``--gres``, e.g. ``gpu:a100:4``)
-    gres: Optional[str] = None
+    gres: str | None = None
     #: PBS: more of the chunk's resources, appended to ``-l select=`` (e.g. ``ngpus=4``)
     select_options: str = ""
     #: cores per node (Slurm --cpus-per-task, PBS ncpus; Globus's PBSProProvider calls it cpus_per_node)
-    cores_per_node: Optional[int] = Field(None, ge=1)
+    cores_per_node: int | None = Field(None, ge=1)
     #: memory per node in GB
-    mem_per_node: Optional[float] = Field(None, gt=0)
-    gpus_per_node: Optional[int] = Field(None, ge=0)
+    mem_per_node: float | None = Field(None, gt=0)
+    gpus_per_node: int | None = Field(None, ge=0)
     exclusive: bool = False
     #: extra lines for the submit script's header (``#SBATCH ...`` / ``#PBS ...``)
     scheduler_options: str = ""
@@ -159,7 +158,7 @@ class ProviderConfig(_Strict):
         return self
 
     @property
-    def walltime_s(self) -> Optional[int]:
+    def walltime_s(self) -> int | None:
         return walltime_seconds(self.walltime) if self.walltime else None
 
 
@@ -175,12 +174,12 @@ class EngineConfig(_Strict):
     max_workers_per_node: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     #: ThreadPoolEngine / ProcessPoolEngine: workers of their one block (default as Python's
     #: ThreadPoolExecutor: min(32, cores + 4); ProcessPoolExecutor: cores)
-    max_workers: Optional[int] = Field(None, ge=1)
+    max_workers: int | None = Field(None, ge=1)
     #: GlobusMPIEngine: the launcher in each task's $PARSL_MPI_PREFIX (default mpiexec; srun
     #: runs inside the block's Slurm job)
-    mpi_launcher: Optional[Literal["mpiexec", "srun", "aprun"]] = None
+    mpi_launcher: Literal["mpiexec", "srun", "aprun"] | None = None
     #: GlobusMPIEngine: MPI tasks a block runs at once (default 1)
-    max_workers_per_block: Optional[int] = Field(None, ge=1)
+    max_workers_per_block: int | None = Field(None, ge=1)
     #: folder the tasks run in; relative to the endpoint's folder
     working_dir: str = "tasks_working_dir"
     #: run each task in working_dir/<task id> (its path in $GC_TASK_SANDBOX_DIR)
@@ -192,18 +191,18 @@ class EngineConfig(_Strict):
     max_idle_time: float = Field(120.0, ge=0)
     #: cores each worker needs: a node runs at most (its cores / cores_per_worker) workers
     #: (as Parsl's HighThroughputExecutor; < 1 oversubscribes)
-    cores_per_worker: Optional[float] = Field(None, gt=0)
+    cores_per_worker: float | None = Field(None, gt=0)
     #: GB of memory each worker needs: a node runs at most (its available memory / mem_per_worker)
-    mem_per_worker: Optional[float] = Field(None, gt=0)
+    mem_per_worker: float | None = Field(None, gt=0)
     #: accelerator ids, one per worker (CUDA_VISIBLE_DEVICES); an int N means 0..N-1.
     #: Caps the workers per node at their number.
-    available_accelerators: Union[int, list[str], None] = None
+    available_accelerators: int | list[str] | None = None
     #: address-space limit of each worker process in MB (a runaway task gets MemoryError
     #: instead of taking the node down); None: no limit
-    worker_memory_limit_mb: Optional[int] = Field(None, ge=64)
+    worker_memory_limit_mb: int | None = Field(None, ge=64)
     container_type: Literal["none", "podman", "apptainer", "singularity", "docker"] = "none"
     #: image name, or for podman a root filesystem folder
-    container_uri: Optional[str] = None
+    container_uri: str | None = None
     #: extra options for the container runtime's ``run`` (e.g. ``-v /scratch:/scratch``)
     container_cmd_options: str = ""
     provider: ProviderConfig = ProviderConfig()
@@ -305,8 +304,10 @@ class EngineConfig(_Strict):
             caps.append(int(_available_memory_gb() / self.mem_per_worker))
         if caps:   # with either, max_workers_per_node is only a cap if it was given (Parsl's: inf)
             n = max(1, min(caps + ([n] if "max_workers_per_node" in self.model_fields_set else [])))
-        if self.available_accelerators:
-            return min(n, len(self.available_accelerators))
+        ids = self.available_accelerators
+        if ids:
+            assert not isinstance(ids, int)   # _accelerators made a count into a list of ids
+            return min(n, len(ids))
         return n
 
     @property
@@ -328,7 +329,7 @@ class EndpointConfig(_Strict):
     something here act under faas's names; the others are listed in :attr:`no_effect_here`."""
 
     #: how clients and consoles show the endpoint (default: its name)
-    display_name: Optional[str] = None
+    display_name: str | None = None
     #: fsspec URL of the store clients use (file:///..., s3://bucket/prefix); default: the
     #: embedded store, ``$FAAS_HOME/store`` (a single machine)
     store: str = Field(default_factory=_embedded_store)
@@ -347,17 +348,17 @@ class EndpointConfig(_Strict):
     #: file of ``ID:SECRET`` task-signing keys, one per line (relative to the endpoint's folder);
     #: keys can also come from ``signing_keys`` or $FAAS_SIGNING_KEYS. With any key, unsigned,
     #: wrongly signed or expired tasks never run.
-    signing_keys_file: Optional[str] = None
+    signing_keys_file: str | None = None
     signing_keys: list[str] = []
     #: function ids that may run here (None: any); anything else fails with FunctionNotAllowed
-    allowed_functions: Optional[list[str]] = None
+    allowed_functions: list[str] | None = None
     #: serializers whose payloads a worker will load
     allowed_serializers: list[Literal["dill"]] = ["dill"]
     #: shell lines run (``/bin/sh``, in the endpoint's folder) before the daemon starts; a failure
     #: stops the start (exit 78), as in Globus Compute. Output goes to endpoint.log.
-    endpoint_setup: Optional[str] = None
+    endpoint_setup: str | None = None
     #: shell lines run after the daemon stopped its blocks (its output goes to endpoint.log)
-    endpoint_teardown: Optional[str] = None
+    endpoint_teardown: str | None = None
     #: endpoint.log at DEBUG level
     debug: bool = False
     engine: EngineConfig = EngineConfig()
@@ -367,7 +368,7 @@ class EndpointConfig(_Strict):
     identity_mapping_path: str = "identity_mapping.json"
     #: local account names or identity patterns (``local:*``, ``arn:aws:iam::123:user/*``)
     #: allowed to run here (None: anyone who maps); denied_users wins over allowed_users
-    allowed_users: Optional[list[str]] = None
+    allowed_users: list[str] | None = None
     denied_users: list[str] = []
     #: running user endpoints at once, over all users (one per user and variable set)
     max_user_endpoints: int = Field(64, ge=1)
@@ -462,15 +463,17 @@ _YamlLoader.add_implicit_resolver(
     list("-+0123456789."))
 
 
-def yaml_load(text: str):
+def yaml_load(text: str) -> Any:
     """Parse a config.yaml (also a rendered user endpoint template) the way :func:`load` does."""
     return yaml.load(text, Loader=_YamlLoader)
 
 
 #: the model at each place in config.yaml, for did-you-mean
 def _model_at(loc: tuple) -> type[BaseModel] | None:
-    return {(): EndpointConfig, ("engine",): EngineConfig, ("engine", "provider"): ProviderConfig,
-            ("engine", "provider", "launcher"): LauncherConfig}.get(tuple(loc))
+    models: dict[tuple, type[BaseModel]] = {
+        (): EndpointConfig, ("engine",): EngineConfig, ("engine", "provider"): ProviderConfig,
+        ("engine", "provider", "launcher"): LauncherConfig}
+    return models.get(tuple(loc))
 
 
 def describe_errors(e: ValidationError, where: str) -> str:
@@ -532,7 +535,7 @@ def load(path: Path) -> EndpointConfig:
                           "\n  (keys and defaults: `faas endpoint configure --help` and README)") from None
 
 
-def dump(cfg: EndpointConfig, **model_dump_args) -> dict:
+def dump(cfg: EndpointConfig, **model_dump_args: Any) -> dict:
     """``cfg`` as config.yaml's mapping, with the Globus keys that have no effect here as they
     were (so a rewritten config still lists them)."""
     data = cfg.model_dump(exclude_none=True, **model_dump_args)

@@ -11,9 +11,8 @@ from pathlib import Path
 
 from ..config import faas_home
 from ..exceptions import ConfigError, EndpointNotFound
-from ..locks import lock_holders
+from ..locks import daemon_pid, is_running, lock_holders, lock_path, ready_path, setup_path
 from . import config as ep_config
-from .daemon import daemon_pid, is_running, lock_path, ready_path, setup_path
 
 log = logging.getLogger("faas.control")
 
@@ -129,10 +128,10 @@ def _site_user_endpoints(name: str, home: Path, d: Path) -> list[int]:
     state (each checked: the recorded account's, running that user endpoint) and any other
     daemon whose name carries this endpoint's site."""
     import json
-    from .multiuser import lifecycle, router, user_endpoints
+    from .multiuser import files as mu_files, lifecycle, user_endpoints
     pids = set()
     try:
-        state = json.loads((d / router.STATE).read_text())
+        state = json.loads((d / mu_files.STATE).read_text())
         for rec in state.get("endpoints", {}).values():
             try:
                 ue = user_endpoints.UserEndpoint(**rec)

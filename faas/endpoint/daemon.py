@@ -2,11 +2,13 @@
 provider (submit or cancel blocks). It never touches a task's payload; the dead-letter queue is
 the one exception, so that a dead-lettered task's client learns why.
 
-Run as ``python -m faas.endpoint.daemon NAME`` (what ``faas endpoint start`` does).
+Run as ``python -m faas.endpoint.daemon NAME`` (what ``faas endpoint start`` does; the entry
+point, which also picks the multi-user router for root, is faas/endpoint/__main__.py). The daemon
+knows nothing of multi-user endpoints or flows: what those layers ask of a daemon (stop when
+the router is gone, keep the flows runner up) comes in as ``should_stop`` and ``duties``.
 """
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
@@ -18,40 +20,26 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Callable
 
 from .. import __version__, signing
-from ..config import faas_home
-from ..locks import lock_held
 from ..exceptions import WorkerLost
+from ..locks import setup_path
+# the endpoint's lock and pid file, as the chaos tests and older callers import them from here
+from ..locks import AlreadyRunning, daemon_pid, is_running, lock_path, ready_path  # noqa: F401
 from ..messages import TaskMessage, dead_letter_key, result_key
-from ..providers import BlockState, make_provider
-from ..store import KeyNotFound, create_queue, open_queue, open_store
+from ..providers import BlockState, ProviderError, make_provider
+from ..safe_open import replace_file
+from ..store import create_queue, open_store
 from . import config as ep_config
 from . import outcomes, registry
-from ..providers import ProviderError
-from .liveness import Loops, dump_on_signal
+from .server import EXIT_HOOK_FAILED, HookFailed, Server
 from .strategy import BlockView, Limits, Observed, decide
 
 log = logging.getLogger("faas.daemon")
 
 PUBLISH_EVERY = 30.0
-
-
-class AlreadyRunning(RuntimeError):
-    pass
-
-
-class HookFailed(RuntimeError):
-    """endpoint_setup exited non-zero: the endpoint does not start (exit 78, as Globus's)."""
-
-
-#: the exit code of a daemon whose endpoint_setup or endpoint_teardown failed (os.EX_CONFIG, Globus's)
-EXIT_HOOK_FAILED = 78
-
-
-def setup_path(endpoint_dir: Path) -> Path:
-    """Exists (holding the daemon's pid) while endpoint_setup runs: a starter waits for it."""
-    return endpoint_dir / "daemon.setup"
+ENDED_KEPT = 10   # ended blocks listed by `faas endpoint status`
 
 
 def run_hook(name: str, command: str, cwd: Path, beat=lambda: None, stop: threading.Event | None = None) -> int:
@@ -84,73 +72,28 @@ def run_hook(name: str, command: str, cwd: Path, beat=lambda: None, stop: thread
     return code
 
 
-def lock_path(endpoint_dir: Path) -> Path:
-    return endpoint_dir / "daemon.lock"
-
-
-def ready_path(endpoint_dir: Path) -> Path:
-    """Exists while the daemon is registered and serving (written after it published)."""
-    return endpoint_dir / "daemon.ready"
-
-
-def is_running(endpoint_dir: Path) -> bool:
-    """True while a daemon holds the endpoint's lock (asked without taking it: faas.locks)."""
-    return lock_held(lock_path(endpoint_dir))
-
-
-def take_lock(endpoint_dir: Path, name: str):
-    """Hold the endpoint's lock for this process's life (daemon or multi-user router); write its
-    pid. AlreadyRunning if another process holds it."""
-    endpoint_dir.mkdir(parents=True, exist_ok=True)
-    lock_file = open(lock_path(endpoint_dir), "a+")
-    deadline = time.monotonic() + 2.0
-    while True:   # a moment's patience: lock probes elsewhere than Linux take it for an instant
-        try:
-            fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            break
-        except BlockingIOError:
-            if time.monotonic() > deadline:
-                lock_file.close()
-                raise AlreadyRunning(
-                    f"endpoint {name!r} is already running (pid {daemon_pid(endpoint_dir)}); "
-                    f"`faas endpoint stop {name}` first") from None
-            time.sleep(0.05)
-    (endpoint_dir / "daemon.pid").write_text(str(os.getpid()))
-    ready_path(endpoint_dir).unlink(missing_ok=True)
-    return lock_file
-
-
-def daemon_pid(endpoint_dir: Path) -> int | None:
-    try:
-        return int((endpoint_dir / "daemon.pid").read_text())
-    except (OSError, ValueError):
-        return None
-
-
-class Daemon:
+class Daemon(Server):
     def __init__(self, name: str, home: Path | None = None):
-        self.name = ep_config.check_name(name)
-        self.home = faas_home(home)
-        self.dir = ep_config.endpoint_dir(name, self.home)
-        self.cfg = ep_config.load(self.dir / "config.yaml")
+        super().__init__(name, home)
+        #: asked each step: True stops the daemon (a user endpoint whose router is gone)
+        self.should_stop: Callable[[], bool] = lambda: False
+        #: called each step, each pacing itself (the flows runner's keeper on the embedded default)
+        self.duties: list[Callable[[], None]] = []
         if self.cfg.debug:   # faas's own loggers (not boto's request dumps)
             logging.getLogger("faas").setLevel(logging.DEBUG)
         #: the endpoint's UUID (made here for an endpoint configured without one)
         self.endpoint_id = ep_config.endpoint_id(self.dir, create=True)
         self.exit_code = 0
-        self.stop_event = threading.Event()
         self.blocks_file = self.dir / "blocks.json"
         self.blocks: dict[str, dict] = {}   # block id -> {"job": job id, "keep_alive": bool}
         self.last_error: dict | None = None
+        self.ended: list[dict] = []   # the last ENDED_KEPT blocks that ended, newest last (for status)
         self.last_states: dict[str, str] = {}   # job id -> block state, from the last status pass
         self.submit_after = 0.0
         self.submit_backoff = 0.0
         self.queue_busy_at = time.monotonic()
         self.cached_states: dict = {}
         self.states_at: float | None = None
-
-    def _lock(self):
-        self.lock_file = take_lock(self.dir, self.name)
 
     def record(self, status: str) -> dict:
         p = self.cfg.engine.provider
@@ -178,12 +121,6 @@ class Daemon:
                         "keep_alive": b.get("keep_alive", False), "workers": workers, "busy": busy,
                         "idle": max(0, workers - busy), "pools": len(pools)})
         return out
-
-    def unwatch(self) -> None:
-        """Set by ``_serve``: the loop ended; the watchdog stops watching it."""
-
-    def beat(self) -> None:
-        """Set by :func:`_serve` to the watchdog's beat; each loop of ``run`` calls it."""
 
     def run(self) -> int:
         self._lock()
@@ -226,17 +163,14 @@ class Daemon:
         self._save_blocks()
         self._write_status()
         registry.publish(self.store, self.record("running"))
-        ready_path(self.dir).write_text(str(os.getpid()))
+        self._ready()
         log.info("endpoint %s started (pid %d, id %s): store %s, queue %s", self.name, os.getpid(),
                  self.endpoint_id, self.cfg.store, self.queue.url)
         last_publish = time.monotonic()
-        # a user endpoint of a multi-user endpoint stops once its router has been gone a while
-        from .multiuser.lifecycle import RouterWatch
-        router_watch = RouterWatch.from_env(self.dir)
         while not self.stop_event.is_set():
             self.beat()
             try:
-                if router_watch is not None and router_watch.gone():
+                if self.should_stop():
                     self.stop_event.set()
                     break
                 self._step()
@@ -245,6 +179,11 @@ class Daemon:
                     last_publish = time.monotonic()
             except Exception as e:  # noqa: BLE001 - a flaky store or queue must not end the endpoint
                 log.exception("scaling step failed: %s", e)
+            for duty in self.duties:
+                try:
+                    duty()
+                except Exception as e:  # noqa: BLE001 - a duty for another layer never stops scaling
+                    log.exception("%s failed: %s", getattr(duty, "__name__", duty), e)
             self.stop_event.wait(self.cfg.strategy_period)
         self.unwatch()   # stopping: its own bounds (stop_grace) apply from here
         self._shutdown()
@@ -252,9 +191,7 @@ class Daemon:
 
     # -- blocks ---------------------------------------------------------------------------
     def _save_blocks(self) -> None:
-        tmp = self.blocks_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.blocks))
-        os.replace(tmp, self.blocks_file)
+        replace_file(self.blocks_file, json.dumps(self.blocks))
 
     def _adopt(self) -> None:
         """Blocks a previous daemon started and that still run are ours now (no double submit)."""
@@ -323,10 +260,9 @@ class Daemon:
             self.last_states = {j: str(getattr(v, "value", v)) for j, v in states.items()}
         status = {"pid": os.getpid(), "time": time.time(), "last_error": self.last_error,
                   "blocks": {bid: dict(b, state=(states or {}).get(b["job"], "unknown"))
-                             for bid, b in self.blocks.items()}}
-        tmp = self.dir / "daemon.status.json.tmp"
-        tmp.write_text(json.dumps(status, default=str))
-        os.replace(tmp, self.dir / "daemon.status.json")
+                             for bid, b in self.blocks.items()},
+                  "ended_blocks": self.ended}
+        replace_file(self.dir / "daemon.status.json", json.dumps(status, default=str))
 
     def _pools(self, block_id: str) -> list[dict]:
         out = []
@@ -372,7 +308,9 @@ class Daemon:
         for bid, b in list(self.blocks.items()):
             st = states.get(b["job"], BlockState.UNKNOWN)
             if not st.active:
-                log.info("block %s ended: %s", bid, st.value)
+                log.info("block %s ended: %s (%s)", bid, st.value, st.meaning)
+                self.ended = self.ended[-(ENDED_KEPT - 1):] + [
+                    {"block": bid, "job": b["job"], "state": st.value, "meaning": st.meaning, "time": time.time()}]
                 del self.blocks[bid]
                 self._save_blocks()
         depth = self.queue.depth()
@@ -415,34 +353,22 @@ class Daemon:
             except Exception as e:  # noqa: BLE001 - a malformed message: keep it for inspection
                 why = f"malformed: {e}"
             if why is not None:   # an unproven task id: keep the message, write no result for it
-                self.store.put(dead_letter_key(f"refused-{m.id}"),
-                               json.dumps({"reason": why, "body": m.body}).encode())
+                outcomes.set_aside(self.store, m.id, why, m.body)
                 log.error("dead letter %s set aside without a result: %s", m.id, why)
                 self.dlq.delete([m.receipt])
                 continue
-            try:
-                self.store.get(result_key(task.id, task.cid))
-                have_result = True
-            except KeyNotFound:
-                have_result = False
-            if not have_result:
+            if not self.store.exists(result_key(task.id, task.cid)):
                 self.store.put(dead_letter_key(task.id), m.body.encode())
                 err = WorkerLost(
                     f"task {task.id} was dead-lettered after {self.cfg.max_receives} deliveries "
                     f"without a result (its worker pool died or was killed each time); its message "
                     f"is kept at {dead_letter_key(task.id)} in the store", task_id=task.id)
-                data = outcomes.failure_frame(task, err, endpoint=self.name)
-                self.store.put(result_key(task.id, task.cid), data)
-                if task.reply:
-                    try:
-                        open_queue(task.reply).send([outcomes.done_notice(task, "failed", data)])
-                    except Exception as e:  # noqa: BLE001 - the client reads the store later
-                        log.info("could not notify %s: %s", task.reply, e)
+                outcomes.fail_for_client(self.store, task, err, endpoint=self.name)
                 log.error("task %s dead-lettered: failed for its client", task.id)
             self.dlq.delete([m.receipt])
 
     def _shutdown(self) -> None:
-        ready_path(self.dir).unlink(missing_ok=True)
+        self._not_ready()
         log.info("stopping: asking %d block(s) to hand back their tasks", len(self.blocks))
         jobs = [b["job"] for b in self.blocks.values()]
         deadline = time.monotonic() + self.cfg.stop_grace + 15
@@ -465,78 +391,6 @@ class Daemon:
         log.info("endpoint %s stopped", self.name)
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    name = argv[0]
-    home = faas_home()
-    d = ep_config.endpoint_dir(name, home)
-    d.mkdir(parents=True, exist_ok=True)
-    handlers = [logging.FileHandler(d / "endpoint.log")]
-    if "--foreground" in argv:
-        handlers.append(logging.StreamHandler())
-    logging.basicConfig(level=logging.INFO, handlers=handlers,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    dump_on_signal(d / "endpoint.log")   # kill -USR1: every thread's stack in endpoint.log
-    from .multiuser import files as mu_files
-    if mu_files.is_multi_user(d) and os.geteuid() == 0:
-        return _run_multi_user(name, home)
-    log.info("endpoint %s runs single-user (as uid %d)%s", name, os.geteuid(),
-             ": it has multi-user files, but only root can run a multi-user endpoint"
-             if mu_files.is_multi_user(d) else "")
-    return _serve(name, lambda: Daemon(name, home))
-
-
-def _run_multi_user(name: str, home: Path) -> int:
-    """Root with the files of ``configure --multi-user``: route tasks to user endpoints."""
-    from .multiuser import router
-    return _serve(name, lambda: router.Router(name, home))
-
-
-def _stalled(server, why: str, grace: float) -> None:
-    """A daemon's or router's loop stopped (the watchdog logged every stack): stop, and exit hard
-    if even that does not end; its supervisor (systemd, or the next client on the embedded
-    default) starts it again, and it adopts its blocks or user endpoints."""
-    server.stop_event.set()
-
-    def last_resort() -> None:
-        time.sleep(grace)
-        log.error("the endpoint did not stop after %s; exiting now", why)
-        logging.shutdown()
-        os._exit(70)
-    threading.Thread(target=last_resort, name="last-resort", daemon=True).start()
-
-
-def _serve(name: str, make) -> int:
-    """Run a daemon or a router until SIGTERM/SIGINT; exit codes: 2 bad config, 3 already
-    running, 78 endpoint_setup or endpoint_teardown failed, 1 failed."""
-    try:
-        server = make()
-    except Exception as e:  # noqa: BLE001 - config errors: say them and exit non-zero
-        log.error("%s", e)
-        print(f"faas endpoint {name}: {e}", file=sys.stderr)
-        return 2
-    signal.signal(signal.SIGTERM, lambda *_: server.stop_event.set())
-    signal.signal(signal.SIGINT, lambda *_: server.stop_event.set())
-    cfg = server.cfg
-    loops = Loops(lambda why: _stalled(server, why, cfg.stop_grace + 60))
-    loops.add("step", max(cfg.stall_timeout, cfg.stop_grace + 90))   # a step may stop a user endpoint
-    server.beat = lambda: loops.beat("step")
-    server.unwatch = lambda: loops.done("step")
-    loops.start_watchdog()
-    try:
-        return server.run()
-    except AlreadyRunning as e:
-        print(f"faas: {e}", file=sys.stderr)
-        return 3
-    except HookFailed as e:
-        log.error("%s", e)
-        print(f"faas endpoint {name}: {e}", file=sys.stderr)
-        return EXIT_HOOK_FAILED
-    except Exception as e:  # noqa: BLE001
-        log.exception("endpoint %s failed: %s", name, e)
-        print(f"faas endpoint {name}: {type(e).__name__}: {e}", file=sys.stderr)
-        return 1
-
-
-if __name__ == "__main__":
+if __name__ == "__main__":   # the process keeps this name (see faas/endpoint/__main__.py)
+    from faas.endpoint.__main__ import main
     sys.exit(main())

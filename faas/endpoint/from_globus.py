@@ -191,6 +191,7 @@ def translate(raw: dict) -> tuple[dict, list[str], dict, list[str]]:
             no_effect(engine, ("engine",), "drain_period",
                       "faas drains a pool only before its walltime, and engine.provider.walltime is not set")
         else:
+            assert provider is not None   # the walltime came from it
             drain = engine["drain_period"]
             if not isinstance(drain, (int, float)) or not 0 < drain < wall:
                 raise ValueError(f"engine.drain_period: expected seconds between 0 and the walltime "

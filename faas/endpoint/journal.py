@@ -14,7 +14,7 @@ import logging
 import os
 import threading
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 from ..store import KeyNotFound, Store
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import faulthandler
 import logging
+import os
 import signal
 import sys
 import threading
 import time
 import traceback
-from typing import Callable
+from collections.abc import Callable
 
 log = logging.getLogger("faas.liveness")
 
@@ -29,7 +30,7 @@ def thread_stacks() -> str:
     return "\n".join(out)
 
 
-def dump_on_signal(path) -> None:
+def dump_on_signal(path: str | os.PathLike) -> None:
     """``kill -USR1 PID`` writes every thread's stack to ``path`` (appended)."""
     try:
         f = open(path, "a")   # kept open for the life of the process: faulthandler writes to its fd

@@ -10,6 +10,7 @@ import difflib
 import os
 import socket
 import subprocess
+from collections.abc import Iterable
 
 from ..exceptions import FaasError
 
@@ -22,7 +23,7 @@ class InvalidResourceSpecification(FaasError, ValueError):
 
     code = "InvalidResourceSpecification"
 
-    def __init__(self, invalid_keys, message: str = ""):
+    def __init__(self, invalid_keys: Iterable[str], message: str = "") -> None:
         super().__init__(invalid_keys, message)   # args rebuild it on the client
         self.invalid_keys = invalid_keys
         self.message = message

@@ -1,14 +1,20 @@
 """How an endpoint fails a task for its client, whoever notices the failure: the pool (timeout,
 a lost worker, a function not allowed), the daemon (a dead-lettered task) or the multi-user
 router (a refused task). One shape for all, like CPython's ``_ExceptionWithTraceback``: a result
-frame sealed with the task's secret, and the done notice that tells the client.
+frame sealed with the task's secret, and the done notice that tells the client. A message whose
+task id cannot be trusted gets no result at all: it is set aside (:func:`set_aside`).
 """
 from __future__ import annotations
 
+import json
+import logging
 import time
 
 from .. import sealing, serialize
-from ..messages import Notice, TaskMessage
+from ..messages import Notice, TaskMessage, dead_letter_key, result_key
+from ..store import Store, open_queue
+
+log = logging.getLogger("faas.endpoint.outcomes")
 
 
 def failure_frame(task: TaskMessage, exc: BaseException, **where: object) -> bytes:
@@ -18,9 +24,37 @@ def failure_frame(task: TaskMessage, exc: BaseException, **where: object) -> byt
                                   [serialize.error_outcome(exc)], task.rk)
 
 
-def done_notice(task: TaskMessage, status: str, result: bytes | None = None) -> str:
-    """The notice that tells the client ``task`` is done, with its result frame when small."""
+def done_notice(task: TaskMessage, status: str, result: bytes | None = None,
+                size: int | None = None) -> str:
+    """The notice that tells the client ``task`` is done, with its result frame when small, else
+    the ``size`` of the frame stored for it (sealed: the client reads no more than that)."""
+    if result is not None:
+        size = None   # the frame rides in the notice: the client reads nothing from the store
     return Notice(id=task.id, event="done", status=status,
-                  result=serialize.b64(result) if result is not None else None,
-                  mac=sealing.notice_mac(task.rk, task.id, "done", status) if task.rk else None
+                  result=serialize.b64(result) if result is not None else None, size=size,
+                  mac=sealing.notice_mac(task.rk, task.id, "done", status, size) if task.rk else None
                   ).model_dump_json(exclude_none=True)
+
+
+def fail_for_client(store: Store, task: TaskMessage, exc: BaseException, *, notify: bool = True,
+                    **where: object) -> bytes:
+    """Fail ``task`` with ``exc``: its result where the client looks (a store error propagates:
+    the caller keeps the message and tries again), then, when ``notify``, the done notice (a
+    lost notice is logged: the client finds the result in the store). Returns the result frame."""
+    data = failure_frame(task, exc, **where)
+    store.put(result_key(task.id, task.cid), data)
+    if notify and task.reply:
+        try:
+            open_queue(task.reply).send([done_notice(task, "failed", data)])
+        except Exception as e:  # noqa: BLE001 - the client reads the store later
+            log.warning("could not tell the client of task %s on %s: %s", task.id, task.reply, e)
+    return data
+
+
+def set_aside(store: Store, message_id: str, why: str, body: str) -> str:
+    """Keep a message whose sender or task id cannot be trusted out of the way, for the
+    administrator: ``dead-letters/refused-<message id>`` with the reason. No result is written
+    (its task id may be someone else's). Returns the key."""
+    key = dead_letter_key(f"refused-{message_id}")
+    store.put(key, json.dumps({"reason": why, "body": body}).encode())
+    return key

@@ -3,8 +3,9 @@ processes, keeps held messages invisible (heartbeat), tells clients, and only th
 
 Threads, each with one job:
 - *receiver*: blocks on the queue for as many tasks as the pool has room for;
-- *main loop*: hands tasks to idle workers, collects their replies, enforces timeouts, notices
-  dead workers (wakes on a worker pipe, a worker's death, or the receiver's self-pipe: no sleeps);
+- *main loop*: hands tasks to idle workers (short ones several at a time), collects their
+  replies, enforces timeouts, notices dead workers (wakes on a worker pipe, a worker's death, or
+  the receiver's self-pipe: no sleeps);
 - *outbox*: sends notices and deletes messages in batches, heartbeats held messages;
 - *monitor*: running markers for tasks that run a while, remote cancels, the block's status file.
 
@@ -21,6 +22,8 @@ import multiprocessing as mp
 import multiprocessing.connection as mpc
 import os
 import queue as _queue
+import select
+import selectors
 import signal
 import socket
 import subprocess
@@ -30,7 +33,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import proctree, serialize, signing
+from .. import proctree, sealing, serialize, signing
 from ..exceptions import FunctionNotAllowed, QueueDoesNotExist, QueueError, SignatureError
 from ..messages import (Notice, TaskMessage, cancel_epoch_key, cancel_may_apply, dead_letter_key,
                         inline_limit, result_key, running_key)
@@ -52,6 +55,8 @@ OUTBOX_BEAT = 5.0             # seconds the idle outbox sleeps between beats (li
 DELETE_LINGER = 0.5           # seconds a finished task's delete waits to share a batch
 CANCEL_POLL = 1.0            # seconds between reads of the store's cancel epoch
 RUNNING_MARKER_AFTER = 1.0   # seconds: then a store marker and remote-cancel checks, each second
+BATCH_RUN_UNDER = 0.01       # seconds: tasks shorter than this on average go to workers in batches
+MAX_BATCH = 16               # tasks in one batch (one pipe message; the worker runs them in order)
 
 
 @dataclass
@@ -69,7 +74,8 @@ class Slot:
     index: int
     proc: mp.Process
     conn: mpc.Connection
-    job: Held | None = None
+    job: Held | None = None   # the task it runs (of a batch: the first not yet reported done)
+    queued: collections.deque = field(default_factory=collections.deque)   # the batch's rest
     nodes: list = field(default_factory=list)   # the block's nodes its MPI task holds
 
 
@@ -83,6 +89,7 @@ class Outgoing:
 
 class Pool:
     mpi = False   # GlobusMPIEngine (see __init__): tasks borrow the block's nodes
+    mean_run: float | None = None   # moving average of task run times, seconds
 
     def __init__(self, cfg: ep_config.EndpointConfig, name: str, home: Path, block_dir: Path,
                  block_id: str, keep_alive: bool = False, walltime: float | None = None,
@@ -141,9 +148,12 @@ class Pool:
         self.cancel_epochs: dict[str, tuple[float, float]] = {}   # client id -> (latest cancel, when read)
         self.loops = Loops(self._stalled)
         self.unhealthy: str | None = None
+        self.spawned = 0
+        self.selector: tuple[int, selectors.BaseSelector] | None = None   # (spawned, selector)
 
     # -- workers ----------------------------------------------------------------------
     def _spawn(self, index: int) -> Slot:
+        self.spawned += 1   # the main loop's selector is rebuilt with the new worker's pipe
         parent, child = self.ctx.Pipe()
         log_path = str(self.block_dir / f"worker-{index}.log")
         env = {"CUDA_VISIBLE_DEVICES": self.accelerators[index]} if self.accelerators else {}
@@ -188,7 +198,9 @@ class Pool:
             with self.lock:
                 capacity = self.capacity()
                 low_water = max(1, min(self.batch, capacity // 2))
-                held = len(self._held_unlocked())
+                # a batch's tasks queued in a worker count as running, not as the buffer: the
+                # buffer refills while they run, so a worker done with its batch finds the next
+                held = len(self.ready) + sum(1 for s in self.slots if s.job)
                 room = capacity - held
                 if room < low_water and held:
                     self.lock.wait(1.0)
@@ -213,6 +225,8 @@ class Pool:
                 why = signing.check(fields, self.keys, now) if self.keys else None
                 if why is None and task.args_key and not task.args_sha256 and self.keys:
                     why = "spilled arguments without a digest"
+                if why is None and task.args_key and task.args_size is None:
+                    why = "spilled arguments without their size (a client older than this endpoint?)"
                 if why is not None:
                     self._refuse(m, task, why)
                     continue
@@ -242,7 +256,7 @@ class Pool:
 
     def _held_unlocked(self) -> list[Held]:
         """Tasks received and not yet finished: waiting to start, or running (caller holds the lock)."""
-        return list(self.ready) + [s.job for s in self.slots if s.job]
+        return list(self.ready) + [h for s in self.slots if s.job for h in (s.job, *s.queued)]
 
     def _dead_letter_malformed(self, m: Message, e: Exception) -> None:
         log.error("malformed message %s (%s: %s) moved to the dead-letter queue", m.id,
@@ -268,8 +282,7 @@ class Pool:
             self.outbox.put(("notice", (task.reply, task.id, "done",
                                         outcomes.done_notice(task, "failed", frame), None)))
         try:
-            self.store.put(dead_letter_key(f"refused-{m.id}"),
-                           json.dumps({"reason": why, "body": m.body}).encode())
+            outcomes.set_aside(self.store, m.id, why, m.body)
             self.queue.delete([m.receipt])
         except Exception as e:  # noqa: BLE001
             log.error("could not set refused message %s aside: %s", m.id, e)
@@ -294,7 +307,7 @@ class Pool:
 
     # -- outbox thread ------------------------------------------------------------------
     def _outbox(self) -> None:
-        deferred: dict[str, tuple[float, str, str]] = {}   # started notices not yet sent
+        deferred: dict[str, tuple[float, str, tuple]] = {}   # started notices not yet sent
         deletes: list[str] = []
         delete_due = 0.0
         # reply queue -> (send by, bodies, receipts of the tasks whose done notices they are)
@@ -334,8 +347,10 @@ class Pool:
                     stop = True
             now = time.monotonic()
             for task_id in [t for t, (due, _, _) in deferred.items() if due <= now or stop]:
-                _, reply, body = deferred.pop(task_id)
-                out.notices[reply].append((body, None))
+                _, reply, (pid, started) = deferred.pop(task_id)
+                where = dict(self.where, host=HOST, pid=pid, started=started)
+                out.notices[reply].append((Notice(id=task_id, event="started", where=where)
+                                           .model_dump_json(exclude_none=True), None))
             # Notices to a queue that charges per request wait up to its ``linger`` for company
             # (SQS: 20 ms, up to 10 a request); the local queue sends at once.
             for reply, pairs in out.notices.items():
@@ -428,7 +443,9 @@ class Pool:
         q = self._reply_queue(url) if url else None
         return inline_limit(q.max_message_bytes) if q is not None else 0
 
-    def _finish(self, held: Held, status: str, result: bytes | None, error: str | None = None) -> None:
+    def _finish(self, held: Held, status: str, result: bytes | None, error: str | None = None,
+                notice: str | None = None) -> None:
+        """``notice``: the done notice the worker made (sealed there: this process only forwards it)."""
         t = held.task
         now, mono = time.time(), time.monotonic()
         if error is None and status == "failed" and result is not None:
@@ -441,7 +458,7 @@ class Pool:
                             started=now - (mono - (held.started or held.received)), finished=now,
                             status=status, error=error)
         if t.reply:
-            self.outbox.put(("notice", (t.reply, t.id, "done", outcomes.done_notice(t, status, result),
+            self.outbox.put(("notice", (t.reply, t.id, "done", notice or outcomes.done_notice(t, status, result),
                                         held.msg.receipt)))
         else:
             self.outbox.put(("delete", held.msg.receipt))
@@ -456,8 +473,9 @@ class Pool:
             log.error("could not write the failure of task %s: %s; handing it back", held.task.id, e)
             self.outbox.put(("release", [held.msg.receipt]))
             return
-        self._finish(held, "failed", data if len(data) <= self._inline_max(held.task.reply) else None,
-                     error=f"{type(exc).__name__}: {exc}"[:300])
+        inline = data if len(data) <= self._inline_max(held.task.reply) else None
+        self._finish(held, "failed", inline, error=f"{type(exc).__name__}: {exc}"[:300],
+                     notice=outcomes.done_notice(held.task, "failed", inline, size=len(data)))
 
     # -- main loop ----------------------------------------------------------------------
     def _latest_cancel(self, client_id: str | None) -> float:
@@ -469,7 +487,7 @@ class Pool:
         now = time.monotonic()
         if now - read >= CANCEL_POLL:
             try:
-                epoch = float(self.store.get(cancel_epoch_key(client_id)))
+                epoch = float(self.store.get_head(cancel_epoch_key(client_id), sealing.CANCEL_MARKER_MAX))
             except KeyNotFound:
                 epoch = 0.0
             except Exception as e:  # noqa: BLE001 - unreadable: assume a cancel may apply
@@ -484,11 +502,12 @@ class Pool:
     def _dispatch(self) -> None:
         if self.ready:   # the epochs' reads (a GET each, at most once a second) outside the lock
             with self.lock:
-                cids = {h.task.cid for h in itertools.islice(self.ready, len(self.slots))}
+                cids = {h.task.cid for h in itertools.islice(self.ready, len(self.slots) * MAX_BATCH)}
             for cid in cids:
                 self._latest_cancel(cid)
         dead: list[Slot] = []
         with self.lock:
+            idle = sum(1 for s in self.slots if s.job is None)
             for slot in self.slots:
                 if not self.ready:
                     break
@@ -496,35 +515,57 @@ class Pool:
                     held = self._next_task(slot)
                     if held is None:   # MPI: no waiting task fits the free nodes
                         break
-                    t = held.task
-                    args = serialize.unb64(t.args) if t.args is not None else None
-                    env = (mpi.task_env(self.cfg.engine.mpi_launcher, held.mpi, slot.nodes)
-                           if held.mpi else None)
+                    batch = [held] + self._batch_rest(idle)
+                    idle -= 1
+                    jobs = [self._job(h, slot) for h in batch]
                     try:
-                        slot.conn.send((t.id, t.fn, args, t.args_key, self._inline_max(t.reply),
-                                        t.args_sha256, cancel_may_apply(self._latest_cancel(t.cid), t.sent),
-                                        t.rk, t.cid, env))
+                        slot.conn.send(jobs[0] if len(jobs) == 1 else jobs)
                     except OSError:
                         # The idle worker died (killed) since the main loop last looked: the
-                        # task goes back first in line, the worker is replaced below. (This
+                        # tasks go back first in line, the worker is replaced below. (This
                         # BrokenPipeError once escaped run(): the pool then hung at exit in
                         # multiprocessing's join of its other worker, while its daemon threads
                         # kept receiving and heartbeating tasks that never ran.)
                         self._release_nodes(slot)
-                        self.ready.appendleft(held)
+                        self.ready.extendleft(reversed(batch))
                         dead.append(slot)
                         continue
                     held.started = time.monotonic()
-                    slot.job = held
+                    slot.job, slot.queued = held, collections.deque(batch[1:])
                     self.last_busy = held.started
-                    if t.reply:   # at once: until it arrives the client may still cancel
-                        where = dict(self.where, host=HOST, pid=slot.proc.pid, started=time.time())
-                        self.outbox.put(("notice", (t.reply, t.id, "started", Notice(
-                            id=t.id, event="started", where=where).model_dump_json(exclude_none=True),
-                            None)))
+                    for h in batch:
+                        if h.task.reply:   # at once: until it arrives the client may still cancel
+                            # (its JSON is made by the outbox, only if no done notice overtakes it)
+                            self.outbox.put(("notice", (h.task.reply, h.task.id, "started",
+                                                        (slot.proc.pid, time.time()), None)))
         for slot in dead:
             log.warning("worker %d was gone when a task was handed to it", slot.index)
             self._worker_died(slot)
+
+    def _batch_rest(self, idle: int) -> list[Held]:
+        """More tasks to hand over with the next one (caller holds the lock): when tasks are short
+        (one pipe message and one reply then serve several) and enough wait for every idle worker
+        to get its share; never for MPI tasks, which hold nodes."""
+        if self.mpi or self.mean_run is None or self.mean_run >= BATCH_RUN_UNDER:
+            return []
+        n = min(MAX_BATCH - 1, len(self.ready) // max(idle, 1))
+        if n:
+            self.counts["batched"] += n
+        return [self.ready.popleft() for _ in range(n)]
+
+    def _job(self, held: Held, slot: Slot) -> tuple:
+        """The pipe message that hands ``held`` to ``slot``'s worker (worker.py's job tuple)."""
+        t = held.task
+        args = serialize.unb64(t.args) if t.args is not None else None
+        env = mpi.task_env(self.cfg.engine.mpi_launcher, held.mpi, slot.nodes) if held.mpi else None
+        return (t.id, t.fn, args, t.args_size, self._inline_max(t.reply), t.args_sha256,
+                cancel_may_apply(self._latest_cancel(t.cid), t.sent), t.rk, t.cid, env)
+
+    def _requeue(self, slot: Slot) -> None:
+        """The tasks of ``slot``'s batch that never started go back first in line (caller holds
+        the lock): they ran nowhere, so they are not charged a receive."""
+        self.ready.extendleft(reversed(slot.queued))
+        slot.queued = collections.deque()
 
     def _next_task(self, slot: Slot) -> Held | None:
         """The next task to start (caller holds the lock). GlobusMPIEngine: the first waiting task
@@ -548,31 +589,60 @@ class Pool:
 
     def _collect(self, slot: Slot) -> None:
         try:
-            task_id, status, data = slot.conn.recv()
+            msg = slot.conn.recv()
         except (EOFError, OSError):
             self._worker_died(slot)
             return
+        replies = [msg]
+        try:   # a batch's other answers already waiting: one pass of the main loop for them all
+            while len(replies) <= len(slot.queued) and _readable(slot.conn):
+                replies.append(slot.conn.recv())
+        except (EOFError, OSError):
+            pass   # it died: its sentinel says so next
+        self._replies(slot, replies)
+
+    def _drain(self, slot: Slot) -> None:
+        """Whatever a dead worker said before it died (a batch's replies, maybe several)."""
+        try:
+            while slot.job is not None and slot.conn.poll():
+                self._replies(slot, [slot.conn.recv()])
+        except (EOFError, OSError):
+            pass
+
+    def _replies(self, slot: Slot, replies: list) -> None:
+        """A worker's replies, in the order its tasks ran: each finishes ``slot.job``, and the
+        batch's next task becomes the one running."""
+        done = []
         with self.lock:
-            held, slot.job = slot.job, None
-            self._release_nodes(slot)
-            if held is not None:
-                run = time.monotonic() - held.started
+            now = time.monotonic()
+            if slot.job is not None:   # the tasks answered together share the time they took
+                run = (now - slot.job.started) / len(replies)
                 self.mean_run = run if self.mean_run is None else 0.8 * self.mean_run + 0.2 * run
+            for task_id, status, data, notice in replies:
+                held = slot.job
+                if held is None or held.task.id != task_id:
+                    continue   # a task taken back (its worker was stopped) answers no more
+                slot.job = slot.queued.popleft() if slot.queued else None
+                if slot.job is not None:
+                    slot.job.started = now
+                done.append((held, status, data, notice))
+            if slot.job is None:
+                self._release_nodes(slot)
             self.lock.notify_all()
-        if held is None or held.task.id != task_id:
-            return
-        if status == "retry":
-            log.warning("task %s: the worker could not store its result (%s); handing it back",
-                        task_id, data.decode(errors="replace"))
-            self.outbox.put(("release", [held.msg.receipt]))
-            return
-        self._finish(held, status, data)
+        for held, status, data, notice in done:
+            if status == "retry":
+                log.warning("task %s: the worker could not store its result (%s); handing it back",
+                            held.task.id, data.decode(errors="replace"))
+                self.outbox.put(("release", [held.msg.receipt]))
+                continue
+            self._finish(held, status, data, notice=notice)
 
     def _worker_died(self, slot: Slot) -> None:
         slot.proc.join(1)
         code = slot.proc.exitcode
         with self.lock:
             held, slot.job = slot.job, None
+            self._requeue(slot)
             self._release_nodes(slot)
             self.lock.notify_all()
         cause = f"signal {-code}" if code is not None and code < 0 else f"exit status {code}"
@@ -616,6 +686,7 @@ class Pool:
         MPI launcher), and start a fresh worker."""
         with self.lock:
             held, slot.job = slot.job, None
+            self._requeue(slot)
             self._release_nodes(slot)
             self.lock.notify_all()
         tree = proctree.descendants(slot.proc.pid) if slot.proc.pid else []
@@ -624,6 +695,30 @@ class Pool:
         slot.proc.join(5)
         self._respawn(slot)
         return held
+
+    def _wait(self, busy: list[Slot], timeout: float) -> list:
+        """What ``multiprocessing.connection.wait`` on the wake pipe, the busy workers' pipes and
+        every worker's sentinel returns, from one selector kept until a worker is replaced
+        (building and filling a selector each time cost the main loop more than a dispatch)."""
+        if self.selector is None or self.selector[0] != self.spawned:
+            if self.selector is not None:
+                self.selector[1].close()
+            sel = selectors.PollSelector() if hasattr(selectors, "PollSelector") else selectors.SelectSelector()
+            sel.register(self.wake_r, selectors.EVENT_READ)
+            for s in self.slots:
+                sel.register(s.conn, selectors.EVENT_READ)
+                sel.register(s.proc.sentinel, selectors.EVENT_READ)
+            self.selector = (self.spawned, sel)
+        busy_conns = {id(s.conn) for s in busy}
+        # an idle worker's pipe is left out, as before: it speaks only when given a task
+        return [key.fileobj for key, _ in self.selector[1].select(timeout)
+                if not isinstance(key.fileobj, mpc.Connection) or id(key.fileobj) in busy_conns]
+
+    def _hand_back_ready(self) -> None:
+        with self.lock:
+            back, self.ready = list(self.ready), collections.deque()
+        if back:
+            self.outbox.put(("handback", back))
 
     def _timeouts(self, now: float) -> None:
         from ..exceptions import TaskTimeout
@@ -678,10 +773,7 @@ class Pool:
                     grace_until = now + self.cfg.stop_grace
                     if self.kill_at is not None:
                         grace_until = min(grace_until, self.kill_at)
-                    with self.lock:
-                        back, self.ready = list(self.ready), collections.deque()
-                    if back:
-                        self.outbox.put(("handback", back))
+                self._hand_back_ready()   # each pass: a stopped worker's unstarted batch too
                 if not busy:
                     break
                 if now > grace_until:
@@ -689,15 +781,15 @@ class Pool:
                         held = self._kill(s)
                         if held:
                             self.outbox.put(("handback", [held]))
+                    self._hand_back_ready()
                     break
             elif (not self.keep_alive and self.cfg.engine.max_idle_time > 0 and not busy
                   and not self.ready and now - self.last_busy > self.cfg.engine.max_idle_time):
                 log.info("idle for %.0f s: exiting", self.cfg.engine.max_idle_time)
                 self.stopping.set()
                 continue
-            waitables = [self.wake_r] + [s.conn for s in busy] + [s.proc.sentinel for s in self.slots]
             timeout = min(1.0, self.vt / 3)
-            for obj in mpc.wait(waitables, timeout=timeout):
+            for obj in self._wait(busy, timeout):
                 if obj == self.wake_r:
                     os.read(self.wake_r, 65536)
                     continue
@@ -705,8 +797,7 @@ class Pool:
                     if obj is s.conn:
                         self._collect(s)
                     elif obj == s.proc.sentinel and not s.proc.is_alive():
-                        if s.job is not None and s.conn.poll():
-                            self._collect(s)   # it answered before it died
+                        self._drain(s)   # it answered before it died
                         self._worker_died(s)
             self._timeouts(time.monotonic())
         for s in self.slots:
@@ -832,6 +923,40 @@ class Pool:
         os.replace(tmp, self.block_dir / "status.json")
 
 
+def _readable(conn: mpc.Connection) -> bool:
+    """``conn.poll()`` without the selector it builds and fills on each call (per reply here)."""
+    p = select.poll()
+    p.register(conn.fileno(), select.POLLIN)
+    return bool(p.poll(0))
+
+
+def _profile_threads(pool: Pool, prefix: str) -> None:
+    """cProfile each of the pool's loops (a profiler sees only its own thread); each writes
+    ``<prefix>.<pid>.<loop>.prof`` when it ends. For benchmarks/profile_faas.py only."""
+    import cProfile
+    ended: dict[str, threading.Event] = {}
+
+    def wrap(name: str, fn):
+        ended[name] = threading.Event()
+
+        def profiled(*args, **kwargs):
+            prof = cProfile.Profile(time.thread_time)   # CPU time: waiting is left out
+            prof.enable()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                prof.disable()
+                prof.dump_stats(f"{prefix}.{os.getpid()}.{name}.prof")
+                ended[name].set()
+                if name == "run":   # the other loops are daemon threads: let them write theirs
+                    for event in ended.values():
+                        event.wait(10)
+        return profiled
+
+    for name in ("run", "_receiver", "_outbox", "_monitor"):
+        setattr(pool, name, wrap(name.strip("_"), getattr(pool, name)))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="faas-pool")
     p.add_argument("--endpoint-dir", required=True, type=Path)
@@ -856,6 +981,9 @@ def main(argv: list[str] | None = None) -> int:
                 walltime=a.walltime, walltime_margin=a.walltime_margin)
     signal.signal(signal.SIGTERM, lambda *_: (pool.stopping.set(), pool._wake()))
     signal.signal(signal.SIGINT, lambda *_: (pool.stopping.set(), pool._wake()))
+    profile_to = os.environ.get("FAAS_POOL_CPROFILE")   # benchmarks/profile_faas.py --cprofile
+    if profile_to:
+        _profile_threads(pool, profile_to)
     try:
         return pool.run()
     except QueueError as e:

@@ -11,6 +11,8 @@
 * :mod:`faas.flows.runner` - the durable runner (``faas flows serve``).
 * :mod:`faas.flows.timers` - ``TimersClient``: once or recurring runs.
 """
+from typing import Any
+
 from faas.flows.definition import Problem, check, load, validate
 from faas.flows.errors import DefinitionError, ExpressionError, FlowError, PathError
 from faas.flows.local import ActionResult, run
@@ -19,7 +21,7 @@ __all__ = ["FlowsClient", "TimersClient", "run", "ActionResult", "load", "valida
            "Problem", "DefinitionError", "ExpressionError", "FlowError", "PathError"]
 
 
-def __getattr__(name: str):   # the clients load config and store backends: only on first use
+def __getattr__(name: str) -> Any:   # the clients load config and store backends: only on first use
     if name == "FlowsClient":
         from faas.flows.client import FlowsClient
         return FlowsClient

@@ -24,7 +24,7 @@ import getpass
 import os
 import pwd
 import stat
-from typing import Iterable
+from collections.abc import Iterable
 
 from faas import safe_open
 from faas.exceptions import FaasError
@@ -52,7 +52,7 @@ def current_identity() -> str:
         return normalize(explicit)
     try:
         return normalize(getpass.getuser())
-    except Exception:  # pragma: no cover - no passwd entry
+    except (KeyError, OSError):  # pragma: no cover - no passwd entry (KeyError <3.13, OSError after)
         return f"local:uid{os.getuid()}"
 
 
@@ -61,7 +61,7 @@ def username(identity: str) -> str:
     return identity.split(":", 1)[1] if identity.startswith("local:") else identity
 
 
-def _in(who: str, principals: Iterable[str]) -> bool:
+def _in(who: str, principals: Iterable[str] | None) -> bool:
     ps = {normalize(p) for p in principals or ()}
     return normalize(who) in ps or PUBLIC in ps or AUTHENTICATED in ps
 

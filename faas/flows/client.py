@@ -16,11 +16,14 @@ from faas.exceptions import FaasError
 from faas.flows import access, schema
 from faas.flows import store_layout as L
 from faas.flows.definition import DefinitionError, Problem, load, validate
+from faas.flows.interpreter import ACTIVE, ENDED, FAILED, INACTIVE, SUCCEEDED
+from faas.flows.control import RUNNER_CHECK_EVERY, ensure_runner
+from faas.flows.times import iso  # noqa: F401 - also imported from here (runner, timers)
 from faas.store import open_store
 
-STATUSES = ("ACTIVE", "INACTIVE", "SUCCEEDED", "FAILED", "ENDED")
-DONE = ("SUCCEEDED", "FAILED", "ENDED")
-RUNNER_CHECK_EVERY = 5.0   # seconds between a client's checks that an unfinished run has a runner
+#: a run's statuses (the interpreter's), and those it ends in: the one definition faas uses
+STATUSES = (ACTIVE, INACTIVE, SUCCEEDED, FAILED, ENDED)
+DONE = (SUCCEEDED, FAILED, ENDED)
 _FLOW_FIELDS = ("definition", "input_schema", "title", "subtitle", "description", "keywords",
                 "viewers", "starters", "administrators")
 
@@ -35,11 +38,6 @@ class RunNotFound(FaasError, LookupError):
 
 class NothingToApprove(FaasError, LookupError):
     code = "NothingToApprove"
-
-
-def iso(t: float | None = None) -> str:
-    t = time.time() if t is None else t
-    return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def parse_time(value: Any) -> float:
@@ -97,7 +95,7 @@ def create_run(store, flow: dict, input: Any, label: str | None, tags: Iterable[
         return dict(existing, _existing=True)
     doc = {"run_id": run_id, "flow_id": flow["id"], "flow_version": flow["version"],
            "flow_title": flow.get("title"), "status": "ACTIVE", "label": label,
-           "tags": list(tags), "start_time": iso(), "completion_time": None,
+           "tags": list(tags), "start_time": iso(time.time()), "completion_time": None,
            "output": None, "error": None, "cause": None, "user": access.normalize(user),
            "managers": _principals(managers), "monitors": _principals(monitors), **(extra or {})}
     request = {"run_id": run_id, "flow_id": flow["id"], "flow_version": flow["version"],
@@ -139,7 +137,7 @@ class FlowsClient:
                keywords: Iterable[str] = (), viewers: Iterable[str] = (),
                starters: Iterable[str] = (), administrators: Iterable[str] = ()) -> dict:
         d = self._checked(definition, input_schema)
-        now = iso()
+        now = iso(time.time())
         flow = {"id": L.new_id(), "version": 1, "title": title or d.get("Comment") or "untitled",
                 "subtitle": subtitle or "", "description": description or "",
                 "keywords": list(keywords), "definition": d, "input_schema": input_schema,
@@ -199,7 +197,7 @@ class FlowsClient:
             new[role] = _principals(new[role])
         new["keywords"] = list(new.get("keywords") or ())
         new["version"] = flow["version"] + 1
-        new["updated_at"] = iso()
+        new["updated_at"] = iso(time.time())
         self._write_flow(new)
         return copy.deepcopy(new)
 
@@ -232,7 +230,6 @@ class FlowsClient:
 
     def _q(self):
         """The runner's command queue; on the embedded store, a runner is started if none runs."""
-        from faas.flows.control import ensure_runner
         ensure_runner(self.settings)
         if self._queue is None:
             self._queue = L.open_command_queue(self.store)
@@ -264,7 +261,6 @@ class FlowsClient:
         now = time.monotonic()
         if now - self._runner_checked >= RUNNER_CHECK_EVERY:
             self._runner_checked = now
-            from faas.flows.control import ensure_runner
             ensure_runner(self.settings, wait=0)
 
     def list_runs(self, flow_id: str | None = None, status: str | Iterable[str] | None = None,

@@ -1,9 +1,12 @@
 """The runner on demand for the embedded store, as the client starts the ``local`` endpoint:
 a run or timer made in the store under ``$FAAS_HOME`` starts ``faas flows serve`` detached if
 no runner holds the store. It exits after ``idle`` seconds with no run and no active timer (the
-next start brings it back), or when its store is deleted."""
+next start brings it back), or when its store is deleted. Who brings it back after a kill -9 or
+a reboot: any flows command that looks at an unfinished run, and a running endpoint daemon on
+the same store (:func:`keep_runner_up`), so timers fire with no flows command at all."""
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -13,8 +16,13 @@ from typing import Callable
 
 from ..config import Settings
 from ..locks import lock_held
+from ..store import Store, open_store
+from . import store_layout
+
+log = logging.getLogger("faas.flows.control")
 
 IDLE_EXIT = 600.0   # seconds an autostarted runner waits with nothing to do ($FAAS_FLOWS_IDLE_EXIT)
+RUNNER_CHECK_EVERY = 5.0   # seconds between a client's (or daemon's) checks that the store's work has a runner
 
 
 def lock_path(store_root: Path) -> Path:
@@ -55,6 +63,42 @@ def ensure_runner(settings: Settings, wait: float = 15.0) -> bool:
                                f"{log_dir / 'runner.log'} ends with:\n{tail}")
         time.sleep(0.05)
     return True   # still starting (busy machine): commands wait in the store for it
+
+
+def runner_needed(store: Store) -> bool:
+    """Does the store hold work for a runner: an unfinished run, or an active timer?"""
+    for _ in store.list(store_layout.ACTIVE):
+        return True
+    for key in store.list(store_layout.TIMERS):
+        if key.endswith("/timer.json"):
+            timer = store_layout.get_json(store, key, None)
+            if timer and timer.get("status") == "active" and timer.get("next_run_epoch") is not None:
+                return True
+    return False
+
+
+def keep_runner_up(settings: Settings, every: float = RUNNER_CHECK_EVERY) -> Callable[[], None]:
+    """A duty for a long-lived process on the embedded store (the endpoint daemon calls it each
+    step): at most every ``every`` seconds, when no runner holds the store and the store holds
+    work for one, :func:`ensure_runner` starts one (without waiting for it)."""
+    root = Path(settings.home) / "store"
+    last = -every
+    store: Store | None = None
+
+    def keep_flows_runner_up() -> None:
+        nonlocal last, store
+        now = time.monotonic()
+        if now - last < every:
+            return
+        last = now
+        if runner_holds(root) or not root.exists():
+            return
+        if store is None:
+            store = open_store(settings.store_url)
+        if runner_needed(store) and ensure_runner(settings, wait=0):
+            log.info("started a flows runner for %s: it had an unfinished run or an active timer "
+                     "and no runner", settings.store_url)
+    return keep_flows_runner_up
 
 
 def idle_stopper(runner, idle: float, store_root: Path | None) -> Callable[[], bool]:

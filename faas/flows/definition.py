@@ -156,7 +156,7 @@ def _is_num(v: Any) -> bool:
 
 
 class _Validator:
-    def __init__(self):
+    def __init__(self) -> None:
         self.problems: list[Problem] = []
 
     def add(self, location: str, message: str) -> None:
@@ -438,7 +438,7 @@ class _Validator:
                 self.path(s[k], loc(at, k), reference=True)
         return []
 
-    def _Choice(self, s, at, states):
+    def _Choice(self, s: dict, at: str, states: dict) -> list[str]:
         out: list[str] = []
         choices = s.get("Choices")
         if "Choices" not in s:

@@ -26,8 +26,9 @@ from __future__ import annotations
 import ast
 import operator
 import posixpath
+from collections.abc import Callable
 from functools import lru_cache
-from typing import Any, Callable
+from typing import Any
 
 from faas.flows import paths
 from faas.flows.errors import ExpressionError, PathError
@@ -102,10 +103,10 @@ def least_work(values: list, cap: int, weights: list[int] | None = None) -> int:
     bound = 64
     while True:
         sizes = [work(v, bound) for v in values]
-        fits = [n * k for n, k in zip(sizes, weights) if n <= bound]
+        fits = [n * k for n, k in zip(sizes, weights, strict=True) if n <= bound]
         if fits:
             best = min(min(fits), cap + 1)
-            for v, n, k in zip(values, sizes, weights):   # one that did not fit may still be less
+            for v, n, k in zip(values, sizes, weights, strict=True):   # one that did not fit may still be less
                 if n > bound and k:
                     best = min(best, work(v, best // k) * k)
             return best
@@ -217,7 +218,7 @@ def _fn_round(v, ndigits=None):
     return round(v) if ndigits is None else round(v, ndigits)
 
 
-FUNCTIONS: dict[str, Callable] = {
+FUNCTIONS: dict[str, Callable | None] = {
     "pathsplit": _fn_pathsplit,
     "getattr": _fn_getattr,
     "len": len,
@@ -467,7 +468,7 @@ class _Evaluator:
 
     def _Compare(self, node):
         left = self.eval(node.left)
-        for op, comp in zip(node.ops, node.comparators):
+        for op, comp in zip(node.ops, node.comparators, strict=True):
             right = self.eval(comp)
             self.charge_comparison(op, left, right)
             if not _CMPOPS[type(op)](left, right):
@@ -485,7 +486,7 @@ class _Evaluator:
 
     def _Dict(self, node):
         out = {}
-        for k, v in zip(node.keys, node.values):
+        for k, v in zip(node.keys, node.values, strict=True):
             if k is None:
                 raise ExpressionError("'**' in a dict literal is not allowed")
             key = self.eval(k)

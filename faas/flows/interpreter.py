@@ -12,7 +12,7 @@ epoch), so the same definition, input and events always give the same run state.
 * :class:`CancelAction` - the action is no longer wanted (timed out, run canceled, sibling
   branch failed).
 
-Events: :class:`ActionCompleted`, :class:`ActionFailed`, :class:`ActionInactive`,
+Events: :class:`ActionCompleted`, :class:`ActionFailed`, :class:`ActionInactive`, :class:`ActionProgress`,
 :class:`ActionTimeout`, :class:`ActionUnableToRun`, :class:`Timer`, :class:`Cancel`. Events
 for nothing pending (stale timers, duplicate completions) are ignored.
 
@@ -29,12 +29,12 @@ import copy
 import json
 import re
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 from typing import Any
 
 from faas.flows import parameters, paths
 from faas.flows.definition import check, parse_timestamp
 from faas.flows.errors import ExpressionError, PathError, PathNotFound, PathWriteError
+from faas.flows.times import iso
 
 ACTIVE, INACTIVE, SUCCEEDED, FAILED, ENDED = "ACTIVE", "INACTIVE", "SUCCEEDED", "FAILED", "ENDED"
 DONE = (SUCCEEDED, FAILED, ENDED)
@@ -64,6 +64,15 @@ class ActionFailed:
 @dataclass(frozen=True)
 class ActionInactive:
     request_id: str
+    details: Any = None
+    time: float = 0.0
+
+
+@dataclass(frozen=True)
+class ActionProgress:
+    """A running action says how far it got (its ``display_status`` changed): logged only."""
+    request_id: str
+    display_status: str = ""
     details: Any = None
     time: float = 0.0
 
@@ -117,12 +126,19 @@ class CancelAction:
     action_url: str
 
 
-_EVENTS = {c.__name__: c for c in (ActionCompleted, ActionFailed, ActionInactive, ActionTimeout,
+#: what :func:`step` takes
+Event = (ActionCompleted | ActionFailed | ActionInactive | ActionProgress | ActionTimeout
+         | ActionUnableToRun | Timer | Cancel)
+#: what :func:`step` asks its caller to do
+Effect = StartAction | SetTimer | CancelAction
+
+_EVENTS = {c.__name__: c for c in (ActionCompleted, ActionFailed, ActionInactive, ActionProgress,
+                                   ActionTimeout,
                                    ActionUnableToRun, Timer, Cancel)}
 _EFFECTS = {c.__name__: c for c in (StartAction, SetTimer, CancelAction)}
 
 
-def to_dict(obj) -> dict:
+def to_dict(obj: Event | Effect) -> dict:
     """An event or effect as a JSON-able dict with its ``type``."""
     d = asdict(obj)
     if "private" in d:
@@ -130,7 +146,7 @@ def to_dict(obj) -> dict:
     return {"type": type(obj).__name__, **d}
 
 
-def from_dict(d: dict):
+def from_dict(d: dict) -> Event | Effect:
     """The event or effect ``to_dict`` made."""
     d = dict(d)
     cls = {**_EVENTS, **_EFFECTS}[d.pop("type")]
@@ -174,7 +190,7 @@ class RunState:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "RunState":
+    def from_dict(cls, d: dict) -> RunState:
         d = dict(d)
         children = [cls.from_dict(c) for c in d.pop("children", [])]
         rs = cls(**copy.deepcopy(d))
@@ -185,7 +201,7 @@ class RunState:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "RunState":
+    def from_json(cls, text: str) -> RunState:
         return cls.from_dict(json.loads(text))
 
     def document(self) -> dict:
@@ -231,10 +247,6 @@ def _check_size(value: Any, what: str, state: str | None) -> None:
                          "URL) to large data instead")
 
 
-def iso(t: float) -> str:
-    return datetime.fromtimestamp(t, timezone.utc).isoformat().replace("+00:00", "Z")
-
-
 class _Ctx:
     """What one call to start/step carries around."""
 
@@ -261,8 +273,9 @@ def _sdef(ctx: _Ctx, r: RunState) -> dict:
     return _machine(ctx, r)["States"][r.current]
 
 
-def _where(r: RunState, ctx: _Ctx) -> str:
-    """The state's name, prefixed by the branch path inside the run for nested machines."""
+def _where(r: RunState, ctx: _Ctx) -> str | None:
+    """The state's name, prefixed by the branch path inside the run for nested machines (None
+    between states)."""
     prefix = r.run_id[len(ctx.root.run_id):].lstrip("/")
     return f"{prefix}/{r.current}" if prefix else r.current
 
@@ -285,7 +298,7 @@ def start(definition: Any, input: Any = None, context: dict | None = None, *,
     return rs
 
 
-def step(definition: Any, run_state: RunState, event) -> tuple[RunState, list]:
+def step(definition: Any, run_state: RunState, event: Event) -> tuple[RunState, list[Effect]]:
     """Apply ``event``: the new run state (``run_state`` is not modified) and the new effects."""
     definition = check(definition) if not isinstance(definition, dict) else definition
     rs = RunState.from_dict(run_state.to_dict())
@@ -304,6 +317,13 @@ def step(definition: Any, run_state: RunState, event) -> tuple[RunState, list]:
         if found is not None and rs.status == ACTIVE:
             rs.status = INACTIVE
             ctx.log("ActionInactive", "An action is waiting for input",
+                    state_name=_where(found, ctx), request_id=event.request_id,
+                    details=copy.deepcopy(event.details))
+        return rs, ctx.effects
+    if isinstance(event, ActionProgress):
+        found = _find_action(rs, event.request_id)
+        if found is not None:
+            ctx.log("ActionProgress", event.display_status or "The action is running",
                     state_name=_where(found, ctx), request_id=event.request_id,
                     details=copy.deepcopy(event.details))
         return rs, ctx.effects
@@ -417,8 +437,10 @@ def _on_error(r: RunState, s: dict, error: str, cause: str | None, ctx: _Ctx) ->
     r.action = r.timer = None
     _cancel_children(r, ctx)
     t = s.get("Type")
-    matches = (lambda names: error in names or ("States.ALL" in names
-                                                 and error not in NOT_CAUGHT_BY_ALL))
+
+    def matches(names: list[str]) -> bool:
+        return error in names or ("States.ALL" in names and error not in NOT_CAUGHT_BY_ALL)
+
     for i, retrier in enumerate(s.get("Retry", [])):
         if not matches(retrier["ErrorEquals"]):
             continue
@@ -694,7 +716,7 @@ def _deliver(r: RunState, event, ctx: _Ctx) -> bool:
         if isinstance(event, Timer) and event.timer_id == rid + ":timeout":
             event = ActionTimeout(rid, event.time)
         if getattr(event, "request_id", None) == rid:
-            _action_event(r, s, event, ctx)
+            _action_event(r, s, a, event, ctx)
             _drive(r, ctx)
             return True
     if r.timer is not None and isinstance(event, Timer) and event.timer_id == r.timer["id"]:
@@ -714,8 +736,8 @@ def _deliver(r: RunState, event, ctx: _Ctx) -> bool:
     return False
 
 
-def _action_event(r: RunState, s: dict, event, ctx: _Ctx) -> None:
-    a = r.action
+def _action_event(r: RunState, s: dict, a: dict, event, ctx: _Ctx) -> None:
+    """``event`` for the action ``a`` that ``r`` waits on."""
     where = _where(r, ctx)
     if isinstance(event, ActionCompleted):
         result = {"action_id": a["request_id"], "status": SUCCEEDED,

@@ -18,7 +18,7 @@ import time as _time
 import traceback
 import uuid
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Protocol
 
 from faas.flows import interpreter as it
 from faas.flows.definition import check
@@ -34,14 +34,21 @@ class ActionResult:
     cause: str | None = None
 
 
+class ActionLookup(Protocol):
+    """What ``run(actions=...)`` takes besides ``"site"``: a dict of ActionUrl -> callable or
+    provider, or any object with ``.get(action_url)`` like it."""
+
+    def get(self, action_url: str, /) -> Any: ...
+
+
 def _username() -> str:
     try:
         return getpass.getuser()
-    except Exception:  # pragma: no cover - no passwd entry
+    except (KeyError, OSError):  # pragma: no cover - no passwd entry (KeyError <3.13, OSError after)
         return "unknown"
 
 
-def run(definition: Any, input: Any = None, *, actions: dict[str, Callable] | str = "site",
+def run(definition: Any, input: Any = None, *, actions: ActionLookup | str | None = "site",
         context: dict | None = None, start_time: float | None = None,
         max_events: int = 100_000, return_state: bool = False,
         store_url: str | None = None, config: dict | None = None) -> dict:
@@ -127,7 +134,7 @@ def _call(actions, eff: it.StartAction, now: float, site=None):
         return drive(fn, eff, now, site())
     try:
         res = fn(eff.parameters)
-    except Exception as e:  # the action failed: report it like an action provider would
+    except Exception as e:  # noqa: BLE001 - the action failed: report it like an action provider would
         return now, it.ActionFailed(eff.request_id,
                                     {"error": type(e).__name__, "message": str(e),
                                      "traceback": traceback.format_exc()},
@@ -135,6 +142,7 @@ def _call(actions, eff: it.StartAction, now: float, site=None):
     if not isinstance(res, ActionResult):
         res = ActionResult(details=res)
     t = now + max(res.seconds, 0.0)
+    ev: it.ActionCompleted | it.ActionInactive | it.ActionFailed
     if res.status == "SUCCEEDED":
         ev = it.ActionCompleted(eff.request_id, res.details, t)
     elif res.status == "INACTIVE":

@@ -269,11 +269,11 @@ class _Parser:
             j += 1
         try:
             text = self.text[self.i:j]
-            value = float(text) if any(c in text for c in ".eE") else int(text)
+            number = float(text) if any(c in text for c in ".eE") else int(text)
         except ValueError:
             raise self.bad("expected @..., a number, a 'string', true, false or null") from None
         self.i = j
-        return ("lit", value)
+        return ("lit", number)
 
 
 def is_definite(tokens: tuple[Token, ...]) -> bool:
@@ -360,7 +360,8 @@ def get(data: Any, path: str, context: dict | None = None) -> Any:
 
 # What each kind of token applies to (a wildcard applies to anything: it matches nothing in a
 # number or string).
-_APPLIES_TO = {"key": (dict, "an object"), "index": (list, "an array"),
+# (the isinstance class info, typed Any so a match checked against it stays Any, not object)
+_APPLIES_TO: dict[str, tuple[Any, str]] = {"key": (dict, "an object"), "index": (list, "an array"),
                "slice": (list, "an array"), "filter": ((list, dict), "an array or object")}
 
 
@@ -411,6 +412,7 @@ def _slice(items: list, start: int | None, end: int | None) -> list:
     empty, unlike Python)."""
     n = len(items)
     if end is None:
+        assert start is not None   # index_or_slice refuses [:]
         start = max(0, n + start if start < 0 else start)
         return items[start:]
     if start is None:

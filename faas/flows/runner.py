@@ -35,8 +35,8 @@ import uuid
 from collections import deque
 from typing import Any, Callable
 
-from faas.flows import access, interpreter as it, schema
-from faas.flows import store_layout as L
+from faas.flows import access, interpreter, schema, store_layout
+from faas.flows.actions.base import ActionUnableToRun
 from faas.flows.client import iso
 from faas.store import open_store
 
@@ -72,7 +72,7 @@ def _default_resolve(url: str):
 
 
 def _unable_to_run(e: BaseException) -> bool:
-    return any(c.__name__ == "ActionUnableToRun" for c in type(e).__mro__)
+    return isinstance(e, ActionUnableToRun)
 
 
 class StoreBusy(RuntimeError):
@@ -120,31 +120,32 @@ class _Lease:
         self.renewed = 0.0
 
     def acquire(self) -> bool:
-        cur = L.get_json(self.store, L.LEASE, None)
+        cur = store_layout.get_json(self.store, store_layout.LEASE, None)
         if cur and cur.get("holder") != self.me and cur.get("expires", 0) > time.time():
             return False
         self._write()
         time.sleep(self.settle)
-        cur = L.get_json(self.store, L.LEASE, None)
+        cur = store_layout.get_json(self.store, store_layout.LEASE, None)
         return bool(cur) and cur.get("holder") == self.me
 
     def _write(self) -> None:
         self.renewed = time.time()
-        L.put_json(self.store, L.LEASE, {"holder": self.me, "expires": self.renewed + self.ttl})
+        store_layout.put_json(self.store, store_layout.LEASE,
+                              {"holder": self.me, "expires": self.renewed + self.ttl})
 
     def renew(self) -> bool:
         if time.time() - self.renewed < self.ttl / 3:
             return True
-        cur = L.get_json(self.store, L.LEASE, None)
+        cur = store_layout.get_json(self.store, store_layout.LEASE, None)
         if not cur or cur.get("holder") != self.me:
             return False
         self._write()
         return True
 
     def release(self) -> None:
-        cur = L.get_json(self.store, L.LEASE, None)
+        cur = store_layout.get_json(self.store, store_layout.LEASE, None)
         if cur and cur.get("holder") == self.me:
-            self.store.delete(L.LEASE)
+            self.store.delete(store_layout.LEASE)
 
 
 # --- runs in memory ----------------------------------------------------------------------------------
@@ -154,7 +155,7 @@ class _Run:
     doc: dict
     request: dict
     definition: dict
-    rs: it.RunState
+    rs: interpreter.RunState
     actions: dict   # request_id -> {action_url, action_id, status, interval, run_as}
 
 
@@ -169,9 +170,9 @@ class Runner:
         self.store = open_store(store_url)
         self.store_url = self.store.url
         if queue_url:
-            L.put_json(self.store, L.CONFIG, dict(L.get_json(self.store, L.CONFIG, {}),
-                                                  queue=queue_url))
-        self.queue = L.open_command_queue(self.store)
+            config = store_layout.get_json(self.store, store_layout.CONFIG, {})
+            store_layout.put_json(self.store, store_layout.CONFIG, dict(config, queue=queue_url))
+        self.queue = store_layout.open_command_queue(self.store)
         self.resolve = resolve or _default_resolve
         self.config = dict(config or {})
         self.clock = clock
@@ -203,8 +204,8 @@ class Runner:
 
     def recover(self) -> None:
         """Load every active run and re-issue what it waits on (after a start or a crash)."""
-        for key in list(self.store.list(L.ACTIVE)):
-            run_id = key[len(L.ACTIVE):]
+        for key in list(self.store.list(store_layout.ACTIVE)):
+            run_id = key[len(store_layout.ACTIVE):]
             if run_id not in self.runs:
                 self._resume_from_store(run_id)
         self._scan_commands()
@@ -248,8 +249,8 @@ class Runner:
         if now >= self._next_scan:
             self._next_scan = now + SCAN_EVERY
             self._scan_commands()
-            for key in list(self.store.list(L.ACTIVE)):
-                rid = key[len(L.ACTIVE):]
+            for key in list(self.store.list(store_layout.ACTIVE)):
+                rid = key[len(store_layout.ACTIVE):]
                 if rid not in self.runs:
                     self._resume_from_store(rid)
             self._drain()
@@ -258,9 +259,9 @@ class Runner:
 
     # -- commands -------------------------------------------------------------------------------------
     def _scan_commands(self) -> None:
-        for key in sorted(self.store.list(L.COMMANDS)):
+        for key in sorted(self.store.list(store_layout.COMMANDS)):
             if key.endswith(".json"):
-                self._command(key[len(L.COMMANDS):-5])
+                self._command(key[len(store_layout.COMMANDS):-5])
 
     def command_identity(self, key: str, cmd: dict) -> str:
         """Who sent a command: on a file store the owner of the command's file (a claim in the
@@ -272,8 +273,8 @@ class Runner:
         return access.normalize(cmd.get("user") or "")
 
     def _command(self, cid: str) -> None:
-        key = L.command_key(cid)
-        cmd = L.get_json(self.store, key, None)
+        key = store_layout.command_key(cid)
+        cmd = store_layout.get_json(self.store, key, None)
         if cmd is None:
             return   # applied already (a second doorbell, or the scan got there first)
         try:
@@ -296,25 +297,25 @@ class Runner:
         self.store.delete(key)
 
     def _flow_doc(self, flow_id: str) -> dict | None:
-        return L.get_json(self.store, L.flow_key(flow_id), None)
+        return store_layout.get_json(self.store, store_layout.flow_key(flow_id), None)
 
     def _begin(self, run_id: str, who: str | None) -> None:
         """Start a run whose records the client wrote (``who``: the command's sender; None for
         the runner's own timer runs, checked when the timer fires)."""
-        if run_id in self.runs or self.store.exists(L.run_key(run_id, "state")):
+        if run_id in self.runs or self.store.exists(store_layout.run_key(run_id, "state")):
             if run_id not in self.runs:
                 self._resume_from_store(run_id)
             return
-        doc = L.get_json(self.store, L.run_key(run_id), None)
-        request = L.get_json(self.store, L.run_key(run_id, "request"), None)
-        if doc is None or request is None or doc.get("status") in it.DONE:
-            self.store.delete(L.active_key(run_id))
+        doc = store_layout.get_json(self.store, store_layout.run_key(run_id), None)
+        request = store_layout.get_json(self.store, store_layout.run_key(run_id, "request"), None)
+        if doc is None or request is None or doc.get("status") in interpreter.DONE:
+            self.store.delete(store_layout.active_key(run_id))
             return
         try:
             definition = self._definition(request)
             if who is not None:
-                flow = self._flow_doc(request["flow_id"]) or L.get_json(
-                    self.store, L.flow_version_key(request["flow_id"], request["flow_version"]))
+                flow = self._flow_doc(request["flow_id"]) or store_layout.get_json(
+                    self.store, store_layout.flow_version_key(request["flow_id"], request["flow_version"]))
                 if access.normalize(who) != access.normalize(request["user"]):
                     raise access.AccessDenied(f"{who} sent the start of a run for "
                                               f"{request['user']}")
@@ -325,7 +326,7 @@ class Runner:
                                      request["input"])
             ctx = {"flow_id": request["flow_id"], "run_id": run_id,
                    "username": access.username(request["user"])}
-            rs = it.start(definition, request["input"], ctx, time=self.clock())
+            rs = interpreter.start(definition, request["input"], ctx, time=self.clock())
         except Exception as e:  # noqa: BLE001 - refuse the run, start nothing
             code = getattr(e, "code", type(e).__name__)
             self._refuse(run_id, doc, code, str(e))
@@ -333,29 +334,29 @@ class Runner:
         run = _Run(run_id, doc, request, definition, rs, {})
         self.runs[run_id] = run
         self._persist(run)
-        self._perform(run, it.outstanding(rs))
+        self._perform(run, interpreter.outstanding(rs))
         self._after_change(run)
 
     def _version_schema(self, request: dict):
-        v = L.get_json(self.store, L.flow_version_key(request["flow_id"], request["flow_version"]))
+        v = store_layout.get_json(self.store, store_layout.flow_version_key(request["flow_id"], request["flow_version"]))
         return v.get("input_schema")
 
     def _definition(self, request: dict) -> dict:
         if request.get("definition"):
             return request["definition"]
-        return L.get_json(self.store, L.flow_version_key(request["flow_id"],
+        return store_layout.get_json(self.store, store_layout.flow_version_key(request["flow_id"],
                                                          request["flow_version"]))["definition"]
 
     def _refuse(self, run_id: str, doc: dict, error: str, cause: str) -> None:
-        doc = dict(doc, status="FAILED", error=error, cause=cause, completion_time=iso())
-        L.put_json(self.store, L.run_key(run_id), doc)
-        self.store.delete(L.active_key(run_id))
+        doc = dict(doc, status="FAILED", error=error, cause=cause, completion_time=iso(time.time()))
+        store_layout.put_json(self.store, store_layout.run_key(run_id), doc)
+        self.store.delete(store_layout.active_key(run_id))
         log.warning("run %s refused: %s: %s", run_id, error, cause)
 
     def _control(self, op: str, run_id: str, who: str) -> None:
         run = self.runs.get(run_id) or self._resume_from_store(run_id)
-        doc = run.doc if run else L.get_json(self.store, L.run_key(run_id), None)
-        if doc is None or doc.get("status") in it.DONE:
+        doc = run.doc if run else store_layout.get_json(self.store, store_layout.run_key(run_id), None)
+        if doc is None or doc.get("status") in interpreter.DONE:
             return
         flow = self._flow_doc(doc["flow_id"])
         if not access.can_manage(doc, who, flow):
@@ -366,34 +367,34 @@ class Runner:
                 self._refuse(run_id, doc, "FlowCanceled", f"canceled by {who} before it started")
             return
         if op == "cancel":
-            self.events.append((run_id, it.Cancel(self.clock(), f"canceled by {who}")))
+            self.events.append((run_id, interpreter.Cancel(self.clock(), f"canceled by {who}")))
         else:   # resume: look at every waiting action now
             for rid in list(run.actions):
                 self._schedule(self.clock(), run_id, "poll", rid)
 
     # -- runs -----------------------------------------------------------------------------------------
     def _resume_from_store(self, run_id: str) -> _Run | None:
-        state = L.get_json(self.store, L.run_key(run_id, "state"), None)
+        state = store_layout.get_json(self.store, store_layout.run_key(run_id, "state"), None)
         if state is None:
-            doc = L.get_json(self.store, L.run_key(run_id), None)
+            doc = store_layout.get_json(self.store, store_layout.run_key(run_id), None)
             if doc is None:
-                self.store.delete(L.active_key(run_id))
+                self.store.delete(store_layout.active_key(run_id))
             # else: not started yet; its start command is on its way (or in the scan)
             return None
-        doc = L.get_json(self.store, L.run_key(run_id))
-        request = L.get_json(self.store, L.run_key(run_id, "request"))
-        rs = it.RunState.from_dict(state["run_state"])
+        doc = store_layout.get_json(self.store, store_layout.run_key(run_id))
+        request = store_layout.get_json(self.store, store_layout.run_key(run_id, "request"))
+        rs = interpreter.RunState.from_dict(state["run_state"])
         run = _Run(run_id, doc, request, self._definition(request), rs, state.get("actions", {}))
-        if rs.status in it.DONE:
+        if rs.status in interpreter.DONE:
             self._finish(run)
             return None
         self.runs[run_id] = run
         log.info("recovering run %s (%s)", run_id, rs.status)
-        self._perform(run, it.outstanding(rs))
+        self._perform(run, interpreter.outstanding(rs))
         return run
 
     def _persist(self, run: _Run) -> None:
-        L.put_json(self.store, L.run_key(run.run_id, "state"),
+        store_layout.put_json(self.store, store_layout.run_key(run.run_id, "state"),
                    {"run_state": run.rs.to_dict(), "actions": run.actions})
 
     def _after_change(self, run: _Run) -> None:
@@ -401,31 +402,31 @@ class Runner:
         rs = run.rs
         doc = dict(run.doc, status=rs.status, error=rs.error, cause=rs.cause,
                    current_state=rs.current)
-        if rs.status in it.DONE:
-            doc["output"] = L.redact_private(rs.output)
+        if rs.status in interpreter.DONE:
+            doc["output"] = store_layout.redact_private(rs.output)
             doc["completion_time"] = doc.get("completion_time") or iso(self.clock())
         if doc != run.doc:
             run.doc = doc
-            L.put_json(self.store, L.run_key(run.run_id), doc)
-        if rs.status in it.DONE:
+            store_layout.put_json(self.store, store_layout.run_key(run.run_id), doc)
+        if rs.status in interpreter.DONE:
             self._finish(run)
 
     def _finish(self, run: _Run) -> None:
-        if run.doc.get("status") not in it.DONE:
+        if run.doc.get("status") not in interpreter.DONE:
             run.doc = dict(run.doc, status=run.rs.status, error=run.rs.error,
-                           cause=run.rs.cause, output=L.redact_private(run.rs.output),
+                           cause=run.rs.cause, output=store_layout.redact_private(run.rs.output),
                            completion_time=iso(self.clock()))
-            L.put_json(self.store, L.run_key(run.run_id), run.doc)
-        self.store.delete(L.active_key(run.run_id))
+            store_layout.put_json(self.store, store_layout.run_key(run.run_id), run.doc)
+        self.store.delete(store_layout.active_key(run.run_id))
         self.runs.pop(run.run_id, None)
 
     def _apply(self, run: _Run, event) -> None:
         before = len(run.rs.log), run.rs.status
-        rs, effects = it.step(run.definition, run.rs, event)
+        rs, effects = interpreter.step(run.definition, run.rs, event)
         if not effects and (len(rs.log), rs.status) == before and rs.to_dict() == run.rs.to_dict():
             return   # stale: nothing was waiting for it
         run.rs = rs
-        waiting = {e.request_id for e in it.outstanding(rs) if isinstance(e, it.StartAction)}
+        waiting = {e.request_id for e in interpreter.outstanding(rs) if isinstance(e, interpreter.StartAction)}
         finished = {r: run.actions.pop(r) for r in list(run.actions) if r not in waiting}
         self._persist(run)
         self._perform(run, effects, finished)
@@ -460,17 +461,17 @@ class Runner:
             if run is None:
                 continue
             if kind == "timer":
-                self.events.append((run_id, it.Timer(key, now)))
+                self.events.append((run_id, interpreter.Timer(key, now)))
             elif kind == "poll":
                 self._poll(run, key)
 
     def _perform(self, run: _Run, effects: list, finished: dict | None = None) -> None:
         for eff in effects:
-            if isinstance(eff, it.SetTimer):
+            if isinstance(eff, interpreter.SetTimer):
                 self._schedule(eff.at, run.run_id, "timer", eff.timer_id)
-            elif isinstance(eff, it.StartAction):
+            elif isinstance(eff, interpreter.StartAction):
                 self._start_action(run, eff)
-            elif isinstance(eff, it.CancelAction):
+            elif isinstance(eff, interpreter.CancelAction):
                 a = run.actions.get(eff.request_id) or (finished or {}).get(eff.request_id)
                 if a and a.get("action_id"):
                     self._quietly("cancel", a, run)
@@ -481,7 +482,7 @@ class Runner:
                                username=access.username(run.request["user"]), run_as=run_as,
                                config=self.config)
 
-    def _start_action(self, run: _Run, eff: it.StartAction) -> None:
+    def _start_action(self, run: _Run, eff: interpreter.StartAction) -> None:
         rid = eff.request_id
         now = self.clock()
         a = run.actions.setdefault(rid, {"action_url": eff.action_url, "action_id": None,
@@ -494,7 +495,7 @@ class Runner:
             if not _unable_to_run(e):
                 log.warning("run %s: starting %s failed: %s", run.run_id, rid,
                             traceback.format_exc())
-            self.events.append((run.run_id, it.ActionUnableToRun(rid, cause, now)))
+            self.events.append((run.run_id, interpreter.ActionUnableToRun(rid, cause, now)))
             return
         a["action_id"] = doc.get("action_id") or a["action_id"]
         self._persist(run)   # the action id, so a restart can poll instead of guess
@@ -504,7 +505,7 @@ class Runner:
         a = run.actions.get(rid)
         if a is None:
             return
-        pending = {e.request_id: e for e in it.outstanding(run.rs) if isinstance(e, it.StartAction)}
+        pending = {e.request_id: e for e in interpreter.outstanding(run.rs) if isinstance(e, interpreter.StartAction)}
         if rid not in pending:
             return
         if not a.get("action_id"):
@@ -525,17 +526,22 @@ class Runner:
         prev, status = a.get("status"), doc.get("status")
         a["status"] = status
         if status == "SUCCEEDED":
-            self.events.append((run.run_id, it.ActionCompleted(rid, doc.get("details"), now)))
+            self.events.append((run.run_id, interpreter.ActionCompleted(rid, doc.get("details"), now)))
         elif status == "FAILED":
             details = doc.get("details")
             cause = None
             if isinstance(details, dict):   # Globus providers say "cause"; ours error + message
                 cause = details.get("cause") or (
                     f"{details['error']}: {details.get('message', '')}" if details.get("error") else None)
-            self.events.append((run.run_id, it.ActionFailed(rid, details, cause, now)))
+            self.events.append((run.run_id, interpreter.ActionFailed(rid, details, cause, now)))
         else:
             if status == "INACTIVE" and prev != "INACTIVE":
-                self.events.append((run.run_id, it.ActionInactive(rid, doc.get("details"), now)))
+                self.events.append((run.run_id, interpreter.ActionInactive(rid, doc.get("details"), now)))
+            shown = doc.get("display_status")
+            if status == "ACTIVE" and shown and shown != a.get("display_status") and prev == "ACTIVE":
+                # a long action's progress lines ("1,200 of 40,000 files...") reach the run's log
+                self.events.append((run.run_id, interpreter.ActionProgress(rid, shown, doc.get("details"), now)))
+            a["display_status"] = shown
             after = doc.get("poll_after")
             if not isinstance(after, (int, float)) or after <= 0:
                 after = a.get("interval", 1.0)
@@ -563,7 +569,7 @@ class Runner:
         run = self.runs.get(run_id)
         if run is not None:
             return run.rs.status
-        doc = L.get_json(self.store, L.run_key(run_id), None)
+        doc = store_layout.get_json(self.store, store_layout.run_key(run_id), None)
         return doc.get("status") if doc else None
 
     def _start_timer_run(self, flow: dict, input: Any, user: str, run_id: str,

@@ -17,14 +17,16 @@ import logging
 import re
 import time
 import uuid
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from faas.config import resolve
 from faas.exceptions import FaasError
 from faas.flows import access
 from faas.flows import store_layout as L
-from faas.flows.client import FlowNotFound, iso, parse_time
+from faas.flows.client import DONE, FlowNotFound, iso, parse_time
 from faas.store import open_store
+from faas.store.base import Store
 
 log = logging.getLogger("faas.flows.timers")
 
@@ -32,7 +34,6 @@ COMPUTE_URL = "https://compute.actions.globus.org/fxap"
 TRANSFER_URL = "https://actions.automate.globus.org/transfer/transfer"
 GRACE = 60.0          # a tick later than this (runner down) counts as missed
 HISTORY = 50          # tick records kept on the timer document
-DONE = ("SUCCEEDED", "FAILED", "ENDED")
 
 
 class TimerNotFound(FaasError, LookupError):
@@ -94,16 +95,43 @@ def inline_flow(timer: dict) -> dict:
     else:
         (src_base, src_path), (dst_base, dst_path) = (_split(timer["source"]),
                                                       _split(timer["destination"]))
+        rec = timer.get("recursive")
         params = {"source_endpoint_id": src_base, "destination_endpoint_id": dst_base,
                   "transfer_items": [{"source_path": src_path, "destination_path": dst_path,
-                                      "recursive": bool(timer.get(
-                                          "recursive", timer["source"].endswith("/")))}]}
+                                      "recursive": bool(timer["source"].endswith("/")
+                                                        if rec is None else rec)}],
+                  **(timer.get("transfer_options") or {})}
         url = TRANSFER_URL
     definition = {"Comment": f"timer {timer['id']}", "StartAt": "Run", "States": {
         "Run": {"Type": "Action", "ActionUrl": url, "Parameters": params, "ResultPath": "$.result",
                 "WaitTime": int(timer.get("wait_time", 86400)), "End": True}}}
     return {"id": f"timer-{timer['id']}", "version": 1, "title": timer["name"], "inline": True,
             "definition": definition, "input_schema": None, "owner": timer["owner"]}
+
+
+def transfer_options(**given: Any) -> dict:
+    """The transfer action's options a transfer timer passes on (Globus Timers: "all transfer
+    and sync options"): those given (not None), checked as the action checks them, so a bad one
+    is a ValueError naming it when the timer is made, not a failed run at each tick."""
+    from faas.flows.actions import transfer as T
+    from faas.flows.actions.base import ActionUnableToRun
+    out = {k: v for k, v in given.items() if v is not None}
+    try:
+        if "sync_level" in out:
+            out["sync_level"] = T.sync_level(out["sync_level"])
+        if "filter_rules" in out:
+            out["filter_rules"] = [{k: v for k, v in r.items() if v is not None}
+                                   for r in T.filter_rules(list(out["filter_rules"]))]
+        if "deadline" in out:
+            T.deadline(out["deadline"])
+        T._label(out.get("label"))
+    except ActionUnableToRun as e:
+        raise ValueError(str(e)) from None
+    for k in ("verify_checksum", "preserve_timestamp", "delete_destination_extra",
+              "skip_source_errors", "encrypt_data", "delete_source"):
+        if k in out and not isinstance(out[k], bool):
+            raise ValueError(f"{k}: expected True or False, got {out[k]!r}")
+    return out
 
 
 def _split(url: str) -> tuple[str, str]:
@@ -121,7 +149,8 @@ class TimerFirer:
 
     RESCAN = 5.0
 
-    def __init__(self, store, start_run: Callable, run_status: Callable[[str], str | None]):
+    def __init__(self, store: Store, start_run: Callable,
+                 run_status: Callable[[str], str | None]) -> None:
         self.store, self.start_run, self.run_status = store, start_run, run_status
         self.next: dict[str, float] = {}
         self._scanned = -1e18
@@ -240,7 +269,27 @@ class TimersClient:
                args: Iterable = (), kwargs: dict | None = None,
                transfer: tuple[str, str] | None = None, name: str | None = None,
                start: Any = None, interval: Any = None, stop_after_date: Any = None,
-               stop_after_runs: int | None = None, run_missed: str = "once") -> dict:
+               stop_after_runs: int | None = None, run_missed: str = "once",
+               recursive: bool | None = None, sync_level: int | str | None = None,
+               verify_checksum: bool | None = None, preserve_timestamp: bool | None = None,
+               delete_destination_extra: bool | None = None,
+               skip_source_errors: bool | None = None, filter_rules: list | None = None,
+               label: str | None = None, deadline: str | None = None,
+               encrypt_data: bool | None = None, delete_source: bool | None = None) -> dict:
+        """A timer for a flow (``flow_id``, ``input``), a function (``function_id``,
+        ``endpoint``, ``args``, ``kwargs``) or a transfer (``transfer=(src URL, dst URL)`` and
+        the transfer action's options: ``recursive`` (default: the source ends with ``/``),
+        ``sync_level`` (0-3 or exists/size/mtime/checksum), ``verify_checksum``,
+        ``preserve_timestamp``, ``delete_destination_extra``, ``skip_source_errors``,
+        ``filter_rules`` ([{method, type, name}]), ``label``, ``deadline``...)."""
+        options = transfer_options(
+            sync_level=sync_level, verify_checksum=verify_checksum,
+            preserve_timestamp=preserve_timestamp, delete_destination_extra=delete_destination_extra,
+            skip_source_errors=skip_source_errors, filter_rules=filter_rules, label=label,
+            deadline=deadline, encrypt_data=encrypt_data, delete_source=delete_source)
+        if (options or recursive is not None) and not transfer:
+            raise ValueError(f"{', '.join(sorted(options) or ['recursive'])}: transfer options "
+                             f"need transfer=(src, dst)")
         kinds = [k for k, v in (("flow", flow_id), ("function", function_id),
                                 ("transfer", transfer)) if v]
         if len(kinds) != 1:
@@ -256,7 +305,7 @@ class TimersClient:
         if stop_after_runs is not None and int(stop_after_runs) < 1:
             raise ValueError("stop_after_runs: must be at least 1")
         tid = L.new_id()
-        timer = {"id": tid, "name": name or f"{kind} timer", "kind": kind, "owner": self.identity,
+        timer: dict[str, Any] = {"id": tid, "name": name or f"{kind} timer", "kind": kind, "owner": self.identity,
                  "schedule": {"start": iso(start_t), "start_epoch": start_t, "interval": secs,
                               "stop_after_date": iso(stop_t) if stop_t else None,
                               "stop_after_date_epoch": stop_t,
@@ -264,7 +313,7 @@ class TimersClient:
                  "status": "active", "run_missed": run_missed, "created_at": iso(now),
                  "last_ran_at": None, "last_run_id": None, "runs": 0, "errors": 0, "skipped": 0,
                  "missed": 0, "history": []}
-        if kind == "flow":
+        if kind == "flow" and flow_id:
             flow = L.get_json(self.store, L.flow_key(flow_id), None)
             if flow is None:
                 raise FlowNotFound(f"no flow {flow_id!r} in {self.store.url}")
@@ -278,10 +327,13 @@ class TimersClient:
                 raise ValueError("a function timer needs endpoint= (the endpoint to run on)")
             timer.update(function_id=function_id, endpoint=endpoint, args=list(args),
                          kwargs=dict(kwargs or {}))
-        else:
+        elif transfer:   # the one kind left
             src, dst = transfer
             _split(src), _split(dst)
-            timer.update(source=src, destination=dst)
+            if recursive is not None and not isinstance(recursive, bool):
+                raise ValueError(f"recursive: expected True or False, got {recursive!r}")
+            timer.update(source=src, destination=dst, recursive=recursive,
+                         transfer_options=options)
         nxt = scheduled_after(timer, start_t)
         timer["next_run_epoch"], timer["next_run"] = nxt, iso(nxt) if nxt is not None else None
         if nxt is None:

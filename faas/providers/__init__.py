@@ -1,10 +1,17 @@
 """Providers start, watch and cancel blocks (batch jobs). They know nothing about tasks."""
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 from .base import BlockState, Provider, ProviderError
 
+if TYPE_CHECKING:   # the endpoint's config model: an upper layer, for annotations only
+    from ..endpoint.config import ProviderConfig
 
-def make_provider(cfg, endpoint_dir) -> Provider:
+
+def make_provider(cfg: ProviderConfig, endpoint_dir: Path | str) -> Provider:
+    """The provider ``cfg.type`` names, keeping its scripts under ``endpoint_dir``."""
     if cfg.type == "local":
         from .local import LocalProvider
         return LocalProvider(cfg, endpoint_dir)

@@ -13,11 +13,15 @@ import signal
 import subprocess
 from abc import ABC, abstractmethod
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 
 from ..exceptions import FaasError
 from .launchers import launch_command
+
+if TYPE_CHECKING:   # the endpoint's config model: an upper layer, for annotations only
+    from ..endpoint.config import ProviderConfig
 
 
 class ProviderError(FaasError):
@@ -30,6 +34,10 @@ class BlockState(str, enum.Enum):
     PENDING = "pending"
     RUNNING = "running"
     COMPLETED = "completed"
+    #: the scheduler ended the job at its walltime: the normal end of a pilot job (its pools
+    #: stop taking tasks and hand back what they hold before it), not a failure. Parsl keeps
+    #: its own state for Slurm's TIMEOUT for the same reason.
+    TIMEOUT = "timeout"
     FAILED = "failed"
     CANCELLED = "cancelled"
     UNKNOWN = "unknown"
@@ -38,6 +46,21 @@ class BlockState(str, enum.Enum):
     def active(self) -> bool:
         return self in (BlockState.PENDING, BlockState.RUNNING, BlockState.UNKNOWN)
 
+    @property
+    def meaning(self) -> str:
+        """What an ended block's state tells its administrator (``faas endpoint status``)."""
+        return _ENDINGS.get(self, "")
+
+
+_ENDINGS = {
+    BlockState.COMPLETED: "its pools exited (idle, or stopped before the walltime): a normal end",
+    BlockState.TIMEOUT: "the scheduler ended it at its walltime: the normal end of a pilot job (its "
+                        "pools handed back what they held; those tasks run in another block)",
+    BlockState.CANCELLED: "cancelled (scaled in, the endpoint stopped, or scancel/qdel by hand)",
+    BlockState.FAILED: "the job failed (node failure, out of memory, preempted, ...): its tasks come "
+                       "back after the visibility timeout; see its .stderr in submit_scripts/",
+}
+
 
 class Provider(ABC):
     #: the submit script's template, a file beside the provider's module (None: a plain script)
@@ -45,7 +68,7 @@ class Provider(ABC):
     #: seconds between status queries (a real scheduler's controller is shared: spare it)
     status_interval: float = 0.0
 
-    def __init__(self, cfg, endpoint_dir: Path):
+    def __init__(self, cfg: ProviderConfig, endpoint_dir: Path | str) -> None:
         self.cfg = cfg
         self.endpoint_dir = Path(endpoint_dir)
         self.scripts_dir = self.endpoint_dir / "submit_scripts"
@@ -63,7 +86,7 @@ class Provider(ABC):
         """Ask blocks to end: their pools get SIGTERM and hand back what they hold."""
 
     # -- helpers for the providers ----------------------------------------------------------
-    def script(self, command: str, block_id: str, **extra) -> Path:
+    def script(self, command: str, block_id: str, **extra: Any) -> Path:
         """Render the block's script into ``submit_scripts/BLOCK.sh`` (kept, as Globus Compute
         does, beside the job's ``.stdout`` / ``.stderr``)."""
         path = self.scripts_dir / f"{block_id}.sh"

@@ -32,11 +32,16 @@ from __future__ import annotations
 import os
 import shlex
 import sys
+from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from ..exceptions import ConfigError
 from .launchers import RANK_VARIABLES
+
+if TYPE_CHECKING:   # the endpoint's config models: an upper layer, for annotations only
+    from ..endpoint.config import EndpointConfig, EngineConfig
 
 #: environment variables handed to the pool inside a podman/docker container when set
 PASS_ENV = ("FAAS_HOME", "FAAS_SIGNING_KEYS",
@@ -54,7 +59,7 @@ _OCI = ("podman", "docker")
 _APPTAINER = ("apptainer", "singularity")
 
 
-def wrap(engine_cfg, command: str, *, mounts: list[str]) -> str:
+def wrap(engine_cfg: EngineConfig, command: str, *, mounts: list[str]) -> str:
     """The shell command that runs ``command`` (the pool command, a simple command) inside the
     container ``engine_cfg`` names, with each of ``mounts`` bound at the same path (sorted,
     without paths under another); ``command`` itself for ``container_type: none``.
@@ -126,12 +131,14 @@ def _rootfs(uri: str) -> str | None:
     return None
 
 
-def required_mounts(cfg, home, *, name: str | None = None, create: bool = True) -> list[str]:
+def required_mounts(cfg: EndpointConfig, home: Path | str, *, name: str | None = None,
+                    create: bool = True) -> list[str]:
     """The host paths a pool needs inside its container, at the same paths: a ``file://`` store's
     folder, the local queue's folder, the endpoint's folder (``home/endpoints/NAME``, or all of
     ``home/endpoints`` without ``name``), the Python (``sys.prefix`` and ``sys.base_prefix``:
     the venv and the interpreter it was made from), the folder holding the ``faas`` package
-    (an editable install's source tree), and an absolute ``signing_keys_file``. Sorted, without duplicates or paths under another.
+    (an editable install's source tree), and an absolute ``signing_keys_file``. Sorted, without
+    duplicates or paths under another.
     A Python or faas under the system's own trees (:data:`SYSTEM_TREES`: ``/usr/bin/python3``,
     ``/usr/lib/python3/dist-packages``) is left out: mounted over the image it would replace the
     image's system; the image must then bring its own Python and faas.
@@ -168,7 +175,7 @@ def required_mounts(cfg, home, *, name: str | None = None, create: bool = True) 
     return minimal(owned + software)
 
 
-def minimal(paths) -> list[str]:
+def minimal(paths: Iterable[str]) -> list[str]:
     """``paths`` as absolute paths, sorted, without duplicates or paths under another of them."""
     kept: list[str] = []
     for p in sorted({os.path.abspath(p) for p in paths if p}):   # a parent sorts before its children

@@ -1,8 +1,13 @@
 """Launchers: the command a block's script runs to start one worker pool on each of its nodes."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 
-def launch_command(launcher, command: str, nodes: int) -> str:
+if TYPE_CHECKING:   # the endpoint's config model: an upper layer, for annotations only
+    from ..endpoint.config import LauncherConfig
+
+
+def launch_command(launcher: LauncherConfig, command: str, nodes: int) -> str:
     """``command`` once per node. The pools tell themselves apart by the rank variable the
     launcher sets (SLURM_PROCID, PMI_RANK, ...)."""
     extra = f" {launcher.overrides}" if launcher.overrides else ""

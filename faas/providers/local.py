@@ -4,12 +4,17 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .base import BlockState, Provider
 
+if TYPE_CHECKING:   # the endpoint's config model: an upper layer, for annotations only
+    from ..endpoint.config import ProviderConfig
+
 
 class LocalProvider(Provider):
-    def __init__(self, cfg, endpoint_dir):
+    def __init__(self, cfg: ProviderConfig, endpoint_dir: Path | str) -> None:
         super().__init__(cfg, endpoint_dir)
         self.procs: dict[str, subprocess.Popen] = {}
 

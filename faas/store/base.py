@@ -6,7 +6,7 @@ start with one. Nothing here knows about tasks or endpoints.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Iterator
+from collections.abc import Iterator
 
 
 class KeyNotFound(KeyError):
@@ -24,12 +24,15 @@ class Store(ABC):
     def get(self, key: str) -> bytes:
         """Read ``key``; raise :class:`KeyNotFound` if it does not exist."""
 
+    @abstractmethod
     def get_head(self, key: str, nbytes: int) -> bytes:
-        """The first ``nbytes`` of ``key`` (a reader that needs only a header, and must not be
-        made to read a huge object: the multi-user router reads users' results this way)."""
-        return self.get(key)[:nbytes]
+        """The first ``nbytes`` of ``key``, never more read from the backend (give or take a
+        buffer): anyone with write access can plant a huge object at a key a reader expects, so
+        every read of an object another party could have written is bounded by a size the reader
+        knows (a signed size, a sealed notice's size, a configured maximum; see faas.sealing).
+        Raise :class:`KeyNotFound` if it does not exist."""
 
-    def claim(self, prefix: str) -> None:
+    def claim(self, prefix: str) -> None:  # noqa: B027 - optional hook: doing nothing is the right default
         """Make sure the folder that will hold keys under ``prefix`` (``"results/<client id>/"``)
         exists and is this user's before anything is written there: on a shared file store,
         whoever makes a folder first owns it. Stores without folders have nothing to do."""
@@ -45,7 +48,7 @@ class Store(ABC):
     def list(self, prefix: str = "") -> Iterator[str]:
         """Keys that start with ``prefix``, in no promised order."""
 
-    def close(self) -> None:  # pragma: no cover - backends with resources override
+    def close(self) -> None:  # noqa: B027  # pragma: no cover - optional hook: backends with resources override
         pass
 
     def __repr__(self) -> str:

@@ -21,12 +21,14 @@ import os
 import re
 import stat
 import sys
-from typing import Iterator
+from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 from .. import safe_open
 from ..exceptions import ConfigError, StoreError
 from .base import KeyNotFound, Store
+
+_Folders = list[str]   # a key's folder names (FileStore.list shadows the builtin in its annotations)
 
 #: Temporary files are named ``.faas-tmp-<random hex>`` in the target's folder; ``list`` hides them
 #: and no key may have a segment that starts with this.
@@ -210,7 +212,7 @@ class FileStore(Store):
                     except IsADirectoryError:
                         # A folder appeared at the key between lstat and exchange: swap back.
                         _renameat2(dfd, btmp, dfd, bname, _RENAME_EXCHANGE)
-                        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), name)
+                        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), name) from None
                     except FileNotFoundError:
                         pass
                     return
@@ -346,7 +348,7 @@ class FileStore(Store):
         folder, _, name_prefix = prefix.rpartition("/")
         return self._walk(folder.split("/") if folder else [], name_prefix)
 
-    def _walk(self, folders: list[str], name_prefix: str) -> Iterator[str]:
+    def _walk(self, folders: _Folders, name_prefix: str) -> Iterator[str]:
         """Keys of regular files below ``folders``, never through a link."""
         stack = [(folders, name_prefix)]
         while stack:
@@ -373,5 +375,5 @@ class FileStore(Store):
                 elif is_file:
                     yield rel + name
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple:
         return (type(self), (self.url, self.public_prefixes))

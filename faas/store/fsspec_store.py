@@ -7,7 +7,8 @@ folders use :class:`faas.store.file.FileStore`, which writes a temporary file an
 """
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from ..exceptions import ConfigError, StoreError
 from .base import KeyNotFound, Store
@@ -20,7 +21,7 @@ class FsspecStore(Store):
     ``storage_options`` go to the file system's constructor, as in ``fsspec.open``.
     """
 
-    def __init__(self, url: str, **storage_options):
+    def __init__(self, url: str, **storage_options: Any) -> None:
         import fsspec
 
         try:
@@ -54,7 +55,7 @@ class FsspecStore(Store):
         # Remote file systems cache listings; another process may have written since.
         try:
             self.fs.invalidate_cache(self.fs._parent(path))
-        except Exception:
+        except Exception:  # noqa: BLE001 - best effort: any backend's cache drop may fail; reads still work
             pass
 
     # -- the Store interface ------------------------------------------------------------------
@@ -76,6 +77,15 @@ class FsspecStore(Store):
         path = self._path(key)
         try:
             return self.fs.cat_file(path)
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise KeyNotFound(key) from None
+        except OSError as exc:
+            raise self._error("read", key, exc) from exc
+
+    def get_head(self, key: str, nbytes: int) -> bytes:
+        path = self._path(key)
+        try:   # a ranged read: object stores send only these bytes, the memory one slices
+            return self.fs.cat_file(path, start=0, end=max(0, nbytes))
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise KeyNotFound(key) from None
         except OSError as exc:
@@ -105,7 +115,7 @@ class FsspecStore(Store):
         top = self._base + folder if folder else (self.root or self._base)
         try:
             self.fs.invalidate_cache(top)
-        except Exception:
+        except Exception:  # noqa: BLE001 - best effort: any backend's cache drop may fail; find() still works
             pass
         try:
             paths = self.fs.find(top)

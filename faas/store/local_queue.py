@@ -38,8 +38,8 @@ import threading
 import time
 import uuid
 import weakref
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 from urllib.parse import quote, unquote, urlsplit
 
 from ..exceptions import ConfigError, QueueDoesNotExist, QueueError
@@ -132,7 +132,7 @@ def _hang_up(pid: int, sock: socket.socket, marker: str, path: str | None) -> No
                 pass
 
 
-_instances: "weakref.WeakSet[LocalQueue]" = weakref.WeakSet()
+_instances: weakref.WeakSet[LocalQueue] = weakref.WeakSet()
 _inherited: list = []   # a forked child never closes its parent's SQLite handles (sqlite.org/howtocorrupt)
 
 
@@ -178,9 +178,11 @@ class LocalQueue(Queue):
         self._db_lock = threading.Lock()        # one connection, many threads
         self._recv_lock = threading.Lock()      # one receive at a time per instance
         self._sock: socket.socket | None = None
-        self._poll = None
-        self._marker = self._sock_path = None
-        self._finalizer = None
+        self._poll: select.poll | None = None
+        self._marker: str | None = None
+        self._sock_path: str | None = None
+        self._address = b""
+        self._finalizer: weakref.finalize | None = None
         self._closing = False
 
     def _forked(self) -> None:
@@ -193,12 +195,12 @@ class LocalQueue(Queue):
         self._init_process_state()
 
     @classmethod
-    def open(cls, url: str) -> "LocalQueue":
+    def open(cls, url: str) -> LocalQueue:
         return cls(url)
 
     @classmethod
     def create(cls, url: str, max_receives: int = 5, visibility_timeout: float = 60.0,
-               dead_letter: bool = True) -> "LocalQueue":
+               dead_letter: bool = True) -> LocalQueue:
         """Create the file and tables if missing (idempotent); the given settings replace the old.
         The dead-letter table costs nothing here, so ``dead_letter`` is accepted and ignored."""
         directory, name = _parse(url)
@@ -266,12 +268,15 @@ class LocalQueue(Queue):
             self._marker = os.path.join(self._waiters, token)
             self._finalizer = weakref.finalize(self, _hang_up, os.getpid(), sock, self._marker,
                                                self._sock_path)
-        if not os.path.exists(self._marker):    # also after destroy() or a wrong cleanup
+        marker = self._marker
+        assert marker is not None   # set with the socket above
+        if not os.path.exists(marker):    # also after destroy() or a wrong cleanup
             os.makedirs(self._waiters, mode=0o700, exist_ok=True)
-            with open(self._marker, "wb") as f:
+            with open(marker, "wb") as f:
                 f.write(self._address)
 
     def _drain(self) -> None:
+        assert self._sock is not None   # after _register
         try:
             while True:
                 self._sock.recv(64)
@@ -302,7 +307,7 @@ class LocalQueue(Queue):
         ids = [str(uuid.uuid4()) for _ in bodies]
         with self._write() as db:
             db.executemany(f"INSERT INTO {self._table} (id, body, sent_at, visible_at) "
-                           "VALUES (?, ?, ?, ?)", [(i, b, now, now) for i, b in zip(ids, bodies)])
+                           "VALUES (?, ?, ?, ?)", [(i, b, now, now) for i, b in zip(ids, bodies, strict=True)])
         _ring(self._waiters)
         return ids
 
@@ -325,6 +330,7 @@ class LocalQueue(Queue):
                     return messages
                 if next_visible is not None:    # an invisible message comes back then: wake up
                     remaining = min(remaining, max(0.0, next_visible - time.time()))
+                assert self._poll is not None   # wait > 0 here: _register made it
                 self._poll.poll(math.ceil(remaining * 1000))
 
     def _take(self, n: int, vt: float) -> tuple[list[Message], float | None]:
@@ -396,7 +402,7 @@ class LocalQueue(Queue):
             (total,) = db.execute(f"SELECT COUNT(*) FROM {self._table}").fetchone()
         return {"visible": visible, "in_flight": total - visible}
 
-    def dead_letters(self) -> "LocalQueue":
+    def dead_letters(self) -> LocalQueue:
         """The ``dead_letters`` table of the same file, as a queue at ``local:///DIR/NAME-dlq``."""
         if self._table == _DEAD:
             raise QueueError(f"{self.url!r} is a dead-letter queue; it has none of its own")

@@ -53,14 +53,14 @@ class Queue(ABC):
         """``{"visible": n, "in_flight": m}`` (approximate on SQS)."""
 
     @abstractmethod
-    def dead_letters(self) -> "Queue":
+    def dead_letters(self) -> Queue:
         """The dead-letter queue beside this one."""
 
     @abstractmethod
     def destroy(self) -> None:
         """Delete the queue (and its dead-letter queue)."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook: queues with resources override
         pass
 
     def __repr__(self) -> str:

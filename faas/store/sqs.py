@@ -27,11 +27,18 @@ import math
 import os
 import re
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit
 
-from botocore.exceptions import (BotoCoreError, ClientError, HTTPClientError, NoCredentialsError,
-                                 NoRegionError, PartialCredentialsError)
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    HTTPClientError,
+    NoCredentialsError,
+    NoRegionError,
+    PartialCredentialsError,
+)
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from ..exceptions import ConfigError, CredentialsError, QueueDoesNotExist, QueueError
@@ -258,7 +265,7 @@ class SQSQueue(Queue):
 
     # --- construction -----------------------------------------------------------------------
     @classmethod
-    def open(cls, url: str) -> "SQSQueue":
+    def open(cls, url: str) -> SQSQueue:
         """Open an existing queue; QueueDoesNotExist (with its name) if it is not there."""
         q = cls(url)
         q._url()
@@ -266,7 +273,7 @@ class SQSQueue(Queue):
 
     @classmethod
     def create(cls, url: str, max_receives: int = 5, visibility_timeout: float = 60.0,
-               dead_letter: bool = True) -> "SQSQueue":
+               dead_letter: bool = True) -> SQSQueue:
         """Create NAME-dlq (14 days' retention) then NAME redriving to it; idempotent.
         ``dead_letter=False`` makes NAME alone (a client's reply queue needs none)."""
         if max_receives < 1 or visibility_timeout < 0:
@@ -364,7 +371,7 @@ class SQSQueue(Queue):
         url = f"sqs://{name}" if self.url.startswith("sqs:") else self.url.rsplit("/", 1)[0] + "/" + name
         return url, self._url().rsplit("/", 1)[0] + "/" + name
 
-    def dead_letters(self) -> "SQSQueue":
+    def dead_letters(self) -> SQSQueue:
         """``NAME-dlq``, sharing this queue's client (so hooks on ``self.client`` count it too)."""
         url, queue_url = self._sibling(self.name + "-dlq")
         return SQSQueue(url, client=self.client, queue_url=queue_url)

@@ -95,7 +95,7 @@ class Executions:
         self.refresh()
         times = sorted(t for t in self.end_times if t >= since)
         edges = [since] + times + ([until] if until is not None else [])
-        return max((b - a for a, b in zip(edges, edges[1:])), default=0.0)
+        return max((b - a for a, b in zip(edges, edges[1:], strict=False)), default=0.0)
 
     def figures(self) -> dict:
         self.refresh()

@@ -15,9 +15,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import faas  # noqa: E402
-
 import chaoslib  # noqa: E402
+
+import faas  # noqa: E402
 
 
 def recorded(path: str) -> dict[int, list[tuple[int, str]]]:
@@ -64,8 +64,8 @@ def main(argv=None) -> int:
         chunk = todo[k:k + a.batch]
         ids = c.submit_batch(endpoint=a.endpoint, tasks=[
             {"function_id": fid, "args": [i, a.gen, a.exec_log, a.max_ms]} for i in chunk])
-        append(a.ids, "".join(f"{i} {a.gen} {t}\n" for i, t in zip(chunk, ids)))
-        mine += zip(chunk, ids)
+        append(a.ids, "".join(f"{i} {a.gen} {t}\n" for i, t in zip(chunk, ids, strict=True)))
+        mine += zip(chunk, ids, strict=True)
         time.sleep(a.pause)
     append(a.submitted, f"{a.gen} {len(mine)}\n")
     for i, t in mine:

@@ -165,7 +165,7 @@ class Sampler(threading.Thread):
         out = {}
         roles = sorted({r for _, s in self.samples for r in s})
         for r in roles:
-            def med(samples, k):
+            def med(samples, k, r=r):
                 vals = [statistics.median(p[k] for p in s[r]) for s in samples if s.get(r)]
                 return statistics.median(vals) if vals else None
             pids = {p[0] for _, s in self.samples for p in s.get(r, [])}
@@ -293,7 +293,8 @@ class Load:
     def submit(self) -> None:
         for _ in range(self.rng.randint(1, 5)):
             i, self.i = self.i, self.i + 1
-            self._track(self.ex.submit(chaoslib.task, i, 1, self.exec_log, 20), {"kind": "submit", "expect": expected(i)})
+            self._track(self.ex.submit(chaoslib.task, i, 1, self.exec_log, 20),
+                        {"kind": "submit", "expect": expected(i)})
         self.counts["submit"] += 1
 
     def map(self, until: float) -> None:
@@ -308,7 +309,7 @@ class Load:
         def consume():
             got = 0
             try:
-                for i, v in zip(ids, it):
+                for i, v in zip(ids, it, strict=False):
                     got += 1
                     if v != expected(i):
                         self._problem(f"map item {i}: wrong result {v!r}"[:300])
@@ -319,7 +320,7 @@ class Load:
                 self._problem(f"map of {n} (chunksize {chunk}): {n - got} item(s) not done by the deadline (lost)")
                 self.outcomes["lost (map)"] += n - got
                 self._completed(n - got)
-            except Exception as e:  # noqa: BLE001
+            except Exception as e:  # noqa: BLE001 - a chaos run records any task failure as a problem
                 self._problem(f"map item {ids[got]}: failed: {e!r}"[:300])
                 self._completed(n - got)
         t = threading.Thread(target=consume, name="map-consumer", daemon=True)
@@ -419,10 +420,10 @@ def moto_server():
             try:
                 urllib.request.urlopen(url + "/moto-api/", timeout=2).read()
                 break
-            except Exception:  # noqa: BLE001
+            except Exception:  # noqa: BLE001 - polling a server that is starting: any failure means not yet
                 if time.monotonic() > deadline:
                     proc.kill()
-                    raise RuntimeError(f"moto_server did not answer at {url}")
+                    raise RuntimeError(f"moto_server did not answer at {url}") from None
                 time.sleep(0.1)
     os.environ.update(AWS_ENDPOINT_URL=url, AWS_ACCESS_KEY_ID="testing",
                       AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1")
@@ -467,6 +468,7 @@ def run_soak(seconds: float, path: str = "local", seed: int = 6, workdir: Path |
     faults = _load_faults() if path == "s3" else None
     if path == "s3":
         import boto3
+
         from faas.store.sqs import SQSQueue
         bucket = f"faas-soak-{uuid.uuid4().hex[:10]}"
         boto3.client("s3").create_bucket(Bucket=bucket)
@@ -591,7 +593,8 @@ def run_soak(seconds: float, path: str = "local", seed: int = 6, workdir: Path |
         ("longest time with no future done", f"{gap:.1f} s (bound {STALL_BOUND:.0f} s)"),
         ("left running after stop", f"{len(swept)} process(es)"),
         ("samples", f"{len(sampler.samples) if sampler else 0}, every {SAMPLE_EVERY:.0f} s; flat = last-quarter "
-                    f"median <= first-quarter x {1 + RSS_TOLERANCE:.1f} + {RSS_SLACK_KIB // 1024} MiB, fds + {FD_TOLERANCE}"),
+                    f"median <= first-quarter x {1 + RSS_TOLERANCE:.1f} + {RSS_SLACK_KIB // 1024} MiB, "
+                    f"fds + {FD_TOLERANCE}"),
     ]
     for r, v in flat.items():
         verdict = {True: "flat", False: "NOT FLAT", None: "too few samples"}[v["flat"]]

@@ -18,15 +18,14 @@ import time
 import uuid
 from concurrent import futures
 
+import chaoslib
 import pytest
+from chaoslib import Chaos, Executions, expected, fmt_counter, table
 
 import faas
 from faas.endpoint import control
 from faas.store import open_store
 from faas.store.sqs import SQSQueue
-
-import chaoslib
-from chaoslib import Chaos, Executions, expected, fmt_counter, table
 
 pytestmark = [pytest.mark.chaos, pytest.mark.slow, pytest.mark.aws]
 
@@ -149,7 +148,7 @@ def test_chaos_s3_sqs(moto_url, tmp_path, capsys):
     rows = [
         ("tasks", f"{N} (Executor.submit, <= {WINDOW} in flight; 2 blocks x 2 workers; S3 + SQS on moto)"),
         ("results correct", f"{len(fs) - len(lost) - len(wrong) - len(failed)} / {N}"),
-        ("lost (no result in %ds)" % RESULT_DEADLINE, f"{len(lost)}" + (f" (and {unsent} never sent)" if unsent else "")),
+        (f"lost (no result in {RESULT_DEADLINE}s)", f"{len(lost)}" + (f" (and {unsent} never sent)" if unsent else "")),
         ("failed / wrong", f"{len(failed)} / {len(wrong)}"),
         ("dead-lettered", f"{len(dead)} (DLQ depth {dlq_depth})"),
         ("faults injected", f"{sum(fl['faults'].values())}: {fmt_counter(fl['faults'])}"),
@@ -264,7 +263,7 @@ def test_lost_notice_still_completes_the_future(moto_url, tmp_path, outage):
                 chaoslib.sweep(d)
                 try:
                     SQSQueue.open(f"sqs://faas-{name}").destroy()
-                except Exception:  # noqa: BLE001
+                except Exception:  # noqa: BLE001 - best-effort cleanup after the run
                     pass
 
 

@@ -18,16 +18,15 @@ import sys
 import time
 import uuid
 
+import chaoslib
 import pytest
+from chaoslib import Chaos, Executions, expected, fmt_counter, table
+from client_proc import recorded
 
 import faas
 from faas.endpoint import control
 from faas.exceptions import TaskTimeout
 from faas.store import open_queue, open_store
-
-import chaoslib
-from chaoslib import Chaos, Executions, expected, fmt_counter, table
-from client_proc import recorded
 
 pytestmark = [pytest.mark.chaos, pytest.mark.slow]
 
@@ -163,7 +162,7 @@ def test_chaos_local_queue(tmp_path, capsys):
         ("tasks", f"{N} inputs, {n_ids} task ids recorded (2 blocks x 2 workers, local queue + file store)"),
         ("results correct", f"{n_ids - len(lost) - len(wrong) - len(failed)} / {n_ids}"),
         ("inputs without a task id", N - len(ids)),
-        ("lost (no result in %ds)" % RESULT_DEADLINE, len(lost)),
+        (f"lost (no result in {RESULT_DEADLINE}s)", len(lost)),
         ("failed / wrong", f"{len(failed)} / {len(wrong)}"),
         ("dead-lettered", f"{len(dead)} (DLQ depth {dlq_depth})"),
         ("clients killed", "; ".join(f"client {k['gen']} {k['when']} ({k['recorded']} ids recorded, "

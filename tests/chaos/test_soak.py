@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 
 import pytest
-
 import soak
 
 pytestmark = [pytest.mark.chaos, pytest.mark.slow]

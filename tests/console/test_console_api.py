@@ -49,7 +49,8 @@ def test_endpoints_show_record_depth_error_and_tasks_per_minute(client, filled):
 def test_multi_user_endpoint_shows_user_endpoints_and_usage(filled, tmp_path):
     import json as _json
 
-    from faas.endpoint import config as ep_config, registry
+    from faas.endpoint import config as ep_config
+    from faas.endpoint import registry
     from faas.endpoint.multiuser.audit import AuditLog
     from faas.endpoint.multiuser.user_endpoints import UserEndpoint
     home = tmp_path / "home"
@@ -178,7 +179,8 @@ def test_tokens_roles_login_and_cross_site(filled, tmp_path):
         html = c.get(f"/tasks/{T10}").text
         assert "read-only" in html and 'disabled title="cancelling needs the manage token"' in html
         assert c.post(f"/tasks/{T10}/cancel").status_code == 403
-        assert c.post("/login", data={"token": "nope"}, follow_redirects=False).headers["location"].startswith("/login?error")
+        denied = c.post("/login", data={"token": "nope"}, follow_redirects=False)
+        assert denied.headers["location"].startswith("/login?error")
 
 
 def test_token_option_forms_and_login_redirects_only_inside(filled, tmp_path):

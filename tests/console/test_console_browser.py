@@ -82,7 +82,7 @@ def _wait_http(url: str, proc, log: Path, seconds: float = 60.0) -> None:
             return
         except Exception:
             if proc.poll() is not None:
-                raise RuntimeError(f"the console exited: {log.read_text()[-2000:]}")
+                raise RuntimeError(f"the console exited: {log.read_text()[-2000:]}") from None
             if time.monotonic() > end:
                 raise
             time.sleep(0.2)
@@ -181,7 +181,8 @@ def test_task_submitted_from_python_appears_and_completes(browser, site):
                  finished=info["completion_t"], status="success")
         j.close()
     page.goto(f"{site['url']}/tasks")
-    _reload_until(page, lambda: tid[:8] in page.inner_text("table.tasks") if page.query_selector("table.tasks") else False)
+    _reload_until(page, lambda: (tid[:8] in page.inner_text("table.tasks")
+                                 if page.query_selector("table.tasks") else False))
     _shot(page, "tasks")
     page.click(f"text={tid[:8]}")
     page.wait_for_selector("[data-task-status=success]")

@@ -16,10 +16,8 @@ import pytest
 
 import faas.flows as ff
 from faas.flows import store_layout as L
-from faas.flows.actions import (APPROVAL, ActionConflict, ActionContext, ActionError,
-                                ActionUnableToRun, resolve)
-from faas.flows.actions.approval import (DECISIONS, ApprovalProvider, decide, pending,
-                                         write_decision)
+from faas.flows.actions import APPROVAL, ActionConflict, ActionContext, ActionError, ActionUnableToRun, resolve
+from faas.flows.actions.approval import DECISIONS, ApprovalProvider, decide, pending, write_decision
 from faas.store import open_store
 
 ME = pwd.getpwuid(os.geteuid()).pw_name

@@ -4,13 +4,12 @@ from __future__ import annotations
 import time
 
 import pytest
+from helpers import running_endpoint
 
 import faas
 import faas.flows as ff
 from faas.flows.actions import COMPUTE, ActionContext, ActionUnableToRun, canonical, resolve
 from faas.flows.actions.compute import ComputeProvider
-
-from helpers import running_endpoint
 
 WAIT = 120.0
 

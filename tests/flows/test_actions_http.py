@@ -2,13 +2,11 @@
 from __future__ import annotations
 
 import pytest
+from ap_server import Served
 
 import faas.flows as ff
-from faas.flows.actions import (ActionConflict, ActionContext, ActionNotFound, ActionUnableToRun,
-                                resolve)
+from faas.flows.actions import ActionConflict, ActionContext, ActionNotFound, ActionUnableToRun, resolve
 from faas.flows.actions import http as http_action
-
-from ap_server import Served
 
 TOKEN = "secret-token"
 

@@ -4,8 +4,17 @@ from __future__ import annotations
 import pytest
 
 import faas.flows as ff
-from faas.flows.actions import (APPROVAL, COMPUTE, DELETE, TRANSFER, ActionUnableToRun, canonical,
-                                register, resolve, unregister)
+from faas.flows.actions import (
+    APPROVAL,
+    COMPUTE,
+    DELETE,
+    TRANSFER,
+    ActionUnableToRun,
+    canonical,
+    register,
+    resolve,
+    unregister,
+)
 from faas.flows.actions.http import HttpProvider
 
 

@@ -10,9 +10,7 @@ import uuid
 
 import pytest
 
-from faas.flows.actions import (TRANSFER, ActionConflict, ActionContext, ActionUnableToRun, canonical,
-                                resolve)
-from faas.flows.actions import jobs
+from faas.flows.actions import TRANSFER, ActionConflict, ActionContext, ActionUnableToRun, canonical, jobs, resolve
 from faas.flows.actions.files import open_url
 from faas.flows.actions.transfer import DeleteProvider, TransferProvider
 
@@ -249,7 +247,8 @@ orig = files.FsspecFiles.write
 def slow_write(self, path, source):   # the first file's copy never ends: we are killed in it
     time.sleep(3600)
 files.FsspecFiles.write = slow_write
-ctx = ActionContext(sys.argv[1], "run-k", "flow-k", "alice", config={"collections": {"src": sys.argv[2], "dst": sys.argv[3]}})
+ctx = ActionContext(sys.argv[1], "run-k", "flow-k", "alice",
+                    config={"collections": {"src": sys.argv[2], "dst": sys.argv[3]}})
 doc = TransferProvider().run({"source_endpoint_id": "src", "destination_endpoint_id": "dst",
     "transfer_items": [{"source_path": "/data", "destination_path": "/k", "recursive": True}]}, "req-kill", ctx)
 print(doc["action_id"], flush=True)

@@ -76,9 +76,9 @@ def test_validate_lists_every_problem(store_url):
                                       "C": {"Type": "Task", "End": True}}}
     found = c.validate(bad, {"type": "objekt"})
     locs = [p["location"] for p in found]
-    assert any(l.startswith("$.States.A") for l in locs)
-    assert any(l.startswith("$.States.C") for l in locs)
-    assert any(l.startswith("input_schema") for l in locs), found
+    assert any(loc.startswith("$.States.A") for loc in locs)
+    assert any(loc.startswith("$.States.C") for loc in locs)
+    assert any(loc.startswith("input_schema") for loc in locs), found
     assert c.validate(TWO_STEPS, SCHEMA) == []
     with pytest.raises(DefinitionError):
         c.deploy(bad)
@@ -267,3 +267,27 @@ def test_approve_and_reject(store_url, builtin_runner):
     assert done["status"] == "FAILED" and done["error"] == "ActionFailedException"
     with pytest.raises(LookupError):
         c.approve(r2["run_id"])
+
+
+def test_a_long_transfer_shows_its_progress_in_the_runs_log(store_url, builtin_runner, tmp_path,
+                                                              monkeypatch):
+    from faas.flows.actions import transfer
+    monkeypatch.setattr(transfer, "PROGRESS_FILES", 20)
+    monkeypatch.setattr(transfer, "POLL_AFTER", 0.05)
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    for i in range(600):
+        (src / f"f{i:03}.txt").write_text(f"file {i}\n")
+    c = FlowsClient(store_url)
+    f = c.deploy({"StartAt": "Copy", "States": {"Copy": {
+        "Type": "Action", "ActionUrl": "https://transfer.actions.globus.org/transfer",
+        "Parameters": {"source_endpoint_id": src.as_uri(), "destination_endpoint_id": dst.as_uri(),
+                       "transfer_items": [{"source_path": "/", "destination_path": "/",
+                                           "recursive": True}]},
+        "ResultPath": "$.copy", "End": True}}})
+    done = c.wait(c.start(f["id"], {})["run_id"], timeout=120)
+    assert done["status"] == "SUCCEEDED", done
+    progress = [e for e in c.get_log(done["run_id"]) if e["code"] == "ActionProgress"]
+    assert progress, [e["code"] for e in c.get_log(done["run_id"])]
+    assert all(e["details"]["state_name"] == "Copy" for e in progress)
+    assert any("of 600 files" in e["description"] for e in progress), progress

@@ -10,12 +10,11 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from helpers import running_endpoint
 
 import faas
 import faas.flows as ff
 from faas.flows.actions.files import open_url
-
-from helpers import running_endpoint
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "flows"
 

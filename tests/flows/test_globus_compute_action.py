@@ -8,11 +8,10 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from helpers import running_endpoint
 
 import faas
 import faas.flows as ff
-
-from helpers import running_endpoint
 
 COMPUTE_V2 = "https://compute.actions.globus.org/fxap"
 COMPUTE_V3 = "https://compute.actions.globus.org/v3"
@@ -183,3 +182,27 @@ def test_opting_out_of_actions(fns):
     doc = ff.run(action(COMPUTE_V2, {"endpoint": "local", "function": fns["add"], "args": [1]}), {},
                  actions={})
     assert doc["error"] == "ActionUnableToRun" and "no action registered" in doc["cause"]
+
+
+@pytest.mark.slow
+def test_the_docs_compute_example_runs_as_written(tmp_path):
+    """docs/flows.md's compute example, pasted into a script, on a fresh embedded default."""
+    import os
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "flows.md").read_text()
+    section = docs.split("## Actions: every ActionUrl faas serves", 1)[1].split("\n## ", 1)[0]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FAAS_")}
+    env["FAAS_HOME"] = str(tmp_path / "home")
+    (tmp_path / "example.py").write_text(code)
+    try:
+        out = subprocess.run([sys.executable, str(tmp_path / "example.py")], env=env, cwd=tmp_path,
+                             capture_output=True, text=True, timeout=180)
+    finally:
+        subprocess.run([sys.executable, "-m", "faas.cli.main", "endpoint", "stop", "local"],
+                       env=env, capture_output=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "SUCCEEDED 42"

@@ -6,9 +6,19 @@ import pytest
 
 from faas.flows import interpreter as it
 from faas.flows import run
-from faas.flows.interpreter import (ActionCompleted, ActionFailed, ActionInactive,
-                                    ActionTimeout, ActionUnableToRun, Cancel, CancelAction,
-                                    RunState, SetTimer, StartAction, Timer)
+from faas.flows.interpreter import (
+    ActionCompleted,
+    ActionFailed,
+    ActionInactive,
+    ActionTimeout,
+    ActionUnableToRun,
+    Cancel,
+    CancelAction,
+    RunState,
+    SetTimer,
+    StartAction,
+    Timer,
+)
 
 CTX = {"flow_id": "F", "run_id": "R", "username": "alice"}
 

@@ -38,8 +38,8 @@ def _wait_for(pred, what, timeout=90.0):
 
 
 def _runner_proc(store_url: str, tmp_path: Path, n: int) -> subprocess.Popen:
-    code = ("import sys; sys.path.insert(0, %r); from test_runner_support import serve_forever; "
-            "serve_forever(%r)" % (str(HERE), store_url))
+    code = (f"import sys; sys.path.insert(0, {str(HERE)!r}); from test_runner_support import serve_forever; "
+            f"serve_forever({store_url!r})")
     log = open(tmp_path / f"runner{n}.log", "w")
     return subprocess.Popen([sys.executable, "-c", code], stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)

@@ -91,6 +91,7 @@ def resolver(store_url: str):
 def serve_forever(store_url: str) -> None:
     """Entry point of the runner subprocess in the kill -9 test."""
     import logging
+
     from faas.flows.runner import Runner
     logging.basicConfig(level=logging.INFO)
     Runner(store_url, resolve=resolver(store_url)).serve(max_wait=0.2)

@@ -17,8 +17,7 @@ from faas.flows import FlowsClient, TimersClient  # noqa: E402
 from faas.flows import store_layout as L  # noqa: E402
 from faas.flows.access import AccessDenied  # noqa: E402
 from faas.flows.runner import Runner  # noqa: E402
-from faas.flows.timers import (TimerFirer, TimerNotFound, inline_flow, parse_interval,  # noqa: E402
-                               tick_run_id)
+from faas.flows.timers import TimerFirer, TimerNotFound, inline_flow, parse_interval, tick_run_id  # noqa: E402
 
 T0 = 1_800_000_000.0
 ONE = {"StartAt": "A", "States": {"A": {"Type": "Action", "ActionUrl": URL,
@@ -218,3 +217,90 @@ def test_a_transfer_timer_copies_with_the_builtin_action(tmp_path, faas_home):
     assert runs[0]["timer_id"] == t["id"]
     assert (tmp_path / "dst" / "data.txt").read_text() == "tick"
     assert timers.get(t["id"])["status"] == "ended"
+
+
+def test_transfer_timers_take_the_transfer_and_sync_options(setup):
+    flows, flow, timers, fake, firer, clock = setup
+    rules = [{"method": "exclude", "type": "file", "name": "*.tmp"}]
+    t = timers.create(transfer=("file:///data/in/", "s3://bucket/out/"), interval="1d",
+                      sync_level="checksum", verify_checksum=False, preserve_timestamp=True,
+                      delete_destination_extra=True, skip_source_errors=True, filter_rules=rules,
+                      label="nightly sync", recursive=True)
+    d = inline_flow(L.get_json(flows.store, L.timer_key(t["id"])))["definition"]["States"]["Run"]
+    p = d["Parameters"]
+    assert (p["sync_level"], p["verify_checksum"], p["preserve_timestamp"], p["label"]) == \
+        (3, False, True, "nightly sync")
+    assert p["delete_destination_extra"] is True and p["skip_source_errors"] is True
+    assert p["filter_rules"] == [{"DATA_TYPE": "filter_rule", "method": "exclude", "type": "file",
+                                  "name": "*.tmp"}]
+    with pytest.raises(ValueError, match="sync_level: expected"):
+        timers.create(transfer=("file:///a/", "file:///b/"), sync_level="often")
+    with pytest.raises(ValueError, match=r"filter_rules\[0\].method"):
+        timers.create(transfer=("file:///a/", "file:///b/"), filter_rules=[{"method": "x", "name": "*"}])
+    with pytest.raises(ValueError, match="sync_level: transfer options need transfer"):
+        timers.create(flow["id"], {"n": 1}, sync_level=1)
+
+
+def test_cli_timers_create_transfer_options(tmp_path, faas_home, monkeypatch):
+    from click.testing import CliRunner
+
+    from faas.cli.main import main
+    monkeypatch.setattr(TimersClient, "_runner_up", lambda self: None)
+    store = (tmp_path / "store").as_uri()
+    r = CliRunner().invoke(main, [
+        "timers", "create", "--transfer", "file:///data/in/", "file:///data/out/", "--interval", "1h",
+        "--sync-level", "mtime", "--no-verify-checksum", "--preserve-timestamp",
+        "--delete-destination-extra", "--skip-source-errors", "--filter-rule", "exclude:file:*.tmp",
+        "--filter-rule", "include:keep*", "--label", "hourly", "--no-recursive", "--store", store],
+        catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    t = TimersClient(store).list()[0]
+    assert t["recursive"] is False
+    assert t["transfer_options"] == {
+        "sync_level": 2, "verify_checksum": False, "preserve_timestamp": True,
+        "delete_destination_extra": True, "skip_source_errors": True, "label": "hourly",
+        "filter_rules": [{"DATA_TYPE": "filter_rule", "method": "exclude", "type": "file", "name": "*.tmp"},
+                         {"DATA_TYPE": "filter_rule", "method": "include", "name": "keep*"}]}
+    r = CliRunner().invoke(main, ["timers", "create", "--transfer", "file:///a/", "file:///b/",
+                                  "--filter-rule", "drop:*", "--store", store])
+    assert r.exit_code != 0 and "--filter-rule 'drop:*'" in r.output
+
+
+@pytest.mark.parametrize("level", ["mtime", "checksum"])
+def test_a_sync_timer_copies_only_what_changed(tmp_path, faas_home, level):
+    """Two ticks of a timer with a sync level: the second copies the one changed file and skips
+    the others (the transfer action's own counts say so)."""
+    store_url = (tmp_path / "store").as_uri()
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(5):
+        (src / f"f{i}.txt").write_text(f"file {i}")
+    offset = [0.0]                       # the hour between the ticks passes at once
+
+    def clock():
+        return time.time() + offset[0]
+    timers = TimersClient(store_url, clock=clock)
+    t = timers.create(transfer=(src.as_uri() + "/", (tmp_path / "dst").as_uri() + "/"),
+                      interval="1h", stop_after_runs=2, sync_level=level)
+    runner = Runner(store_url, clock=clock)
+    flows = FlowsClient(store_url)
+
+    def runs_done(n):
+        deadline = time.time() + 60
+        while True:
+            runner.serve(once=True)
+            runs = flows.list_runs()
+            if len(runs) >= n and all(r["status"] != "ACTIVE" for r in runs):
+                return sorted(runs, key=lambda r: r["created_at"] if "created_at" in r else r["run_id"])
+            assert time.time() < deadline, runs
+            time.sleep(0.05)
+    assert len(runs_done(1)) == 1
+    (src / "f3.txt").write_text("FILE 3")     # same size: only mtime or checksum tell
+    offset[0] += 3600
+    runs = runs_done(2)
+    results = [flows.get_run(r["run_id"])["output"]["result"]["details"] for r in runs]
+    counts = sorted((d["files_transferred"], d["files_skipped"]) for d in results)
+    assert counts == [(1, 4), (5, 0)], results
+    assert all(d["sync_level"] == {"mtime": 2, "checksum": 3}[level] for d in results)
+    assert (tmp_path / "dst" / "f3.txt").read_text() == "FILE 3"
+    assert timers.get(t["id"])["runs"] == 2

@@ -10,13 +10,12 @@ import uuid
 import warnings
 
 import pytest
+from helpers import running_endpoint, wait_until
 
 import faas
 from faas import Batch, Client, Executor
 from faas.errors import TaskPending
 from faas.exceptions import EndpointNotFound, FunctionNotFound, TaskNotFound
-
-from helpers import running_endpoint, wait_until
 
 tutorial_endpoint = "local"
 
@@ -59,7 +58,7 @@ def platform_func():
 def hello(firstname, lastname):
     """Say hello to someone."""
 
-    return 'Hello {} {}'.format(firstname, lastname)
+    return f'Hello {firstname} {lastname}'
 
 
 def test_register_and_run(gcc):
@@ -88,8 +87,8 @@ def test_arguments_and_data(gcc):
     task_id = gcc.run("Bob", "Smith", endpoint_id=tutorial_endpoint, function_id=func_id)
     try:
         print(result_of(gcc, task_id))
-    except Exception as e:
-        pytest.fail("Exception: {}".format(e))
+    except Exception as e:  # noqa: BLE001 - Globus's tutorial code, verbatim
+        pytest.fail(f"Exception: {e}")
     assert gcc.get_result(task_id) == "Hello Bob Smith"
     kw = gcc.run(endpoint_id=tutorial_endpoint, function_id=func_id, firstname="Ada", lastname="L")
     assert result_of(gcc, kw) == "Hello Ada L"
@@ -235,7 +234,7 @@ def test_hardware_details(gcc):
 def pi(num_points):
     from random import random
     inside = 0
-    for i in range(num_points):
+    for _ in range(num_points):
         x, y = random(), random()
         if x**2 + y**2 < 1:
             inside += 1

@@ -17,14 +17,14 @@ import re
 import jinja2
 import pytest
 from click.testing import CliRunner
+from helpers import wait_until
 
 import faas
 from faas.cli.main import main as faas_cli
-from faas.endpoint import config as ep_config, control
+from faas.endpoint import config as ep_config
+from faas.endpoint import control
 from faas.exceptions import ConfigError
 from faas.providers import make_provider
-
-from helpers import wait_until
 
 #: What a reader of Globus's docs puts in place of each placeholder.
 FILLS = {

@@ -14,15 +14,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import running_endpoint
 
 import faas
 from faas import MPIFunction, ShellFunction, ShellResult
 from faas.endpoint import config as ep_config
-from faas.endpoint import control
-from faas.endpoint import mpi
+from faas.endpoint import control, mpi
 from faas.exceptions import ConfigError, TaskTimeout
-
-from helpers import running_endpoint
 
 WAIT = 90
 
@@ -332,7 +330,7 @@ def test_mpi_function_with_mpiexec_on_a_local_block(tmp_path):
         ids = [run_with(c, "mpi", span, {"num_nodes": 2}) for _ in range(3)]
         spans = sorted(tuple(float(x) for x in c.get_result(task_id=t, timeout=WAIT).stdout.split()[::2])
                        for t in ids)
-        assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:])), spans
+        assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:], strict=False)), spans
         meet = ShellFunction("touch {me}; for i in $(seq 300); do [ -e {other} ] && exit 0; sleep 0.1; done; exit 1")
         a, b = tmp_path / "a", tmp_path / "b"
         ids = [run_with(c, "mpi", meet, {"num_nodes": 1}, me=a, other=b),

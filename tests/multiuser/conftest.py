@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from helpers import kill_processes_of  # noqa: F401 - the tests here use it too
 
 CLIENT = r'''
@@ -81,7 +80,8 @@ def mu_users(mu_shared):
         for n in names:
             subprocess.run(["useradd", "-m", "-s", "/bin/sh", n], check=True, capture_output=True)
             made.append(n)
-        probe = subprocess.run([sys.executable, "-c", "import faas"], user=names[0], group=pwd.getpwnam(names[0]).pw_gid,
+        probe = subprocess.run([sys.executable, "-c", "import faas"], user=names[0],
+                               group=pwd.getpwnam(names[0]).pw_gid,
                                extra_groups=[], capture_output=True, text=True,
                                env={"HOME": pwd.getpwnam(names[0]).pw_dir, "PATH": "/usr/bin:/bin"})
         if probe.returncode != 0:

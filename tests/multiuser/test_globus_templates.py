@@ -285,7 +285,8 @@ CONFIG_REFERENCE = {
                               "    max_blocks: 4\n",
     "retries": "engine:\n    type: GlobusComputeEngine\n    max_retries_on_system_failure: 2  # Default=0\n",
     "auto_scaling": "engine:\n    type: GlobusComputeEngine\n    job_status_kwargs:\n"
-                    "        max_idletime: 60.0      # Default = 120s\n        strategy_period: 120.0  # Default = 5s\n",
+                    "        max_idletime: 60.0      # Default = 120s\n"
+                    "        strategy_period: 120.0  # Default = 5s\n",
     "midway": ("engine:\n    type: GlobusComputeEngine\n    max_workers_per_node: 2\n    provider:\n"
                "        type: SlurmProvider\n        account: {{ account }}\n        partition: caslake\n"
                "        worker_init: \"module load Anaconda; source activate compute-env\"\n"

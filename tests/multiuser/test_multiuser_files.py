@@ -82,7 +82,8 @@ def test_bad_schema_is_refused_with_the_file(tmp_path):
     ("[]", "non-empty JSON list"),
     ('[{"DATA_TYPE": "regex#1"}]', "DATA_TYPE must be"),
     ('[{"DATA_TYPE": "expression_identity_mapping#1.0.0", "mappings": [{"source": "x"}]}]', "source, match and output"),
-    ('[{"DATA_TYPE": "expression_identity_mapping#1.0.0", "mappings": [{"source": "{username}", "match": "*a", "output": "x"}]}]', "leading wildcard"),
+    ('[{"DATA_TYPE": "expression_identity_mapping#1.0.0", '
+     '"mappings": [{"source": "{username}", "match": "*a", "output": "x"}]}]', "leading wildcard"),
 ])
 def test_invalid_mapping_files(tmp_path, doc, msg):
     p = tmp_path / "m.json"
@@ -207,6 +208,7 @@ def test_run_as_drops_uid_gid_and_groups_for_good():
     import pwd
     import shutil
     import tempfile
+
     from faas.endpoint.multiuser.privileges import run_as
     nobody = pwd.getpwnam("nobody")
     d = Path(tempfile.mkdtemp(prefix="faas-mu-probe-", dir="/tmp"))

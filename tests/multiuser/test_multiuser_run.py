@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from helpers import wait_until  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -91,8 +90,10 @@ def test_a_forged_identity_never_runs(site, mu_users):
     import sys
     import uuid
     forged_id = str(uuid.uuid4())
+    forged = _spool_message(site, forged_id, identity=f"local:{alice.pw_name}", user=alice.pw_name,
+                            uid=alice.pw_uid)
     code = (f"import os\nfd=os.open({str(spool / 'forged.json')!r}, os.O_WRONLY|os.O_CREAT|os.O_EXCL, 0o600)\n"
-            f"os.write(fd, {_spool_message(site, forged_id, identity=f'local:{alice.pw_name}', user=alice.pw_name, uid=alice.pw_uid).encode()!r})\n"
+            f"os.write(fd, {forged.encode()!r})\n"
             f"os.close(fd)\n"
             f"os.symlink('/etc/passwd', {str(spool / 'link.json')!r})\n")
     subprocess.run([sys.executable, "-c", code], user=bob.pw_uid, group=bob.pw_gid, extra_groups=[], check=True)
@@ -259,7 +260,9 @@ def test_s3_sqs_identity_is_the_registered_key(site, mu_users, moto_url, s3_buck
     import pickle
     import subprocess
     import sys
+
     import boto3
+
     from faas import serialize
     tid = r[0]["task"]
     pwned = Path(f"/tmp/faas-pwned-{tid}")
@@ -380,6 +383,7 @@ def test_two_users_storing_the_same_function_at_once(site, mu_users):
     nor replace."""
     import subprocess
     import sys
+
     from faas.endpoint.multiuser import spool
     alice, bob, _ = mu_users
     spool.prepare(site.store.as_uri(), site.name)
@@ -397,7 +401,7 @@ def test_two_users_storing_the_same_function_at_once(site, mu_users):
         out.append(p.stdout.split())
     (fid_a, cid_a), (fid_b, cid_b) = out
     assert fid_a == fid_b and cid_a != cid_b
-    for (fid, cid), user in zip(out, (alice, bob)):
+    for (fid, cid), user in zip(out, (alice, bob), strict=True):
         folder = site.store / "functions" / cid
         assert os.stat(folder).st_uid == user.pw_uid and os.stat(folder).st_mode & 0o777 == 0o700
         assert os.stat(folder / fid).st_mode & 0o777 == 0o600

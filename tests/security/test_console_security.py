@@ -24,7 +24,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-
 from helpers import kill_processes_of as _kill_processes_of
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -46,7 +46,7 @@ class _Recorder(http.server.ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _RecordingHandler)
         self.url = f"http://127.0.0.1:{self.server_address[1]}"
 
-    def __enter__(self) -> "_Recorder":
+    def __enter__(self) -> _Recorder:
         threading.Thread(target=self.serve_forever, daemon=True).start()
         return self
 
@@ -295,7 +295,7 @@ def test_in_and_max_over_big_lists_are_charged():
     names = {"a": [list(range(10000)) for _ in range(100)],       # rows that differ from x only
              "x": list(range(9999)) + [-1]}                       # at their last number
     for expr in ["x in a", "max(a) == x"]:
-        out, cpu = _cpu(lambda: evaluate(" and ".join([f"not ({expr})"] * 300), names))
+        out, cpu = _cpu(lambda expr=expr: evaluate(" and ".join([f"not ({expr})"] * 300), names))
         assert isinstance(out, ExpressionError), f"{expr}: {out!r} in {cpu:.1f} s of CPU"
         assert f"> {MAX_STEPS}" in str(out), (expr, out)
         assert cpu < 2.0

@@ -24,9 +24,8 @@ from faas import serialize
 # The real accounts and the root endpoint of tests/multiuser (a conftest.py here would shadow
 # the other folders' "conftest" modules, which some tests pickle classes from).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from multiuser.conftest import mu_shared, mu_users, site  # noqa: E402,F401 - fixtures
-
 from helpers import wait_until  # noqa: E402
+from multiuser.conftest import mu_shared, mu_users, site  # noqa: E402,F401 - fixtures
 
 pytestmark = pytest.mark.slow
 

@@ -10,13 +10,12 @@ import pickle
 import time
 
 import pytest
+from helpers import running_endpoint
 
 import faas
 from faas import serialize, signing
 from faas.exceptions import ConfigError, ResultForged, TaskCancelled
 from faas.messages import cancel_epoch_key, cancel_key, result_key
-
-from helpers import running_endpoint
 
 pytestmark = pytest.mark.slow
 
@@ -106,18 +105,18 @@ def test_secret_files_must_be_private(tmp_path, monkeypatch):
     home = tmp_path / "h"
     monkeypatch.setenv("FAAS_HOME", str(home))
     c = faas.client(autostart=False)
-    c.user_key   # made on first use
+    _ = c.user_key   # made on first use
     assert oct(os.stat(home).st_mode & 0o777) == "0o700"
     key = home / "result.key"
     assert oct(os.stat(key).st_mode & 0o777) == "0o600"
     os.chmod(key, 0o644)
     with pytest.raises(ConfigError, match=f"{key}: .*mode 644.*chmod 600"):
-        faas.client(autostart=False).user_key
+        _ = faas.client(autostart=False).user_key
     os.chmod(key, 0o600)
     os.rename(key, home / "elsewhere")
     os.symlink(home / "elsewhere", key)
     with pytest.raises(ConfigError, match="symbolic link"):
-        faas.client(autostart=False).user_key
+        _ = faas.client(autostart=False).user_key
     # an endpoint's signing key, and a multi-user endpoint's per-user keys
     path = tmp_path / "signing.key"
     signing.write_key_file(path, signing.new_key("k1"))

@@ -8,6 +8,7 @@ import time
 from collections import defaultdict
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 
 class AuditLog:
@@ -18,7 +19,7 @@ class AuditLog:
         self.f = os.fdopen(fd, "a", buffering=1)
 
     def write(self, *, identity: str, user: str | None, function: str | None, task: str | None,
-              outcome: str, reason: str | None = None, **extra) -> None:
+              outcome: str, reason: str | None = None, **extra: Any) -> None:
         now = time.time()
         line = {"time": datetime.fromtimestamp(now, timezone.utc).isoformat(timespec="milliseconds"),
                 "identity": identity, "user": user, "function": function, "task": task, "outcome": outcome}

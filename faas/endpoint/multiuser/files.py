@@ -18,6 +18,8 @@ MAPPING = "identity_mapping.json"
 ENVIRONMENT = "user_environment.yaml"
 #: per-identity signing keys the administrator registered (S3/SQS transport): {identity: [ID:SECRET]}
 USER_KEYS = "user_signing_keys.json"
+#: the router's record of its user endpoints (written by the router, read by ``faas endpoint stop``)
+STATE = "user_endpoints.json"
 #: ``ENV`` variables a user endpoint's environment may not set
 FORBIDDEN_ENV = ("HOME", "USER", "PWD", "LOGNAME", "FAAS_HOME")
 

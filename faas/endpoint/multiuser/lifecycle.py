@@ -23,8 +23,11 @@ import os
 import re
 import signal
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import NamedTuple
+
+from ...safe_open import replace_file
 
 log = logging.getLogger("faas.multiuser.lifecycle")
 
@@ -196,12 +199,10 @@ def router_stamp(name: str, site: str) -> dict:
 def write_router_file(endpoint_dir: Path, stamp: dict) -> None:
     """As the user (a child dropped to them, or the user endpoint's starting child)."""
     endpoint_dir.mkdir(parents=True, exist_ok=True)
-    tmp = endpoint_dir / f".{ROUTER_FILE}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(stamp))
-    os.replace(tmp, endpoint_dir / ROUTER_FILE)
+    replace_file(endpoint_dir / ROUTER_FILE, json.dumps(stamp))
 
 
-def gone_grace(environ=os.environ) -> float | None:
+def gone_grace(environ: Mapping[str, str] = os.environ) -> float | None:
     """The grace from the environment: None when not set (not a user endpoint) or off."""
     raw = environ.get(GONE_GRACE_ENV)
     if raw is None:
@@ -245,7 +246,7 @@ class RouterWatch:
         self.last_stamp: dict = {}
 
     @classmethod
-    def from_env(cls, endpoint_dir: Path, environ=os.environ) -> "RouterWatch | None":
+    def from_env(cls, endpoint_dir: Path, environ: Mapping[str, str] = os.environ) -> RouterWatch | None:
         grace = gone_grace(environ)
         return None if grace is None else cls(endpoint_dir, grace)
 

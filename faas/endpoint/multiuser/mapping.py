@@ -177,7 +177,7 @@ def _apply(rules: list[Rule], doc: dict) -> tuple[str | None, str, list[str]]:
     that matches, in file order (Globus: the first mapper's first mapping wins)."""
     skipped = []
     for rule in rules:
-        for j, (mapper, uses) in enumerate(zip(rule.mappers, rule.uses)):
+        for j, (mapper, uses) in enumerate(zip(rule.mappers, rule.uses, strict=False)):
             where = f"rule [{rule.index}]" + (f" mapping [{j}]" if rule.data_type.startswith("expression") else "")
             missing = [p for p in uses if doc.get(p) is None]
             if missing:

@@ -5,6 +5,7 @@ import os
 import select
 import signal
 import time
+from collections.abc import Callable
 
 
 def drop_to(user: str, uid: int, gid: int) -> None:
@@ -20,7 +21,7 @@ def drop_to(user: str, uid: int, gid: int) -> None:
     os.umask(0o077)
 
 
-def run_as(user: str, uid: int, gid: int, fn, timeout: float = 120.0) -> tuple[bool, str]:
+def run_as(user: str, uid: int, gid: int, fn: Callable[[], object], timeout: float = 120.0) -> tuple[bool, str]:
     """Run ``fn()`` in a forked child dropped to ``user``; (True, "") if it returned, else
     (False, why). The child shares nothing back but its exit status and a short error text."""
     r, w = os.pipe()

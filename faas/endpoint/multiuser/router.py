@@ -11,21 +11,18 @@ import json
 import logging
 import os
 import pwd
-import signal
-import threading
 import time
 from pathlib import Path
 
 import yaml
 
 from ... import safe_open, serialize
-from ...config import faas_home
 from ...exceptions import ConfigError, FunctionNotAllowed
 from ...messages import TaskMessage, cancel_key, result_key
-from ...store import KeyNotFound, open_queue, open_store
+from ...store import KeyNotFound, open_store
 from .. import config as ep_config
 from .. import outcomes, registry
-from ..daemon import ready_path, take_lock
+from ..server import Server
 from . import files, lifecycle, spool, templates, user_endpoints
 from .transports import Incoming, SignedQueueTransport, SpoolTransport
 from .audit import AuditLog
@@ -36,7 +33,7 @@ from .user_endpoints import UserEndpoint
 
 log = logging.getLogger("faas.multiuser.router")
 
-STATE = "user_endpoints.json"
+STATE = files.STATE
 STATUS = "multiuser.status.json"
 #: one line per block a user endpoint ran (user, node_seconds): the node-hours of ``usage``
 BLOCKS_LOG = "blocks.log"
@@ -49,13 +46,9 @@ CONFIG_LIMIT = 1 << 16
 
 
 
-class Router:
+class Router(Server):
     def __init__(self, name: str, home: Path | None = None):
-        self.name = ep_config.check_name(name)
-        self.home = faas_home(home)
-        self.dir = ep_config.endpoint_dir(name, self.home)
-        self.cfg = ep_config.load(self.dir / "config.yaml")
-        self.stop_event = threading.Event()
+        super().__init__(name, home)
         self.mapper = IdentityMapper(self._path(self.cfg.identity_mapping_path),
                                      self.cfg.allowed_users, self.cfg.denied_users, endpoint_id=self.name)
         self.schema = templates.load_schema(self.dir / files.SCHEMA)
@@ -74,21 +67,12 @@ class Router:
         return Path(p) if os.path.isabs(p) else self.dir / p
 
     # -- lifecycle ----------------------------------------------------------------------
-    def _lock(self) -> None:
-        self.lock_file = take_lock(self.dir, self.name)
-
     def record(self, status: str) -> dict:
         return {"name": self.name, "status": status, "multi_user": True,
                 "endpoint_id": ep_config.endpoint_id(self.dir, create=True),
                 "queue": self.transport.address, "display_name": self.cfg.display_name,
                 "host": os.uname().nodename, "pid": os.getpid(), "started_at": self.started_at,
                 "user_endpoints": sum(1 for u in self.endpoints.values() if u.state == "running")}
-
-    def unwatch(self) -> None:
-        """Set by ``_serve``: the loop ended; the watchdog stops watching it."""
-
-    def beat(self) -> None:
-        """Set by the daemon's ``_serve`` to the watchdog's beat."""
 
     def run(self) -> int:
         self._lock()
@@ -104,7 +88,7 @@ class Router:
         self._load_state()
         registry.publish(self.store, self.record("running"))
         self.last_publish = time.monotonic()
-        ready_path(self.dir).write_text(str(os.getpid()))
+        self._ready()
         log.info("endpoint %s started multi-user (pid %d): tasks from %s, store %s, %d user endpoint(s) known",
                  self.name, os.getpid(), self.transport.address, self.cfg.store, len(self.endpoints))
         while not self.stop_event.is_set():
@@ -121,7 +105,7 @@ class Router:
         return 0
 
     def _shutdown(self) -> None:
-        ready_path(self.dir).unlink(missing_ok=True)
+        self._not_ready()
         running = [ue for ue in self.endpoints.values() if ue.state == "running"]
         for ue in running:      # all at once: each hands back what its pools hold
             user_endpoints.signal_stop(ue)
@@ -336,8 +320,7 @@ class Router:
     def _refuse(self, e: Incoming, task: TaskMessage, mapped: Mapped, why: str,
                 kind: type = TaskRefused) -> None:
         err = kind(f"task {task.id} refused by multi-user endpoint {self.name!r}: {why}", task_id=task.id,
-                   remote_type=kind.__name__)
-        data = outcomes.failure_frame(task, err, endpoint=self.name)
+                   remote_type=serialize.type_name(kind))
         # From the spool, the store's folders and the local reply queue are the sender's ground:
         # root writes nothing there itself (a link planted in them would aim root's write
         # anywhere); a child dropped to the sender writes the result and the notice. From a
@@ -345,9 +328,8 @@ class Router:
         local_reply = bool(task.reply) and task.reply.startswith("local:")
 
         def deliver() -> None:
-            self.store.put(result_key(task.id, task.cid), data)
-            if task.reply and (e.notify_uid is None or local_reply):
-                open_queue(task.reply).send([outcomes.done_notice(task, "failed", data)])
+            outcomes.fail_for_client(self.store, task, err, notify=e.notify_uid is None or local_reply,
+                                     endpoint=self.name)
         if e.notify_uid is None:
             ok, problem = _attempt(deliver)
         else:
@@ -487,11 +469,7 @@ class Router:
 
 def write_private(path: Path, text: str) -> None:
     """Replace ``path`` with ``text``, mode 600 (it names every user and their variables)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    safe_open.replace_file(path, text, mode=0o600)
 
 
 def _attempt(fn) -> tuple[bool, str]:
@@ -501,9 +479,3 @@ def _attempt(fn) -> tuple[bool, str]:
     except Exception as exc:  # noqa: BLE001 - reported by the caller
         return False, f"{type(exc).__name__}: {exc}"
 
-
-def main(name: str, home: Path | None = None) -> int:
-    router = Router(name, home)
-    signal.signal(signal.SIGTERM, lambda *_: router.stop_event.set())
-    signal.signal(signal.SIGINT, lambda *_: router.stop_event.set())
-    return router.run()

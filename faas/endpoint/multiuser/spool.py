@@ -17,7 +17,7 @@ import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, unquote
+from urllib.parse import unquote, urlsplit
 
 from ...exceptions import ConfigError, QueueError
 from ...store.queue_base import Message, Queue
@@ -46,8 +46,9 @@ def spool_dir(store_url: str, endpoint: str) -> Path:
 
 def prepare(store_url: str, endpoint: str) -> Path:
     """As root: the spool (1733) and the shared store prefixes (:data:`SHARED_PREFIXES`), made or fixed."""
+    spool = spool_dir(store_url, endpoint)   # raises unless the store is a file:// one
     root = store_root(store_url)
-    spool = spool_dir(store_url, endpoint)
+    assert root is not None   # spool_dir checked it
     for d, mode in [(root, 0o755), (root / "spool", 0o755), (spool, 0o1733)] + \
             [(root / p, m) for p, m in SHARED_PREFIXES.items()]:
         d.mkdir(parents=True, exist_ok=True)
@@ -91,7 +92,8 @@ class SpoolQueue(Queue):
             ids.append(name)
         return ids
 
-    def receive(self, max_messages: int = 10, wait: float = 0.0, visibility_timeout=None) -> list[Message]:
+    def receive(self, max_messages: int = 10, wait: float = 0.0,
+                visibility_timeout: float | None = None) -> list[Message]:
         raise QueueError("a spool is send-only for clients")
 
     def delete(self, receipts: list[str]) -> None:

@@ -302,7 +302,8 @@ def user_config(template_text: str, variables: dict, reserved_vars: dict, *, sto
     raw["store"], raw["queue"] = store, "local"
     if allowed_functions is not None:
         raw["allowed_functions"] = list(allowed_functions)
-    provider = raw.setdefault("engine", {}).setdefault("provider", {}) if isinstance(raw.get("engine", {}), dict) else None
+    provider = (raw.setdefault("engine", {}).setdefault("provider", {})
+                if isinstance(raw.get("engine", {}), dict) else None)
     if isinstance(provider, dict):
         provider["max_blocks"] = _capped(provider.get("max_blocks", 1), max_blocks)
         cap = provider["max_blocks"] if isinstance(provider["max_blocks"], int) else max_blocks

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Callable
 
 from ... import signing
-from ...messages import dead_letter_key
 from ...store import create_queue
+from .. import outcomes
 from . import files, spool
 from .mapping import identity_of_uid
 
@@ -139,7 +139,7 @@ class SignedQueueTransport:
         return out
 
     def _aside(self, m, why: str) -> None:
-        self.store.put(dead_letter_key(f"refused-{m.id}"), json.dumps({"reason": why, "body": m.body}).encode())
+        outcomes.set_aside(self.store, m.id, why, m.body)
         self.queue.delete([m.receipt])
 
     def wait(self, stop) -> None:

@@ -65,7 +65,7 @@ class UserEndpoint:
 def running(ue: UserEndpoint) -> bool:
     """The daemon we started (or adopted) is alive: its pid is the user's, not a zombie, and runs
     this user endpoint (the lock alone lags a fresh start)."""
-    return bool(ue.pid) and lifecycle.is_daemon(ue.pid, ue.name, ue.uid)
+    return ue.pid is not None and ue.pid != 0 and lifecycle.is_daemon(ue.pid, ue.name, ue.uid)
 
 
 def start(ue: UserEndpoint, config: dict, environment: dict[str, str], python: str | None = None,
@@ -101,7 +101,7 @@ def start(ue: UserEndpoint, config: dict, environment: dict[str, str], python: s
             os.dup2(out, 2)
             os.set_inheritable(w, False)
             os.execve(python, [python, "-m", "faas.endpoint.daemon", ue.name], env)
-        except BaseException as e:  # noqa: BLE001
+        except BaseException as e:  # noqa: BLE001 - forked child before execve: report anything, never return
             try:
                 os.write(w, f"{type(e).__name__}: {e}".encode()[:4000])
             except OSError:
@@ -136,7 +136,7 @@ def claim(ue: UserEndpoint, router: dict) -> tuple[bool, str]:
 
 
 def signal_stop(ue: UserEndpoint) -> None:
-    if running(ue):
+    if ue.pid and running(ue):
         try:
             os.kill(ue.pid, signal.SIGTERM)
         except ProcessLookupError:
@@ -151,7 +151,7 @@ def stop(ue: UserEndpoint, wait: float = 60.0) -> None:
         while time.monotonic() < deadline and running(ue):
             reap(ue)
             time.sleep(0.05)
-        if running(ue):   # stuck: its messages come back to its queue after their visibility timeout
+        if ue.pid and running(ue):   # stuck: its messages come back to its queue after their visibility timeout
             log.warning("user endpoint %s (pid %s) did not stop within %.0f s: killing it and its blocks",
                         ue.name, ue.pid, wait)
             lifecycle.kill_trees([ue.pid])

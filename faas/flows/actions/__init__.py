@@ -9,7 +9,13 @@ Provider API (``run`` with a request id, ``status``, ``cancel``, ``release``).
   ``https://actions.automate.globus.org/transfer/transfer`` and
   ``https://transfer.actions.globus.org/transfer``.
 * ``faas://transfer/delete`` - delete files or folders; aliases Globus's delete action URLs.
+* ``faas://transfer/{ls,stat,mkdir,rename,set_permission}`` - Globus's file operations
+  (:mod:`.transfer_ops`); alias ``https://transfer.actions.globus.org/{ls,stat,mkdir,rename,
+  manage_permission,set_permission}`` and the same names under ``actions.globus.org/transfer/``
+  and ``actions.automate.globus.org/transfer/``.
 * ``faas://approval`` - wait for a person (:mod:`.approval`).
+* ``faas://notify`` - e-mail through the site's SMTP server (:mod:`.notify`); aliases
+  ``https://actions.globus.org/notification/notify``.
 * any other ``http(s)://`` URL - a Globus Action Provider over HTTP (:mod:`.http`).
 
 :func:`register` adds in-process providers (tests, site plugins) under any URL.
@@ -19,8 +25,19 @@ from __future__ import annotations
 import threading
 from urllib.parse import urlsplit
 
-from .base import (ACTIVE, DONE, FAILED, INACTIVE, SUCCEEDED, ActionConflict, ActionContext,
-                   ActionError, ActionNotFound, ActionProvider, ActionUnableToRun)
+from .base import (
+    ACTIVE,
+    DONE,
+    FAILED,
+    INACTIVE,
+    SUCCEEDED,
+    ActionConflict,
+    ActionContext,
+    ActionError,
+    ActionNotFound,
+    ActionProvider,
+    ActionUnableToRun,
+)
 
 COMPUTE, TRANSFER, DELETE, APPROVAL = ("faas://compute", "faas://transfer", "faas://transfer/delete",
                                        "faas://approval")
@@ -37,7 +54,21 @@ ALIASES = {
     "https://actions.automate.globus.org/transfer/delete": DELETE,
     "https://transfer.actions.globus.org/delete": DELETE,
     "faas://delete": DELETE,
+    # Globus's transfer family (both hosts; actions.globus.org/transfer/* is the older one)
+    "https://actions.globus.org/transfer/transfer": TRANSFER,
+    "https://actions.globus.org/transfer/delete": DELETE,
+    **{f"{host}{op}": f"faas://transfer/{ops_url}"
+       for host in ("https://actions.automate.globus.org/transfer/",
+                    "https://actions.globus.org/transfer/", "https://transfer.actions.globus.org/")
+       for op, ops_url in (("ls", "ls"), ("mkdir", "mkdir"), ("stat", "stat"),
+                           ("rename", "rename"), ("set_permission", "set_permission"),
+                           ("manage_permission", "set_permission"))},
+    "https://actions.globus.org/notification/notify": "faas://notify",
 }
+#: faas's own URLs of Globus's file operations -> their providers in :mod:`.transfer_ops`
+TRANSFER_OPS = {"faas://transfer/ls": "LsProvider", "faas://transfer/mkdir": "MkdirProvider",
+                "faas://transfer/stat": "StatProvider", "faas://transfer/rename": "RenameProvider",
+                "faas://transfer/set_permission": "PermissionProvider"}
 _COMPUTE_HOSTS = ("compute.actions.globus.org",)   # later versions: any path on this host
 
 _registered: dict[str, ActionProvider] = {}
@@ -70,9 +101,15 @@ def _make_builtin(url: str) -> ActionProvider | None:
     if url == DELETE:
         from .transfer import DeleteProvider
         return DeleteProvider()
+    if url in TRANSFER_OPS:
+        from . import transfer_ops
+        return getattr(transfer_ops, TRANSFER_OPS[url])()
     if url == APPROVAL:
         from .approval import ApprovalProvider
         return ApprovalProvider()
+    if url == "faas://notify":
+        from .notify import NotifyProvider
+        return NotifyProvider()
     return None
 
 
@@ -111,7 +148,9 @@ def resolve(action_url: str) -> ActionProvider:
         from .http import HttpProvider
         return HttpProvider(action_url.strip())
     raise ActionUnableToRun(f"ActionUrl {action_url!r}: no such action; faas serves "
-                            f"{COMPUTE}, {TRANSFER}, {DELETE}, {APPROVAL}, Globus's own action URLs "
+                            f"{COMPUTE}, {TRANSFER}, {DELETE}, {APPROVAL}, faas://notify, the transfer "
+                            f"family (faas://transfer/ls, mkdir, stat, rename, set_permission), "
+                            f"Globus's own action URLs "
                             f"and any http(s):// Action Provider")
 
 

@@ -54,9 +54,24 @@ from faas.flows import access
 from faas.flows import store_layout as L
 from faas.store import KeyNotFound, Store
 
-from .base import (DONE, FAILED, INACTIVE, PREFIX, SUCCEEDED, ActionConflict, ActionContext,
-                   ActionError, ActionNotFound, ActionUnableToRun, Docs, action_id_for, finish,
-                   new_doc, public, store_for)
+from .base import (
+    DONE,
+    FAILED,
+    INACTIVE,
+    PREFIX,
+    SUCCEEDED,
+    ActionConflict,
+    ActionContext,
+    ActionError,
+    ActionNotFound,
+    ActionUnableToRun,
+    Docs,
+    action_id_for,
+    finish,
+    new_doc,
+    public,
+    store_for,
+)
 
 log = logging.getLogger("faas.flows.actions.approval")
 
@@ -95,7 +110,7 @@ class ApprovalProvider:
     kind = "approval"
     docs = _docs
 
-    def __init__(self):
+    def __init__(self) -> None:
         #: (store, action id) -> the pending document this process made in run(): what the
         #: runner asked, from its own run state, so a document written over can be put back
         self._asked: dict[tuple[str, str], dict] = {}

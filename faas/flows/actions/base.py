@@ -19,10 +19,10 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any, Protocol, runtime_checkable
 
 from faas.exceptions import FaasError
+from faas.flows.times import iso
 from faas.store import KeyNotFound, Store, open_store
 
 ACTIVE, INACTIVE, SUCCEEDED, FAILED = "ACTIVE", "INACTIVE", "SUCCEEDED", "FAILED"
@@ -78,12 +78,6 @@ class ActionConflict(ActionError):
     """The request does not fit the action's state (release of an action still running)."""
 
     code = "ActionConflict"
-
-
-def iso(t: float | None) -> str | None:
-    if t is None:
-        return None
-    return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def action_id_for(kind: str, request_id: str) -> str:

@@ -25,8 +25,18 @@ from faas.api import Client
 from faas.exceptions import FaasError, TaskTimeout
 from faas.messages import function_key
 
-from .base import (DONE, FAILED, SUCCEEDED, ActionConflict, ActionContext, ActionUnableToRun,
-                   Docs, finish, new_doc, public)
+from .base import (
+    DONE,
+    FAILED,
+    SUCCEEDED,
+    ActionConflict,
+    ActionContext,
+    ActionUnableToRun,
+    Docs,
+    finish,
+    new_doc,
+    public,
+)
 
 POLL_AFTER = 1
 _clients: dict[tuple, Client] = {}
@@ -106,7 +116,7 @@ def _tasks(body, ctx: ActionContext) -> tuple[list[dict], dict]:
 class ComputeProvider:
     kind = "compute"
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.docs = Docs(self.kind)
 
     def run(self, body: dict, request_id: str, ctx: ActionContext) -> dict:

@@ -4,14 +4,21 @@
 store, multipart uploads by boto3's transfer manager); every other URL (``file://``,
 ``memory://``, ``sftp://``, ``gs://`` with its package...) through fsspec. Both give the few
 primitives a copy needs: ``info``, ``walk``, ``reader``, ``write`` (whole file, atomic for
-readers), ``delete``, ``delete_tree``.
+readers), ``delete``, ``delete_tree``; and those of Globus's file operations: ``listdir``,
+``mkdir``, ``rename``, ``set_mtime`` (where the file system can set one). ``local_path`` says
+whether a URL is a POSIX path on this machine (what ``set_permission`` needs).
 """
 from __future__ import annotations
 
+import grp
+import os
 import posixpath
+import pwd
+import stat as stat_mod
 import uuid
+from collections.abc import Iterator
 from datetime import datetime
-from typing import IO, Iterator
+from typing import IO, Any
 from urllib.parse import urlsplit
 
 CHUNK = 8 * 1024 * 1024
@@ -45,6 +52,24 @@ class Files:
         with self.reader(path) as f:
             return f.read()
 
+    def listdir(self, path: str) -> list[dict]:
+        """The entries of the folder ``path``: ``{name, type ("file"|"dir"), size, mtime,
+        permissions, user, group, link_target}`` (None where the file system has no such thing).
+        FileNotFoundError / NotADirectoryError as the OS gives them."""
+        raise NotImplementedError
+
+    def mkdir(self, path: str) -> None:
+        """Make the folder ``path`` (and its parents); FileExistsError if something is there."""
+        raise NotImplementedError
+
+    def rename(self, old: str, new: str) -> None:
+        """Move a file or folder within this file system; FileExistsError if ``new`` exists."""
+        raise NotImplementedError
+
+    def set_mtime(self, path: str, mtime: float) -> bool:
+        """Set a file's modification time; False where the file system cannot (object stores)."""
+        return False
+
 
 def _epoch(v) -> float | None:
     if v is None:
@@ -57,11 +82,82 @@ def _epoch(v) -> float | None:
         return None
 
 
-class FsspecFiles(Files):
-    def __init__(self, fs):
-        self.fs = fs
+def _owner(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
 
-    def info(self, path):
+
+def _group(gid: int) -> str:
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return str(gid)
+
+
+def _local_entry(path: str, name: str) -> dict:
+    """A listing entry from ``lstat`` (a symlink is described by its target, as Globus does,
+    with ``link_target`` set)."""
+    st = os.lstat(path)
+    target = None
+    if stat_mod.S_ISLNK(st.st_mode):
+        target = os.readlink(path)
+        try:
+            st = os.stat(path)
+        except OSError:
+            pass
+    return {"name": name, "type": "dir" if stat_mod.S_ISDIR(st.st_mode) else "file",
+            "size": st.st_size, "mtime": st.st_mtime,
+            "permissions": f"{stat_mod.S_IMODE(st.st_mode):04o}",
+            "user": _owner(st.st_uid), "group": _group(st.st_gid), "link_target": target}
+
+
+class FsspecFiles(Files):
+    def __init__(self, fs: Any) -> None:   # an fsspec AbstractFileSystem
+        self.fs = fs
+        from fsspec.implementations.local import LocalFileSystem
+        self.local = isinstance(fs, LocalFileSystem)
+
+    def listdir(self, path: str) -> list[dict]:
+        if self.local:
+            names = sorted(os.listdir(path))
+            return [_local_entry(os.path.join(path, n), n) for n in names]
+        i = self.fs.info(path)
+        if i.get("type") != "directory":
+            raise NotADirectoryError(path)
+        out = []
+        for e in sorted(self.fs.ls(path, detail=True), key=lambda x: x["name"]):
+            p = e["name"]
+            out.append({"name": posixpath.basename(p.rstrip("/")),
+                        "type": "dir" if e.get("type") == "directory" else "file",
+                        "size": int(e.get("size") or 0),
+                        "mtime": _epoch(e.get("mtime") or e.get("created") or e.get("LastModified")),
+                        "permissions": None, "user": None, "group": None, "link_target": None})
+        return out
+
+    def mkdir(self, path: str) -> None:
+        if self.fs.exists(path):
+            raise FileExistsError(f"{path} already exists")
+        self.fs.makedirs(path, exist_ok=False)
+
+    def rename(self, old: str, new: str) -> None:
+        if not self.fs.exists(old):
+            raise FileNotFoundError(f"{old} does not exist")
+        if self.fs.exists(new):
+            raise FileExistsError(f"{new} already exists")
+        if self.local:
+            os.rename(old, new)        # one atomic rename(2), within the file system
+        else:
+            self.fs.mv(old, new, recursive=True)
+
+    def set_mtime(self, path: str, mtime: float) -> bool:
+        if not self.local:
+            return False
+        os.utime(path, (mtime, mtime), follow_symlinks=False)
+        return True
+
+    def info(self, path: str) -> dict | None:
         try:
             i = self.fs.info(path)
         except FileNotFoundError:
@@ -70,16 +166,26 @@ class FsspecFiles(Files):
         return {"type": kind, "size": int(i.get("size") or 0),
                 "mtime": _epoch(i.get("mtime") or i.get("created") or i.get("LastModified"))}
 
-    def walk(self, path):
+    def walk(self, path: str) -> Iterator[tuple[str, int]]:
         base = path.rstrip("/")
+        if self.local:      # symlinks are not followed (Globus's recursive_symlinks "ignore")
+            out = []
+            for d, _dirs, names in os.walk(base, followlinks=False):
+                for n in names:
+                    full = os.path.join(d, n)
+                    st = os.lstat(full)
+                    if stat_mod.S_ISREG(st.st_mode):
+                        out.append((os.path.relpath(full, base), st.st_size))
+            yield from sorted(out)
+            return
         for p, i in sorted(self.fs.find(base, detail=True).items()):
             if i.get("type") == "file":
                 yield posixpath.relpath(self.fs._strip_protocol(p), base), int(i.get("size") or 0)
 
-    def reader(self, path):
+    def reader(self, path: str) -> IO[bytes]:
         return self.fs.open(path, "rb")
 
-    def write(self, path, source):
+    def write(self, path: str, source: IO[bytes]) -> None:
         parent = posixpath.dirname(path)
         if parent:
             self.fs.makedirs(parent, exist_ok=True)
@@ -96,13 +202,13 @@ class FsspecFiles(Files):
                 pass
             raise
 
-    def delete(self, path):
+    def delete(self, path: str) -> None:
         try:
             self.fs.rm_file(path)
         except FileNotFoundError:
             pass
 
-    def delete_tree(self, path):
+    def delete_tree(self, path: str) -> None:
         try:
             self.fs.rm(path.rstrip("/"), recursive=True)
         except FileNotFoundError:
@@ -110,7 +216,7 @@ class FsspecFiles(Files):
 
 
 class S3Files(Files):
-    def __init__(self):
+    def __init__(self) -> None:
         import boto3
         from botocore.config import Config
         cfg = Config(connect_timeout=5, read_timeout=60, retries={"mode": "standard", "max_attempts": 6},
@@ -126,7 +232,7 @@ class S3Files(Files):
         code = str(e.response.get("Error", {}).get("Code", ""))
         return code in ("404", "NoSuchKey", "NotFound")
 
-    def info(self, path):
+    def info(self, path: str) -> dict | None:
         from botocore.exceptions import ClientError
         bucket, key = self._split(path)
         if key and not key.endswith("/"):
@@ -143,7 +249,7 @@ class S3Files(Files):
             return {"type": "directory", "size": 0, "mtime": None}
         return None
 
-    def walk(self, path):
+    def walk(self, path: str) -> Iterator[tuple[str, int]]:
         bucket, key = self._split(path)
         prefix = key.rstrip("/") + "/" if key.strip("/") else ""
         for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
@@ -151,7 +257,7 @@ class S3Files(Files):
                 if not obj["Key"].endswith("/"):
                     yield obj["Key"][len(prefix):], int(obj["Size"])
 
-    def reader(self, path):
+    def reader(self, path: str) -> IO[bytes]:
         from botocore.exceptions import ClientError
         bucket, key = self._split(path)
         try:
@@ -161,23 +267,75 @@ class S3Files(Files):
                 raise FileNotFoundError(f"s3://{path}") from None
             raise
 
-    def write(self, path, source):
+    def write(self, path: str, source: IO[bytes]) -> None:
         from boto3.s3.transfer import TransferConfig
         bucket, key = self._split(path)
         self.client.upload_fileobj(source, bucket, key,
                                    Config=TransferConfig(multipart_chunksize=CHUNK, use_threads=False))
 
-    def delete(self, path):
+    def delete(self, path: str) -> None:
         bucket, key = self._split(path)
         self.client.delete_object(Bucket=bucket, Key=key)
 
-    def delete_tree(self, path):
+    def delete_tree(self, path: str) -> None:
         bucket, key = self._split(path)
         prefix = key.rstrip("/") + "/" if key.strip("/") else ""
         for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
             keys = [{"Key": o["Key"]} for o in page.get("Contents", ())]
             if keys:
                 self.client.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+
+    def listdir(self, path: str) -> list[dict]:
+        info = self.info(path)
+        if info is None:
+            raise FileNotFoundError(f"s3://{path}")
+        if info["type"] != "directory":
+            raise NotADirectoryError(f"s3://{path}")
+        bucket, key = self._split(path)
+        prefix = key.rstrip("/") + "/" if key.strip("/") else ""
+        out = []
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix,
+                                                                        Delimiter="/")
+        for page in pages:
+            for cp in page.get("CommonPrefixes", ()):
+                out.append({"name": cp["Prefix"][len(prefix):].rstrip("/"), "type": "dir", "size": 0,
+                            "mtime": None, "permissions": None, "user": None, "group": None,
+                            "link_target": None})
+            for o in page.get("Contents", ()):
+                if o["Key"] == prefix:        # a folder's own marker (mkdir)
+                    continue
+                out.append({"name": o["Key"][len(prefix):], "type": "file", "size": int(o["Size"]),
+                            "mtime": _epoch(o.get("LastModified")), "permissions": None,
+                            "user": None, "group": None, "link_target": None})
+        return sorted(out, key=lambda e: e["name"])
+
+    def mkdir(self, path: str) -> None:
+        """An object store has no folders: a zero-byte ``prefix/`` marker makes one visible."""
+        if self.info(path) is not None and self._split(path)[1].strip("/"):
+            raise FileExistsError(f"s3://{path} already exists")
+        bucket, key = self._split(path)
+        self.client.put_object(Bucket=bucket, Key=key.rstrip("/") + "/", Body=b"")
+
+    def rename(self, old: str, new: str) -> None:
+        """Copy then delete, object by object (S3 has no rename)."""
+        src = self.info(old)
+        if src is None:
+            raise FileNotFoundError(f"s3://{old} does not exist")
+        if self.info(new) is not None:
+            raise FileExistsError(f"s3://{new} already exists")
+        ob, ok = self._split(old)
+        nb, nk = self._split(new)
+        if src["type"] == "file":
+            pairs = [(ok, nk)]
+        else:
+            op, np_ = ok.rstrip("/") + "/", nk.rstrip("/") + "/"
+            pairs = [(o["Key"], np_ + o["Key"][len(op):])
+                     for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=ob, Prefix=op)
+                     for o in page.get("Contents", ())]
+        for a, b in pairs:
+            self.client.copy({"Bucket": ob, "Key": a}, nb, b)
+        for a, _ in pairs:
+            self.client.delete_object(Bucket=ob, Key=a)
 
 
 def open_url(url: str) -> tuple[Files, str]:
@@ -191,9 +349,29 @@ def open_url(url: str) -> tuple[Files, str]:
     return FsspecFiles(fs), path
 
 
+def local_path(url: str) -> str | None:
+    """The POSIX path of a ``file://`` URL (or a bare path), None for any other scheme."""
+    parts = urlsplit(url)
+    if parts.scheme in ("", "file") and parts.netloc in ("", "localhost"):
+        from urllib.parse import unquote
+        return unquote(parts.path) or "/"
+    return None
+
+
+def inside(base_url: str, url: str) -> bool:
+    """Whether a ``file://`` URL, its symlinks resolved, is still within the collection
+    ``base_url`` (its own symlinks resolved too); True for other schemes (no symlinks there)."""
+    lp, root = local_path(url), local_path(base_url)
+    if lp is None or root is None:
+        return True
+    real, root_real = os.path.realpath(lp), os.path.realpath(root)
+    return real == root_real or real.startswith(root_real.rstrip("/") + "/")
+
+
 def join(base_url: str, path: str) -> str:
     """``base_url`` + a collection path (Globus style: ``/~/x`` and ``/x`` both mean ``x`` under
-    the base). ``..`` is refused: a path cannot leave its collection."""
+    the base). ``..`` is refused, and so is a path that leaves the collection through a symlink:
+    a path cannot leave its collection."""
     p = path.strip()
     if p.startswith("/~/") or p == "/~":
         p = p[2:]
@@ -206,4 +384,7 @@ def join(base_url: str, path: str) -> str:
     b = urlsplit(base_url)
     root = "/" + "/".join(s for s in b.path.split("/") if s)
     full = posixpath.join(root, *parts) if parts else root
-    return f"{b.scheme}://{b.netloc}{full}{trail}"
+    url = f"{b.scheme}://{b.netloc}{full}{trail}"
+    if not inside(base_url, url):
+        raise ValueError(f"path {path!r}: leaves its collection through a symbolic link")
+    return url

@@ -66,8 +66,8 @@ def url_matches(configured: str, url: str) -> bool:
 def token_for(url: str, tokens: dict) -> str | None:
     """The bearer token for a request to ``url`` from the config's ``http`` section (``{prefix:
     {"token": ...}}`` or ``{prefix: token}``): the matching prefix with the longest path."""
-    best = max((p for p in tokens if url_matches(p, url)),
-               key=lambda p: len(_origin(p).path), default=None)
+    paths = {p: o.path for p in tokens if url_matches(p, url) and (o := _origin(p)) is not None}
+    best = max(paths, key=lambda p: len(paths[p]), default=None)
     if best is None:
         return None
     entry = tokens[best]

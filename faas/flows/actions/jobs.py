@@ -18,7 +18,8 @@ import threading
 import time
 import traceback
 import uuid
-from typing import Callable
+from collections.abc import Callable
+from typing import Any
 
 from .base import ACTIVE, DONE, FAILED, SUCCEEDED, ActionContext, Docs, finish, store_for
 
@@ -80,7 +81,7 @@ class Job:
     def resumed(self) -> bool:
         return self.doc.get("_attempts", 1) > 1
 
-    def beat(self, force: bool = False, **fields) -> None:
+    def beat(self, force: bool = False, **fields: Any) -> None:
         """Renew the lease and save progress (and ``fields`` into the document); raise
         :class:`Canceled` or :class:`LeaseLost` when the job should stop."""
         self.doc.update(fields)

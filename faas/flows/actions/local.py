@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 import traceback
+from typing import Any
 
 from faas.flows import interpreter as it
 
@@ -23,10 +24,10 @@ MAX_POLL = 1.0
 class SiteActions:
     """A mapping-like view ``ActionUrl -> provider`` over :func:`resolve`, with overrides."""
 
-    def __init__(self, overrides: dict | None = None):
+    def __init__(self, overrides: dict | None = None) -> None:
         self.overrides = dict(overrides or {})
 
-    def get(self, url, default=None):
+    def get(self, url: str, default: Any = None) -> Any:
         if url in self.overrides:
             return self.overrides[url]
         try:
@@ -35,11 +36,12 @@ class SiteActions:
             return default
 
 
-def is_provider(obj) -> bool:
+def is_provider(obj: object) -> bool:
     return isinstance(obj, ActionProvider)
 
 
-def drive(provider: ActionProvider, eff: it.StartAction, now: float, ctx: ActionContext):
+def drive(provider: ActionProvider, eff: it.StartAction, now: float,
+          ctx: ActionContext) -> tuple[float, it.Event]:
     """Start ``eff``'s action and poll it to its end: ``(event time, event)`` for ``local.run``.
     The event time is ``now`` plus the real seconds it took, so a WaitTime shorter than that
     loses to the timeout timer on local.run's clock."""

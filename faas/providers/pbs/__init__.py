@@ -107,7 +107,7 @@ class PBSProvider(Provider):
         cfg = self.cfg
         return {"job_name": job_name(block_id),
                 "mem": pbs_size_gb(cfg.mem_per_node) if cfg.mem_per_node else None,
-                "walltime": pbs_walltime(cfg.walltime_s) if cfg.walltime else None}
+                "walltime": pbs_walltime(cfg.walltime_s) if cfg.walltime_s is not None else None}
 
     # -- status -----------------------------------------------------------------------------
     def status(self, job_ids: list[str]) -> dict[str, BlockState]:

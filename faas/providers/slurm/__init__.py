@@ -32,14 +32,20 @@ PENDING, CONFIGURING, REQUEUED, REQUEUE_HOLD, REQUEUE_FED, RESIZING,      PENDIN
 SUSPENDED, STOPPED, RESV_DEL_HOLD
 RUNNING, COMPLETING, SIGNALING, STAGE_OUT                                 RUNNING
 COMPLETED                                                                 COMPLETED
+TIMEOUT                                                                   TIMEOUT
 CANCELLED, REVOKED                                                        CANCELLED
-FAILED, TIMEOUT, NODE_FAIL, OUT_OF_MEMORY, PREEMPTED, BOOT_FAIL,          FAILED
-DEADLINE, SPECIAL_EXIT
+FAILED, NODE_FAIL, OUT_OF_MEMORY, PREEMPTED, BOOT_FAIL, DEADLINE,         FAILED
+SPECIAL_EXIT
 anything else (and a job scontrol could not be asked about)               UNKNOWN
 =======================================================================  ===========
 
-COMPLETING counts as running: the pools of a cancelled block are still handing back their
-tasks. UNKNOWN counts as active, so a block is never forgotten because a command failed once.
+TIMEOUT is the normal end of a pilot job, not a failure: a block is a batch job that runs
+pools until its walltime, and Slurm ends it there (its pools stop taking tasks before it and
+hand back what they hold; a pool not told the walltime hands back at Slurm's SIGTERM). Parsl
+maps it to its own state for the same reason; ``faas endpoint status`` lists it among the
+ended blocks as such. COMPLETING counts as running: the pools of a cancelled block are still
+handing back their tasks. UNKNOWN counts as active, so a block is never forgotten because a
+command failed once.
 """
 from __future__ import annotations
 
@@ -58,12 +64,13 @@ STATES: dict[str, BlockState] = {
                      "RESIZING", "SUSPENDED", "STOPPED", "RESV_DEL_HOLD"], BlockState.PENDING),
     **dict.fromkeys(["RUNNING", "COMPLETING", "SIGNALING", "STAGE_OUT"], BlockState.RUNNING),
     "COMPLETED": BlockState.COMPLETED,
+    "TIMEOUT": BlockState.TIMEOUT,   # the walltime: how a pilot job ends (see above)
     **dict.fromkeys(["CANCELLED", "REVOKED"], BlockState.CANCELLED),
-    **dict.fromkeys(["FAILED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED", "BOOT_FAIL",
+    **dict.fromkeys(["FAILED", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED", "BOOT_FAIL",
                      "DEADLINE", "SPECIAL_EXIT"], BlockState.FAILED),
 }
 
-_FINAL = (BlockState.COMPLETED, BlockState.CANCELLED, BlockState.FAILED)
+_FINAL = (BlockState.COMPLETED, BlockState.TIMEOUT, BlockState.CANCELLED, BlockState.FAILED)
 _JOB_ID = re.compile(r"^\d+(?:_\d+)?$")
 
 
