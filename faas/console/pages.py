@@ -11,10 +11,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from . import endpoints as E
-from . import flows as F
-from . import functions as Fn
-from . import tasks as T
+from . import endpoints, flows, functions, tasks
 from .auth import COOKIE, require_manage, require_read, safe_next
 from .schema_form import fields as form_fields
 from .svg import bar_chart, flow_graph
@@ -84,14 +81,14 @@ def logout() -> RedirectResponse:
 
 @router.get("/endpoints")
 def endpoints_page(request: Request, role: str = Depends(require_read)) -> HTMLResponse:
-    return render(request, "endpoints.html", role, endpoints=E.list_endpoints(_c(request)), nav="endpoints")
+    return render(request, "endpoints.html", role, endpoints=endpoints.list_endpoints(_c(request)), nav="endpoints")
 
 
 @router.get("/endpoints/{name}")
 def endpoint_page(name: str, request: Request, role: str = Depends(require_read)) -> HTMLResponse:
     c = _c(request)
-    ep = E.get_endpoint(c, name)
-    recent = T.list_tasks(c, endpoint=name, limit=20)
+    ep = endpoints.get_endpoint(c, name)
+    recent = tasks.list_tasks(c, endpoint=name, limit=20)
     return render(request, "endpoint.html", role, ep=ep, recent=recent, nav="endpoints")
 
 
@@ -105,26 +102,26 @@ def tasks_page(request: Request, id: str | None = None, endpoint: str | None = N
         return RedirectResponse(f"/tasks/{id.strip()}", status_code=303)
     c = _c(request)
     page = max(1, page)
-    result = T.list_tasks(c, endpoint=endpoint or None, status=status or None,
-                          function=function or None, limit=50, offset=(page - 1) * 50)
-    endpoints = sorted({r.get("endpoint") for r in c.journal.records() if r.get("endpoint")})
+    result = tasks.list_tasks(c, endpoint=endpoint or None, status=status or None,
+                              function=function or None, limit=50, offset=(page - 1) * 50)
+    names = sorted({r.get("endpoint") for r in c.journal.records() if r.get("endpoint")})
     filters = {"endpoint": endpoint or "", "status": status or "", "function": function or ""}
     return render(request, "tasks.html", role, result=result, page=page, filters=filters,
-                  endpoints=endpoints, statuses=("running",) + T.TERMINAL, nav="tasks",
+                  endpoints=names, statuses=("running",) + tasks.TERMINAL, nav="tasks",
                   query=urlencode({k: v for k, v in filters.items() if v}))
 
 
 @router.get("/tasks/{task_id}")
 def task_page(task_id: str, request: Request, msg: str | None = None,
               role: str = Depends(require_read)) -> HTMLResponse:
-    task = T.get_task(_c(request), task_id)
+    task = tasks.get_task(_c(request), task_id)
     return render(request, "task.html", role, task=task, msg=msg, nav="tasks",
                   live=task["status"] in ("pending", "running"))
 
 
 @router.post("/tasks/{task_id}/cancel")
 def task_cancel(task_id: str, request: Request, _: str = Depends(require_manage)) -> RedirectResponse:
-    out = T.cancel_task(_c(request), task_id)
+    out = tasks.cancel_task(_c(request), task_id)
     return back(f"/tasks/{task_id}", msg=f"cancel requested: {out['status']}")
 
 
@@ -132,21 +129,21 @@ def task_cancel(task_id: str, request: Request, _: str = Depends(require_manage)
 
 @router.get("/functions")
 def functions_page(request: Request, role: str = Depends(require_read)) -> HTMLResponse:
-    return render(request, "functions.html", role, functions=Fn.list_functions(_c(request)), nav="functions")
+    return render(request, "functions.html", role, functions=functions.list_functions(_c(request)), nav="functions")
 
 
 # -- flows and runs --------------------------------------------------------------------------
 
 @router.get("/flows")
 def flows_page(request: Request, role: str = Depends(require_read)) -> HTMLResponse:
-    return render(request, "flows.html", role, flows=F.list_flows(_c(request)), nav="flows")
+    return render(request, "flows.html", role, flows=flows.list_flows(_c(request)), nav="flows")
 
 
 def _flow_page(request: Request, role: str, flow_id: str, values: dict | None = None,
                errors: dict | None = None, label: str = "", tags: str = "", status_code: int = 200):
     c = _c(request)
-    flow = F.get_flow(c, flow_id)
-    runs = F.list_runs(c, flow_id=flow_id, limit=10)
+    flow = flows.get_flow(c, flow_id)
+    runs = flows.list_runs(c, flow_id=flow_id, limit=10)
     return render(request, "flow.html", role, status_code=status_code, flow=flow,
                   graph=flow_graph(flow.get("definition") or {}),
                   fields=form_fields(flow.get("input_schema"), values), errors=errors or {},
@@ -161,7 +158,7 @@ def flow_page(flow_id: str, request: Request, role: str = Depends(require_read))
 @router.post("/flows/{flow_id}/start")
 async def flow_start(flow_id: str, request: Request, role: str = Depends(require_manage)):
     form = {k: str(v) for k, v in (await request.form()).items()}
-    run, data, errors = F.start_from_form(_c(request), flow_id, form)
+    run, data, errors = flows.start_from_form(_c(request), flow_id, form)
     if errors:
         return _flow_page(request, role, flow_id, values={k: v for k, v in form.items() if not k.startswith("_")},
                           errors=errors, label=form.get("_label", ""), tags=form.get("_tags", ""),
@@ -178,14 +175,14 @@ def runs_page(request: Request, flow_id: str | None = None, status: str | None =
     page = max(1, page)
     error = None
     try:
-        result = F.list_runs(c, flow_id=flow_id, status=status, label=label, since=since,
-                             limit=50, offset=(page - 1) * 50)
+        result = flows.list_runs(c, flow_id=flow_id, status=status, label=label, since=since,
+                                 limit=50, offset=(page - 1) * 50)
     except ValueError as e:
         result, error = {"runs": [], "total": 0}, str(e)
-    titles = {f["id"]: f.get("title") for f in F.flows_client(c).list_flows()}
+    titles = {f["id"]: f.get("title") for f in flows.flows_client(c).list_flows()}
     filters = {"flow_id": flow_id or "", "status": status or "", "label": label or "", "since": since or ""}
     return render(request, "runs.html", role, result=result, page=page, filters=filters, error=error,
-                  titles=titles, statuses=F.RUN_STATUSES, nav="runs",
+                  titles=titles, statuses=flows.RUN_STATUSES, nav="runs",
                   query=urlencode({k: v for k, v in filters.items() if v}))
 
 
@@ -193,23 +190,23 @@ def runs_page(request: Request, flow_id: str | None = None, status: str | None =
 def run_page(run_id: str, request: Request, tab: str = "overview", msg: str | None = None,
              role: str = Depends(require_read)) -> HTMLResponse:
     c = _c(request)
-    run = F.get_run(c, run_id)
-    log = F.get_log(c, run_id)
+    run = flows.get_run(c, run_id)
+    log = flows.get_log(c, run_id)
     try:
-        flow = F.get_flow(c, run["flow_id"], run.get("flow_version"))
+        flow = flows.get_flow(c, run["flow_id"], run.get("flow_version"))
     except Exception:  # noqa: BLE001 - a deleted flow: the run is still worth showing
         flow = None
     current = run.get("current_state")
-    highlight = {current: "current"} if current and run.get("status") not in F.RUN_DONE else {}
+    highlight = {current: "current"} if current and run.get("status") not in flows.RUN_DONE else {}
     return render(request, "run.html", role, run=run, log=log, flow=flow, tab=tab, msg=msg,
-                  done=run.get("status") in F.RUN_DONE, waiting_approval=F.waiting_approval(run, log),
+                  done=run.get("status") in flows.RUN_DONE, waiting_approval=flows.waiting_approval(run, log),
                   graph=flow_graph(flow["definition"], highlight) if flow else None, nav="runs")
 
 
 @router.post("/runs/{run_id}/{action}")
 async def run_action(run_id: str, action: str, request: Request, _: str = Depends(require_manage)):
     form = await request.form()
-    F.run_action(_c(request), run_id, action, str(form.get("comment") or "") or None)
+    flows.run_action(_c(request), run_id, action, str(form.get("comment") or "") or None)
     return back(f"/runs/{run_id}", tab=str(form.get("_tab") or "overview"), msg=f"{action} requested")
 
 
@@ -217,18 +214,18 @@ async def run_action(run_id: str, action: str, request: Request, _: str = Depend
 
 @router.get("/timers")
 def timers_page(request: Request, msg: str | None = None, role: str = Depends(require_read)) -> HTMLResponse:
-    return render(request, "timers.html", role, timers=F.list_timers(_c(request)), msg=msg, nav="timers")
+    return render(request, "timers.html", role, timers=flows.list_timers(_c(request)), msg=msg, nav="timers")
 
 
 @router.get("/timers/{timer_id}")
 def timer_page(timer_id: str, request: Request, msg: str | None = None,
                role: str = Depends(require_read)) -> HTMLResponse:
-    return render(request, "timer.html", role, t=F.get_timer(_c(request), timer_id), msg=msg, nav="timers")
+    return render(request, "timer.html", role, t=flows.get_timer(_c(request), timer_id), msg=msg, nav="timers")
 
 
 @router.post("/timers/{timer_id}/{action}")
 def timer_action(timer_id: str, action: str, request: Request, _: str = Depends(require_manage)):
-    F.timer_action(_c(request), timer_id, action)
+    flows.timer_action(_c(request), timer_id, action)
     referer = request.headers.get("referer", "")
     if action != "delete" and f"/timers/{timer_id}" in referer:
         return back(f"/timers/{timer_id}", msg=f"{action}: done")

@@ -22,8 +22,7 @@ from typing import Any
 
 from faas.config import resolve
 from faas.exceptions import FaasError
-from faas.flows import access
-from faas.flows import store_layout as L
+from faas.flows import access, store_layout
 from faas.flows.client import DONE, FlowNotFound, iso, parse_time
 from faas.store import open_store
 from faas.store.base import Store
@@ -113,18 +112,18 @@ def transfer_options(**given: Any) -> dict:
     """The transfer action's options a transfer timer passes on (Globus Timers: "all transfer
     and sync options"): those given (not None), checked as the action checks them, so a bad one
     is a ValueError naming it when the timer is made, not a failed run at each tick."""
-    from faas.flows.actions import transfer as T
+    from faas.flows.actions import transfer
     from faas.flows.actions.base import ActionUnableToRun
     out = {k: v for k, v in given.items() if v is not None}
     try:
         if "sync_level" in out:
-            out["sync_level"] = T.sync_level(out["sync_level"])
+            out["sync_level"] = transfer.sync_level(out["sync_level"])
         if "filter_rules" in out:
             out["filter_rules"] = [{k: v for k, v in r.items() if v is not None}
-                                   for r in T.filter_rules(list(out["filter_rules"]))]
+                                   for r in transfer.filter_rules(list(out["filter_rules"]))]
         if "deadline" in out:
-            T.deadline(out["deadline"])
-        T._label(out.get("label"))
+            transfer.deadline(out["deadline"])
+        transfer._label(out.get("label"))
     except ActionUnableToRun as e:
         raise ValueError(str(e)) from None
     for k in ("verify_checksum", "preserve_timestamp", "delete_destination_extra",
@@ -156,23 +155,23 @@ class TimerFirer:
         self._scanned = -1e18
 
     def _flow(self, flow_id: str) -> dict | None:
-        return L.get_json(self.store, L.flow_key(flow_id), None)
+        return store_layout.get_json(self.store, store_layout.flow_key(flow_id), None)
 
     def fire_due(self, now: float) -> list[dict]:
         """Fire every tick due at ``now``; return the tick records made."""
         if now - self._scanned >= self.RESCAN or now < self._scanned:
             self._scanned = now
             self.next = {}
-            for key in self.store.list(L.TIMERS):
+            for key in self.store.list(store_layout.TIMERS):
                 if key.endswith("/timer.json"):
-                    t = L.get_json(self.store, key, None)
+                    t = store_layout.get_json(self.store, key, None)
                     if t and t.get("status") == "active" and t.get("next_run_epoch") is not None:
                         self.next[t["id"]] = t["next_run_epoch"]
         out = []
         for tid, at in list(self.next.items()):
             if at > now:
                 continue
-            timer = L.get_json(self.store, L.timer_key(tid), None)
+            timer = store_layout.get_json(self.store, store_layout.timer_key(tid), None)
             if not timer or timer.get("status") != "active" or timer.get("next_run_epoch") is None:
                 self.next.pop(tid, None)
                 continue
@@ -182,10 +181,10 @@ class TimerFirer:
                 log.warning("timer %s (%s): %d tick(s) missed while no runner was up; "
                             "run_missed=%s", tid, timer.get("name"), missed,
                             timer.get("run_missed", "once"))
-            L.put_json(self.store, L.timer_key(tid), timer)
+            store_layout.put_json(self.store, store_layout.timer_key(tid), timer)
             for r in recs:
                 if r.get("fired"):
-                    self.store.put(L.tick_key(tid, r["scheduled_epoch"]), r["run_id"].encode())
+                    self.store.put(store_layout.tick_key(tid, r["scheduled_epoch"]), r["run_id"].encode())
             out.extend(recs)
             if timer.get("status") == "active" and timer.get("next_run_epoch") is not None:
                 self.next[tid] = timer["next_run_epoch"]
@@ -304,7 +303,7 @@ class TimersClient:
         stop_t = parse_time(stop_after_date) if stop_after_date is not None else None
         if stop_after_runs is not None and int(stop_after_runs) < 1:
             raise ValueError("stop_after_runs: must be at least 1")
-        tid = L.new_id()
+        tid = store_layout.new_id()
         timer: dict[str, Any] = {"id": tid, "name": name or f"{kind} timer", "kind": kind, "owner": self.identity,
                  "schedule": {"start": iso(start_t), "start_epoch": start_t, "interval": secs,
                               "stop_after_date": iso(stop_t) if stop_t else None,
@@ -314,7 +313,7 @@ class TimersClient:
                  "last_ran_at": None, "last_run_id": None, "runs": 0, "errors": 0, "skipped": 0,
                  "missed": 0, "history": []}
         if kind == "flow" and flow_id:
-            flow = L.get_json(self.store, L.flow_key(flow_id), None)
+            flow = store_layout.get_json(self.store, store_layout.flow_key(flow_id), None)
             if flow is None:
                 raise FlowNotFound(f"no flow {flow_id!r} in {self.store.url}")
             access.require(access.can_start(flow, self.identity), self.identity,
@@ -338,12 +337,12 @@ class TimersClient:
         timer["next_run_epoch"], timer["next_run"] = nxt, iso(nxt) if nxt is not None else None
         if nxt is None:
             timer["status"] = "ended"
-        L.put_json(self.store, L.timer_key(tid), timer)
+        store_layout.put_json(self.store, store_layout.timer_key(tid), timer)
         self._runner_up()
         return _public(timer)
 
     def _get(self, timer_id: str) -> dict:
-        timer = L.get_json(self.store, L.timer_key(timer_id), None)
+        timer = store_layout.get_json(self.store, store_layout.timer_key(timer_id), None)
         if timer is None:
             raise TimerNotFound(f"no timer {timer_id!r} in {self.store.url}")
         access.require(access.normalize(timer["owner"]) == self.identity, self.identity,
@@ -352,9 +351,9 @@ class TimersClient:
 
     def list(self) -> list[dict]:
         out = []
-        for key in self.store.list(L.TIMERS):
+        for key in self.store.list(store_layout.TIMERS):
             if key.endswith("/timer.json"):
-                t = L.get_json(self.store, key, None)
+                t = store_layout.get_json(self.store, key, None)
                 if t and access.normalize(t["owner"]) == self.identity:
                     out.append(_public(t))
         return sorted(out, key=lambda t: t["created_at"])
@@ -366,7 +365,7 @@ class TimersClient:
         timer = self._get(timer_id)
         if timer["status"] == "active":
             timer["status"] = "paused"
-            L.put_json(self.store, L.timer_key(timer_id), timer)
+            store_layout.put_json(self.store, store_layout.timer_key(timer_id), timer)
         return _public(timer)
 
     def resume(self, timer_id: str) -> dict:
@@ -377,7 +376,7 @@ class TimersClient:
             nxt = scheduled_after(timer, max(self.clock(), timer.get("next_run_epoch") or 0))
             timer["next_run_epoch"], timer["next_run"] = nxt, iso(nxt) if nxt else None
             timer["status"] = "active" if nxt is not None else "ended"
-            L.put_json(self.store, L.timer_key(timer_id), timer)
+            store_layout.put_json(self.store, store_layout.timer_key(timer_id), timer)
             self._runner_up()
         return _public(timer)
 
@@ -388,7 +387,7 @@ class TimersClient:
 
     def delete(self, timer_id: str) -> None:
         self._get(timer_id)
-        for key in list(self.store.list(f"{L.TIMERS}{timer_id}/")):
+        for key in list(self.store.list(f"{store_layout.TIMERS}{timer_id}/")):
             self.store.delete(key)
 
 

@@ -50,8 +50,7 @@ import time
 import uuid
 from typing import Any
 
-from faas.flows import access
-from faas.flows import store_layout as L
+from faas.flows import access, store_layout
 from faas.store import KeyNotFound, Store
 
 from .base import (
@@ -335,13 +334,13 @@ def _run_and_flow(store: Store, ctx: ActionContext) -> tuple[dict, dict | None]:
     user = access.normalize(ctx.username)
     bare = {"user": user}
     try:
-        run, writer = _read_as_written(store, L.run_key(ctx.run_id), MAX_DOC)
+        run, writer = _read_as_written(store, store_layout.run_key(ctx.run_id), MAX_DOC)
     except (KeyNotFound, PermissionError, _Untrusted):
         return bare, None
     if not isinstance(run, dict) or writer not in (None, _me(), user):
         return bare, None
     run = dict(run, user=user)
-    flow = L.get_json(store, L.flow_key(run.get("flow_id") or ctx.flow_id), None)
+    flow = store_layout.get_json(store, store_layout.flow_key(run.get("flow_id") or ctx.flow_id), None)
     return run, flow if isinstance(flow, dict) else None
 
 

@@ -73,6 +73,15 @@ def _endpoint(body: dict, ctx: ActionContext) -> tuple[str, str]:
     return endpoint_url(ident, ctx, "endpoint_id"), str(ident)   # endpoint_url: a non-empty str
 
 
+def _one_path(body, ctx: ActionContext, op: str, what: str) -> tuple[str, str]:
+    """``(URL of path, endpoint id)`` of a body that names one required ``path``."""
+    body = _body(body, op)
+    base, ident = _endpoint(body, ctx)
+    if "path" not in body:
+        raise ActionUnableToRun(f"path: required ({what})")
+    return _path(base, body["path"], "path"), ident
+
+
 def _display(path: str) -> str:
     return path if path.endswith("/") else path + "/"
 
@@ -195,11 +204,7 @@ class StatProvider(_JobProvider):
     kind, what, synchronous = "stat", "Stat", True
 
     def _plan(self, body, ctx):
-        body = _body(body, "stat")
-        base, ident = _endpoint(body, ctx)
-        if "path" not in body:
-            raise ActionUnableToRun("path: required (the file or folder to describe)")
-        return {"url": _path(base, body["path"], "path")}
+        return {"url": _one_path(body, ctx, "stat", "the file or folder to describe")[0]}
 
     def _work(self, job: jobs.Job) -> dict:
         files, path = open_url(job.doc["_plan"]["url"])
@@ -212,11 +217,8 @@ class MkdirProvider(_JobProvider):
     kind, what, synchronous = "mkdir", "Make directory", True
 
     def _plan(self, body, ctx):
-        body = _body(body, "mkdir")
-        base, ident = _endpoint(body, ctx)
-        if "path" not in body:
-            raise ActionUnableToRun("path: required (the folder to make)")
-        return {"url": _path(base, body["path"], "path"), "endpoint": ident}
+        url, ident = _one_path(body, ctx, "mkdir", "the folder to make")
+        return {"url": url, "endpoint": ident}
 
     def _work(self, job: jobs.Job) -> dict:
         plan = job.doc["_plan"]

@@ -34,7 +34,7 @@ from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from faas.flows import actions as A
+from faas.flows import actions
 from faas.flows.actions.base import (
     PREFIX,
     ActionConflict,
@@ -55,17 +55,17 @@ _ACTION_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 #: what a status document shows a caller: Globus's ActionStatus keys (and the poll hint)
 STATUS_KEYS = ("action_id", "status", "display_status", "details", "creator_id", "start_time",
                "completion_time", "release_after", "label", "monitor_by", "manage_by", "poll_after")
-NOT_SERVED = {A.APPROVAL}   # a person's decision belongs to a run on this site, not to a caller
+NOT_SERVED = {actions.APPROVAL}   # a person's decision belongs to a run on this site, not to a caller
 
 
 def mounts() -> dict[str, str]:
     """``{path prefix: faas ActionUrl}`` of every action faas serves itself (the faas:// URLs
     the Globus aliases point to, and the built-in ones), approval excepted."""
-    urls = {A.COMPUTE, A.TRANSFER, A.DELETE, *A.ALIASES.values()} - NOT_SERVED
+    urls = {actions.COMPUTE, actions.TRANSFER, actions.DELETE, *actions.ALIASES.values()} - NOT_SERVED
     out = {}
     for url in sorted(u for u in urls if u.startswith("faas://")):
         try:
-            A.resolve(url)
+            actions.resolve(url)
         except ActionUnableToRun:
             continue
         p = urlsplit(url)
@@ -131,7 +131,7 @@ def create_app(*, tokens: ActionTokens, store_url: str, config: dict | None = No
         return {"api_version": API_VERSION, "actions": {m: {"action_url": u} for m, u in served.items()}}
 
     for prefix, url in served.items():
-        _mount(app, prefix, url, A.resolve(url), ctx, store_url)
+        _mount(app, prefix, url, actions.resolve(url), ctx, store_url)
     return app
 
 
