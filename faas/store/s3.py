@@ -16,59 +16,20 @@ from __future__ import annotations
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
-    ConnectionClosedError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    IncompleteReadError,
     NoCredentialsError,
     PartialCredentialsError,
-    ReadTimeoutError,
-    ResponseStreamingError,
 )
-from tenacity import Retrying, stop_after_attempt, stop_after_delay, wait_random_exponential
 
 from ..exceptions import ConfigError, CredentialsError, StoreError
+from . import aws
+from .aws import NO_CREDENTIALS, is_transient
 from .base import KeyNotFound, Store
 from .file import check_key, check_prefix
 
-NO_CREDENTIALS = ("no AWS credentials found: set AWS_PROFILE or "
-                  "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (boto3's usual chain)")
-
-_THROTTLED = frozenset({
-    "SlowDown", "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottled",
-    "RequestLimitExceeded", "TooManyRequestsException", "ProvisionedThroughputExceededException",
-    "RequestTimeout", "RequestTimeoutException", "PriorRequestNotComplete",
-    "InternalError", "ServiceUnavailable", "503", "500", "502", "504",
-})
-_DENIED = frozenset({"AccessDenied", "403", "AllAccessDisabled", "AccountProblem",
-                     "InvalidObjectState"})
-_BAD_CREDENTIALS = frozenset({"InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken",
-                              "InvalidToken", "TokenRefreshRequired", "ExpiredTokenException",
-                              "InvalidClientTokenId", "UnrecognizedClientException"})
-_NOT_FOUND = frozenset({"NoSuchKey", "404", "NotFound"})
-_CONNECT_ERRORS = (EndpointConnectionError, ConnectTimeoutError)  # the endpoint never answered
-_DROPPED = (ConnectionClosedError, ReadTimeoutError, ResponseStreamingError, IncompleteReadError)
-
-
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
-def _status(exc: ClientError) -> int:
-    return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Throttling, a 5xx reply or a dropped connection: worth another try after a pause."""
-    if isinstance(exc, ClientError):
-        status = _status(exc)
-        return _code(exc) in _THROTTLED or status == 429 or status >= 500
-    return isinstance(exc, _DROPPED)
+__all__ = ["NO_CREDENTIALS", "S3Store", "is_transient"]   # is_transient: from aws, as before
 
 
 class S3Store(Store):
@@ -92,41 +53,26 @@ class S3Store(Store):
         self.prefix = prefix + "/" if prefix else ""
         self.url = f"s3://{self.bucket}/{prefix}" if prefix else f"s3://{self.bucket}"
         self._endpoint_arg = endpoint_url
-        config = Config(
-            connect_timeout=self.connect_timeout,
-            read_timeout=self.read_timeout,
-            retries={"total_max_attempts": 1, "mode": "standard"},  # we retry, with tenacity
-            max_pool_connections=self.max_pool_connections,
-        )
-        # A private session: boto3's default session is not thread-safe; clients are.
-        self.client = boto3.session.Session().client("s3", endpoint_url=endpoint_url, config=config)
+        self.client = aws.client("s3", endpoint_url=endpoint_url,
+                                 connect_timeout=self.connect_timeout,
+                                 read_timeout=self.read_timeout,
+                                 max_pool_connections=self.max_pool_connections)
         self.endpoint_url = self.client.meta.endpoint_url
         self._bucket_checked = False
 
     # -- calling S3 ------------------------------------------------------------------------------
 
-    def _should_retry(self, state) -> bool:
-        if state.outcome is None or not state.outcome.failed:
-            return False
-        exc = state.outcome.exception()
-        if isinstance(exc, _CONNECT_ERRORS):
-            return state.attempt_number < self.connect_attempts
-        return is_transient(exc)
-
     def _call(self, action: str, key: str | None, fn, **kwargs):
-        retrying = Retrying(
-            stop=stop_after_attempt(self.retry_attempts) | stop_after_delay(self.retry_deadline),
-            wait=wait_random_exponential(multiplier=self.retry_wait, max=self.retry_wait_max),
-            retry=self._should_retry,
-            reraise=True,
-        )
+        retrying = aws.retrying(attempts=self.retry_attempts, deadline=self.retry_deadline,
+                                connect_attempts=self.connect_attempts, wait=self.retry_wait,
+                                wait_max=self.retry_wait_max)
         try:
             return retrying(fn, **kwargs)
         except ClientError as exc:
             raise self._client_error(action, key, exc) from exc
         except (NoCredentialsError, PartialCredentialsError) as exc:
             raise CredentialsError(NO_CREDENTIALS) from exc
-        except _CONNECT_ERRORS as exc:
+        except aws.UNREACHABLE as exc:
             raise StoreError(
                 f"cannot reach the S3 endpoint {self.endpoint_url} for store {self.url} ({exc}): "
                 "check AWS_ENDPOINT_URL (or the endpoint_url setting) and the network") from exc
@@ -145,15 +91,16 @@ class S3Store(Store):
             f"`aws s3 mb s3://{self.bucket}`) or fix the store URL")
 
     def _client_error(self, action: str, key: str | None, exc: ClientError) -> Exception:
-        code = _code(exc)
+        code = aws.code(exc)
         if code == "NoSuchBucket":
             return self._no_bucket()
-        if code in _BAD_CREDENTIALS:
+        kind = aws.classify(exc)
+        if kind == "credentials":
             return CredentialsError(
                 f"AWS refused the credentials ({code}) for {self._where(key)}: check AWS_PROFILE or "
                 "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, and that they are for this endpoint "
                 f"({self.endpoint_url})")
-        if code in _DENIED or _status(exc) == 403:
+        if kind == "denied":
             return StoreError(
                 f"access denied to {self._where(key)} ({action}, bucket {self.bucket!r}): "
                 "the AWS identity in use lacks permission; check its IAM policy and the bucket "
@@ -170,8 +117,8 @@ class S3Store(Store):
             self._call("check bucket", None, self.client.head_bucket, Bucket=self.bucket)
         except StoreError as exc:
             cause = exc.__cause__
-            if isinstance(cause, ClientError) and (_code(cause) in _NOT_FOUND
-                                                   or _code(cause) == "NoSuchBucket"):
+            if isinstance(cause, ClientError) and (aws.code(cause) in aws.NOT_FOUND
+                                                   or aws.code(cause) == "NoSuchBucket"):
                 raise self._no_bucket() from cause
             raise
         self._bucket_checked = True
@@ -208,9 +155,9 @@ class S3Store(Store):
             return self._call("get", key, self._get, Key=k, **kw)
         except StoreError as exc:
             cause = exc.__cause__
-            if isinstance(cause, ClientError) and _code(cause) == "NoSuchKey":
+            if isinstance(cause, ClientError) and aws.code(cause) == "NoSuchKey":
                 raise KeyNotFound(key) from None
-            if isinstance(cause, ClientError) and _code(cause) == "InvalidRange" and "Range" in kw:
+            if isinstance(cause, ClientError) and aws.code(cause) == "InvalidRange" and "Range" in kw:
                 return b""   # a ranged read of an empty object (S3 answers 416)
             raise
 
@@ -221,8 +168,8 @@ class S3Store(Store):
             return True
         except StoreError as exc:
             cause = exc.__cause__
-            if isinstance(cause, ClientError) and (_code(cause) in _NOT_FOUND
-                                                   or _status(cause) == 404):
+            if isinstance(cause, ClientError) and (aws.code(cause) in aws.NOT_FOUND
+                                                   or aws.status(cause) == 404):
                 self._check_bucket()
                 return False
             raise

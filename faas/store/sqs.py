@@ -34,14 +34,13 @@ from urllib.parse import urlsplit
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
-    HTTPClientError,
     NoCredentialsError,
     NoRegionError,
     PartialCredentialsError,
 )
-from tenacity import retry, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from ..exceptions import ConfigError, CredentialsError, QueueDoesNotExist, QueueError
+from . import aws
 from .queue_base import Message, Queue
 
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,80}")
@@ -49,12 +48,7 @@ _AWS_HOST = re.compile(r"sqs\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?")
 _MAX_BYTES = 262_144                 # per message and per batch request
 _MISSING = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}
 _EXISTS = {"QueueAlreadyExists", "QueueNameExists"}
-_AUTH = {"InvalidClientTokenId", "UnrecognizedClientException", "SignatureDoesNotMatch",
-         "InvalidAccessKeyId", "ExpiredToken", "ExpiredTokenException", "AccessDenied",
-         "AccessDeniedException", "InvalidSecurity", "MissingAuthenticationToken"}
-_THROTTLE = {"Throttling", "ThrottlingException", "RequestThrottled", "RequestLimitExceeded",
-             "TooManyRequestsException", "ServiceUnavailable", "InternalError", "InternalFailure",
-             "RequestTimeout", "KmsThrottled", "KMS.ThrottlingException"}
+_AUTH = aws.BAD_CREDENTIALS | aws.DENIED   # both are "AWS refused the credentials" for SQS
 _STALE = {"ReceiptHandleIsInvalid", "MessageNotInflight",
           "AWS.SimpleQueueService.MessageNotInflight", "InvalidReceiptHandle"}
 # AWS (and LocalStack) say "stale receipt" with a generic code and a precise message:
@@ -66,8 +60,6 @@ _STALE = {"ReceiptHandleIsInvalid", "MessageNotInflight",
 _INVALID_VALUE = {"InvalidParameterValue", "InvalidParameterValueException"}
 _STALE_REASONS = ("Message does not exist or is not available for visibility timeout change",
                   "The receipt handle has expired")
-_NO_CREDENTIALS = ("no AWS credentials found: set AWS_PROFILE or AWS_ACCESS_KEY_ID/"
-                   "AWS_SECRET_ACCESS_KEY (boto3's usual chain)")
 
 
 def _same_attribute(name: str, have: str | None, want: str) -> bool:
@@ -112,20 +104,12 @@ class _PartialFailure(QueueError):
     """Some entries of a batch call failed through no fault of ours: retry just those."""
 
 
-def _transient(exc: BaseException) -> bool:
-    if isinstance(exc, (HTTPClientError, _PartialFailure)):
-        return True
-    if isinstance(exc, ClientError):
-        err = exc.response.get("Error", {})
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        return err.get("Code") in _THROTTLE or status >= 500
-    return False
-
-
-@retry(retry=retry_if_exception(_transient), wait=wait_random_exponential(multiplier=0.1, max=5),
-       stop=stop_after_attempt(8), reraise=True)
 def _with_retries(fn: Callable[[], Any]) -> Any:
-    return fn()
+    """aws's policy with SQS's numbers: 8 tries, no deadline; an unreachable endpoint is not
+    retried; the failed entries of a batch (:class:`_PartialFailure`) are."""
+    policy = aws.retrying(attempts=8, connect_attempts=1, wait=0.1, wait_max=5.0,
+                          also=lambda exc: isinstance(exc, _PartialFailure))
+    return policy(fn)
 
 
 def _seconds(x: float) -> int:
@@ -151,13 +135,9 @@ def _parse(url: str) -> dict[str, Any]:
 
 
 def _client(region: str | None, endpoint: str | None):
-    import boto3
-    from botocore.config import Config
-    try:   # one attempt per call: tenacity (above) does the retrying, with backoff and jitter
-        return boto3.session.Session().client(
-            "sqs", region_name=region, endpoint_url=endpoint,
-            config=Config(retries={"total_max_attempts": 1, "mode": "standard"},
-                          connect_timeout=5, read_timeout=30))
+    try:   # one attempt per call: _with_retries (above) does the retrying
+        return aws.client("sqs", region=region, endpoint_url=endpoint,
+                          connect_timeout=5, read_timeout=30)
     except NoRegionError as e:
         raise ConfigError("no AWS region: set AWS_DEFAULT_REGION (or AWS_REGION, or region in "
                           "~/.aws/config), or give a full https://sqs.REGION.amazonaws.com/... "
@@ -184,7 +164,7 @@ class SQSQueue(Queue):
         try:
             return _with_retries(fn)
         except (NoCredentialsError, PartialCredentialsError) as e:
-            raise CredentialsError(_NO_CREDENTIALS) from e
+            raise CredentialsError(aws.NO_CREDENTIALS) from e
         except ClientError as e:
             err = e.response.get("Error", {})
             code, msg = err.get("Code", ""), err.get("Message", "")

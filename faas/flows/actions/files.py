@@ -1,7 +1,7 @@
 """Files behind a URL, for the transfer and delete actions (and the example flows' functions).
 
 ``s3://`` goes through boto3 (the same credential chain and ``AWS_ENDPOINT_URL`` as faas's S3
-store, multipart uploads by boto3's transfer manager); every other URL (``file://``,
+store, its client and retry policy: faas/store/aws.py); every other URL (``file://``,
 ``memory://``, ``sftp://``, ``gs://`` with its package...) through fsspec. Both give the few
 primitives a copy needs: ``info``, ``walk``, ``reader``, ``write`` (whole file, atomic for
 readers), ``delete``, ``delete_tree``; and those of Globus's file operations: ``listdir``,
@@ -216,12 +216,32 @@ class FsspecFiles(Files):
 
 
 class S3Files(Files):
+    """S3 through faas's one AWS module: a client with botocore's retries off and the S3 store's
+    retry policy (tenacity) around every call, so S3 has one retry policy."""
+
     def __init__(self) -> None:
-        import boto3
-        from botocore.config import Config
-        cfg = Config(connect_timeout=5, read_timeout=60, retries={"mode": "standard", "max_attempts": 6},
-                     max_pool_connections=16)
-        self.client = boto3.session.Session().client("s3", config=cfg)
+        from ...store import aws
+        self.client = aws.client("s3", connect_timeout=5, read_timeout=60, max_pool_connections=16)
+
+    @staticmethod
+    def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """``fn(*args, **kwargs)`` retried as the S3 store retries its calls (same numbers)."""
+        from ...store import aws
+        from ...store.s3 import S3Store as S
+        return aws.retrying(attempts=S.retry_attempts, deadline=S.retry_deadline,
+                            connect_attempts=S.connect_attempts, wait=S.retry_wait,
+                            wait_max=S.retry_wait_max)(fn, *args, **kwargs)
+
+    def _pages(self, **kwargs: Any) -> Iterator[dict]:
+        """list_objects_v2 page by page, each page retried on its own (what its paginator does,
+        without restarting the listing when one page is throttled)."""
+        while True:
+            page = self._call(self.client.list_objects_v2, **kwargs)
+            yield page
+            token = page.get("NextContinuationToken")
+            if not page.get("IsTruncated") or not token:
+                return
+            kwargs["ContinuationToken"] = token
 
     @staticmethod
     def _split(path: str) -> tuple[str, str]:
@@ -229,22 +249,22 @@ class S3Files(Files):
         return bucket, key
 
     def _not_found(self, e) -> bool:
-        code = str(e.response.get("Error", {}).get("Code", ""))
-        return code in ("404", "NoSuchKey", "NotFound")
+        from ...store import aws
+        return aws.code(e) in aws.NOT_FOUND
 
     def info(self, path: str) -> dict | None:
         from botocore.exceptions import ClientError
         bucket, key = self._split(path)
         if key and not key.endswith("/"):
             try:
-                h = self.client.head_object(Bucket=bucket, Key=key)
+                h = self._call(self.client.head_object, Bucket=bucket, Key=key)
                 return {"type": "file", "size": int(h["ContentLength"]),
                         "mtime": _epoch(h.get("LastModified"))}
             except ClientError as e:
                 if not self._not_found(e):
                     raise
         prefix = key.rstrip("/") + "/" if key else ""
-        page = self.client.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)
+        page = self._call(self.client.list_objects_v2, Bucket=bucket, Prefix=prefix, MaxKeys=1)
         if page.get("KeyCount", 0) or not key:
             return {"type": "directory", "size": 0, "mtime": None}
         return None
@@ -252,7 +272,7 @@ class S3Files(Files):
     def walk(self, path: str) -> Iterator[tuple[str, int]]:
         bucket, key = self._split(path)
         prefix = key.rstrip("/") + "/" if key.strip("/") else ""
-        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for page in self._pages(Bucket=bucket, Prefix=prefix):
             for obj in page.get("Contents", ()):
                 if not obj["Key"].endswith("/"):
                     yield obj["Key"][len(prefix):], int(obj["Size"])
@@ -261,29 +281,53 @@ class S3Files(Files):
         from botocore.exceptions import ClientError
         bucket, key = self._split(path)
         try:
-            return self.client.get_object(Bucket=bucket, Key=key)["Body"]
+            return self._call(self.client.get_object, Bucket=bucket, Key=key)["Body"]
         except ClientError as e:
             if self._not_found(e):
                 raise FileNotFoundError(f"s3://{path}") from None
             raise
 
     def write(self, path: str, source: IO[bytes]) -> None:
-        from boto3.s3.transfer import TransferConfig
+        """One PUT, or a multipart upload in CHUNK-sized parts (as boto3's transfer manager does
+        with use_threads=False); each part is in memory, so each is retried on its own."""
         bucket, key = self._split(path)
-        self.client.upload_fileobj(source, bucket, key,
-                                   Config=TransferConfig(multipart_chunksize=CHUNK, use_threads=False))
+        chunk = _read_full(source, CHUNK)
+        if len(chunk) < CHUNK:
+            self._call(self.client.put_object, Bucket=bucket, Key=key, Body=chunk)
+            return
+        upload = self._call(self.client.create_multipart_upload, Bucket=bucket, Key=key,
+                            ChecksumAlgorithm="CRC32")["UploadId"]
+        try:
+            parts: list[dict] = []
+            while chunk:
+                done = self._call(self.client.upload_part, Bucket=bucket, Key=key, UploadId=upload,
+                                  PartNumber=len(parts) + 1, Body=chunk, ChecksumAlgorithm="CRC32")
+                part = {"PartNumber": len(parts) + 1, "ETag": done["ETag"]}
+                if done.get("ChecksumCRC32"):
+                    part["ChecksumCRC32"] = done["ChecksumCRC32"]
+                parts.append(part)
+                chunk = _read_full(source, CHUNK)
+            self._call(self.client.complete_multipart_upload, Bucket=bucket, Key=key,
+                       UploadId=upload, MultipartUpload={"Parts": parts})
+        except BaseException:
+            try:   # leave no billed parts behind; the original error is what matters
+                self.client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload)
+            except Exception:  # noqa: BLE001 - best effort; the upload's own error is raised
+                pass
+            raise
 
     def delete(self, path: str) -> None:
         bucket, key = self._split(path)
-        self.client.delete_object(Bucket=bucket, Key=key)
+        self._call(self.client.delete_object, Bucket=bucket, Key=key)
 
     def delete_tree(self, path: str) -> None:
         bucket, key = self._split(path)
         prefix = key.rstrip("/") + "/" if key.strip("/") else ""
-        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for page in self._pages(Bucket=bucket, Prefix=prefix):
             keys = [{"Key": o["Key"]} for o in page.get("Contents", ())]
             if keys:
-                self.client.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+                self._call(self.client.delete_objects, Bucket=bucket,
+                           Delete={"Objects": keys, "Quiet": True})
 
     def listdir(self, path: str) -> list[dict]:
         info = self.info(path)
@@ -294,9 +338,7 @@ class S3Files(Files):
         bucket, key = self._split(path)
         prefix = key.rstrip("/") + "/" if key.strip("/") else ""
         out = []
-        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix,
-                                                                        Delimiter="/")
-        for page in pages:
+        for page in self._pages(Bucket=bucket, Prefix=prefix, Delimiter="/"):
             for cp in page.get("CommonPrefixes", ()):
                 out.append({"name": cp["Prefix"][len(prefix):].rstrip("/"), "type": "dir", "size": 0,
                             "mtime": None, "permissions": None, "user": None, "group": None,
@@ -314,7 +356,7 @@ class S3Files(Files):
         if self.info(path) is not None and self._split(path)[1].strip("/"):
             raise FileExistsError(f"s3://{path} already exists")
         bucket, key = self._split(path)
-        self.client.put_object(Bucket=bucket, Key=key.rstrip("/") + "/", Body=b"")
+        self._call(self.client.put_object, Bucket=bucket, Key=key.rstrip("/") + "/", Body=b"")
 
     def rename(self, old: str, new: str) -> None:
         """Copy then delete, object by object (S3 has no rename)."""
@@ -330,12 +372,24 @@ class S3Files(Files):
         else:
             op, np_ = ok.rstrip("/") + "/", nk.rstrip("/") + "/"
             pairs = [(o["Key"], np_ + o["Key"][len(op):])
-                     for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=ob, Prefix=op)
+                     for page in self._pages(Bucket=ob, Prefix=op)
                      for o in page.get("Contents", ())]
-        for a, b in pairs:
-            self.client.copy({"Bucket": ob, "Key": a}, nb, b)
+        for a, b in pairs:   # a managed copy starts over from the source: safe to retry whole
+            self._call(self.client.copy, {"Bucket": ob, "Key": a}, nb, b)
         for a, _ in pairs:
-            self.client.delete_object(Bucket=ob, Key=a)
+            self._call(self.client.delete_object, Bucket=ob, Key=a)
+
+
+def _read_full(source: IO[bytes], n: int) -> bytes:
+    """Up to ``n`` bytes, fewer only at the end (a stream's read may return less)."""
+    parts, have = [], 0
+    while have < n:
+        b = source.read(n - have)
+        if not b:
+            break
+        parts.append(b)
+        have += len(b)
+    return b"".join(parts)
 
 
 def open_url(url: str) -> tuple[Files, str]:
