@@ -20,8 +20,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import Any
 
 
 # -- sizes --------------------------------------------------------------------------------------
@@ -315,7 +316,8 @@ def run_workloads(sys_: System) -> dict:
         sys_.stop()
     return {"system": sys_.name, "version": sys_.version, "sizes": asdict(s) | {"sleep_floor": s.sleep_floor},
             "median": {k: statistics.median(v) for k, v in runs.items()}, "runs": runs,
-            "skipped": dict(sys_.skip), "estimated": dict(sys_.estimated), "notes": list(sys_.notes), "machine": machine(), **extra}
+            "skipped": dict(sys_.skip), "estimated": dict(sys_.estimated), "notes": list(sys_.notes),
+            "machine": machine(), **extra}
 
 
 # -- printing -----------------------------------------------------------------------------------

@@ -109,10 +109,10 @@ def start_moto() -> tuple[subprocess.Popen, str]:
         try:
             urllib.request.urlopen(url + "/moto-api/", timeout=2).read()
             return proc, url
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - any error means not up yet; the deadline bounds the wait
             if time.monotonic() > deadline or proc.poll() is not None:
                 proc.kill()
-                raise SystemExit("moto_server did not start (pip install 'moto[server]')")
+                raise SystemExit("moto_server did not start (pip install 'moto[server]')") from None
             time.sleep(0.1)
 
 
@@ -161,7 +161,7 @@ def dollars(billed: dict) -> float:
     return sum(PRICES[k] * v for k, v in billed.items())
 
 
-def measure(n: int, idle_s: float, root: Path, logs: "Logs", url: str) -> dict:
+def measure(n: int, idle_s: float, root: Path, logs: Logs, url: str) -> dict:
     for k in [k for k in os.environ if k.startswith("FAAS_")]:
         del os.environ[k]
     home = root / "home"
@@ -171,13 +171,14 @@ def measure(n: int, idle_s: float, root: Path, logs: "Logs", url: str) -> dict:
         FAAS_BENCH_SQS_SIZE_LOG=str(logs.sizes),
         PYTHONPATH=os.pathsep.join([str(HERE / "aws_calls")] + [x for x in [os.environ.get("PYTHONPATH")] if x]))
     os.environ.pop("AWS_PROFILE", None)
-    import importlib.util   # benchmarks/aws_calls/sitecustomize.py: this process counts its calls too
+    import importlib.util  # benchmarks/aws_calls/sitecustomize.py: this process counts its calls too
     spec = importlib.util.spec_from_file_location("faas_bench_hooks", HERE / "aws_calls" / "sitecustomize.py")
     hooks = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(hooks)
     hooks.install()
 
     import boto3
+
     import faas
     from faas import signing
     from faas.endpoint import config as ep_config
@@ -311,14 +312,16 @@ def report(res: dict) -> str:
                      + " | ".join(f"{per[k]:.3f}" for k in cols)
                      + f" | ${cost:.2f} | {verdict or ' | '} |")
     lines += ["", PRICE_TEXT, ""]
-    lines.append("Where the cost goes ($ per million tasks, by price class), the client's own share, and the time on moto:")
+    lines.append("Where the cost goes ($ per million tasks, by price class), the client's own share, "
+                 "and the time on moto:")
     for label, r in res["workloads"].items():
         n = r["n"]
         parts = ", ".join(f"{k}: ${PRICES[k] * v / n * 1e6:.2f} ({v / n:.3f}/task)" for k, v in r["billed"].items())
         client = sum(r["client"].values()) / n
         lines.append(f"- {label}: {parts}; client {client:.3f} calls/task; "
                      f"{r['elapsed']:.1f} s for {n:,} calls (window {r['window']:.1f} s); "
-                     f"largest SQS payload {r['sqs_max_payload']:,} B, chunks beyond one per call: {r['sqs_extra_chunks']}")
+                     f"largest SQS payload {r['sqs_max_payload']:,} B, "
+                     f"chunks beyond one per call: {r['sqs_extra_chunks']}")
         ops = ", ".join(f"{k} {v / n:.3f}" for k, v in sorted(r["by_op"].items()))
         lines.append(f"  by operation, per task: {ops}")
     ses = res["session"]

@@ -43,11 +43,12 @@ class Faas(c.ExecutorSystem):
         return h
 
     def _stop(self, home: str) -> None:
-        from faas.endpoint import control
         from pathlib import Path
+
+        from faas.endpoint import control
         try:
             control.stop("local", Path(home))
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:  # noqa: BLE001 - best effort at the end of a run: logged
             c.log(f"stopping the endpoint in {home}: {e}")
 
     def _cleanup(self) -> None:

@@ -57,7 +57,8 @@ def _setup_dir() -> str:
     cfg = os.path.join(d, "lithops.yaml")
     if not os.path.exists(cfg):
         with open(cfg, "w") as f:
-            f.write("lithops:\n  backend: localhost\n  storage: localhost\n  log_level: WARNING\n  data_cleaner: false\n"
+            f.write("lithops:\n  backend: localhost\n  storage: localhost\n  log_level: WARNING\n"
+                    "  data_cleaner: false\n"
                     f"localhost:\n  worker_processes: 2\n  runtime: {sys.executable}\n")
     os.environ["TMPDIR"] = d                # Lithops' temp dir, storage and job folders
     os.environ["LITHOPS_CONFIG_FILE"] = cfg
@@ -72,9 +73,9 @@ class Lithops(c.System):
     def __init__(self, sizes, args):
         super().__init__(sizes, args)
         try:
-            from importlib.metadata import version
+            from importlib.metadata import PackageNotFoundError, version
             self.version = version("lithops")
-        except Exception:  # noqa: BLE001
+        except PackageNotFoundError:   # not installed: the run says so without a version
             pass
         self.full_ns = tuple(sizes.ns)
         self.cap = args.cap if not args.quick else min(args.cap, 40)

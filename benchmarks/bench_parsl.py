@@ -54,9 +54,9 @@ class Parsl(c.System):
     def __init__(self, sizes, args):
         super().__init__(sizes, args)
         try:
-            from importlib.metadata import version
+            from importlib.metadata import PackageNotFoundError, version
             self.version = version("parsl")
-        except Exception:  # noqa: BLE001
+        except PackageNotFoundError:   # not installed: the run says so without a version
             pass
         self.notes = ["HighThroughputExecutor(max_workers_per_node=2), LocalProvider(init_blocks=1, "
                       "max_blocks=1), strategy none; map = one @python_app per chunk"]

@@ -108,7 +108,7 @@ def pool_profile(prefix: str, tasks: int, top: int = 25) -> str:
     out = [f"\npool, cProfile of its loops ({len(files)} files, {tasks} tasks): "
            f"{total / tasks * 1e6:.0f} us/task of own time under the profiler; by function:",
            f"  {'own us/task':>11} {'incl us/task':>12} {'calls/task':>10}  function"]
-    for (file, line, fn), (cc, nc, tt, ct, _) in rows[:top]:
+    for (file, line, fn), (_, nc, tt, ct, _) in rows[:top]:
         where = f"{os.path.basename(file)}:{line}({fn})" if line else fn
         out.append(f"  {tt / tasks * 1e6:11.1f} {ct / tasks * 1e6:12.1f} {nc / tasks:10.2f}  {where}")
     return "\n".join(out)

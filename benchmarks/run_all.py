@@ -112,7 +112,7 @@ class OtherLoad:
             self.wall[self.segment] = self.wall.get(self.segment, 0.0) + now - t
             t = now
 
-    def start(self) -> "OtherLoad":
+    def start(self) -> OtherLoad:
         self._sample()
         self._thread.start()
         return self

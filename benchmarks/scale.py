@@ -122,7 +122,9 @@ def workloads(ex, sz: dict, pool=lambda: 0.0) -> dict:
 def write_config(home: str, workers: int) -> None:
     """The embedded default's config (as the client writes it), with ``workers`` workers."""
     from pathlib import Path
-    from faas.endpoint import config as ep_config, control
+
+    from faas.endpoint import config as ep_config
+    from faas.endpoint import control
     d = ep_config.endpoint_dir("local", Path(home))
     cfg = control.default_local_config(Path(home))
     cfg.engine.max_workers_per_node = workers

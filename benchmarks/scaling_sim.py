@@ -49,8 +49,8 @@ import random
 import sys
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from faas.endpoint.strategy import BlockView, Decision, Limits, Observed, decide
 
@@ -291,7 +291,7 @@ class Sim:
         r.unfinished = len(queued)
         r.lost = sum(1 for i, f in enumerate(self.finished) if not f and i not in queued)
         firsts = [b.t0 for b in self.bursts]
-        r.burst_makespans = [e - b.t0 for e, b in zip(self.burst_end, self.bursts)]
+        r.burst_makespans = [e - b.t0 for e, b in zip(self.burst_end, self.bursts, strict=True)]
         r.makespan = (max(self.burst_end) - min(firsts)) if self.bursts and not r.lost else math.nan
         r.node_hours = self.node_seconds / 3600
         r.idle_node_hours = self.idle_node_seconds / 3600
@@ -602,7 +602,7 @@ def table(results: list[Result]) -> str:
 
     def line(row):
         return "  ".join(v.ljust(w) if c[2] == "<" else v.rjust(w)
-                         for v, w, c in zip(row, widths, cols))
+                         for v, w, c in zip(row, widths, cols, strict=True))
     out = [line(rows[0]), "  ".join("-" * w for w in widths)]
     out += [line(row) for row in rows[1:]]
     return "\n".join(out)
@@ -615,7 +615,7 @@ def burst_table(bursts: list[Burst], results: list[Result]) -> str:
         rows.append([str(i + 1), f"{b.t0 / 60:.0f}", str(len(b.durations))]
                     + [fmt_min(r.burst_makespans[i]) for r in results])
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
-    out = ["  ".join(v.rjust(w) for v, w in zip(row, widths)) for row in rows]
+    out = ["  ".join(v.rjust(w) for v, w in zip(row, widths, strict=True)) for row in rows]
     out.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(out)
 

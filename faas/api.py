@@ -16,15 +16,37 @@ import threading
 import time
 import uuid
 import weakref
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any, cast
 
 from . import private_files, sealing, serialize, signing
 from .config import Settings, resolve
-from .exceptions import (ConfigError, EndpointNotFound, FaasError, FunctionNotFound, QueueError, ResultForged,
-                         SerializationError, SignatureError,
-                         TaskCancelled, TaskFailed, TaskTimeout)
-from .messages import (Notice, args_key, cancel_epoch_key, cancel_key, check_task_id, client_prefixes, function_key,
-                       inline_limit, result_key, running_key, task_group_key)
+from .exceptions import (
+    ConfigError,
+    EndpointNotFound,
+    FaasError,
+    FunctionNotFound,
+    QueueError,
+    ResultForged,
+    SerializationError,
+    SignatureError,
+    TaskCancelled,
+    TaskFailed,
+    TaskTimeout,
+)
+from .messages import (
+    Notice,
+    args_key,
+    cancel_epoch_key,
+    cancel_key,
+    check_task_id,
+    client_prefixes,
+    function_key,
+    inline_limit,
+    result_key,
+    running_key,
+    task_group_key,
+)
 from .store import KeyNotFound, Queue, create_queue, open_queue, open_store
 
 log = logging.getLogger("faas.client")
@@ -45,7 +67,7 @@ class TaskState:
         self.error: BaseException | None = None  # or why there is none (send failed, ...)
         self.finished = False
         self._event: threading.Event | None = None   # made only for a waiter: Executor futures never wait here
-        self._callbacks: list[Callable[["TaskState"], None]] = []
+        self._callbacks: list[Callable[[TaskState], None]] = []
         self._lock = threading.Lock()
 
     def wait(self, timeout: float | None = None) -> bool:
@@ -58,7 +80,7 @@ class TaskState:
             event = self._event
         return event.wait(timeout)
 
-    def on_change(self, fn: Callable[["TaskState"], None]) -> None:
+    def on_change(self, fn: Callable[[TaskState], None]) -> None:
         with self._lock:
             if not self.finished:   # a finished task's callbacks are dropped: they fired
                 self._callbacks.append(fn)
@@ -170,7 +192,7 @@ def _tell_sent(sent: list) -> None:
             log.exception("on_sent callback failed")
 
 
-def _close_at_exit(client: "Client") -> None:
+def _close_at_exit(client: Client) -> None:
     """Delete the reply queue when the interpreter exits, for clients nobody closed."""
     ref = weakref.ref(client)
 
@@ -263,7 +285,7 @@ class Client:
     @property
     def client_id(self) -> str:
         """Names this user's functions folder and cancel epoch in the store."""
-        self.user_key
+        _ = self.user_key   # read for its effect: it loads or makes the key, which sets _cid
         return self._cid
 
     def task_secret(self, task_id: str) -> str:
@@ -301,11 +323,11 @@ class Client:
                         raise
             self._stored_fns.add(fid)
         try:   # weakly: a cached function (a bound method, a partial) must not keep what it holds alive
-            fns, key = self._fn_ids, id(function)
-            ref = weakref.ref(function, lambda r: fns.get(key, (None,))[0] is r and fns.pop(key, None))
+            fns, fn_key = self._fn_ids, id(function)
+            ref = weakref.ref(function, lambda r: fns.get(fn_key, (None,))[0] is r and fns.pop(fn_key, None))
         except TypeError:   # not weakly referenceable: not cached
             return fid
-        self._fn_ids[key] = (ref, fid)
+        self._fn_ids[fn_key] = (ref, fid)
         return fid
 
     # -- endpoints --------------------------------------------------------------------
@@ -331,7 +353,8 @@ class Client:
         q = self._endpoints.get(name)
         if q is not None:
             return q
-        from .endpoint import config as ep_config, registry
+        from .endpoint import config as ep_config
+        from .endpoint import registry
         with self._lock:
             if name in self._endpoints:
                 return self._endpoints[name]
@@ -372,7 +395,8 @@ class Client:
     def _ensure_local(self) -> str:
         """The embedded default: configure and start the ``local`` endpoint on demand (detached,
         so the next script reuses it). Its queue is created here, so tasks can be sent at once."""
-        from .endpoint import config as ep_config, control
+        from .endpoint import config as ep_config
+        from .endpoint import control
         from .locks import is_running
         home = self.settings.home
         d = ep_config.endpoint_dir("local", home)
@@ -389,14 +413,15 @@ class Client:
 
     # -- submitting ---------------------------------------------------------------------
     def _message(self, queue: Queue, function_id: str, calls: list, timeout: float | None,
-                 key: "signing.Key | None" = None, uec: dict | None = None, res: dict | None = None,
+                 key: signing.Key | None = None, uec: dict | None = None, res: dict | None = None,
                  tg: str | None = None) -> tuple[str, str]:
         task_id = str(uuid.uuid4())
         data = serialize.calls_bytes(calls)
         now = time.time()
-        msg = {"v": 1, "id": task_id, "fn": function_id, "n": len(calls), "reply": self._reply_queue().url,
-               "timeout": timeout, "sent": now, "expires": now + self.settings.task_ttl, "uec": uec,
-               "rk": self.task_secret(task_id), "cid": self.client_id, "res": res, "tg": tg}
+        msg: dict[str, Any] = {
+            "v": 1, "id": task_id, "fn": function_id, "n": len(calls), "reply": self._reply_queue().url,
+            "timeout": timeout, "sent": now, "expires": now + self.settings.task_ttl, "uec": uec,
+            "rk": self.task_secret(task_id), "cid": self.client_id, "res": res, "tg": tg}
         if len(data) <= inline_limit(queue.max_message_bytes):
             msg["args"] = serialize.b64(data)
         else:   # too big for a message: spill to the store; no other limit
@@ -409,7 +434,7 @@ class Client:
             msg["sig"] = signing.sign(msg, key)
         return task_id, json.dumps(msg, separators=(",", ":"))
 
-    def _check_key(self, name: str, key: "signing.Key | None") -> None:
+    def _check_key(self, name: str, key: signing.Key | None) -> None:
         """Fail at submit, not after a wait, when the endpoint runs only signed tasks and this
         client holds no key it accepts (its record names the key ids it accepts)."""
         record = self._records.get(name) or {}
@@ -441,7 +466,7 @@ class Client:
                 f"$FAAS_HOME/result.key or FAAS_RESULT_KEY, that registered them)")
         self._stored_fns.add(function_id)
 
-    def _signing_key(self, endpoint: str | None) -> "signing.Key | None":
+    def _signing_key(self, endpoint: str | None) -> signing.Key | None:
         """The key for ``endpoint``: the client's ``signing_key``, else the key file of an
         endpoint of that name configured in this FAAS_HOME (same machine, same user: the
         embedded default, or a login node), newest key last in the file."""
@@ -536,7 +561,7 @@ class Client:
         for fid, items in by_fn.items():
             states = self.submit_tasks(endpoint, fid, [[call] for _, call in items], timeout,
                                        user_endpoint_config=user_endpoint_config)
-            for (i, _), st in zip(items, states):
+            for (i, _), st in zip(items, states, strict=True):   # one state per call sent
                 ids[i] = st.task_id
         return [ids[i] for i in order]
 
@@ -710,14 +735,14 @@ class Client:
             if receipts and (len(receipts) >= batch or time.monotonic() >= flush_at):
                 try:
                     q.delete(receipts)
-                except Exception as e:  # noqa: BLE001
+                except Exception as e:  # noqa: BLE001 - the listener must live; undeleted notices come back, harmless
                     if not self._closed.is_set():
                         log.warning("deleting notices failed: %s", e)
                 receipts = []
             try:
                 msgs = q.receive(max_messages=batch,
                                  wait=max(0.0, min(2.0, flush_at - time.monotonic())) if receipts else 2.0)
-            except Exception as e:  # noqa: BLE001
+            except Exception as e:  # noqa: BLE001 - any backend's failure: the listener retries
                 # A close may be what broke it, and the flag can come just after: at exit the
                 # queue's own finalizer (weakref.finalize, run before the atexit hook that closes
                 # this client) closes its socket under this receive. Wait for it before reporting.
@@ -838,8 +863,8 @@ class Client:
     def _cancelled(self, task_id: str) -> bool:
         """Did this user cancel the task? (A marker someone else wrote does not count.)"""
         try:
-            return sealing.check_cancel(self.store.get_head(cancel_key(task_id, self.client_id), sealing.CANCEL_MARKER_MAX),
-                                        self.task_secret(task_id), task_id)
+            marker = self.store.get_head(cancel_key(task_id, self.client_id), sealing.CANCEL_MARKER_MAX)
+            return sealing.check_cancel(marker, self.task_secret(task_id), task_id)
         except KeyNotFound:
             return False
 
@@ -855,7 +880,8 @@ class Client:
             if st.error is not None:
                 raise st.error
             self._tasks.pop(task_id, None)   # read once from memory; again from the store
-            return st.data
+            # finished, not cancelled, no error: _on_notice set it with the result frame it read
+            return cast(bytes, st.data)
         delay = 0.02
         forged: ResultForged | None = None
         while True:   # a task this client did not send: the store is the record
@@ -899,7 +925,8 @@ class Client:
         info = self.get_task(task_id)
         if info["status"] in ("success", "failed", "cancelled"):
             return info
-        self.store.put(cancel_key(task_id, self.client_id), sealing.cancel_marker(self.task_secret(task_id), task_id, time.time()))
+        marker = sealing.cancel_marker(self.task_secret(task_id), task_id, time.time())
+        self.store.put(cancel_key(task_id, self.client_id), marker)
         # then this client's epoch, which tells pools to look for its task markers (messages.cancel_epoch_key)
         self.store.put(cancel_epoch_key(self.client_id), str(time.time()).encode())
         st = self._tasks.get(task_id)
@@ -918,13 +945,13 @@ class Client:
         if self._reply is not None:
             try:
                 self._reply.destroy()
-            except Exception as e:  # noqa: BLE001
+            except Exception as e:  # noqa: BLE001 - closing: a queue not deleted is logged, not raised
                 log.info("could not delete reply queue %s: %s", self._reply.url, e)
             self._reply.close()       # also wakes a receive blocked on the local queue
         if self._listener is not None and self._listener is not threading.current_thread():
             self._listener.join(0.5)  # an SQS long poll ends on its own; the thread is a daemon
 
-    def __enter__(self) -> "Client":
+    def __enter__(self) -> Client:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -20,10 +20,11 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor as _BaseExecutor
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FuturesTimeout
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, cast
 
 from .api import Client, TaskState, decode_result, outcome_value
 from .config import Settings, resolve
@@ -49,14 +50,14 @@ def said_once(key: str, message: str, *args: Any) -> None:
         log.debug(message, *args)
 
 
-def _done_hook(future: "TaskFuture") -> None:
+def _done_hook(future: TaskFuture) -> None:
     """The cancel hook of a future whose task is over (cancel() then fails anyway)."""
 
 
 class TaskFuture(Future):
     """A Future with the ``task_id`` of the task that computes it (Globus's ComputeFuture)."""
 
-    def __init__(self, task_id: str, on_cancel: Callable[["TaskFuture"], None]):
+    def __init__(self, task_id: str, on_cancel: Callable[[TaskFuture], None]):
         super().__init__()
         self.task_id = task_id
         self._on_cancel = on_cancel
@@ -325,6 +326,7 @@ class Executor(_BaseExecutor):
             if self._shutdown:
                 raise RuntimeError("cannot schedule new futures after shutdown")
         if function_id is None:
+            assert fn is not None, "either fn or function_id"   # every caller passes one of them
             function_id = self._registered_id(fn) if self._function_registry else None
             if function_id is None:
                 function_id = self._api.register_function(fn)   # an unserializable function fails here
@@ -335,7 +337,7 @@ class Executor(_BaseExecutor):
                                         resource_specification=self._resource_specification,
                                         task_group_id=self._tg, batch_size=self.batch_size, on_sent=self._sent)
         out: list[TaskFuture] = []
-        for st, calls in zip(states, chunks):
+        for st, calls in zip(states, chunks, strict=True):   # one state per chunk sent
             futures = [TaskFuture(st.task_id, self._cancel_hook(st)) for _ in ([0] if per_chunk else calls)]
             with self._lock:
                 self._futures.update(futures)
@@ -369,14 +371,15 @@ class Executor(_BaseExecutor):
                     if not f.set_running_or_notify_cancel():
                         self._forget(f)
                 return
-            outcomes = None
+            outcomes: list = []   # read only when decoded (error is None)
             error: BaseException | None = st.error
             if st.status == "cancelled" and error is None:
                 error = TaskCancelled(f"task {st.task_id} was cancelled")
             if error is None:
                 try:
-                    _, outcomes = decode_result(st.data, st.task_id)
-                except BaseException as e:  # noqa: BLE001
+                    # not cancelled, no error: the notice listener set the result frame
+                    _, outcomes = decode_result(cast(bytes, st.data), st.task_id)
+                except BaseException as e:  # noqa: BLE001 - why the result does not load is every future's error
                     error = e
             # The futures hold the outcome now: the client need not keep the task (nor, after a
             # cancel or a failure, would it drop it), and a done future needs no cancel hook.
@@ -419,7 +422,8 @@ class Executor(_BaseExecutor):
         if chunksize < 1:
             raise ValueError("chunksize must be >= 1.")
         end_time = None if timeout is None else timeout + time.monotonic()
-        calls = ((args, {}) for args in zip(*iterables))
+        # strict=False: like the builtin map, stop at the shortest iterable
+        calls: Iterator[tuple[tuple, dict]] = ((args, {}) for args in zip(*iterables, strict=False))
         chunks = []
         while True:
             chunk = list(itertools.islice(calls, chunksize))
@@ -502,17 +506,13 @@ class Executor(_BaseExecutor):
         except ResultForged as e:   # the real one may still replace it (S3): keep waiting
             said_once(f"forged {tid}", "%s", e)
             data = None
-        if data is None:
-            if not (check_cancel and api._cancelled(tid)):
-                return False
-            error: BaseException | None = TaskCancelled(f"task {tid} was cancelled")
-        else:
-            error = None
+        if data is None and not (check_cancel and api._cancelled(tid)):
+            return False
         f._on_cancel = _done_hook
         if not f.set_running_or_notify_cancel():
             return True
-        if error is not None:
-            f.set_exception(error)
+        if data is None:   # no result, and its client's cancel marker
+            f.set_exception(TaskCancelled(f"task {tid} was cancelled"))
             return True
         try:
             _, outcomes = decode_result(data, tid)

@@ -29,10 +29,12 @@ import socket
 import uuid
 import warnings
 from collections import defaultdict
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from . import serialize
-from .api import Client as BotoClient, decode_result, outcome_value
+from .api import Client as BotoClient
+from .api import decode_result, outcome_value
 from .config import Settings, resolve
 from .errors import TaskPending
 from .exceptions import EndpointNotFound, FunctionNotFound, ResultForged, TaskCancelled, TaskNotFound
@@ -231,7 +233,7 @@ class Client:
         """Stop the client's threads and delete its reply queue (also done at exit)."""
         self._api.close()
 
-    def __enter__(self) -> "Client":
+    def __enter__(self) -> Client:
         return self
 
     def __exit__(self, *exc: Any) -> None:

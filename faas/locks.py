@@ -31,9 +31,9 @@ def lock_holders(path: Path) -> list[int] | None:
     dev = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
     out = []
     for line in table.splitlines():
-        f = line.split()
-        if "->" not in line and len(f) > 5 and f[1] == "FLOCK" and f[5] == dev and f[4].isdigit():
-            out.append(int(f[4]))
+        cols = line.split()
+        if "->" not in line and len(cols) > 5 and cols[1] == "FLOCK" and cols[5] == dev and cols[4].isdigit():
+            out.append(int(cols[4]))
     return out
 
 

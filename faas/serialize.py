@@ -18,7 +18,8 @@ import sys
 import sysconfig
 import traceback
 import types
-from typing import Any, Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import dill
 from tblib import pickling_support
@@ -26,8 +27,8 @@ from tblib import pickling_support
 from .exceptions import SerializationError
 
 MAGIC = b"FAAS1"
-PY_VERSION = "%d.%d.%d" % sys.version_info[:3]
-PY_MINOR = "%d.%d" % sys.version_info[:2]
+PY_VERSION = "{}.{}.{}".format(*sys.version_info[:3])
+PY_MINOR = "{}.{}".format(*sys.version_info[:2])
 DILL_VERSION = dill.__version__
 
 pickling_support.install()   # tracebacks of remote exceptions survive pickling
@@ -163,7 +164,8 @@ def _detached(fn: Any, memo: dict) -> Any:
             except ValueError:   # an empty cell
                 pass
         return memo[id(fn)]
-    if not isinstance(fn, types.FunctionType) or (fn.__module__ not in (None, "__main__") and _installed(fn.__module__)):
+    if not isinstance(fn, types.FunctionType) or (
+            fn.__module__ not in (None, "__main__") and _installed(fn.__module__)):
         return fn
     if id(fn) in memo:
         return memo[id(fn)]
@@ -203,7 +205,7 @@ def _name(fn: Callable) -> str:
     return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or type(fn).__name__
 
 
-def load_function(data: bytes, function_id: str, allowed: list[str] = ("dill",)) -> Callable:
+def load_function(data: bytes, function_id: str, allowed: Sequence[str] = ("dill",)) -> Callable:
     if hashlib.sha256(data).hexdigest() != function_id:
         from .exceptions import SignatureError
         raise SignatureError(f"the bytes stored for function {function_id} do not hash to its id: "
@@ -221,7 +223,7 @@ def calls_bytes(calls: list[tuple[tuple, dict]]) -> bytes:
     return frame({"kind": "args", "n": len(calls)}, dumps(calls, "the arguments"))
 
 
-def load_calls(data: bytes, allowed: list[str] = ("dill",)) -> list[tuple[tuple, dict]]:
+def load_calls(data: bytes, allowed: Sequence[str] = ("dill",)) -> list[tuple[tuple, dict]]:
     header, payload = unframe(data)
     check_serializer(header, list(allowed), "the arguments")
     check_python(header, "the arguments")
@@ -267,7 +269,7 @@ def _bare(exc: BaseException) -> BaseException:
         bare = copy.copy(exc)
         bare.__traceback__ = bare.__cause__ = bare.__context__ = None
         return bare
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001 - any exception type's copy may fail its own way: keep the original
         return exc
 
 
@@ -281,13 +283,13 @@ def result_bytes(header: dict, outcomes: list[tuple], rk: str | None) -> bytes:
     try:
         payload = pickle.dumps(outcomes, protocol=5) if _plain(outcomes) else \
             dill.dumps(outcomes, protocol=5, recurse=True)
-    except Exception:
+    except Exception:  # noqa: BLE001 - a value's own __reduce__ may raise anything: find and replace it below
         fixed = []
         for o in outcomes:
             if o[0]:
                 try:
                     dill.dumps(o[1], protocol=5, recurse=True)
-                except Exception as e:
+                except Exception as e:  # noqa: BLE001 - anything a value's pickling raises becomes its error outcome
                     o = error_outcome(SerializationError(
                         f"the function returned a {type(o[1]).__name__} that cannot be serialized: "
                         f"{type(e).__name__}: {e}"))

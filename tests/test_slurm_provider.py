@@ -12,8 +12,7 @@ import pytest
 
 from faas.endpoint.config import ProviderConfig
 from faas.providers import BlockState, ProviderError, make_provider
-from faas.providers.slurm import (SlurmProvider, map_state, mem_option, parse_job_id,
-                                  parse_scontrol, parse_squeue)
+from faas.providers.slurm import SlurmProvider, map_state, mem_option, parse_job_id, parse_scontrol, parse_squeue
 
 POOL = "/opt/venv/bin/python -m faas.endpoint.pool --endpoint-dir /home/u/.faas/endpoints/site --block-id B"
 
@@ -279,7 +278,8 @@ def test_endpoint_status_says_a_timed_out_block_ended_normally(tmp_path, monkeyp
 
     home, bindir = tmp_path / "h", tmp_path / "bin"
     # job 501 runs until the flag file exists, then has TIMEOUT; later jobs run
-    fake(bindir, "sbatch", f'n=$(cat {tmp_path}/n 2>/dev/null || echo 500); n=$((n+1)); echo $n > {tmp_path}/n; echo $n')
+    fake(bindir, "sbatch",
+         f'n=$(cat {tmp_path}/n 2>/dev/null || echo 500); n=$((n+1)); echo $n > {tmp_path}/n; echo $n')
     fake(bindir, "squeue", f'if [ -e {tmp_path}/walltime ]; then echo "501|TIMEOUT"; else echo "501|RUNNING"; fi\n'
                            f'n=$(cat {tmp_path}/n); i=502; while [ $i -le $n ]; do echo "$i|RUNNING"; i=$((i+1)); done')
     fake(bindir, "scancel", "exit 0")

@@ -241,7 +241,7 @@ def test_concurrent_puts_of_one_key_leave_one_complete_value(store, request):
         try:
             for _ in range(rounds):
                 store.put("same", values[i])
-        except BaseException as exc:  # noqa: BLE001  # pragma: no cover - a thread's error, reported below
+        except BaseException as exc:  # noqa: BLE001 - a thread's error, reported below  # pragma: no cover
             errors.append(exc)
 
     r = threading.Thread(target=reader)

@@ -18,8 +18,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from ..config import faas_home, resolve
 from . import config as ep_config
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     dump_on_signal(d / "endpoint.log")   # kill -USR1: every thread's stack in endpoint.log
     if mu_files.is_multi_user(d) and os.geteuid() == 0:
-        from .multiuser.router import Router   # root only: what it loads stays out of user endpoints
+        from .multiuser.router import Router  # root only: what it loads stays out of user endpoints
         return serve(name, lambda: Router(name, home))
     log.info("endpoint %s runs single-user (as uid %d)%s", name, os.geteuid(),
              ": it has multi-user files, but only root can run a multi-user endpoint"
@@ -79,7 +79,7 @@ def flows_runner_duty(daemon: Daemon) -> Callable[[], None] | None:
     settings = resolve(None, home=str(daemon.home), store=daemon.cfg.store)
     if not (settings.is_embedded and settings.autostart):
         return None
-    from ..flows.control import keep_runner_up   # loaded only where it is used
+    from ..flows.control import keep_runner_up  # loaded only where it is used
     return keep_runner_up(settings)
 
 

@@ -54,7 +54,7 @@ def start_detached(name: str, home: Path | None = None, wait: float = 15.0) -> i
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         if _ready_pid(d) and is_running(d):
-            return _ready_pid(d)
+            return _ready_pid(d) or 0
         code = proc.poll()
         if code is None and setup_path(d).exists():   # endpoint_setup runs: no deadline for it
             deadline = max(deadline, time.monotonic() + wait)
@@ -128,7 +128,9 @@ def _site_user_endpoints(name: str, home: Path, d: Path) -> list[int]:
     state (each checked: the recorded account's, running that user endpoint) and any other
     daemon whose name carries this endpoint's site."""
     import json
-    from .multiuser import files as mu_files, lifecycle, user_endpoints
+
+    from .multiuser import files as mu_files
+    from .multiuser import lifecycle, user_endpoints
     pids = set()
     try:
         state = json.loads((d / mu_files.STATE).read_text())
@@ -137,7 +139,7 @@ def _site_user_endpoints(name: str, home: Path, d: Path) -> list[int]:
                 ue = user_endpoints.UserEndpoint(**rec)
             except TypeError:
                 continue
-            if user_endpoints.running(ue):
+            if user_endpoints.running(ue) and ue.pid is not None:   # running() found its process
                 pids.add(ue.pid)
     except (OSError, ValueError, AttributeError):
         pass

@@ -19,14 +19,14 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from .. import __version__, signing
 from ..exceptions import WorkerLost
-from ..locks import setup_path
+
 # the endpoint's lock and pid file, as the chaos tests and older callers import them from here
-from ..locks import AlreadyRunning, daemon_pid, is_running, lock_path, ready_path  # noqa: F401
+from ..locks import AlreadyRunning, daemon_pid, is_running, lock_path, ready_path, setup_path  # noqa: F401
 from ..messages import TaskMessage, dead_letter_key, result_key
 from ..providers import BlockState, ProviderError, make_provider
 from ..safe_open import replace_file

@@ -31,20 +31,28 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 from .. import proctree, sealing, serialize, signing
 from ..exceptions import FunctionNotAllowed, QueueDoesNotExist, QueueError, SignatureError
-from ..messages import (Notice, TaskMessage, cancel_epoch_key, cancel_may_apply, dead_letter_key,
-                        inline_limit, result_key, running_key)
-from ..store import KeyNotFound, Message, open_queue, open_store
+from ..messages import (
+    Notice,
+    TaskMessage,
+    cancel_epoch_key,
+    cancel_may_apply,
+    dead_letter_key,
+    inline_limit,
+    result_key,
+    running_key,
+)
 from ..providers.launchers import RANK_VARIABLES
+from ..store import KeyNotFound, Message, open_queue, open_store
 from . import config as ep_config
-from . import mpi
-from . import outcomes
+from . import mpi, outcomes
 from . import worker as worker_mod
-from .liveness import Loops, dump_on_signal
 from .journal import Journal
+from .liveness import Loops, dump_on_signal
 
 log = logging.getLogger("faas.pool")
 HOST = socket.gethostname()
@@ -72,7 +80,7 @@ class Held:
 @dataclass
 class Slot:
     index: int
-    proc: mp.Process
+    proc: BaseProcess   # a forkserver context's Process
     conn: mpc.Connection
     job: Held | None = None   # the task it runs (of a batch: the first not yet reported done)
     queued: collections.deque = field(default_factory=collections.deque)   # the batch's rest
@@ -103,7 +111,9 @@ class Pool:
         self.keys = cfg.keyring(self.endpoint_dir)
         self.seen_listed = False
         self.n_workers = cfg.engine.workers_per_node
-        self.accelerators = cfg.engine.available_accelerators or []
+        ids = cfg.engine.available_accelerators
+        assert not isinstance(ids, int)   # EngineConfig._accelerators made a count into a list of ids
+        self.accelerators: list[str] = ids or []
         self.engine_type = cfg.engine.type
         # GlobusMPIEngine: this pool, on the block's first node, lends the block's nodes to its
         # tasks (num_nodes each); a task waits in ``ready`` until enough of them are free.
@@ -111,13 +121,16 @@ class Pool:
         self.free_nodes: list[str] = []
         self.block_nodes = 0
         self.mpi_problem: str | None = None
+        self.mpi_launcher = ""   # GlobusMPIEngine's: its config always names one (mpiexec by default)
         if self.mpi:
+            assert cfg.engine.mpi_launcher is not None   # EngineConfig._engine_shape set it
+            self.mpi_launcher = cfg.engine.mpi_launcher
             try:
                 self.free_nodes = mpi.block_nodes(cfg.engine.provider.nodes_per_block)
             except (OSError, subprocess.SubprocessError) as e:   # the tasks fail and say why
                 self.mpi_problem = f"cannot list the block's nodes: {e}"
             self.block_nodes = len(self.free_nodes)
-            self.mpi_problem = self.mpi_problem or mpi.launcher_problem(cfg.engine.mpi_launcher)
+            self.mpi_problem = self.mpi_problem or mpi.launcher_problem(self.mpi_launcher)
         self.priority_noted = False
         t0 = self.t0 = time.monotonic()
         # Near the block's walltime: stop taking tasks, hand back the held ones, and give the
@@ -143,7 +156,7 @@ class Pool:
         self.dlq = None
         self.ctx = mp.get_context("forkserver")
         self.ctx.set_forkserver_preload(["faas.endpoint.worker", "faas.serialize", "faas.store"])
-        self.counts = collections.Counter()
+        self.counts: collections.Counter[str] = collections.Counter()
         self.to_cancel: set[str] = set()
         self.cancel_epochs: dict[str, tuple[float, float]] = {}   # client id -> (latest cancel, when read)
         self.loops = Loops(self._stalled)
@@ -200,9 +213,9 @@ class Pool:
                 low_water = max(1, min(self.batch, capacity // 2))
                 # a batch's tasks queued in a worker count as running, not as the buffer: the
                 # buffer refills while they run, so a worker done with its batch finds the next
-                held = len(self.ready) + sum(1 for s in self.slots if s.job)
-                room = capacity - held
-                if room < low_water and held:
+                n_held = len(self.ready) + sum(1 for s in self.slots if s.job)
+                room = capacity - n_held
+                if room < low_water and n_held:
                     self.lock.wait(1.0)
                     continue
             try:
@@ -213,13 +226,13 @@ class Pool:
                 continue
             if not msgs:
                 continue
-            good = []
+            good: list[Held] = []
             now = time.time()
             for m in msgs:
                 try:
                     fields = json.loads(m.body)
                     task = TaskMessage.model_validate(fields)
-                except Exception as e:  # noqa: BLE001
+                except Exception as e:  # noqa: BLE001 - any parse or validation error: the message is dead-lettered, never run
                     self._dead_letter_malformed(m, e)
                     continue
                 why = signing.check(fields, self.keys, now) if self.keys else None
@@ -264,7 +277,7 @@ class Pool:
         try:
             self._dlq().send([m.body])
             self.queue.delete([m.receipt])
-        except Exception as e2:  # noqa: BLE001
+        except Exception as e2:  # noqa: BLE001 - any backend's error: logged; the message comes back later
             log.error("could not dead-letter message %s: %s", m.id, e2)
 
     def _refuse(self, m: Message, task: TaskMessage, why: str) -> None:
@@ -284,7 +297,7 @@ class Pool:
         try:
             outcomes.set_aside(self.store, m.id, why, m.body)
             self.queue.delete([m.receipt])
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:  # noqa: BLE001 - any backend's error: logged; the message comes back later
             log.error("could not set refused message %s aside: %s", m.id, e)
         self.counts["refused"] += 1
 
@@ -394,7 +407,7 @@ class Pool:
             return receipts
         except QueueDoesNotExist:
             return receipts
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:  # noqa: BLE001 - any backend's failure: the tasks stay on the queue and run again to tell their client
             log.warning("notices to %s failed (%s: %s); their %d task(s) stay on the queue and "
                         "will run again to tell their client", reply, type(e).__name__, e, len(receipts))
             return []
@@ -469,7 +482,7 @@ class Pool:
         data = outcomes.failure_frame(held.task, exc, **self.where)
         try:
             self.store.put(result_key(held.task.id, held.task.cid), data)
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:  # noqa: BLE001 - any store error: the task is handed back, not lost
             log.error("could not write the failure of task %s: %s; handing it back", held.task.id, e)
             self.outbox.put(("release", [held.msg.receipt]))
             return
@@ -557,7 +570,7 @@ class Pool:
         """The pipe message that hands ``held`` to ``slot``'s worker (worker.py's job tuple)."""
         t = held.task
         args = serialize.unb64(t.args) if t.args is not None else None
-        env = mpi.task_env(self.cfg.engine.mpi_launcher, held.mpi, slot.nodes) if held.mpi else None
+        env = mpi.task_env(self.mpi_launcher, held.mpi, slot.nodes) if held.mpi else None
         return (t.id, t.fn, args, t.args_size, self._inline_max(t.reply), t.args_sha256,
                 cancel_may_apply(self._latest_cancel(t.cid), t.sent), t.rk, t.cid, env)
 
@@ -678,7 +691,7 @@ class Pool:
         try:
             self.store.put(dead_letter_key(held.task.id), held.msg.body.encode())
             self._dlq().send([held.msg.body])
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:  # noqa: BLE001 - best effort, any backend's error: logged; _fail still writes the task's failure
             log.error("could not copy task %s to the dead-letter queue: %s", held.task.id, e)
 
     def _kill(self, slot: Slot) -> Held | None:
@@ -812,7 +825,7 @@ class Pool:
         threads[1].join(30)
         try:
             self.journal.close()
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:  # noqa: BLE001 - stopping: a journal not written is logged, the stop goes on
             log.warning("could not write the task journal: %s", e)
         try:
             self._write_status("stopped")
@@ -856,7 +869,7 @@ class Pool:
                                 worker_mod.cancelled(self.store, h.task.id, h.task.rk, h.task.cid):
                             self.to_cancel.add(h.task.id)   # the main loop owns the workers
                             self._wake()
-                    except Exception as e:  # noqa: BLE001
+                    except Exception as e:  # noqa: BLE001 - the monitor thread must live: a store error is logged and looked at again next round
                         log.warning("monitor: %s", e)
             if now - last_status > 2.0:
                 last_status = now
@@ -979,8 +992,12 @@ def main(argv: list[str] | None = None) -> int:
     dump_on_signal(block_dir / "pool.log")   # kill -USR1: every thread's stack in pool.log
     pool = Pool(cfg, name, home, block_dir, a.block_id, keep_alive=a.keep_alive,
                 walltime=a.walltime, walltime_margin=a.walltime_margin)
-    signal.signal(signal.SIGTERM, lambda *_: (pool.stopping.set(), pool._wake()))
-    signal.signal(signal.SIGINT, lambda *_: (pool.stopping.set(), pool._wake()))
+    def stop(*_: object) -> None:
+        pool.stopping.set()
+        pool._wake()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     profile_to = os.environ.get("FAAS_POOL_CPROFILE")   # benchmarks/profile_faas.py --cprofile
     if profile_to:
         _profile_threads(pool, profile_to)

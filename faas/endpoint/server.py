@@ -11,8 +11,8 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from ..config import faas_home
 from ..locks import AlreadyRunning, ready_path, take_lock
@@ -33,6 +33,8 @@ class Server:
     """An endpoint's one serving process: its name, folder and config.yaml, the stop event its
     signals set, the lock it holds while it runs, and the ready file."""
 
+    loops: Loops | None = None   # the watchdog of ``run``'s loop (its "step"), set by :func:`serve`
+
     def __init__(self, name: str, home: Path | None = None):
         self.name = ep_config.check_name(name)
         self.home = faas_home(home)
@@ -51,10 +53,14 @@ class Server:
         ready_path(self.dir).unlink(missing_ok=True)
 
     def beat(self) -> None:
-        """Set by :func:`serve` to the watchdog's beat; each loop of ``run`` calls it."""
+        """The watchdog's beat; each loop of ``run`` calls it."""
+        if self.loops is not None:
+            self.loops.beat("step")
 
     def unwatch(self) -> None:
-        """Set by :func:`serve`: the loop ended; the watchdog stops watching it."""
+        """The loop ended; the watchdog stops watching it."""
+        if self.loops is not None:
+            self.loops.done("step")
 
     def run(self) -> int:
         raise NotImplementedError
@@ -88,8 +94,7 @@ def serve(name: str, make: Callable[[], Server]) -> int:
     cfg = server.cfg
     loops = Loops(lambda why: _stalled(server, why, cfg.stop_grace + 60))
     loops.add("step", max(cfg.stall_timeout, cfg.stop_grace + 90))   # a step may stop a user endpoint
-    server.beat = lambda: loops.beat("step")
-    server.unwatch = lambda: loops.done("step")
+    server.loops = loops
     loops.start_watchdog()
     try:
         return server.run()
@@ -100,7 +105,7 @@ def serve(name: str, make: Callable[[], Server]) -> int:
         log.error("%s", e)
         print(f"faas endpoint {name}: {e}", file=sys.stderr)
         return EXIT_HOOK_FAILED
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:  # noqa: BLE001 - the process's last word: logged with its traceback, exit status 1
         log.exception("endpoint %s failed: %s", name, e)
         print(f"faas endpoint {name}: {type(e).__name__}: {e}", file=sys.stderr)
         return 1

@@ -29,7 +29,8 @@ from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_expo
 
 from .. import config, sealing, serialize, signing
 from ..exceptions import MaxResultSizeExceeded, SignatureError
-from ..messages import TaskMessage, args_key as _args_key, cancel_key, function_key, result_key
+from ..messages import TaskMessage, cancel_key, function_key, result_key
+from ..messages import args_key as _args_key
 from ..store import open_store
 from .outcomes import done_notice
 
@@ -80,7 +81,7 @@ def main(conn, store_url: str, log_path: str, where: dict, env: dict | None = No
 def _run_one(store, functions: dict, job: tuple, where: dict, allowed: tuple, tasks: dict) -> tuple:
     try:
         return run_job(store, functions, job, where, allowed, tasks)
-    except Exception as e:  # the store refused the result: the pool hands the task back
+    except Exception as e:  # noqa: BLE001 - the store refused the result (any backend's error): the pool hands the task back
         return (job[0], "retry", f"{type(e).__name__}: {e}".encode(), None)
 
 
@@ -128,7 +129,8 @@ def run_job(store, functions: dict, job: tuple, where: dict, allowed: tuple = ("
     status = "failed" if any(not o[0] for o in outcomes) else "success"
     inline = data if len(data) <= inline_max else None
     # model_construct: the pool checked the message; the notice needs only its id and secret
-    notice = done_notice(TaskMessage.model_construct(id=task_id, rk=rk), status, inline, size=len(data))
+    notice = done_notice(TaskMessage.model_construct(id=task_id, fn=function_id, rk=rk, cid=cid), status, inline,
+                         size=len(data))
     return (task_id, status, inline, notice)
 
 
@@ -218,7 +220,7 @@ def cancelled(store, task_id: str, rk: str, cid: str) -> bool:
 
 @retry(retry=retry_if_exception_type(OSError), stop=stop_after_delay(RESULT_WRITE_PATIENCE),
        wait=wait_exponential(multiplier=0.5, max=10) + wait_random(0, 1), reraise=True,
-       before_sleep=lambda rs: print(f"faas worker: storing a result failed ({rs.outcome.exception()}); "
+       before_sleep=lambda rs: print(f"faas worker: storing a result failed ({rs.outcome and rs.outcome.exception()}); "
                                      f"retrying", file=sys.stderr))
 def _put_result(store, key: str, data: bytes) -> None:
     """A computed result is worth waiting for: a full disk or a store outage gets minutes of

@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Iterable
 from datetime import datetime, timezone
-from typing import Any, Iterable
+from typing import Any
 
 from faas.config import resolve
 from faas.exceptions import FaasError
 from faas.flows import access, schema
 from faas.flows import store_layout as L
+from faas.flows.control import RUNNER_CHECK_EVERY, ensure_runner
 from faas.flows.definition import DefinitionError, Problem, load, validate
 from faas.flows.interpreter import ACTIVE, ENDED, FAILED, INACTIVE, SUCCEEDED
-from faas.flows.control import RUNNER_CHECK_EVERY, ensure_runner
 from faas.flows.times import iso  # noqa: F401 - also imported from here (runner, timers)
 from faas.store import open_store
 

@@ -33,12 +33,16 @@ import time
 import traceback
 import uuid
 from collections import deque
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from faas.flows import access, interpreter, schema, store_layout
 from faas.flows.actions.base import ActionUnableToRun
 from faas.flows.client import iso
 from faas.store import open_store
+
+if TYPE_CHECKING:
+    from faas.flows.timers import TimerFirer
 
 COMMAND_LIMIT = 1 << 20   # bytes of a command file read to learn its writer
 log = logging.getLogger("faas.flows.runner")
@@ -182,9 +186,11 @@ class Runner:
         self._n = 0
         self._next_scan = 0.0
         from faas.store.file import FileStore
-        self._file_store = isinstance(self.store, FileStore)
+        # a file store's folder: commands' identities come from their files' owners
+        self._file_root = self.store.root if isinstance(self.store, FileStore) else None
+        self._file_store = self._file_root is not None
         self._hold = _FileLock(self.store) if self._file_store else _Lease(self.store)
-        self._timers = None
+        self._timers: TimerFirer | None = None
         self.stopping = False
 
     # -- lifecycle ------------------------------------------------------------------------------------
@@ -267,8 +273,8 @@ class Runner:
         """Who sent a command: on a file store the owner of the command's file (a claim in the
         file cannot make one user another); elsewhere the claim (the store's IAM decides who
         may write commands at all)."""
-        if self._file_store:   # the owner of the file read, never through a link
-            _, uid = access.read_owned(self.store.root, key, COMMAND_LIMIT)
+        if self._file_root is not None:   # the owner of the file read, never through a link
+            _, uid = access.read_owned(self._file_root, key, COMMAND_LIMIT)
             return access.identity_of_uid(uid)
         return access.normalize(cmd.get("user") or "")
 
@@ -338,7 +344,8 @@ class Runner:
         self._after_change(run)
 
     def _version_schema(self, request: dict):
-        v = store_layout.get_json(self.store, store_layout.flow_version_key(request["flow_id"], request["flow_version"]))
+        key = store_layout.flow_version_key(request["flow_id"], request["flow_version"])
+        v = store_layout.get_json(self.store, key)
         return v.get("input_schema")
 
     def _definition(self, request: dict) -> dict:
@@ -562,7 +569,7 @@ class Runner:
             self._timers = timers.TimerFirer(self.store, self._start_timer_run, self._run_status)
         try:
             self._timers.fire_due(now)
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - a broken timer must not stop the runner: logged, tried next tick
             log.exception("firing timers failed")
 
     def _run_status(self, run_id: str) -> str | None:

@@ -9,8 +9,7 @@ import signal
 
 from helpers import running_endpoint, wait_until
 
-from faas.flows import FlowsClient
-from faas.flows import store_layout
+from faas.flows import FlowsClient, store_layout
 from faas.flows.control import RUNNER_CHECK_EVERY, lock_path, runner_holds, runner_needed
 from faas.flows.timers import TimersClient
 from faas.locks import lock_holders

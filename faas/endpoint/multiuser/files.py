@@ -87,8 +87,7 @@ def read_environment(endpoint_dir: Path) -> dict[str, str]:
 
 def read_user_keys(endpoint_dir: Path) -> dict:
     """{key id: (identity, Key)} from ``user_signing_keys.json`` ({identity: ["ID:SECRET", ...]})."""
-    from ... import signing
-    from ... import private_files
+    from ... import private_files, signing
     path = endpoint_dir / USER_KEYS
     if not os.path.lexists(path):
         return {}

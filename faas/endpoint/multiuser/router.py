@@ -24,11 +24,11 @@ from .. import config as ep_config
 from .. import outcomes, registry
 from ..server import Server
 from . import files, lifecycle, spool, templates, user_endpoints
-from .transports import Incoming, SignedQueueTransport, SpoolTransport
 from .audit import AuditLog
-from .mapping import IdentityMapper, Mapped
 from .errors import TaskRefused  # noqa: F401 - re-exported
+from .mapping import IdentityMapper, Mapped
 from .privileges import run_as
+from .transports import Incoming, SignedQueueTransport, SpoolTransport
 from .user_endpoints import UserEndpoint
 
 log = logging.getLogger("faas.multiuser.router")
@@ -78,6 +78,7 @@ class Router(Server):
         self._lock()
         self.started_at = time.time()
         self.store = open_store(self.cfg.store)
+        self.transport: SpoolTransport | SignedQueueTransport
         if spool.store_root(self.cfg.store) is not None:   # shared file store: the writer's uid
             self.transport = SpoolTransport(self.cfg.store, self.name, self.dir)
         else:                                                 # S3/SQS: per-user signatures
@@ -138,7 +139,8 @@ class Router(Server):
             if why is not None:
                 self._forget(ue, why)
                 continue
-            if ue.site is None and ue.state != "running" and not ue.outstanding:   # an old name: this site's from now on
+            # an old name: this site's from now on
+            if ue.site is None and ue.state != "running" and not ue.outstanding:
                 ue.name = lifecycle.user_endpoint_name(self.name, self.site, ue.uid, ue.vhash)
             ue.site = self.site
             if ue.state == "running":
@@ -239,10 +241,11 @@ class Router(Server):
         if e.problem:
             self._set_aside(e, identity, e.problem)
             return
+        assert e.body is not None   # every transport gives one to a message without a problem
         try:
             fields = json.loads(e.body)
             task = TaskMessage.model_validate(fields)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - whatever the sender wrote, it is set aside, never run
             self._set_aside(e, identity, f"not a task message: {exc}")
             return
         earlier = self.seen.get(task.id)
@@ -267,12 +270,15 @@ class Router(Server):
         batches.setdefault(ue.key, []).append((e, task))
 
     def _endpoint_for(self, mapped: Mapped, variables: dict) -> UserEndpoint | None:
+        user, uid, gid, home = mapped.user, mapped.uid, mapped.gid, mapped.home
+        # _take refused an identity that maps to no account; one that maps has all four
+        assert user is not None and uid is not None and gid is not None and home is not None
         vhash = templates.variables_hash(variables)
-        key = f"{mapped.user}/{vhash}"
+        key = f"{user}/{vhash}"
         ue = self.endpoints.get(key)
         if ue is None:
-            ue = UserEndpoint(key=key, name=lifecycle.user_endpoint_name(self.name, self.site, mapped.uid, vhash),
-                              user=mapped.user, uid=mapped.uid, gid=mapped.gid, home=mapped.home,
+            ue = UserEndpoint(key=key, name=lifecycle.user_endpoint_name(self.name, self.site, uid, vhash),
+                              user=user, uid=uid, gid=gid, home=home,
                               variables=variables, vhash=vhash, site=self.site, identity=mapped.identity)
         if ue.state != "running" or not user_endpoints.running(ue):
             active = sum(1 for u in self.endpoints.values() if u.state == "running" and u.key != key)
@@ -325,7 +331,7 @@ class Router(Server):
         # root writes nothing there itself (a link planted in them would aim root's write
         # anywhere); a child dropped to the sender writes the result and the notice. From a
         # signed queue (S3/SQS), root writes to the store and the reply queue the signature covers.
-        local_reply = bool(task.reply) and task.reply.startswith("local:")
+        local_reply = task.reply is not None and task.reply.startswith("local:")
 
         def deliver() -> None:
             outcomes.fail_for_client(self.store, task, err, notify=e.notify_uid is None or local_reply,
@@ -357,7 +363,7 @@ class Router(Server):
         for ue in self.endpoints.values():
             try:   # one user's broken endpoint or files never stop the others'
                 self._check_endpoint(ue, now)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:  # noqa: BLE001 - one user's broken endpoint never stops the others'
                 ue.last_error = f"checking it failed: {type(exc).__name__}: {exc}"
                 log.exception("checking user endpoint %s of %s failed", ue.name, ue.user)
         self._save_state()
@@ -402,7 +408,7 @@ class Router(Server):
             # tasks wait in its queue (handed back, or handed over before it died): bring it back
             try:
                 self._start(ue, self._render(ue))
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:  # noqa: BLE001 - a failed restart is retried with backoff, whatever broke it
                 ue.failures += 1
                 ue.retry_at = now + min(2.0 ** ue.failures, 120.0)
                 ue.last_error = str(exc)

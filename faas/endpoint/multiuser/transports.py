@@ -8,13 +8,15 @@
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any
 
 from ... import signing
 from ...store import create_queue
@@ -43,17 +45,20 @@ class SpoolTransport:
         self.dir = spool.prepare(store_url, name)
         self.refused_dir = endpoint_dir / "refused"
         self.address = f"spool://{self.dir}"
-        self._inotify = None   # made on first wait: None = not tried, False = unavailable
+        # an inotify_simple.INotify (untyped), made on first wait: None = not tried, False = unavailable
+        self._inotify: Any = None
 
     def take(self) -> list[Incoming]:
         out = []
         for e in spool.scan(self.dir):
             identity = identity_of_uid(e.uid) if e.uid is not None else "unknown"
             out.append(Incoming(e.body, identity, e.problem, os.path.basename(e.path).removesuffix(".json"),
-                                e.uid, ack=lambda p=e.path: _unlink(p), aside=lambda why, p=e.path: self._aside(p)))
+                                e.uid, ack=functools.partial(_unlink, e.path),
+                                aside=functools.partial(self._aside, e.path)))
         return out
 
-    def _aside(self, path: str) -> None:
+    def _aside(self, path: str, why: str) -> None:
+        """The file itself, moved to refused/ (the router logs ``why``)."""
         self.refused_dir.mkdir(mode=0o700, exist_ok=True)
         try:
             os.rename(path, self.refused_dir / os.path.basename(path))
@@ -91,7 +96,7 @@ class SignedQueueTransport:
         self.queue = create_queue(queue_url, max_receives=max_receives, visibility_timeout=visibility_timeout)
         self.address = self.queue.url
         self.dir, self.store = endpoint_dir, store
-        self._stamp = None
+        self._stamp: tuple[int, int, int] | None = None   # the key file's, when last read
         self.keys: dict = {}
         self._reload(first=True)
 
@@ -117,6 +122,7 @@ class SignedQueueTransport:
         self._reload()
         out = []
         for m in self.queue.receive(max_messages=10, wait=1.0):
+            problem: str | None
             try:
                 fields = json.loads(m.body)
                 if not isinstance(fields, dict):
@@ -134,8 +140,8 @@ class SignedQueueTransport:
                     if problem:
                         problem = f"signature of {identity} does not verify: {problem}"
             out.append(Incoming(m.body, identity, problem, str(fields.get("id") or m.id), None,
-                                ack=lambda r=m.receipt: self.queue.delete([r]),
-                                aside=lambda why, m=m: self._aside(m, why)))
+                                ack=functools.partial(self.queue.delete, [m.receipt]),
+                                aside=functools.partial(self._aside, m)))
         return out
 
     def _aside(self, m, why: str) -> None:
