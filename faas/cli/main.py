@@ -468,6 +468,7 @@ def cancel(task_id, profile, store) -> None:
 
 
 main.add_command(tf_cli.profile)
+# The command families import `main`'s groups (endpoint, ...): they come after them (E402).
 from .multiuser import register as _register_multiuser  # noqa: E402
 
 _register_multiuser(endpoint)

@@ -63,4 +63,5 @@ def load_or_create(home: str | os.PathLike | None = None) -> tuple[str, Path, bo
                 raise
             last = e
         time.sleep(0.05)
-    raise last  # type: ignore[misc]
+    assert last is not None   # the loop ran and each pass either returned or set it
+    raise last

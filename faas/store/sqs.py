@@ -299,7 +299,11 @@ class SQSQueue(Queue):
             if size is not None:
                 batch.append(i)
                 total += size
-        return ids  # type: ignore[return-value]
+        sent = [i for i in ids if i is not None]
+        if len(sent) != len(ids):   # _batch retries failed entries until each succeeds or raises
+            raise QueueError(f"SQS send_message_batch on {self.name!r} returned no id for "
+                             f"{len(ids) - len(sent)} of {len(ids)} messages")
+        return sent
 
     def receive(self, max_messages: int = 10, wait: float = 0.0,
                 visibility_timeout: float | None = None) -> list[Message]:
