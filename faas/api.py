@@ -381,11 +381,7 @@ class Client:
                 if same:
                     self._keys[name] = self._signing_key(target)
             try:
-                if url.startswith("spool://"):   # a multi-user endpoint: the file's owner is the identity
-                    from .endpoint.multiuser.spool import SpoolQueue
-                    q = SpoolQueue(url[len("spool://"):])
-                else:
-                    q = open_queue(url)
+                q = open_queue(url)   # spool:// (a multi-user endpoint: the file's owner is the identity) too
             except QueueError as e:
                 raise EndpointNotFound(f"endpoint {name!r} is registered with queue {url}, which "
                                        f"cannot be opened: {e}") from None

@@ -4,24 +4,30 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..registry import Registry
 from .base import BlockState, Provider, ProviderError
 
 if TYPE_CHECKING:   # the endpoint's config model: an upper layer, for annotations only
     from ..endpoint.config import ProviderConfig
 
 
+#: provider ``type`` -> "module:Class" (the class takes the provider config and the endpoint's folder)
+PROVIDERS = Registry("provider type", {
+    "local": "faas.providers.local:LocalProvider",
+    "slurm": "faas.providers.slurm:SlurmProvider",
+    "pbs": "faas.providers.pbs:PBSProvider",
+})
+
+
+def register_provider(type_: str, target: str | type, *, clobber: bool = False,
+                      hint: str | None = None) -> None:
+    """Start blocks of provider ``type_`` with ``target`` (a Provider subclass or "module:Class")."""
+    PROVIDERS.register(type_, target, clobber=clobber, hint=hint)
+
+
 def make_provider(cfg: ProviderConfig, endpoint_dir: Path | str) -> Provider:
     """The provider ``cfg.type`` names, keeping its scripts under ``endpoint_dir``."""
-    if cfg.type == "local":
-        from .local import LocalProvider
-        return LocalProvider(cfg, endpoint_dir)
-    if cfg.type == "slurm":
-        from .slurm import SlurmProvider
-        return SlurmProvider(cfg, endpoint_dir)
-    if cfg.type == "pbs":
-        from .pbs import PBSProvider
-        return PBSProvider(cfg, endpoint_dir)
-    raise ValueError(f"unknown provider type {cfg.type!r}")
+    return PROVIDERS.get(cfg.type)(cfg, endpoint_dir)
 
 
-__all__ = ["BlockState", "Provider", "ProviderError", "make_provider"]
+__all__ = ["BlockState", "Provider", "ProviderError", "make_provider", "register_provider", "PROVIDERS"]

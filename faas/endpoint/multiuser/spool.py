@@ -72,6 +72,16 @@ class SpoolQueue(Queue):
         self.url = f"spool://{directory}"
         self.max_message_bytes = MAX_MESSAGE_BYTES
 
+    @classmethod
+    def open(cls, url: str) -> SpoolQueue:
+        """``spool:///DIR`` (the URL a multi-user endpoint registers) -> its spool."""
+        return cls(url[len("spool://"):])
+
+    @classmethod
+    def create(cls, url: str, max_receives: int = 5, visibility_timeout: float = 60.0,
+               dead_letter: bool = True) -> SpoolQueue:
+        raise QueueError(f"{url}: a spool is made by its multi-user endpoint, not by clients")
+
     def send(self, bodies: list[str]) -> list[str]:
         import json
         ids = []

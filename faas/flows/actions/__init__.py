@@ -25,6 +25,7 @@ from __future__ import annotations
 import threading
 from urllib.parse import urlsplit
 
+from ...registry import Registry
 from .base import (
     ACTIVE,
     DONE,
@@ -91,26 +92,19 @@ def canonical(action_url: str) -> str:
     return n
 
 
+#: faas's own action URLs -> "module:Class" of their providers (made once, without arguments)
+BUILTINS = Registry("action", {
+    COMPUTE: "faas.flows.actions.compute:ComputeProvider",
+    TRANSFER: "faas.flows.actions.transfer:TransferProvider",
+    DELETE: "faas.flows.actions.transfer:DeleteProvider",
+    **{url: f"faas.flows.actions.transfer_ops:{cls}" for url, cls in TRANSFER_OPS.items()},
+    APPROVAL: "faas.flows.actions.approval:ApprovalProvider",
+    "faas://notify": "faas.flows.actions.notify:NotifyProvider",
+})
+
+
 def _make_builtin(url: str) -> ActionProvider | None:
-    if url == COMPUTE:
-        from .compute import ComputeProvider
-        return ComputeProvider()
-    if url == TRANSFER:
-        from .transfer import TransferProvider
-        return TransferProvider()
-    if url == DELETE:
-        from .transfer import DeleteProvider
-        return DeleteProvider()
-    if url in TRANSFER_OPS:
-        from . import transfer_ops
-        return getattr(transfer_ops, TRANSFER_OPS[url])()
-    if url == APPROVAL:
-        from .approval import ApprovalProvider
-        return ApprovalProvider()
-    if url == "faas://notify":
-        from .notify import NotifyProvider
-        return NotifyProvider()
-    return None
+    return BUILTINS.get(url)() if url in BUILTINS else None
 
 
 def register(action_url: str, provider: ActionProvider) -> None:
