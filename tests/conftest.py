@@ -1,4 +1,5 @@
-"""Shared fixtures: a real moto server over HTTP on loopback, and a private FAAS_HOME per test.
+"""Shared fixtures: a real moto server over HTTP on loopback, a private FAAS_HOME per test, and
+the embedded default running for a test module (``home``).
 
 ``FAAS_TEST_AWS_URL`` (or ``FAAS_TEST_MOTO_URL``, as .ci/run sets it) names an S3 + SQS server
 already running, used instead of starting moto: a moto server, or LocalStack (.ci/localstack.sh),
@@ -15,7 +16,7 @@ import urllib.request
 import uuid
 
 import pytest
-from helpers import start_moto_server
+from helpers import running_endpoint, start_moto_server
 
 GIVEN_AWS_URL = os.environ.get("FAAS_TEST_AWS_URL") or os.environ.get("FAAS_TEST_MOTO_URL")
 AWS_SERVER: dict[str, str] = {}      # "kind": "moto" or "localstack", once moto_url is set up
@@ -88,6 +89,15 @@ def s3_bucket(moto_url):
     name = f"faas-test-{uuid.uuid4().hex[:12]}"
     boto3.client("s3").create_bucket(Bucket=name)
     yield name
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory, request):
+    """The FAAS_HOME of an embedded default endpoint (``local``) that runs for the whole test
+    module: started before its first test, stopped (and checked stopped) after its last."""
+    home = tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1]) / "faas-home"
+    with running_endpoint(home):
+        yield home
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import sys
 import time
 
 import pytest
-from helpers import running_endpoint
 
 import faas
 from faas import serialize
@@ -18,13 +17,6 @@ from faas.messages import function_key
 
 def double(x):
     return 2 * x
-
-
-@pytest.fixture(scope="module")
-def home(tmp_path_factory):
-    home = tmp_path_factory.mktemp("bad") / "faas-home"
-    with running_endpoint(home):
-        yield home
 
 
 def test_python_version_mismatch_names_both_versions(home):

@@ -15,17 +15,9 @@ import weakref
 from pathlib import Path
 
 import pytest
-from helpers import running_endpoint
 
 import faas
 from faas.exceptions import SerializationError, TaskTimeout, WorkerLost
-
-
-@pytest.fixture(scope="module")
-def home(tmp_path_factory):
-    home = tmp_path_factory.mktemp("exec") / "faas-home"
-    with running_endpoint(home):
-        yield home
 
 
 @pytest.fixture

@@ -9,17 +9,10 @@ import os
 import time
 
 import pytest
-from helpers import running_endpoint, wait_until
+from helpers import wait_until
 
 import faas
 from faas.exceptions import TaskTimeout, WorkerLost
-
-
-@pytest.fixture(scope="module")
-def home(tmp_path_factory):
-    home = tmp_path_factory.mktemp("batches") / "faas-home"
-    with running_endpoint(home):
-        yield home
 
 
 def square(x):

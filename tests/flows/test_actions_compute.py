@@ -4,7 +4,6 @@ from __future__ import annotations
 import time
 
 import pytest
-from helpers import running_endpoint
 
 import faas
 import faas.flows as ff
@@ -30,13 +29,6 @@ def nap(seconds):
 
 def not_json():
     return {1, 2}
-
-
-@pytest.fixture(scope="module")
-def home(tmp_path_factory):
-    home = tmp_path_factory.mktemp("compute") / "faas-home"
-    with running_endpoint(home):
-        yield home
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from helpers import running_endpoint
 
 import faas
 import faas.flows as ff
@@ -61,13 +60,6 @@ def shout(word):
 
 def boom(msg):
     raise ValueError(f"bad input: {msg}")
-
-
-@pytest.fixture(scope="module")
-def home(tmp_path_factory):
-    home = tmp_path_factory.mktemp("globus-compute") / "faas-home"
-    with running_endpoint(home):
-        yield home
 
 
 @pytest.fixture(scope="module")

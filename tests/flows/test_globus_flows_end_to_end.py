@@ -7,9 +7,8 @@ from __future__ import annotations
 import threading
 
 import pytest
-from aiosmtpd.controller import Controller
 from helpers import running_endpoint
-from test_actions_notify import Inbox, free_port
+from test_actions_notify import smtp  # noqa: F401 - the fixture: a real SMTP server on loopback
 
 import faas
 from faas.flows import FlowsClient
@@ -69,21 +68,11 @@ def endpoint(tmp_path_factory):
         yield fid
 
 
-@pytest.fixture
-def smtp():
-    inbox = Inbox()
-    c = Controller(inbox, hostname="127.0.0.1", port=free_port())
-    c.start()
-    try:
-        yield c.port, inbox
-    finally:
-        c.stop()
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("where", ["embedded", "s3"])
 def test_a_globus_flow_runs_unchanged(where, endpoint, smtp, tmp_path, request):
-    port, inbox = smtp
+    controller, inbox = smtp
+    port = controller.port
     src = tmp_path / "instrument"
     (src / "incoming" / "run1").mkdir(parents=True)
     for i in range(5):

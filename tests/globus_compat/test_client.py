@@ -20,13 +20,6 @@ from faas.exceptions import EndpointNotFound, FunctionNotFound, TaskNotFound
 tutorial_endpoint = "local"
 
 
-@pytest.fixture(scope="module")
-def home(tmp_path_factory):
-    home = tmp_path_factory.mktemp("gc-client") / "faas-home"
-    with running_endpoint(home):
-        yield home
-
-
 @pytest.fixture
 def gcc(home):
     gcc = Client()

@@ -23,13 +23,6 @@ from faas.exceptions import FunctionNotFound
 ep_id = "local"
 
 
-@pytest.fixture(scope="module")
-def home(tmp_path_factory):
-    home = tmp_path_factory.mktemp("gc-exec") / "faas-home"
-    with running_endpoint(home):
-        yield home
-
-
 # -- the Executor user guide's examples ------------------------------------------------------
 
 def double(x):
