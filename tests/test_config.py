@@ -101,3 +101,56 @@ def test_endpoint_names_checked():
         with pytest.raises(ConfigError):
             ep_config.check_name(bad)
     assert ep_config.check_name("site_1-a") == "site_1-a"
+
+
+SITE_PROVIDER_PLUGIN = '''
+from faas.providers.local import LocalProvider
+
+
+class SiteProvider(LocalProvider):
+    """A site's own provider: reads its own key (site_queue) beside faas's common ones."""
+
+    def __init__(self, cfg, endpoint_dir):
+        super().__init__(cfg, endpoint_dir)
+        self.site_queue = cfg.model_extra["site_queue"]
+'''
+
+
+@pytest.fixture
+def site_provider(tmp_path, monkeypatch):
+    from faas.providers import PROVIDERS, register_provider
+    (tmp_path / "site_provider_for_config_tests.py").write_text(SITE_PROVIDER_PLUGIN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    register_provider("site", "site_provider_for_config_tests:SiteProvider")
+    yield "site"
+    PROVIDERS.unregister("site")
+
+
+def test_a_plugin_provider_type_loads_from_config_yaml_with_its_own_keys(faas_home, site_provider):
+    from faas.providers import make_provider
+    d = ep_config.endpoint_dir("site-ep")
+    d.mkdir(parents=True)
+    (d / "config.yaml").write_text("engine:\n  provider:\n    type: site\n    site_queue: gpu-long\n"
+                                   "    max_blocks: 3\n")
+    cfg = ep_config.load(d / "config.yaml")
+    assert cfg.engine.provider.type == "site" and cfg.engine.provider.max_blocks == 3
+    provider = make_provider(cfg.engine.provider, d)
+    assert type(provider).__name__ == "SiteProvider" and provider.site_queue == "gpu-long"
+    ep_config.write(d / "config.yaml", cfg)   # rewritten, the plugin's key is still there
+    assert ep_config.load(d / "config.yaml").engine.provider.model_extra == {"site_queue": "gpu-long"}
+    # faas's common provider keys are checked for a plugin's provider as for its own
+    (d / "config.yaml").write_text("engine:\n  provider:\n    type: site\n    max_blocks: 0\n")
+    with pytest.raises(ConfigError, match=r"config\.yaml.*\n.*engine\.provider\.max_blocks: .*greater than"):
+        ep_config.load(d / "config.yaml")
+
+
+def test_an_unregistered_provider_type_names_the_key_and_how_to_add_one(faas_home, site_provider):
+    d = ep_config.endpoint_dir("cloud-ep")
+    d.mkdir(parents=True)
+    (d / "config.yaml").write_text("engine:\n  provider:\n    type: cloud\n    site_queue: q\n")
+    with pytest.raises(ConfigError) as e:
+        ep_config.load(d / "config.yaml")
+    assert str(d / "config.yaml") in str(e.value)
+    assert "engine.provider.type: expected 'local'" in str(e.value)
+    assert "or one a site plugin registered (site)" in str(e.value)
+    assert "engine.provider.site_queue: unknown key" in str(e.value)   # built-in types keep their keys strict

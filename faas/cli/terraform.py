@@ -10,6 +10,7 @@ only name the roles, and the commands print the ``~/.aws/config`` lines that ass
 from __future__ import annotations
 
 import configparser
+import io
 import os
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import click
 
 from ..config import faas_home, read_json
 from ..exceptions import ConfigError
+from ..safe_open import replace_file
 
 #: the version of the module's ``faas`` output this code reads
 SCHEMA = 1
@@ -133,13 +135,9 @@ def write_profile(home: Path, section: str, values: dict) -> tuple[Path, bool]:
     path.parent.mkdir(parents=True, exist_ok=True)
     secret = any(cp.has_option(sec, "signing_key") for sec in cp.sections()) or \
         (path.exists() and path.stat().st_mode & 0o077 == 0)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if secret else 0o644)
-    with os.fdopen(fd, "w") as f:
-        if secret:
-            os.fchmod(fd, 0o600)
-        cp.write(f)
-    os.replace(tmp, path)
+    text = io.StringIO()
+    cp.write(text)
+    replace_file(path, text.getvalue(), 0o600 if secret else 0o644)
     return path, existed
 
 

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from ..config import faas_home
 from ..exceptions import ConfigError, EndpointNotFound
+from ..safe_open import replace_file
 from . import from_globus
 
 NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$"
@@ -83,8 +84,19 @@ class LauncherConfig(_Strict):
         return _LAUNCHER_ALIASES.get(v, v)
 
 
+#: the provider types faas itself ships (others come from site plugins: faas.providers.register_provider)
+BUILTIN_PROVIDERS = ("local", "slurm", "pbs")
+
+
+def _plugin_provider_type(value: object) -> bool:
+    """A provider ``type`` a site plugin registered (not one of faas's own)."""
+    from ..providers import PROVIDERS
+    kind = _PROVIDER_ALIASES.get(str(value), str(value))
+    return kind not in BUILTIN_PROVIDERS and kind in PROVIDERS
+
+
 class ProviderConfig(_Strict):
-    type: Literal["local", "slurm", "pbs"] = "local"
+    type: str = "local"
     init_blocks: int = Field(1, ge=0)
     min_blocks: int = Field(0, ge=0)
     max_blocks: int = Field(1, ge=1)
@@ -125,11 +137,15 @@ class ProviderConfig(_Strict):
     @classmethod
     def _alias(cls, v):
         v = _PROVIDER_ALIASES.get(v, v)
-        if v not in ("local", "slurm", "pbs"):
-            raise ValueError("expected 'local' (LocalProvider), 'slurm' (SlurmProvider) or 'pbs' "
-                             "(PBSProProvider, TorqueProvider): faas has no other provider (no Kubernetes, "
-                             "Condor, cloud or GridEngine blocks)")
-        return v
+        if v in BUILTIN_PROVIDERS or (cls is PluginProviderConfig and _plugin_provider_type(v)):
+            return v
+        from ..providers import PROVIDERS
+        plugins = [n for n in PROVIDERS.names() if n not in BUILTIN_PROVIDERS]
+        raise ValueError("expected 'local' (LocalProvider), 'slurm' (SlurmProvider) or 'pbs' "
+                         "(PBSProProvider, TorqueProvider)" +
+                         (f", or one a site plugin registered ({', '.join(plugins)})" if plugins else
+                          ": faas has no other provider (no Kubernetes, Condor, cloud or GridEngine "
+                          "blocks) unless a site plugin registers one (faas.providers.register_provider)"))
 
     @field_validator("walltime", mode="before")
     @classmethod
@@ -160,6 +176,14 @@ class ProviderConfig(_Strict):
     @property
     def walltime_s(self) -> int | None:
         return walltime_seconds(self.walltime) if self.walltime else None
+
+
+class PluginProviderConfig(ProviderConfig):
+    """A provider a site plugin registered (``faas.providers.register_provider``): faas's common
+    provider keys are checked as for its own providers; the plugin's own keys are kept as they
+    are (``model_extra``) for the plugin's class to read."""
+
+    model_config = ConfigDict(extra="allow")
 
 
 class EngineConfig(_Strict):
@@ -206,6 +230,14 @@ class EngineConfig(_Strict):
     #: extra options for the container runtime's ``run`` (e.g. ``-v /scratch:/scratch``)
     container_cmd_options: str = ""
     provider: ProviderConfig = ProviderConfig()
+
+    @field_validator("provider", mode="wrap")
+    @classmethod
+    def _plugin_provider(cls, v, handler):
+        """A plugin's provider type: its own keys are the plugin's to read."""
+        if isinstance(v, dict) and _plugin_provider_type(v.get("type")):
+            return handler(PluginProviderConfig.model_validate(v))
+        return handler(v)
 
     @field_validator("available_accelerators")
     @classmethod
@@ -539,6 +571,9 @@ def dump(cfg: EndpointConfig, **model_dump_args: Any) -> dict:
     """``cfg`` as config.yaml's mapping, with the Globus keys that have no effect here as they
     were (so a rewritten config still lists them)."""
     data = cfg.model_dump(exclude_none=True, **model_dump_args)
+    plugin_keys = cfg.engine.provider.model_extra   # a plugin provider's own keys (PluginProviderConfig)
+    if plugin_keys and isinstance(data.get("engine", {}).get("provider"), dict):
+        data["engine"]["provider"].update(plugin_keys)
     for dotted, value in cfg._kept.items():
         *parents, key = dotted.split(".")
         d = data
@@ -551,10 +586,8 @@ def dump(cfg: EndpointConfig, **model_dump_args: Any) -> dict:
 def write(path: Path, cfg: EndpointConfig) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     data = dump(cfg)
-    tmp = path.with_suffix(".yaml.tmp")
-    tmp.write_text("# faas endpoint configuration; keys are documented in the README\n" +
-                   yaml.safe_dump(data, sort_keys=False))
-    os.replace(tmp, path)
+    replace_file(path, "# faas endpoint configuration; keys are documented in the README\n" +
+                 yaml.safe_dump(data, sort_keys=False))
 
 
 # -- the endpoint's id -------------------------------------------------------------------------

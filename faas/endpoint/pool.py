@@ -47,6 +47,7 @@ from ..messages import (
     running_key,
 )
 from ..providers.launchers import RANK_VARIABLES
+from ..safe_open import replace_file
 from ..store import KeyNotFound, Message, open_queue, open_store
 from . import config as ep_config
 from . import mpi, outcomes
@@ -931,9 +932,7 @@ class Pool:
                   "idle_for": round(time.monotonic() - self.last_busy, 1), "counts": dict(self.counts),
                   "time": time.time(), "loops": self.loops.ages(),
                   "problem": self.unhealthy or self.loops.problem()}
-        tmp = self.block_dir / "status.json.tmp"
-        tmp.write_text(json.dumps(status))
-        os.replace(tmp, self.block_dir / "status.json")
+        replace_file(self.block_dir / "status.json", json.dumps(status))
 
 
 def _readable(conn: mpc.Connection) -> bool:
