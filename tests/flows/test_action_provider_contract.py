@@ -12,7 +12,6 @@ from __future__ import annotations
 import email
 import email.policy
 import os
-import socket
 import threading
 import time
 import uuid
@@ -23,7 +22,7 @@ import httpx
 import pytest
 import uvicorn
 from aiosmtpd.controller import Controller
-from helpers import running_endpoint
+from helpers import free_port, running_endpoint
 
 import faas
 from faas.flows.actions import DONE, ActionConflict, ActionContext, ActionNotFound, ActionUnableToRun, jobs, resolve
@@ -32,12 +31,6 @@ from faas.flows.ap_server import ActionTokens, create_app
 
 WAIT = 120.0
 RUN, MANAGE, READ, OTHER = "run-token-1", "manage-token-1", "read-token-1", "run-token-2"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def append_line(path, text):

@@ -4,25 +4,19 @@ from __future__ import annotations
 
 import email
 import email.policy
-import socket
 import ssl
 import subprocess
 
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
+from helpers import free_port
 
 import faas.flows as ff
 from faas.flows.actions import ActionConflict, ActionContext, ActionUnableToRun, canonical, resolve
 from faas.flows.actions.notify import NotifyProvider
 
 GLOBUS_NOTIFY = "https://actions.globus.org/notification/notify"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Inbox:
