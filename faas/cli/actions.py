@@ -58,10 +58,8 @@ def serve(host: str, port: int, store: str | None, profile: str | None, config_p
         token, path, made = load_or_create(os.environ.get("FAAS_HOME"))
         tok = ActionTokens([("manage", token)])
         click.echo(f"  manage token {'made and kept' if made else 'kept'} in {path} (mode 600)", err=True)
-    config = read_doc(config_path, "config") if config_path else None
-    if config is not None and not isinstance(config, dict):
-        raise click.BadParameter("expected a mapping (collections, compute, notify, ...)",
-                                 param_hint="--config")
+    from ..flows import site_config
+    config = site_config.check(read_doc(config_path, "config"), config_path) if config_path else None
     url = resolve(profile, store=store).store_url
     try:
         app = create_app(tokens=tok, store_url=url, config=config, only=list(only) or None)

@@ -323,7 +323,8 @@ def serve(once, queue_url, config_path, imports, idle_exit, verbose, store, prof
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     for m in imports:
         importlib.import_module(m)
-    config = read_doc(config_path, "config") if config_path else None
+    from faas.flows import site_config
+    config = site_config.check(read_doc(config_path, "config"), config_path) if config_path else None
     url = resolve(profile, store=store).store_url
     runner = Runner(url, config=config, queue_url=queue_url)
     signal.signal(signal.SIGTERM, lambda *_: setattr(runner, "stopping", True))

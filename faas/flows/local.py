@@ -76,7 +76,8 @@ def run(definition: Any, input: Any = None, *, actions: ActionLookup | str | Non
         actions = dict(actions)
     ctx = {"flow_id": "local", "run_id": str(uuid.uuid4()), "username": _username()}
     ctx.update(context or {})
-    site = _site_context(ctx, store_url, config)
+    from faas.flows import site_config
+    site = _site_context(ctx, store_url, site_config.check(config, "config="))
     now = _time.time() if start_time is None else float(start_time)
     queue: list = []
     seq = 0

@@ -24,6 +24,7 @@ is deleted only after it was applied, so none is lost either.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import heapq
 import json
 import logging
@@ -36,7 +37,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from faas.flows import access, interpreter, schema, store_layout
+from faas.flows import access, interpreter, schema, site_config, store_layout
 from faas.flows.actions.base import ActionUnableToRun
 from faas.flows.client import iso
 from faas.store import open_store
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
     from faas.flows.timers import TimerFirer
 
 COMMAND_LIMIT = 1 << 20   # bytes of a command file read to learn its writer
+RECORD_LIMIT = 256 << 20  # bytes of a run's state or request read back on a file store
 log = logging.getLogger("faas.flows.runner")
 
 MAX_POLL = 30.0        # seconds between status polls of a long action, at most
@@ -85,16 +87,52 @@ class StoreBusy(RuntimeError):
 
 # --- holding the store ------------------------------------------------------------------------------
 class _FileLock:
+    """An flock on ``<store>/flows/runner.lock``. The store's users may create entries in its
+    folders, so the lock is opened without following a link (in ``flows/`` or at the lock's
+    name), and only a regular file with one name is locked and written: anything else there (a
+    link to /etc/passwd, a hard link to it, a FIFO) was planted and is replaced, never
+    truncated or written through."""
+
+    NAME = "runner.lock"
+
     def __init__(self, store):
         import fcntl
         self._fcntl = fcntl
-        d = os.path.join(store.root, "flows")
-        os.makedirs(d, exist_ok=True)
-        self.path = os.path.join(d, "runner.lock")
+        self.root = store.root
+        self.path = os.path.join(store.root, "flows", self.NAME)
         self.fd: int | None = None
+        os.close(self._folder())
+
+    def _folder(self) -> int:
+        from faas import safe_open
+        os.makedirs(self.root, exist_ok=True)          # the store's root: configured, trusted
+        return safe_open.open_dir(self.root, ["flows"], create=True, mode=0o777, trust_uid=None)
+
+    def _open(self) -> int:
+        import stat
+        flags = os.O_CREAT | os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+        dfd = self._folder()
+        try:
+            for _ in range(3):
+                try:
+                    fd = os.open(self.NAME, flags, 0o600, dir_fd=dfd)
+                except OSError as e:
+                    if e.errno not in (errno.ELOOP, errno.ENXIO):   # a link; a socket
+                        raise
+                else:
+                    st = os.fstat(fd)
+                    if stat.S_ISREG(st.st_mode) and st.st_nlink == 1:
+                        return fd
+                    os.close(fd)
+                log.warning("%s is not a lock file a runner made (a link, a file with other "
+                            "names, a FIFO); replacing it", self.path)
+                os.unlink(self.NAME, dir_fd=dfd)
+            raise StoreBusy(f"{self.path} keeps being replaced by something that is no lock file")
+        finally:
+            os.close(dfd)
 
     def acquire(self) -> bool:
-        fd = os.open(self.path, os.O_CREAT | os.O_RDWR | getattr(os, "O_CLOEXEC", 0), 0o600)
+        fd = self._open()
         try:
             self._fcntl.flock(fd, self._fcntl.LOCK_EX | self._fcntl.LOCK_NB)
         except BlockingIOError:
@@ -173,12 +211,12 @@ class Runner:
                  clock: Callable[[], float] = time.time):
         self.store = open_store(store_url)
         self.store_url = self.store.url
-        if queue_url:
-            config = store_layout.get_json(self.store, store_layout.CONFIG, {})
-            store_layout.put_json(self.store, store_layout.CONFIG, dict(config, queue=queue_url))
+        self.config = dict(site_config.check(config, "the runner's site config"))
+        if queue_url:   # the store's own flows/config.json (clients read it), not the site config
+            recorded = store_layout.get_json(self.store, store_layout.CONFIG, {})
+            store_layout.put_json(self.store, store_layout.CONFIG, dict(recorded, queue=queue_url))
         self.queue = store_layout.open_command_queue(self.store)
         self.resolve = resolve or _default_resolve
-        self.config = dict(config or {})
         self.clock = clock
         self.runs: dict[str, _Run] = {}
         self.events: deque = deque()
@@ -208,10 +246,22 @@ class Runner:
         """No run in hand, nothing due, no active timer: an autostarted runner may exit."""
         return not self.runs and not self.events and not (self._timers is not None and self._timers.next)
 
-    def recover(self) -> None:
-        """Load every active run and re-issue what it waits on (after a start or a crash)."""
+    def _active_run_ids(self) -> list[str]:
+        """The runs marked active; a marker that names no run (``flows/active/`` is open to the
+        users: ``a/b`` planted there) is removed, never resumed or left to fail every scan."""
+        ids = []
         for key in list(self.store.list(store_layout.ACTIVE)):
             run_id = key[len(store_layout.ACTIVE):]
+            try:
+                ids.append(store_layout.check_run_id(run_id))
+            except ValueError as e:
+                log.warning("active marker %s removed: %s", key, e)
+                self.store.delete(key)
+        return ids
+
+    def recover(self) -> None:
+        """Load every active run and re-issue what it waits on (after a start or a crash)."""
+        for run_id in self._active_run_ids():
             if run_id not in self.runs:
                 self._resume_from_store(run_id)
         self._scan_commands()
@@ -255,8 +305,7 @@ class Runner:
         if now >= self._next_scan:
             self._next_scan = now + SCAN_EVERY
             self._scan_commands()
-            for key in list(self.store.list(store_layout.ACTIVE)):
-                rid = key[len(store_layout.ACTIVE):]
+            for rid in self._active_run_ids():
                 if rid not in self.runs:
                     self._resume_from_store(rid)
             self._drain()
@@ -291,6 +340,12 @@ class Runner:
                 self.store.delete(key)
                 return
             op, run_id = cmd.get("op"), cmd.get("run_id")
+            try:
+                store_layout.check_run_id(run_id)
+            except ValueError as e:   # never a run's: dropped, not retried
+                log.warning("command %s from %s ignored: %s", cid, who, e)
+                self.store.delete(key)
+                return
             if op == "start":
                 self._begin(run_id, who)
             elif op in ("cancel", "resume"):
@@ -380,8 +435,48 @@ class Runner:
                 self._schedule(self.clock(), run_id, "poll", rid)
 
     # -- runs -----------------------------------------------------------------------------------------
+    def _run_record(self, run_id: str, what: str) -> tuple[Any, int | None]:
+        """``(JSON of the run's record, the uid that wrote it)``: on a file store read with its
+        owner from one descriptor (no link followed); elsewhere the uid is None."""
+        key = store_layout.run_key(run_id, what)
+        if self._file_root is None:
+            return store_layout.get_json(self.store, key, None), None
+        try:
+            data, uid = access.read_owned(self._file_root, key, RECORD_LIMIT)
+        except (FileNotFoundError, NotADirectoryError):
+            return None, None
+        return json.loads(data), uid
+
+    def _untrusted(self, state_uid: int | None, request: Any, request_uid: int | None) -> str | None:
+        """Why a run's records on a file store were not written as the runner writes them (None
+        when they were): its state by the runner's account; its request by the runner (a timer's
+        run) or by the user it names. A run folder is its user's, who could otherwise put a
+        state the runner never made, or a request naming another user, there."""
+        if not isinstance(request, dict):
+            return "its request is missing or not an object"
+        if self._file_root is None:
+            return None
+        me = os.geteuid()
+        if state_uid != me:
+            return f"its state was written by {access.identity_of_uid(state_uid or 0)}, not the runner"
+        named = access.normalize(request.get("user") or "")
+        if request_uid != me and access.identity_of_uid(request_uid or 0) != named:
+            return (f"its request names user {named} but was written by "
+                    f"{access.identity_of_uid(request_uid or 0)}")
+        return None
+
     def _resume_from_store(self, run_id: str) -> _Run | None:
-        state = store_layout.get_json(self.store, store_layout.run_key(run_id, "state"), None)
+        request: Any = None
+        try:
+            state, state_uid = self._run_record(run_id, "state")
+            request, request_uid = self._run_record(run_id, "request") if state else (None, None)
+            why = self._untrusted(state_uid, request, request_uid) if state else None
+        except (access.UntrustedFile, ValueError) as e:
+            why = f"its records cannot be read as the runner wrote them ({e})"
+        if why:
+            log.warning("run %s is not resumed: %s", run_id, why)
+            self.store.delete(store_layout.active_key(run_id))
+            return None
         if state is None:
             doc = store_layout.get_json(self.store, store_layout.run_key(run_id), None)
             if doc is None:
@@ -389,7 +484,6 @@ class Runner:
             # else: not started yet; its start command is on its way (or in the scan)
             return None
         doc = store_layout.get_json(self.store, store_layout.run_key(run_id))
-        request = store_layout.get_json(self.store, store_layout.run_key(run_id, "request"))
         rs = interpreter.RunState.from_dict(state["run_state"])
         run = _Run(run_id, doc, request, self._definition(request), rs, state.get("actions", {}))
         if rs.status in interpreter.DONE:

@@ -44,12 +44,25 @@ def flow_version_key(flow_id: str, version: int) -> str:
     return f"{FLOWS}{flow_id}/v/{int(version):06d}.json"
 
 
+#: a run id is one part of a key: a run's folder never sits inside another run's
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def check_run_id(run_id: object) -> str:
+    """``run_id`` if it can name a run's folder (letters, digits, ``.``, ``_``, ``-``; a UUID
+    as faas makes them), else ValueError: one with ``/`` would nest in another run's folder."""
+    if not isinstance(run_id, str) or not _RUN_ID.fullmatch(run_id):
+        raise ValueError(f"run id {run_id!r}: expected 1-128 letters, digits, '.', '_' or '-', starting "
+                         f"with a letter or digit (a UUID, as faas makes them)")
+    return run_id
+
+
 def run_key(run_id: str, what: str = "run") -> str:
-    return f"{RUNS}{run_id}/{what}.json"
+    return f"{RUNS}{check_run_id(run_id)}/{what}.json"
 
 
 def active_key(run_id: str) -> str:
-    return f"{ACTIVE}{run_id}"
+    return f"{ACTIVE}{check_run_id(run_id)}"
 
 
 def command_key(command_id: str) -> str:

@@ -13,7 +13,9 @@ so every kind is watched the same way (``faas flows status``/``log``).
 """
 from __future__ import annotations
 
+import json
 import logging
+import os
 import re
 import time
 import uuid
@@ -33,6 +35,7 @@ COMPUTE_URL = "https://compute.actions.globus.org/fxap"
 TRANSFER_URL = "https://actions.automate.globus.org/transfer/transfer"
 GRACE = 60.0          # a tick later than this (runner down) counts as missed
 HISTORY = 50          # tick records kept on the timer document
+TIMER_LIMIT = 16 << 20  # bytes of a timer document read on a file store
 
 
 class TimerNotFound(FaasError, LookupError):
@@ -157,6 +160,29 @@ class TimerFirer:
     def _flow(self, flow_id: str) -> dict | None:
         return store_layout.get_json(self.store, store_layout.flow_key(flow_id), None)
 
+    def _load(self, tid: str) -> dict | None:
+        """The timer to fire. A timer's folder is its owner's, so on a file store its document
+        counts only if the runner wrote it (after firing it) or the owner it names did: a user
+        who writes ``"owner": "alice"`` into a timer must not start runs as alice."""
+        from faas.store.file import FileStore
+        key = store_layout.timer_key(tid)
+        if not isinstance(self.store, FileStore):
+            return store_layout.get_json(self.store, key, None)
+        try:
+            data, uid = access.read_owned(self.store.root, key, TIMER_LIMIT)
+            timer = json.loads(data)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except (access.UntrustedFile, ValueError) as e:
+            log.warning("timer %s is not fired: its document cannot be trusted (%s)", tid, e)
+            return None
+        owner = access.normalize(timer.get("owner") or "") if isinstance(timer, dict) else None
+        if uid != os.geteuid() and access.identity_of_uid(uid) != owner:
+            log.warning("timer %s is not fired: it names owner %s but was written by %s", tid,
+                        owner, access.identity_of_uid(uid))
+            return None
+        return timer
+
     def fire_due(self, now: float) -> list[dict]:
         """Fire every tick due at ``now``; return the tick records made."""
         if now - self._scanned >= self.RESCAN or now < self._scanned:
@@ -171,7 +197,7 @@ class TimerFirer:
         for tid, at in list(self.next.items()):
             if at > now:
                 continue
-            timer = store_layout.get_json(self.store, store_layout.timer_key(tid), None)
+            timer = self._load(tid)
             if not timer or timer.get("status") != "active" or timer.get("next_run_epoch") is None:
                 self.next.pop(tid, None)
                 continue

@@ -1,6 +1,8 @@
 """The HTTP action: any Globus Action Provider over HTTP, here one served on 127.0.0.1."""
 from __future__ import annotations
 
+import getpass
+
 import pytest
 from ap_server import Served
 
@@ -64,8 +66,28 @@ def test_transient_503_is_retried(ap):
 
 
 def test_unreachable_provider_is_unable_to_run():
+    me = getpass.getuser()   # a run of the runner's own account may call any provider
     with pytest.raises(ActionUnableToRun, match="unreachable"):
-        resolve("http://127.0.0.1:9/ap").run({}, "req-x", ActionContext("memory://x", "r", "f", "u"))
+        resolve("http://127.0.0.1:9/ap").run({}, "req-x", ActionContext("memory://x", "r", "f", me))
+
+
+def test_another_users_run_calls_only_the_providers_the_site_lists(ap):
+    """A runner serving other users lends them its network: loopback services, a cloud's
+    metadata address, hosts behind the firewall. Their runs call only what ``http:`` lists
+    (no request is made otherwise), or anything where the site sets http_allow_any_url."""
+    someone = "someone-else-" + getpass.getuser()
+    before = ap.app.state.runs
+    with pytest.raises(ActionUnableToRun, match="calls only the Action Providers its site lists"):
+        resolve(ap.url).run({"op": "echo"}, "req-1", ActionContext("memory://x", "r", "f", someone))
+    with pytest.raises(ActionUnableToRun, match="calls only the Action Providers"):   # a path boundary
+        resolve(ap.url).run({"op": "echo"}, "req-2", ActionContext(
+            "memory://x", "r", "f", someone, config={"http": {ap.url + "x": {"token": TOKEN}}}))
+    assert ap.app.state.runs == before, "a request went out"
+    listed = ActionContext("memory://x", "r", "f", someone, config={"http": {ap.url: {"token": TOKEN}}})
+    assert resolve(ap.url).run({"op": "echo"}, "req-3", listed)["status"] == "SUCCEEDED"
+    anything = ActionContext("memory://x", "r", "f", someone, config={"http_allow_any_url": True})
+    with pytest.raises(ActionUnableToRun, match="HTTP 401"):   # called (without a token: refused there)
+        resolve(ap.url).run({"op": "echo"}, "req-4", anything)
 
 
 def test_flow_over_http_provider(ap):

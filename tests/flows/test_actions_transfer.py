@@ -223,7 +223,7 @@ def test_cancel_stops_a_running_copy(site, monkeypatch):
     def slow_write(self, path, source):      # a copy that would take minutes
         while source.read(1):
             time.sleep(0.01)
-    monkeypatch.setattr(files.FsspecFiles, "write", slow_write)
+    monkeypatch.setattr(files.LocalFiles, "write", slow_write)
     p = TransferProvider()
     doc = p.run({"source_endpoint_id": "src", "destination_endpoint_id": "dst",
                  "transfer_items": [{"source_path": "/data", "destination_path": "/c", "recursive": True}]},
@@ -243,10 +243,10 @@ from faas.flows.actions import ActionContext, jobs
 from faas.flows.actions.transfer import TransferProvider
 from faas.flows.actions import files
 jobs.LEASE = 1.0
-orig = files.FsspecFiles.write
+orig = files.LocalFiles.write
 def slow_write(self, path, source):   # the first file's copy never ends: we are killed in it
     time.sleep(3600)
-files.FsspecFiles.write = slow_write
+files.LocalFiles.write = slow_write
 ctx = ActionContext(sys.argv[1], "run-k", "flow-k", "alice",
                     config={"collections": {"src": sys.argv[2], "dst": sys.argv[3]}})
 doc = TransferProvider().run({"source_endpoint_id": "src", "destination_endpoint_id": "dst",

@@ -181,7 +181,11 @@ def test_only_the_collections_permission_managers_may_grant(coll, account):
     with pytest.raises(ActionUnableToRun, match=f"endpoint_id: 'coll': '{user}' may not manage "
                                                 f"permissions on this collection"):
         grant(ctx, "/private.txt", user)
-    ctx.run_as = "alice"          # a RunAs the runner vouched for
+    ctx.run_as = "alice"          # a state's RunAs: a name the flow's author wrote, not checked
+    with pytest.raises(ActionUnableToRun, match=f"'{user}' may not manage permissions"):
+        grant(ctx, "/private.txt", user)
+    assert not can_read(user, base / "private.txt")
+    ctx.username, ctx.run_as = "alice", None     # the run's user, whom the runner checked
     assert grant(ctx, "/private.txt", user)["status"] == "SUCCEEDED"
     assert can_read(user, base / "private.txt")
 

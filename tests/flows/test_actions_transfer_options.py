@@ -156,12 +156,12 @@ def test_a_resumed_copy_writes_only_what_is_missing(site, monkeypatch):
     for i in range(25):
         (done / f"f{i:03}.bin").write_bytes((big / f"f{i:03}.bin").read_bytes())
     writes = []
-    orig = files_mod.FsspecFiles.write
+    orig = files_mod.LocalFiles.write
 
     def counting(self, path, source):
         writes.append(os.path.basename(path))
         return orig(self, path, source)
-    monkeypatch.setattr(files_mod.FsspecFiles, "write", counting)
+    monkeypatch.setattr(files_mod.LocalFiles, "write", counting)
     p = TransferProvider()
     body = {"source_endpoint_id": "src", "destination_endpoint_id": "dst",
             "transfer_items": item("/big", "/big")}

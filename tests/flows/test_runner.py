@@ -164,6 +164,25 @@ def test_a_lost_doorbell_is_found_by_the_scan(tmp_path, faas_home, monkeypatch):
     assert list(c.store.list(L.COMMANDS)) == []
 
 
+def test_markers_and_commands_that_name_no_run_are_dropped_not_retried(tmp_path, faas_home):
+    """``flows/active/`` and ``flows/commands/`` are open to the store's users: a marker or
+    command whose run id is a path (``victim/x``) must not reach another run's folder or fail the
+    runner's every scan; it is removed, and the runner goes on with real runs."""
+    store_url = (tmp_path / "store").as_uri()
+    c = FlowsClient(store_url)
+    flow = c.deploy({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}})
+    c.store.put(L.ACTIVE + "victim/x", b"")
+    c.store.put(L.command_key("forged"), b'{"op": "cancel", "run_id": "../runs/victim"}')
+    with pytest.raises(ValueError, match="run id 'a/b'"):
+        c.start(flow["id"], {}, run_id="a/b")
+    run = c.start(flow["id"], {})
+    r = Runner(store_url, resolve=resolver(store_url))
+    r.recover()
+    r.serve(once=True)
+    assert c.get_run(run["run_id"])["status"] == "SUCCEEDED"
+    assert list(c.store.list(L.ACTIVE)) == [] and list(c.store.list(L.COMMANDS)) == []
+
+
 def _broken_queue(real):
     class Dead:
         def send(self, bodies):

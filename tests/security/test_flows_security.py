@@ -71,8 +71,8 @@ class _RecordingHandler(http.server.BaseHTTPRequestHandler):
 
 
 def _run_against(url: str, tokens: dict) -> None:
-    ctx = ActionContext("memory://flows-security-http", "run-1", "flow-1", "alice",
-                        config={"http": tokens})
+    ctx = ActionContext("memory://flows-security-http", "run-1", "flow-1", "alice",   # any URL: the token's
+                        config={"http": tokens, "http_allow_any_url": True})          # scope is the test
     with pytest.raises(ActionUnableToRun, match="HTTP 400"):
         http_action.HttpProvider(url).run({"op": "echo"}, "req-1", ctx)
 

@@ -11,17 +11,26 @@ Idempotency: a provider keeps each action's document in the site store under
 the request id. The document is written *before* the side effect starts, so ``run`` with a
 request id already seen (in this process or another, after a ``kill -9``) returns the same action
 and starts nothing twice.
+
+A document holds what the action will do (a transfer's plan: which files, from and to where),
+and a document found for a request id is resumed as it stands. So on a ``file://`` store, where
+the store's users may create files and folders, only a document this process's account wrote
+(the kernel's owner of the file) is read; one planted or replaced by another account is refused
+as if absent, and written over.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import os
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from faas.exceptions import FaasError
+from faas.flows import access
 from faas.flows.times import iso
 from faas.store import KeyNotFound, Store, open_store
 
@@ -29,6 +38,8 @@ ACTIVE, INACTIVE, SUCCEEDED, FAILED = "ACTIVE", "INACTIVE", "SUCCEEDED", "FAILED
 DONE = (SUCCEEDED, FAILED)
 PREFIX = "flows/actions/"
 RELEASE_AFTER = 30 * 24 * 3600   # seconds a finished action's document is kept (Globus: 30 days)
+MAX_DOC = 64 * 1024 * 1024        # bytes of one action document read
+log = logging.getLogger("faas.flows.actions")
 
 
 @dataclass
@@ -47,6 +58,13 @@ class ActionContext:
     def __post_init__(self):
         if self.config is None:
             self.config = {}
+
+
+def for_runner_account(ctx: ActionContext) -> bool:
+    """The run acts for the account the runner runs as (a user's own runner). A runner serving
+    other users (root, a service account) lends them its rights and its network: the transfer
+    action's raw URLs and the HTTP action's hosts are then the site's to allow."""
+    return access.normalize(ctx.username) == access.identity_of_uid(os.geteuid())
 
 
 @runtime_checkable
@@ -119,6 +137,28 @@ def store_for(url: str) -> Store:
         return s
 
 
+def read_own(store: Store, key: str, limit: int = MAX_DOC) -> bytes:
+    """The object ``key``; on a ``file://`` store only if this process's account wrote it (the
+    file's owner, read with its bytes from one descriptor, no link followed): one written by
+    another account is logged and raises :class:`KeyNotFound`, as if absent. Other stores cannot
+    tell who wrote an object: there the bucket's IAM decides who may write ``flows/``."""
+    from faas.store.file import FileStore
+    if not isinstance(store, FileStore):
+        return store.get(key)
+    try:
+        data, uid = access.read_owned(store.root, key, limit)
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        raise KeyNotFound(key) from None
+    except access.UntrustedFile as e:
+        log.warning("%s is not trusted (%s); ignored", key, e.strerror)
+        raise KeyNotFound(key) from None
+    if uid != os.geteuid():
+        log.warning("%s was written by %s, not by this process's account; ignored", key,
+                    access.identity_of_uid(uid))
+        raise KeyNotFound(key)
+    return data
+
+
 class Docs:
     """Action documents of one provider kind in the site store."""
 
@@ -131,7 +171,7 @@ class Docs:
 
     def get(self, ctx: ActionContext, action_id: str) -> dict:
         try:
-            return json.loads(store_for(ctx.store_url).get(self.key(action_id)))
+            return json.loads(read_own(store_for(ctx.store_url), self.key(action_id)))
         except KeyNotFound:
             raise ActionNotFound(f"no {self.kind} action {action_id!r} in store {ctx.store_url} "
                                  f"(never started, or released)") from None

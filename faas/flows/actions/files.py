@@ -7,9 +7,15 @@ primitives a copy needs: ``info``, ``walk``, ``reader``, ``write`` (whole file, 
 readers), ``delete``, ``delete_tree``; and those of Globus's file operations: ``listdir``,
 ``mkdir``, ``rename``, ``set_mtime`` (where the file system can set one). ``local_path`` says
 whether a URL is a POSIX path on this machine (what ``set_permission`` needs).
+
+Local paths (``file://``) go through :class:`LocalFiles`, rooted at their collection: every
+path is walked from the root with ``O_NOFOLLOW`` (openat), so a user who owns a folder in the
+collection cannot steer the runner, which may have more rights, through a symlink swapped in
+after a check.
 """
 from __future__ import annotations
 
+import errno
 import grp
 import os
 import posixpath
@@ -20,6 +26,8 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import IO, Any
 from urllib.parse import urlsplit
+
+from ... import safe_open
 
 CHUNK = 8 * 1024 * 1024
 
@@ -96,21 +104,20 @@ def _group(gid: int) -> str:
         return str(gid)
 
 
-def _local_entry(path: str, name: str) -> dict:
-    """A listing entry from ``lstat`` (a symlink is described by its target, as Globus does,
-    with ``link_target`` set)."""
-    st = os.lstat(path)
-    target = None
-    if stat_mod.S_ISLNK(st.st_mode):
-        target = os.readlink(path)
-        try:
-            st = os.stat(path)
-        except OSError:
-            pass
+def _entry_at(st: os.stat_result, name: str, target: str | None) -> dict:
     return {"name": name, "type": "dir" if stat_mod.S_ISDIR(st.st_mode) else "file",
             "size": st.st_size, "mtime": st.st_mtime,
             "permissions": f"{stat_mod.S_IMODE(st.st_mode):04o}",
             "user": _owner(st.st_uid), "group": _group(st.st_gid), "link_target": target}
+
+
+def _local_entry(dir_fd: int, name: str) -> dict:
+    """A listing entry of ``name`` in the folder ``dir_fd``, from ``lstat``: a symlink is
+    described as itself with ``link_target`` set, never by its target (which may be a file
+    outside the collection that the caller may not even see)."""
+    st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    target = os.readlink(name, dir_fd=dir_fd) if stat_mod.S_ISLNK(st.st_mode) else None
+    return _entry_at(st, name, target)
 
 
 class FsspecFiles(Files):
@@ -121,8 +128,7 @@ class FsspecFiles(Files):
 
     def listdir(self, path: str) -> list[dict]:
         if self.local:
-            names = sorted(os.listdir(path))
-            return [_local_entry(os.path.join(path, n), n) for n in names]
+            return LocalFiles(path).listdir(path)
         i = self.fs.info(path)
         if i.get("type") != "directory":
             raise NotADirectoryError(path)
@@ -213,6 +219,250 @@ class FsspecFiles(Files):
             self.fs.rm(path.rstrip("/"), recursive=True)
         except FileNotFoundError:
             pass
+
+
+_NOFOLLOW_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_LISTABLE = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _norm_local(path: str) -> str:
+    return "/" + "/".join(s for s in path.split("/") if s)
+
+
+class LocalFiles(Files):
+    """A ``file://`` collection, every path reached from its root (configured, trusted) one
+    component at a time with ``O_NOFOLLOW`` (openat): the runner may have more rights than the
+    users who own folders in the collection, so a folder swapped for a symlink between a check and
+    a use is refused, never followed. Symlinks are never followed at all (walks skip them, a read
+    of one is refused, a write or delete replaces the link itself)."""
+
+    local = True
+
+    def __init__(self, root: str) -> None:
+        self.root = _norm_local(root)
+
+    def _parts(self, path: str) -> list[str]:
+        p, r = _norm_local(path), self.root
+        if p == r:
+            return []
+        prefix = r.rstrip("/") + "/"
+        if not p.startswith(prefix):
+            raise PermissionError(errno.EACCES, f"{path} is outside the collection {r}")
+        parts = p[len(prefix):].split("/")
+        if any(s in (".", "..") for s in parts):
+            raise PermissionError(errno.EACCES, f"{path}: '.' and '..' are not allowed")
+        return parts
+
+    def _dir(self, parts: list[str], path: str, create: bool = False, listable: bool = False) -> int:
+        """A descriptor of the folder ``root/parts...``, never through a symlink."""
+        if create:
+            os.makedirs(self.root, exist_ok=True)   # the configured root: trusted, as before
+        try:
+            return safe_open.open_dir(self.root, parts, create, 0o777, trust_uid=None,
+                                      listable=listable)
+        except safe_open.NotRegular:
+            raise PermissionError(errno.EACCES, f"{path}: a folder on its way is a symbolic link "
+                                                f"(never followed)") from None
+
+    def _parent(self, path: str, create: bool = False) -> tuple[int, str]:
+        parts = self._parts(path)
+        if not parts:
+            raise IsADirectoryError(errno.EISDIR, f"{path} is the collection's root")
+        return self._dir(parts[:-1], path, create), parts[-1]
+
+    def _lstat(self, path: str) -> os.stat_result:
+        parts = self._parts(path)
+        if not parts:
+            return os.stat(self.root)
+        fd, name = self._parent(path)
+        try:
+            return os.stat(name, dir_fd=fd, follow_symlinks=False)
+        finally:
+            os.close(fd)
+
+    def info(self, path: str) -> dict | None:
+        try:
+            st = self._lstat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        kind = ("directory" if stat_mod.S_ISDIR(st.st_mode) else
+                "file" if stat_mod.S_ISREG(st.st_mode) else
+                "symlink" if stat_mod.S_ISLNK(st.st_mode) else "other")
+        return {"type": kind, "size": st.st_size, "mtime": st.st_mtime}
+
+    def entry(self, path: str) -> dict:
+        """``path``'s listing entry (as :meth:`listdir` gives them)."""
+        parts = self._parts(path)
+        if not parts:
+            return _entry_at(os.stat(self.root), posixpath.basename(self.root) or "/", None)
+        fd, name = self._parent(path)
+        try:
+            return _local_entry(fd, name)
+        finally:
+            os.close(fd)
+
+    def listdir(self, path: str) -> list[dict]:
+        fd = self._dir(self._parts(path), path, listable=True)
+        try:
+            names = sorted(os.listdir(fd))
+            return [_local_entry(fd, n) for n in names]
+        finally:
+            os.close(fd)
+
+    def walk(self, path: str) -> Iterator[tuple[str, int]]:
+        out: list[tuple[str, int]] = []
+
+        def visit(fd: int, rel: str) -> None:
+            with os.scandir(fd) as it:
+                entries = list(it)
+            for e in entries:
+                r = f"{rel}{e.name}"
+                if e.is_dir(follow_symlinks=False):
+                    try:
+                        sub = os.open(e.name, _LISTABLE, dir_fd=fd)
+                    except OSError:   # swapped for a link meanwhile: not followed
+                        continue
+                    try:
+                        visit(sub, r + "/")
+                    finally:
+                        os.close(sub)
+                elif e.is_file(follow_symlinks=False):
+                    out.append((r, e.stat(follow_symlinks=False).st_size))
+        top = self._dir(self._parts(path), path, listable=True)
+        try:
+            visit(top, "")
+        finally:
+            os.close(top)
+        yield from sorted(out)
+
+    def reader(self, path: str) -> IO[bytes]:
+        fd, name = self._parent(path)
+        try:
+            f = os.open(name, _NOFOLLOW_READ, dir_fd=fd)
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise PermissionError(errno.EACCES, f"{path} is a symbolic link (never followed)") from None
+            raise
+        finally:
+            os.close(fd)
+        if not stat_mod.S_ISREG(os.fstat(f).st_mode):
+            os.close(f)
+            raise PermissionError(errno.EACCES, f"{path} is not a regular file")
+        return os.fdopen(f, "rb")
+
+    def write(self, path: str, source: IO[bytes]) -> None:
+        fd, name = self._parent(path, create=True)
+        tmp = f".{name}.{uuid.uuid4().hex[:8]}.part"
+        try:
+            out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                          0o666, dir_fd=fd)
+            try:
+                with os.fdopen(out, "wb") as f:
+                    while chunk := source.read(CHUNK):
+                        f.write(chunk)
+                os.rename(tmp, name, src_dir_fd=fd, dst_dir_fd=fd)   # replaces a link, never follows
+            except BaseException:
+                try:
+                    os.unlink(tmp, dir_fd=fd)
+                except OSError:
+                    pass
+                raise
+        finally:
+            os.close(fd)
+
+    def delete(self, path: str) -> None:
+        try:
+            fd, name = self._parent(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        try:
+            os.unlink(name, dir_fd=fd)
+        except FileNotFoundError:
+            pass
+        finally:
+            os.close(fd)
+
+    def delete_tree(self, path: str) -> None:
+        parts = self._parts(path)
+        try:
+            fd = self._dir(parts[:-1], path) if parts else None
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        try:
+            if fd is None:                 # the collection's root: its contents
+                top = os.open(self.root, _LISTABLE & ~os.O_NOFOLLOW)
+                try:
+                    _empty_tree(top)
+                finally:
+                    os.close(top)
+            else:
+                _remove_tree(fd, parts[-1])
+        finally:
+            if fd is not None:
+                os.close(fd)
+
+    def mkdir(self, path: str) -> None:
+        parts = self._parts(path)
+        if not parts:
+            raise FileExistsError(errno.EEXIST, f"{path} already exists")
+        fd = self._dir(parts[:-1], path, create=True)
+        try:
+            os.mkdir(parts[-1], 0o777, dir_fd=fd)
+        except FileExistsError:
+            raise FileExistsError(errno.EEXIST, f"{path} already exists") from None
+        finally:
+            os.close(fd)
+
+    def rename(self, old: str, new: str) -> None:
+        ofd, oname = self._parent(old)
+        try:
+            nfd, nname = self._parent(new)
+            try:
+                os.stat(oname, dir_fd=ofd, follow_symlinks=False)   # FileNotFoundError
+                try:
+                    os.stat(nname, dir_fd=nfd, follow_symlinks=False)
+                except FileNotFoundError:
+                    pass
+                else:
+                    raise FileExistsError(errno.EEXIST, f"{new} already exists")
+                os.rename(oname, nname, src_dir_fd=ofd, dst_dir_fd=nfd)
+            finally:
+                os.close(nfd)
+        finally:
+            os.close(ofd)
+
+    def set_mtime(self, path: str, mtime: float) -> bool:
+        fd, name = self._parent(path)
+        try:
+            os.utime(name, (mtime, mtime), dir_fd=fd, follow_symlinks=False)
+        finally:
+            os.close(fd)
+        return True
+
+
+def _remove_tree(dir_fd: int, name: str) -> None:
+    """Remove ``name`` in ``dir_fd`` and all below it, never through a symlink (a link is
+    removed itself)."""
+    try:
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return
+    if not stat_mod.S_ISDIR(st.st_mode):
+        os.unlink(name, dir_fd=dir_fd)
+        return
+    fd = os.open(name, _LISTABLE, dir_fd=dir_fd)
+    try:
+        if not os.path.samestat(st, os.fstat(fd)):
+            raise PermissionError(errno.EACCES, f"{name} changed while it was being removed")
+        _empty_tree(fd)
+    finally:
+        os.close(fd)
+    os.rmdir(name, dir_fd=dir_fd)
+
+
+def _empty_tree(fd: int) -> None:
+    for n in os.listdir(fd):
+        _remove_tree(fd, n)
 
 
 class S3Files(Files):
@@ -392,15 +642,29 @@ def _read_full(source: IO[bytes], n: int) -> bytes:
     return b"".join(parts)
 
 
-def open_url(url: str) -> tuple[Files, str]:
-    """``(files, path)`` for a full URL such as ``s3://bucket/a/b`` or ``file:///data/x``."""
+def open_url(url: str, root: str | None = None) -> tuple[Files, str]:
+    """``(files, path)`` for a full URL such as ``s3://bucket/a/b`` or ``file:///data/x``.
+    ``root``: the collection's base URL; a local path is then reached from it without following
+    a symlink on the way (:class:`LocalFiles`); without one, from ``/``."""
     scheme = urlsplit(url).scheme
     if scheme in ("s3", "s3a"):
         parts = urlsplit(url)
         return S3Files(), parts.netloc + parts.path
+    lp = _raw_local(url)
+    if lp is not None:
+        base = _raw_local(root) if root is not None else None
+        return LocalFiles(base if base is not None else "/"), lp
     import fsspec
     fs, path = fsspec.core.url_to_fs(url)
     return FsspecFiles(fs), path
+
+
+def _raw_local(url: str) -> str | None:
+    """The path of a local URL as fsspec reads it (not unquoted), None for any other scheme."""
+    parts = urlsplit(url)
+    if parts.scheme in ("", "file", "local") and parts.netloc in ("", "localhost"):
+        return parts.path or "/"
+    return None
 
 
 def local_path(url: str) -> str | None:

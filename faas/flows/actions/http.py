@@ -7,7 +7,8 @@ is sent only to a URL with the prefix's scheme, host (any case) and port (80 and
 is written), under the prefix's path at a ``/`` boundary (``/a`` covers ``/a`` and ``/a/...``,
 not ``/ab``); the longest such path wins. Matching the text of the URL would hand the token for
 ``https://actions.example.org`` to ``https://actions.example.org.attacker.net`` and the one for
-port 1876 to a server on port 18765. Network errors and 5xx replies are retried a few times;
+port 1876 to a server on port 18765. A runner serving other users' runs calls only the
+providers its site lists there (:func:`check_allowed`). Network errors and 5xx replies are retried a few times;
 the provider dedupes ``run`` by request id, so a retried ``run`` starts nothing twice.
 """
 from __future__ import annotations
@@ -18,7 +19,7 @@ from urllib.parse import unquote, urlsplit
 import httpx
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from .base import ActionConflict, ActionContext, ActionError, ActionNotFound, ActionUnableToRun
+from .base import ActionConflict, ActionContext, ActionError, ActionNotFound, ActionUnableToRun, for_runner_account
 
 TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 ATTEMPTS = 3
@@ -75,6 +76,27 @@ def token_for(url: str, tokens: dict) -> str | None:
     return token or None
 
 
+def check_allowed(url: str, ctx: ActionContext) -> None:
+    """A run of another user than the runner's account calls only the Action Providers the
+    site lists (a prefix in ``http:``, with or without a token) unless the site sets
+    ``http_allow_any_url: true``: the runner's network (loopback services, a cloud's metadata
+    address, hosts behind the site's firewall) is not the flow author's to reach, and an error
+    reply's text goes into the run."""
+    if for_runner_account(ctx):
+        return
+    allow_any = ctx.config.get("http_allow_any_url", False)
+    if not isinstance(allow_any, bool):
+        raise ActionUnableToRun(f"http_allow_any_url in the site's flows config: expected true or false, "
+                                f"got {allow_any!r}")
+    if allow_any or any(url_matches(prefix, url) for prefix in (ctx.config.get("http") or {})):
+        return
+    listed = ", ".join(sorted(ctx.config.get("http") or {})) or "none"
+    raise ActionUnableToRun(f"ActionUrl {url}: this runner acts for other users than its own account, and "
+                            f"calls only the Action Providers its site lists under http: ({listed}); the site "
+                            f"may list this one (a prefix, with or without a token) or set "
+                            f"http_allow_any_url: true")
+
+
 class HttpProvider:
     def __init__(self, url: str):
         self.url = url.rstrip("/")
@@ -90,6 +112,7 @@ class HttpProvider:
 
     def _call(self, method: str, path: str, ctx: ActionContext, json: dict | None = None) -> httpx.Response:
         url = f"{self.url}/{path}"
+        check_allowed(url, ctx)
 
         def once() -> httpx.Response:
             try:

@@ -14,6 +14,8 @@ The SMTP server is the site's, from the flows config (``faas flows serve --confi
              username: flows, password_env: FAAS_SMTP_PASSWORD,        # the password's variable
              sender: flows@example.org, timeout: 30, ca_file: /etc/ssl/site-ca.pem}
       allow_body_credentials: false
+      recipients: ["*@example.org"]   # optional: whom flows may mail (shell patterns)
+      senders: [flows@example.org]    # optional: which From addresses flows may use
 
 The password is read from the named environment variable when a message is sent; it is never
 written to the store. A flow's ``send_credentials`` (Globus flows carry their SMTP or SES
@@ -29,6 +31,7 @@ second copy.
 """
 from __future__ import annotations
 
+import fnmatch
 import os
 import smtplib
 import ssl
@@ -121,6 +124,8 @@ class _Message:
             raise ActionUnableToRun("sender: missing; give the From address in the body or as the "
                                     "site's notify.smtp.sender")
         self.sender = _addresses(sender, "sender")[0]
+        _allowed(ctx, "senders", [self.sender], "sender")
+        _allowed(ctx, "recipients", self.destination, "destination")
 
     def email(self, action_id: str) -> EmailMessage:
         msg = EmailMessage()
@@ -141,13 +146,20 @@ def _json(v: Any) -> str:
 def _one_line(v: Any, key: str) -> str:
     if not isinstance(v, str):
         raise ActionUnableToRun(f"{key}: expected a string, got {v!r}")
-    if "\r" in v or "\n" in v:
-        raise ActionUnableToRun(f"{key}: must be one line (no line breaks)")
+    if "".join(v.splitlines()) != v or any(ord(c) < 32 and c != "\t" or ord(c) == 127 for c in v):
+        raise ActionUnableToRun(f"{key}: must be one line (no line breaks or control characters)")
     return v
 
 
+#: not in an address we send to: what would let one string name two mailboxes (``,`` ``;``), a
+#: display name or comment (``<>()"``), a route or group (``:[]\``), or break a header
+_NOT_IN_ADDRESS = set(',;<>()[]:\\"')
+
+
 def _addresses(v: Any, key: str = "destination") -> list[str]:
-    """Addresses from one string (comma-separated) or a list of strings; each ``local@domain``."""
+    """Addresses from one string (comma-separated) or a list of strings; each a bare
+    ``local@domain`` (one ``@``, no space, control character or ``,;<>()[]:\\"``), so the
+    addresses checked are the addresses the server is given, one mailbox each."""
     if isinstance(v, str):
         items = [a.strip() for a in v.split(",") if a.strip()]
     elif isinstance(v, list) and all(isinstance(a, str) for a in v):
@@ -159,9 +171,28 @@ def _addresses(v: Any, key: str = "destination") -> list[str]:
         raise ActionUnableToRun(f"{key}: no address given")
     for a in items:
         local, at, domain = a.rpartition("@")
-        if not at or not local or not domain or any(c.isspace() or c in "<>\"" for c in a):
+        if (not at or not local or not domain or "@" in local
+                or any(c.isspace() or ord(c) < 32 or ord(c) == 127 or c in _NOT_IN_ADDRESS for c in a)):
             raise ActionUnableToRun(f"{key}: {a!r} is not an e-mail address (local@domain)")
     return items
+
+
+def _allowed(ctx: ActionContext, what: str, addresses: list[str], key: str) -> None:
+    """The site may list the ``senders`` and ``recipients`` its flows may use (``notify:
+    {recipients: ["*@example.org"], senders: [flows@example.org]}``, shell-style patterns,
+    case-insensitive): the runner sends with the site's SMTP login, so without a list a flow's
+    author can mail anyone, as anyone the server lets that login claim."""
+    section = ctx.config.get("notify") or {}
+    patterns = section.get(what) if isinstance(section, dict) else None
+    if patterns is None:
+        return
+    if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
+        raise ActionUnableToRun(f"flows config notify.{what}: expected a list of address patterns "
+                                f"such as \"*@example.org\", got {patterns!r}")
+    for a in addresses:
+        if not any(fnmatch.fnmatchcase(a.lower(), p.strip().lower()) for p in patterns):
+            raise ActionUnableToRun(f"{key}: {a!r} is not among the {what} this site allows "
+                                    f"(flows config notify.{what}: {', '.join(patterns) or 'none'})")
 
 
 def _server(ctx: ActionContext, creds: list[dict]) -> dict:
@@ -218,8 +249,9 @@ def _tls(server: dict) -> ssl.SSLContext:
     return ctx
 
 
-def send(msg: EmailMessage, server: dict) -> dict:
-    """Send ``msg`` through ``server``; ``{accepted, refused}`` or the smtplib error raised."""
+def send(msg: EmailMessage, server: dict, to: list[str] | None = None) -> dict:
+    """Send ``msg`` through ``server`` to ``to`` (default: its To header's addresses), with its
+    From as the envelope sender; ``{accepted, refused}`` or the smtplib error raised."""
     timeout = float(server.get("timeout") or DEFAULT_TIMEOUT)
     conn: smtplib.SMTP
     if server["security"] == "ssl":
@@ -231,8 +263,9 @@ def send(msg: EmailMessage, server: dict) -> dict:
             conn.starttls(context=_tls(server))
         if server.get("username"):
             conn.login(server["username"], server.get("_password") or "")
-        refused = conn.send_message(msg)
-    to = [a.strip() for a in msg["To"].split(",")]
+        if to is None:
+            to = [a.strip() for a in msg["To"].split(",")]
+        refused = conn.send_message(msg, from_addr=msg["From"], to_addrs=to)
     return {"accepted": [a for a in to if a not in refused],
             "refused": {a: {"smtp_code": c, "smtp_reply": _text(r)} for a, (c, r) in refused.items()}}
 
@@ -282,7 +315,7 @@ class NotifyProvider:
         base = {"message_id": msg["Message-ID"], "destination": message.destination,
                 "subject": message.subject, "sender": message.sender}
         try:
-            sent = send(msg, message.server)
+            sent = send(msg, message.server, message.destination)
         except (smtplib.SMTPException, OSError, ssl.SSLError) as e:
             finish(doc, FAILED, {**base, **_failure(e)}, f"Not sent: {type(e).__name__}")
         else:

@@ -5,8 +5,9 @@ Globus's other file operations (ls, stat, mkdir, rename, set_permission) are in
 
 An endpoint id is a base URL, or the name of a collection in the site's flows config
 (``collections: {name: base URL}``; a Globus collection UUID can be such a name, so a
-definition written for Globus runs unchanged). A site whose runner reaches files its users
-should not (a shared service account) sets ``transfer: {allow_urls: false}``: collections only.
+definition written for Globus runs unchanged). A raw URL is honoured where the runner acts for
+the run's own account; a runner serving other users (root, a service account) takes
+collections only unless its config says ``transfer: {allow_urls: true}`` (:func:`urls_allowed`).
 Paths are inside the collection (``/~/`` is its root, ``..`` is refused).
 
 Globus's options, with their meaning on files: ``sync_level`` 0/"exists" copy only files
@@ -30,14 +31,16 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import logging
+import os
 import posixpath
 import time
 from datetime import datetime, timezone
 from typing import Any
 
+from .. import access
 from . import jobs
-from .base import DONE, ActionConflict, ActionContext, ActionUnableToRun, Docs, iso, new_doc, public
-from .files import CHUNK, FsspecFiles, inside, join, open_url
+from .base import DONE, ActionConflict, ActionContext, ActionUnableToRun, Docs, for_runner_account, iso, new_doc, public
+from .files import CHUNK, LocalFiles, inside, join, open_url
 
 log = logging.getLogger("faas.flows.actions.transfer")
 
@@ -56,13 +59,36 @@ def endpoint_url(ident: Any, ctx: ActionContext, key: str) -> str:
         return str(collections[ident])
     known = ", ".join(sorted(collections)) or "none defined"
     if "://" in ident:
-        if (ctx.config.get("transfer") or {}).get("allow_urls", True) is False:
-            raise ActionUnableToRun(f"{key}: {ident!r}: this site allows only its collections "
-                                    f"({known}), not URLs (transfer.allow_urls is false)")
+        if not urls_allowed(ctx):
+            raise ActionUnableToRun(
+                f"{key}: {ident!r}: this site allows only its collections ({known}), not URLs: "
+                + ("transfer.allow_urls is false" if _allow_urls(ctx) is False else
+                   f"the runner's account ({access.identity_of_uid(os.geteuid())}) is not the run's "
+                   f"user ({access.normalize(ctx.username)}), and would lend its rights to any URL; the site may "
+                   f"name collections, or set transfer: {{allow_urls: true}} in the runner's config"))
         return ident
     raise ActionUnableToRun(f"{key}: {ident!r} is neither a URL (file:///..., s3://bucket/prefix, "
                             f"memory://...) nor a collection of the site's flows config "
                             f"(collections: {known})")
+
+
+def _allow_urls(ctx: ActionContext) -> bool | None:
+    value = (ctx.config.get("transfer") or {}).get("allow_urls")
+    if value is not None and not isinstance(value, bool):
+        raise ActionUnableToRun(f"transfer.allow_urls in the site's flows config: expected true or false, "
+                                f"got {value!r}")
+    return value
+
+
+def urls_allowed(ctx: ActionContext) -> bool:
+    """Whether a run may name a raw URL rather than a collection: as the site's config says
+    (``transfer: {allow_urls: ...}``); unset, only where the runner acts for its own account (a
+    user's own runner). A runner serving other users (root, a service account) would otherwise
+    lend them its rights on every file and bucket it can reach."""
+    value = _allow_urls(ctx)
+    if value is not None:
+        return value
+    return for_runner_account(ctx)
 
 
 def _path(base: str, path, key: str) -> str:
@@ -260,7 +286,7 @@ def _needs_copy(level, s_info, sf, sp, df, dp, job) -> bool:
 def _escapes(files, path: str, root_url: str) -> bool:
     """A local path that leaves its collection through a symlink (checked before each file is
     read or written: a recursive item's folders could change while it is copied)."""
-    return isinstance(files, FsspecFiles) and files.local and not inside(root_url, "file://" + path)
+    return isinstance(files, LocalFiles) and not inside(root_url, "file://" + path)
 
 
 class DeadlineExceeded(Exception):
@@ -274,8 +300,8 @@ def _files_of(item: dict, plan: dict, skipped: list, rels_of: dict) -> list[tupl
     """``(src files, src path, dst files, dst path)`` of each file of an item that the filter
     rules let through; a source that cannot be read is recorded in ``skipped`` and left out when
     ``skip_source_errors`` is set."""
-    sf, sp = open_url(item["source"])
-    df, dp = open_url(item["destination"])
+    sf, sp = open_url(item["source"], item.get("source_root"))
+    df, dp = open_url(item["destination"], item.get("destination_root"))
     try:
         info = sf.info(sp)
         if info is None:
@@ -308,7 +334,7 @@ def _delete_extra(item: dict, rels: list | None, job: jobs.Job) -> int:
     source does not have."""
     if rels is None:
         return 0
-    df, dp = open_url(item["destination"])
+    df, dp = open_url(item["destination"], item.get("destination_root"))
     if df.info(dp) is None:
         return 0
     keep, n = set(rels), 0
@@ -434,7 +460,7 @@ def _copy(job: jobs.Job) -> dict:
     if plan["delete_source"]:
         job.beat(force=True, _phase="deleting")
         for item in plan["items"]:
-            sf, sp = open_url(item["source"])
+            sf, sp = open_url(item["source"], item.get("source_root"))
             if item["recursive"]:
                 sf.delete_tree(sp)
             else:
@@ -453,7 +479,7 @@ def _plan_delete(body, ctx: ActionContext) -> dict:
     for i, it in enumerate(items):
         path = it.get("path") if isinstance(it, dict) else it
         urls.append(_path(base, path, f"items[{i}]"))
-    return {"urls": urls, "recursive": _flag(body, "recursive", False),
+    return {"urls": urls, "root": base, "recursive": _flag(body, "recursive", False),
             "ignore_missing": _flag(body, "ignore_missing", False), "label": body.get("label")}
 
 
@@ -462,7 +488,7 @@ def _delete(job: jobs.Job) -> dict:
     job.beat(force=True, display_status="Deleting")
     deleted = 0
     for url in plan["urls"]:
-        files, path = open_url(url)
+        files, path = open_url(url, plan.get("root"))
         info = files.info(path)
         if info is None:
             if not plan["ignore_missing"] and not job.resumed:

@@ -21,8 +21,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from . import jobs, posix_acl
-from .base import ActionContext, ActionUnableToRun, store_for
-from .files import FsspecFiles, _local_entry, local_path, open_url
+from .base import ActionContext, ActionUnableToRun, read_own, store_for
+from .files import LocalFiles, local_path, open_url
 from .transfer import _flag, _JobProvider, _path, endpoint_url
 
 MAX_LS = 100_000     # Globus's limit and default for one listing
@@ -49,10 +49,10 @@ def file_doc(e: dict) -> dict:
 
 def _entry(files, path: str) -> dict:
     name = posixpath.basename(path.rstrip("/")) or "/"
-    if isinstance(files, FsspecFiles) and files.local:
+    if isinstance(files, LocalFiles):
         try:
-            return _local_entry(path, name)
-        except FileNotFoundError:
+            return files.entry(path)
+        except (FileNotFoundError, NotADirectoryError):
             raise NotFound(f"{path} does not exist") from None
     info = files.info(path)
     if info is None:
@@ -73,13 +73,14 @@ def _endpoint(body: dict, ctx: ActionContext) -> tuple[str, str]:
     return endpoint_url(ident, ctx, "endpoint_id"), str(ident)   # endpoint_url: a non-empty str
 
 
-def _one_path(body, ctx: ActionContext, op: str, what: str) -> tuple[str, str]:
-    """``(URL of path, endpoint id)`` of a body that names one required ``path``."""
+def _one_path(body, ctx: ActionContext, op: str, what: str) -> tuple[str, str, str]:
+    """``(URL of path, endpoint id, the collection's base URL)`` of a body that names one
+    required ``path``."""
     body = _body(body, op)
     base, ident = _endpoint(body, ctx)
     if "path" not in body:
         raise ActionUnableToRun(f"path: required ({what})")
-    return _path(base, body["path"], "path"), ident
+    return _path(base, body["path"], "path"), ident, base
 
 
 def _display(path: str) -> str:
@@ -169,7 +170,7 @@ class LsProvider(_JobProvider):
         body = _body(body, "ls")
         base, ident = _endpoint(body, ctx)
         path = body.get("path", "/~/")
-        return {"url": _path(base, path, "path"), "endpoint": ident, "path": _display(path),
+        return {"url": _path(base, path, "path"), "root": base, "endpoint": ident, "path": _display(path),
                 "show_hidden": _flag(body, "show_hidden", True),
                 "limit": _int(body, "limit", MAX_LS, 0, MAX_LS),
                 "offset": _int(body, "offset", 0, 0, 2 ** 31),
@@ -177,7 +178,7 @@ class LsProvider(_JobProvider):
 
     def _work(self, job: jobs.Job) -> dict:
         plan = job.doc["_plan"]
-        files, path = open_url(plan["url"])
+        files, path = open_url(plan["url"], plan.get("root"))
         try:
             entries = files.listdir(path)
         except FileNotFoundError:
@@ -204,10 +205,11 @@ class StatProvider(_JobProvider):
     kind, what, synchronous = "stat", "Stat", True
 
     def _plan(self, body, ctx):
-        return {"url": _one_path(body, ctx, "stat", "the file or folder to describe")[0]}
+        url, _, base = _one_path(body, ctx, "stat", "the file or folder to describe")
+        return {"url": url, "root": base}
 
     def _work(self, job: jobs.Job) -> dict:
-        files, path = open_url(job.doc["_plan"]["url"])
+        files, path = open_url(job.doc["_plan"]["url"], job.doc["_plan"].get("root"))
         return file_doc(_entry(files, path))
 
 
@@ -217,12 +219,12 @@ class MkdirProvider(_JobProvider):
     kind, what, synchronous = "mkdir", "Make directory", True
 
     def _plan(self, body, ctx):
-        url, ident = _one_path(body, ctx, "mkdir", "the folder to make")
-        return {"url": url, "endpoint": ident}
+        url, ident, base = _one_path(body, ctx, "mkdir", "the folder to make")
+        return {"url": url, "endpoint": ident, "root": base}
 
     def _work(self, job: jobs.Job) -> dict:
         plan = job.doc["_plan"]
-        files, path = open_url(plan["url"])
+        files, path = open_url(plan["url"], plan.get("root"))
         try:
             files.mkdir(path)
         except FileExistsError:
@@ -247,12 +249,12 @@ class RenameProvider(_JobProvider):
             if k not in body:
                 raise ActionUnableToRun(f"{k}: required (rename takes old_path and new_path)")
         return {"old": _path(base, body["old_path"], "old_path"),
-                "new": _path(base, body["new_path"], "new_path"), "endpoint": ident}
+                "new": _path(base, body["new_path"], "new_path"), "endpoint": ident, "root": base}
 
     def _work(self, job: jobs.Job) -> dict:
         plan = job.doc["_plan"]
-        files, old = open_url(plan["old"])
-        _, new = open_url(plan["new"])
+        files, old = open_url(plan["old"], plan.get("root"))
+        _, new = open_url(plan["new"], plan.get("root"))
         try:
             files.rename(old, new)
         except FileNotFoundError:
@@ -320,7 +322,9 @@ def _collection_root(body: dict, ctx: ActionContext) -> tuple[str, str, str]:
                                 f"collection of the site's flows config (collections: {known})")
     from faas.flows.access import normalize
     managers = (ctx.config.get("permission_managers") or {}).get(ident) or []
-    who = ctx.run_as or ctx.username
+    # the run's user, whom the runner checked (the owner of the start command's file); never the
+    # state's RunAs, a name the flow's author wrote, which nothing here verifies
+    who = ctx.username
     if normalize(who) not in {normalize(m) for m in managers}:
         raise ActionUnableToRun(f"endpoint_id: {ident!r}: {who!r} may not manage permissions on "
                                 f"this collection; the site's flows config lists who may "
@@ -369,9 +373,9 @@ class PermissionProvider(_JobProvider):
         rule_id = body.get("rule_id")
         rule = None
         if isinstance(rule_id, str) and "/" not in rule_id:
-            try:
-                rule = json.loads(store_for(ctx.store_url).get(_rule_key(rule_id)))
-            except Exception:  # noqa: BLE001 - absent or unreadable: no such rule
+            try:   # on a file store, a rule this account wrote: none planted or rewritten
+                rule = json.loads(read_own(store_for(ctx.store_url), _rule_key(rule_id)))
+            except Exception:  # noqa: BLE001 - absent, unreadable or untrusted: no such rule
                 rule = None
         if rule is None or rule.get("endpoint") != ident or rule.get("tag") not in ("u", "g"):
             raise ActionUnableToRun(f"rule_id: {rule_id!r}: no permission rule with this id on "

@@ -34,7 +34,7 @@ from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from faas.flows import actions
+from faas.flows import actions, site_config
 from faas.flows.actions.base import (
     PREFIX,
     ActionConflict,
@@ -42,6 +42,7 @@ from faas.flows.actions.base import (
     ActionError,
     ActionNotFound,
     ActionUnableToRun,
+    read_own,
     store_for,
 )
 from faas.store import KeyNotFound
@@ -56,6 +57,10 @@ _ACTION_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 STATUS_KEYS = ("action_id", "status", "display_status", "details", "creator_id", "start_time",
                "completion_time", "release_after", "label", "monitor_by", "manage_by", "poll_after")
 NOT_SERVED = {actions.APPROVAL}   # a person's decision belongs to a run on this site, not to a caller
+#: the most bytes of one run request read (4 times a state's 256 KiB limit: no flow sends more),
+#: and the deepest nesting of its JSON: a caller's request must not cost the server its memory
+MAX_REQUEST_BYTES = 1 << 20
+MAX_JSON_DEPTH = 64
 
 
 def mounts() -> dict[str, str]:
@@ -93,6 +98,43 @@ def _out(doc: dict) -> dict:
     return out
 
 
+def _depth(value) -> int:
+    """How deeply ``value`` nests lists and objects (without recursion)."""
+    deepest, todo = 0, [(value, 1)]
+    while todo:
+        v, d = todo.pop()
+        if isinstance(v, (dict, list)):
+            deepest = max(deepest, d)
+            if d <= MAX_JSON_DEPTH:
+                todo.extend((x, d + 1) for x in (v.values() if isinstance(v, dict) else v))
+    return deepest
+
+
+async def _read_json(request: Request):
+    """The request's JSON, read up to :data:`MAX_REQUEST_BYTES` (413 beyond) and nested at most
+    :data:`MAX_JSON_DEPTH` deep (400 beyond)."""
+    too_big = APError(413, "RequestTooLarge", f"the request is over {MAX_REQUEST_BYTES} bytes; "
+                                              f"a run request carries one action's body")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_REQUEST_BYTES:
+        raise too_big
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_REQUEST_BYTES:
+            raise too_big
+        chunks.append(chunk)
+    try:
+        req = json.loads(b"".join(chunks))
+    except (ValueError, RecursionError):
+        raise APError(400, "BadActionRequest", "the request is not JSON; expected "
+                                               "{\"request_id\": ..., \"body\": {...}}") from None
+    if _depth(req) > MAX_JSON_DEPTH:
+        raise APError(400, "BadActionRequest", f"the request nests deeper than {MAX_JSON_DEPTH} "
+                                               f"levels of lists and objects")
+    return req
+
+
 def _error(status: int, code: str, description: str, headers: dict | None = None) -> JSONResponse:
     return JSONResponse({"code": code, "description": description}, status_code=status, headers=headers)
 
@@ -114,7 +156,7 @@ def create_app(*, tokens: ActionTokens, store_url: str, config: dict | None = No
     app.state.tokens = tokens
     # Remote callers get the site's collections only unless its config says otherwise: with URLs
     # allowed, a token with the run role could copy any file this server's account can read.
-    config = config or {}
+    config = site_config.check(config, "the action server's site config")
     config = {**config, "transfer": {"allow_urls": False, **(config.get("transfer") or {})}}
 
     @app.exception_handler(APError)
@@ -146,9 +188,9 @@ def _mount(app: FastAPI, prefix: str, url: str, provider, ctx, store_url: str) -
         """404 unless ``action_id`` was started here by ``c`` (or ``c`` may see every action)."""
         if not _ACTION_ID.match(action_id):
             raise APError(404, "ActionNotFound", f"no action {action_id!r} at {prefix}")
-        try:
-            creator = json.loads(store_for(store_url).get(owner_key(action_id))).get("creator")
-        except (KeyNotFound, ValueError):
+        try:   # on a file store, a record this server wrote (none planted by the store's users)
+            creator = json.loads(read_own(store_for(store_url), owner_key(action_id))).get("creator")
+        except (KeyNotFound, ValueError, AttributeError):
             creator = None
         if creator is None or (creator != c.identity and c.role not in ("manage", "read")):
             raise APError(404, "ActionNotFound", f"no action {action_id!r} at {prefix} (never "
@@ -173,11 +215,7 @@ def _mount(app: FastAPI, prefix: str, url: str, provider, ctx, store_url: str) -
     async def run(request: Request):
         c = caller(request)
         require_run(c)
-        try:
-            req = await request.json()
-        except ValueError:
-            raise APError(400, "BadActionRequest", "the request is not JSON; expected "
-                                                   "{\"request_id\": ..., \"body\": {...}}") from None
+        req = await _read_json(request)
         if not isinstance(req, dict):
             raise APError(400, "BadActionRequest", "expected an object {\"request_id\", \"body\"}")
         rid, body = req.get("request_id"), req.get("body")
