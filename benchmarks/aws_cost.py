@@ -29,7 +29,6 @@ import json
 import math
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -92,18 +91,11 @@ def noop(x):
 
 
 # -- the moto server and the site ---------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_moto() -> tuple[subprocess.Popen, str]:
-    exe = shutil.which("moto_server") or os.path.join(os.path.dirname(sys.executable), "moto_server")
-    port = free_port()
-    proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
+    """The tests' moto server (tests/helpers.py: a free loopback port), once it answers."""
+    sys.path.insert(0, str(HERE.parent / "tests"))
+    from helpers import start_moto_server
+    proc, url = start_moto_server()
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -189,7 +181,7 @@ def measure(n: int, idle_s: float, root: Path, logs: Logs, url: str) -> dict:
     store = f"s3://{bucket}/faas"
     key = signing.new_key("site1")
     os.environ["FAAS_SIGNING_KEY"] = key
-    cfg = ep_config.EndpointConfig.model_validate({
+    cfg = ep_config.UserEndpointConfig.model_validate({
         "store": store, "queue": "sqs", "signing_keys": [key],
         "engine": {"max_workers_per_node": 2,
                    "provider": {"type": "local", "init_blocks": 1, "min_blocks": 1, "max_blocks": 1}}})

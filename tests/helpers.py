@@ -31,7 +31,7 @@ def running_endpoint(home: Path, name: str = "local", **cfg_overrides):
         data = {"store": (home / "store").as_uri(), "queue": "local", "max_receives": 2,
                 "visibility_timeout": 10, "stop_grace": 5, "engine": engine}
         data.update(cfg_overrides)
-        cfg = ep_config.EndpointConfig.model_validate(data)
+        cfg = ep_config.UserEndpointConfig.model_validate(data)
         ep_config.write(ep_config.endpoint_dir(name, home) / "config.yaml", cfg)
         control.start_detached(name, home)
         try:

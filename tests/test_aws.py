@@ -45,7 +45,7 @@ def site(moto_url, tmp_path_factory):
         from faas import signing
         key = signing.new_key("site1")
         mp.setenv("FAAS_SIGNING_KEY", key)        # clients sign; the endpoint checks
-        cfg = ep_config.EndpointConfig.model_validate({
+        cfg = ep_config.UserEndpointConfig.model_validate({
             "store": store, "queue": "sqs", "max_receives": 2, "visibility_timeout": 10, "stop_grace": 5,
             "signing_keys": [key],
             "engine": {"max_workers_per_node": 2,

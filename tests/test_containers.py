@@ -20,7 +20,7 @@ import pytest
 from helpers import running_endpoint
 
 import faas
-from faas.endpoint.config import EndpointConfig, EngineConfig
+from faas.endpoint.config import EngineConfig, UserEndpointConfig
 from faas.exceptions import ConfigError
 from faas.providers.containers import PASS_ENV, minimal, required_mounts, wrap
 
@@ -127,7 +127,7 @@ def test_bad_input_is_a_config_error():
 # -- required_mounts --------------------------------------------------------------------------
 def test_required_mounts_file_store_and_local_queue(tmp_path):
     home = tmp_path / "home"
-    cfg = EndpointConfig(store=(tmp_path / "store").as_uri())
+    cfg = UserEndpointConfig(store=(tmp_path / "store").as_uri())
     mounts = required_mounts(cfg, home)
     assert mounts == minimal([str(tmp_path / "store"), str(home / "queues"), str(home / "endpoints"),
                               sys.prefix, sys.base_prefix, FAAS_DIR])
@@ -139,7 +139,7 @@ def test_required_mounts_file_store_and_local_queue(tmp_path):
 
 
 def test_required_mounts_remote_store_and_queue(tmp_path):
-    cfg = EndpointConfig(store="s3://bucket/prefix", queue="sqs")
+    cfg = UserEndpointConfig(store="s3://bucket/prefix", queue="sqs")
     assert required_mounts(cfg, tmp_path, create=False) == minimal(
         [str(tmp_path / "endpoints"), sys.prefix, sys.base_prefix, FAAS_DIR])
     assert not (tmp_path / "endpoints").exists()
@@ -147,8 +147,8 @@ def test_required_mounts_remote_store_and_queue(tmp_path):
 
 def test_required_mounts_queue_url_keys_file_and_nesting(tmp_path, monkeypatch):
     home = tmp_path / "home"
-    cfg = EndpointConfig(store=str(home / "store"), queue=f"local://{tmp_path}/q%20dir/myqueue")
-    if "signing_keys_file" in EndpointConfig.model_fields:
+    cfg = UserEndpointConfig(store=str(home / "store"), queue=f"local://{tmp_path}/q%20dir/myqueue")
+    if "signing_keys_file" in UserEndpointConfig.model_fields:
         cfg = cfg.model_copy(update={"signing_keys_file": "/etc/faas/keys"})
     monkeypatch.setattr(sys, "prefix", str(tmp_path / "venv"))
     monkeypatch.setattr(sys, "exec_prefix", str(tmp_path / "venv"))
@@ -156,14 +156,14 @@ def test_required_mounts_queue_url_keys_file_and_nesting(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "base_exec_prefix", "/usr")
     expected = [str(home / "endpoints"), str(home / "store"), str(tmp_path / "q dir"),
                 str(tmp_path / "venv"), FAAS_DIR]
-    if "signing_keys_file" in EndpointConfig.model_fields:
+    if "signing_keys_file" in UserEndpointConfig.model_fields:
         expected.append("/etc/faas/keys")
     assert required_mounts(cfg, home) == minimal(expected)
     assert "/usr" not in required_mounts(cfg, home)
     # everything under one folder: that folder only
     monkeypatch.setattr(sys, "prefix", str(home / "venv"))
     monkeypatch.setattr(sys, "exec_prefix", str(home / "venv"))
-    cfg = EndpointConfig(store=str(home / "store"))
+    cfg = UserEndpointConfig(store=str(home / "store"))
     assert minimal([*required_mounts(cfg, home), str(home)]) == minimal([str(home), FAAS_DIR])
 
 

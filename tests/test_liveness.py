@@ -136,12 +136,12 @@ def test_a_local_block_that_ended_leaves_no_process_behind(tmp_path):
     """A pool killed with SIGKILL leaves its forkserver and any worker still running a task (the
     soak found two forkservers alive after `stop`). When the provider sees the job end it stops
     the rest of the job's processes, as a scheduler does."""
-    from faas.endpoint.config import ProviderConfig
+    from faas.endpoint.provider_config import LocalProviderConfig
     from faas.providers.base import BlockState
     from faas.providers.local import LocalProvider
 
     marker = tmp_path / "child.pid"
-    provider = LocalProvider(ProviderConfig(), tmp_path)
+    provider = LocalProvider(LocalProviderConfig(), tmp_path)
     job = provider.submit(f"bash -c 'sleep 300 & echo $! > {marker}; exec sleep 301'", "block-x")
     deadline = time.monotonic() + 10
     while not (marker.exists() and marker.read_text().strip()) and time.monotonic() < deadline:

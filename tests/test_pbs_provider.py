@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from faas.endpoint.config import ProviderConfig
+from faas.endpoint.config import EngineConfig
+from faas.endpoint.provider_config import PBSProviderConfig
 from faas.providers import BlockState, ProviderError, make_provider
 from faas.providers.pbs import PBSProvider, job_state, parse_qstat_json, parse_qsub
 
@@ -43,7 +44,7 @@ def calls(log: Path) -> list[list[str]]:
 
 
 def provider(tmp_path, **keys) -> PBSProvider:
-    cfg = ProviderConfig.model_validate({"type": "pbs", "cmd_timeout": 10, **keys})
+    cfg = PBSProviderConfig(**{"cmd_timeout": 10, **keys})
     return PBSProvider(cfg, tmp_path / "endpoint")
 
 
@@ -121,8 +122,8 @@ def test_template_sizes_in_pbs_units(tmp_path):
 
 
 def test_make_provider_picks_pbs_for_its_names(tmp_path):
-    for name in ("pbs", "PBSProProvider"):
-        cfg = ProviderConfig.model_validate({"type": name})
+    for name in ("pbs", "PBSProProvider", "TorqueProvider"):
+        cfg = EngineConfig.model_validate({"provider": {"type": name}}).provider
         assert isinstance(make_provider(cfg, tmp_path), PBSProvider)
 
 

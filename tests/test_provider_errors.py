@@ -28,7 +28,7 @@ def start(home, monkeypatch, path, **provider):
             monkeypatch.delenv(k)
     monkeypatch.setenv("FAAS_HOME", str(home))
     monkeypatch.setenv("PATH", path)
-    cfg = ep_config.EndpointConfig.model_validate({
+    cfg = ep_config.UserEndpointConfig.model_validate({
         "store": (home / "store").as_uri(), "queue": "local", "strategy_period": 0.2,
         "engine": {"max_workers_per_node": 1,
                    "provider": {"type": "slurm", "init_blocks": 1, "min_blocks": 1, "max_blocks": 1,

@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from faas.endpoint.config import ProviderConfig
+from faas.endpoint.provider_config import LocalProviderConfig, PluginProviderConfig
 from faas.exceptions import ConfigError
 from faas.providers import PROVIDERS, make_provider, register_provider
 from faas.providers.local import LocalProvider
@@ -79,7 +79,7 @@ def test_plugin_queue_by_module_and_class(plugin, tmp_path):
 
 def test_plugin_provider_by_module_and_class(plugin, tmp_path):
     register_provider("site", f"{plugin}:SiteProvider")
-    cfg = ProviderConfig().model_copy(update={"type": "site"})   # config.yaml's type is typed separately
+    cfg = PluginProviderConfig(type="site")
     provider = make_provider(cfg, tmp_path)
     assert type(provider).__name__ == "SiteProvider" and isinstance(provider, LocalProvider)
 
@@ -88,13 +88,13 @@ def test_builtin_names_resolve_as_before(tmp_path):
     assert type(open_store(f"file://{tmp_path}")).__name__ == "FileStore"
     assert type(open_store(str(tmp_path))).__name__ == "FileStore"
     assert type(open_store("memory://reg")).__name__ == "MemoryStore"
-    assert type(make_provider(ProviderConfig(), tmp_path)).__name__ == "LocalProvider"
+    assert type(make_provider(LocalProviderConfig(), tmp_path)).__name__ == "LocalProvider"
     assert type(open_queue(f"spool://{tmp_path}")).__name__ == "SpoolQueue"
 
 
 def test_unknown_names_list_the_known_ones(tmp_path):
     with pytest.raises(ValueError, match=r"unknown provider type 'cloud'; known: local, pbs, slurm"):
-        make_provider(ProviderConfig().model_copy(update={"type": "cloud"}), tmp_path)
+        make_provider(LocalProviderConfig().model_copy(update={"type": "cloud"}), tmp_path)   # unchecked
     with pytest.raises(ConfigError, match=r"unknown scheme 'amqp'.*known schemes: local, spool, sqs"):
         open_queue("amqp://broker/q")
 

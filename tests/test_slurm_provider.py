@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from faas.endpoint.config import ProviderConfig
+from faas.endpoint.provider_config import SlurmProviderConfig
 from faas.providers import BlockState, ProviderError, make_provider
 from faas.providers.slurm import SlurmProvider, map_state, mem_option, parse_job_id, parse_scontrol, parse_squeue
 
@@ -27,7 +27,7 @@ CLUSTER = dict(
 
 
 def provider(tmp_path: Path, **cfg) -> SlurmProvider:
-    p = make_provider(ProviderConfig(**{"type": "slurm", **cfg}), tmp_path / "ep")
+    p = make_provider(SlurmProviderConfig(**cfg), tmp_path / "ep")
     assert isinstance(p, SlurmProvider)
     return p
 
@@ -288,7 +288,7 @@ def test_endpoint_status_says_a_timed_out_block_ended_normally(tmp_path, monkeyp
             monkeypatch.delenv(k)
     monkeypatch.setenv("FAAS_HOME", str(home))
     monkeypatch.setenv("PATH", f"{bindir}:/usr/bin:/bin")
-    cfg = ep_config.EndpointConfig.model_validate({
+    cfg = ep_config.UserEndpointConfig.model_validate({
         "store": (home / "store").as_uri(), "queue": "local", "strategy_period": 0.2, "stop_grace": 1,
         "engine": {"max_workers_per_node": 1,
                    "provider": {"type": "slurm", "init_blocks": 1, "min_blocks": 1, "max_blocks": 1,

@@ -171,12 +171,12 @@ def _sample() -> dict:
 
 
 def test_config_from_outputs():
-    from faas.endpoint.config import EndpointConfig
+    from faas.endpoint.config import UserEndpointConfig
     data = tf.config_from_outputs(_sample(), "mysite")
     assert data == {"store": "s3://faas-mysite-123456789012/faas",
                     "queue": "https://sqs.us-east-1.amazonaws.com/123456789012/faas-mysite",
                     "max_receives": 5, "visibility_timeout": 60}
-    cfg = EndpointConfig.model_validate({**data, "engine": {"provider": {"type": "slurm", "partition": "cpu"}}})
+    cfg = UserEndpointConfig.model_validate({**data, "engine": {"provider": {"type": "slurm", "partition": "cpu"}}})
     assert cfg.queue_url("mysite", Path("/home/x/.faas")) == data["queue"]
     # `terraform output -json faas` (the value alone) reads the same
     assert tf.config_from_outputs(_sample()["faas"]["value"], "mysite") == data
@@ -455,7 +455,7 @@ def recorded(moto_url, tmp_path_factory, tf_env):
             "max_workers_per_node": 2, "prefetch": 4, "max_idle_time": 300,
             "provider": {"type": "local", "init_blocks": 1, "min_blocks": 1, "max_blocks": 1}})
         ep_config.write(ep_config.endpoint_dir(name, home) / "config.yaml",
-                        ep_config.EndpointConfig.model_validate(data))
+                        ep_config.UserEndpointConfig.model_validate(data))
         section, values = tf.profile_from_outputs(outputs, "tf")
         tf.write_profile(home, section, values)
         mp.setenv("FAAS_PROFILE", "tf")

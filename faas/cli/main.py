@@ -73,50 +73,63 @@ def endpoint() -> None:
 def configure(name, provider, store, queue, max_workers_per_node, init_blocks, min_blocks,
               max_blocks, max_idle_time, max_receives, partition, pbs_queue, account, walltime,
               nodes_per_block, launcher, worker_init, signing_key, multi_user, from_terraform) -> None:
-    """Write (or update) $FAAS_HOME/endpoints/NAME/config.yaml."""
+    """Write (or update) $FAAS_HOME/endpoints/NAME/config.yaml: a single-user endpoint's, or
+    with --multi-user (or in a multi-user endpoint's folder) a multi-user endpoint's, whose user
+    endpoints take their engine from the template written beside it."""
     from ..endpoint import config as ep_config
     ep_config.check_name(name)
     home = faas_home()
     path = ep_config.endpoint_dir(name, home) / "config.yaml"
+    multi = multi_user or ep_config.is_multi_user(path.parent)
     if path.exists():
         data = ep_config.dump(ep_config.load(path))
         action = "updated"
     else:
-        data = {"display_name": name, "store": (home / "store").as_uri(), "queue": "local",
-                "engine": {"provider": {"type": "local"}}}
+        data = {"display_name": name, "store": (home / "store").as_uri(), "queue": "local"}
         action = "wrote"
     if from_terraform:
         data.update(tf_cli.endpoint_settings(from_terraform, name))
     for key, value in (("store", store), ("queue", queue), ("max_receives", max_receives)):
         if value is not None:
             data[key] = value
-    eng = data.setdefault("engine", {})
-    prov = eng.setdefault("provider", {})
-    for key, value in (("max_workers_per_node", max_workers_per_node), ("max_idle_time", max_idle_time)):
-        if value is not None:
-            eng[key] = value
-    for key, value in (("type", provider), ("init_blocks", init_blocks), ("min_blocks", min_blocks),
-                       ("max_blocks", max_blocks), ("partition", partition), ("queue", pbs_queue),
-                       ("account", account), ("walltime", walltime),
-                       ("nodes_per_block", nodes_per_block), ("worker_init", worker_init)):
-        if value is not None:
-            prov[key] = value
-    if launcher is not None:
-        prov["launcher"] = {"type": launcher}
+    engine_keys = {"max_workers_per_node": max_workers_per_node, "max_idle_time": max_idle_time}
+    provider_keys = {"init_blocks": init_blocks, "min_blocks": min_blocks, "max_blocks": max_blocks,
+                     "partition": partition, "queue": pbs_queue, "account": account, "walltime": walltime,
+                     "nodes_per_block": nodes_per_block, "worker_init": worker_init,
+                     "launcher": None if launcher is None else {"type": launcher}}
+    if multi:
+        given = [k for k, v in {**engine_keys, **provider_keys}.items() if v is not None]
+        if given:
+            raise click.UsageError(
+                f"{', '.join('--' + ('pbs-queue' if k == 'queue' else k.replace('_', '-')) for k in given)}: "
+                f"engine options; the user endpoints of multi-user endpoint {name} take their engine from "
+                f"{path.parent / ep_config.MULTI_USER_TEMPLATE}: set them there (max_blocks_per_user in "
+                f"config.yaml caps their blocks)")
+        if signing_key == "new":
+            raise click.UsageError("--signing-key new: a multi-user endpoint takes no shared signing key; "
+                                   "who sends a task comes from the transport (per-user keys on S3/SQS: "
+                                   "user_signing_keys.json, docs/multi-user.md)")
+        data.pop("signing_keys_file", None)   # a single-user endpoint made multi-user: its shared key goes
+    else:
+        eng = data.setdefault("engine", {})
+        prov = eng.setdefault("provider", {"type": "local"})
+        eng.update({k: v for k, v in engine_keys.items() if v is not None})
+        prov.update({k: v for k, v in {"type": provider, **provider_keys}.items() if v is not None})
+    model = ep_config.ManagerEndpointConfig if multi else ep_config.UserEndpointConfig
     from pydantic import ValidationError
     try:
-        cfg = ep_config.EndpointConfig.model_validate(data)
+        cfg = model.model_validate(data)
     except ValidationError as e:
-        from ..config import describe_validation
-        raise click.UsageError(describe_validation(e, f"options for {path}")) from e
+        raise click.UsageError(ep_config.describe_errors(e, f"options for {path}", model)) from e
     key_note = ""
-    if multi_user:
+    if multi_user and isinstance(cfg, ep_config.ManagerEndpointConfig):
         from .multiuser import configure_multi_user
-        key_note = configure_multi_user(name, path.parent, cfg, provider or prov.get("type", "local"))
-        signing_key = signing_key or "none"   # identity comes from the transport, not a shared key
+        key_note = configure_multi_user(name, path.parent, cfg, provider or "local")
     if signing_key not in (None, "new", "none"):
         raise click.BadParameter("expected new or none", param_hint="--signing-key")
-    if signing_key == "none":
+    if isinstance(cfg, ep_config.ManagerEndpointConfig):
+        pass   # identity comes from the transport, not a shared key
+    elif signing_key == "none":
         cfg.signing_keys_file = None
     elif signing_key == "new" or (action == "wrote" and signing_key is None):
         from .. import signing
@@ -236,10 +249,12 @@ def status(name) -> None:
     info = {"name": name, "endpoint_id": ep_config.endpoint_id(d), "display_name": cfg.display_name or name,
             "state": "running" if running else "stopped",
             "pid": daemon_pid(d) if running else None, "store": cfg.store,
-            "queue": cfg.queue_url(name, faas_home()), "provider": cfg.engine.provider.type,
-            "launcher": cfg.engine.provider.launcher.type, "nodes_per_block": cfg.engine.provider.nodes_per_block,
-            "max_workers_per_node": cfg.engine.max_workers_per_node,
-            "no_effect_here": cfg.no_effect_here, "chosen_here": cfg.chosen_here, "blocks": []}
+            "queue": cfg.queue_url(name, faas_home())}
+    if isinstance(cfg, ep_config.UserEndpointConfig):   # a multi-user endpoint's engines are its template's
+        info.update({"provider": cfg.engine.provider.type, "launcher": cfg.engine.provider.launcher.type,
+                     "nodes_per_block": cfg.engine.provider.nodes_per_block,
+                     "max_workers_per_node": cfg.engine.max_workers_per_node})
+    info.update({"no_effect_here": cfg.no_effect_here, "chosen_here": cfg.chosen_here, "blocks": []})
     try:
         daemon = json.loads((d / "daemon.status.json").read_text()) if running else {}
     except (OSError, ValueError):

@@ -5,11 +5,15 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from ..config import faas_home
 from ..exceptions import ConfigError
+
+if TYPE_CHECKING:
+    from ..endpoint.config import ManagerEndpointConfig
 
 
 def read_vars(path: str, what: str = "--vars") -> dict:
@@ -32,7 +36,7 @@ def sys_stdin_or_file(path: str) -> str:
     return Path(path).read_text()
 
 
-def configure_multi_user(name: str, endpoint_dir: Path, cfg, provider: str) -> str:
+def configure_multi_user(name: str, endpoint_dir: Path, cfg: ManagerEndpointConfig, provider: str) -> str:
     """Check the config suits a multi-user endpoint and write the files beside it."""
     from ..endpoint.multiuser import files, spool
     root = spool.store_root(cfg.store)
@@ -73,15 +77,25 @@ def _endpoint_dir(name: str) -> Path:
     return d
 
 
+def _manager_config(d: Path) -> ManagerEndpointConfig:
+    """The multi-user endpoint's config.yaml in ``d``; a clear error for a single-user one."""
+    from ..endpoint import config as ep_config
+    cfg = ep_config.load(d / "config.yaml")
+    if not isinstance(cfg, ep_config.ManagerEndpointConfig):
+        raise ConfigError(f"endpoint {d.name!r} is single-user (no {ep_config.MULTI_USER_TEMPLATE} in {d}): it "
+                          f"has no identity mapping, user endpoints or audit log; `faas endpoint configure "
+                          f"{d.name} --multi-user` makes it multi-user")
+    return cfg
+
+
 @click.command("check-mapping")
 @click.argument("name")
 @click.argument("identity")
 def check_mapping(name, identity) -> None:
     """What IDENTITY (local:alice, an IAM ARN, ...) maps to on endpoint NAME, and why."""
-    from ..endpoint import config as ep_config
     from ..endpoint.multiuser.mapping import IdentityMapper
     d = _endpoint_dir(name)
-    cfg = ep_config.load(d / "config.yaml")
+    cfg = _manager_config(d)
     path = Path(cfg.identity_mapping_path)
     mapper = IdentityMapper(path if path.is_absolute() else d / path, cfg.allowed_users, cfg.denied_users)
     m = mapper.map(identity)
@@ -101,18 +115,17 @@ def render_user_config(name, vars_path, user) -> None:
 
     import yaml
 
-    from ..endpoint import config as ep_config
     from ..endpoint.multiuser import files, templates
     d = _endpoint_dir(name)
-    cfg = ep_config.load(d / "config.yaml")
+    cfg = _manager_config(d)
     variables = read_vars(vars_path) if vars_path else {}
     templates.check_variables(variables, templates.load_schema(d / files.SCHEMA), "--vars")
     try:
         pw = pwd.getpwnam(user) if user else pwd.getpwuid(os.getuid())
     except KeyError:
         raise ConfigError(f"--user {user!r}: no such local account") from None
-    reserved = templates.reserved(name, pw.pw_name, pw.pw_uid, pw.pw_dir, cfg.engine.provider.type,
-                                  parent_config=cfg, identity=f"local:{pw.pw_name}")
+    reserved = templates.reserved(name, pw.pw_name, pw.pw_uid, pw.pw_dir, parent_config=cfg,
+                                  identity=f"local:{pw.pw_name}")
     out = templates.user_config(files.read_template(d), variables, reserved, store=cfg.store,
                                 max_blocks=cfg.max_blocks_per_user, allowed_functions=cfg.allowed_functions,
                                 template_path=str(d / files.TEMPLATE))
@@ -124,10 +137,9 @@ def render_user_config(name, vars_path, user) -> None:
 @click.option("--since", help="only tasks from this date or time on (ISO, UTC: 2026-11-01 or 2026-11-01T12:00)")
 def usage(name, since) -> None:
     """Tasks (by outcome), task-hours and node-hours per user, from the audit log."""
-    from ..endpoint import config as ep_config
     from ..endpoint.multiuser import audit
     d = _endpoint_dir(name)
-    cfg = ep_config.load(d / "config.yaml")
+    cfg = _manager_config(d)
     path = Path(cfg.audit_log_path)
     from ..endpoint.multiuser.router import BLOCKS_LOG
     click.echo(json.dumps(audit.usage(path if path.is_absolute() else d / path, audit.parse_since(since),

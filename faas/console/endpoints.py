@@ -53,7 +53,8 @@ def multi_user(home: Path, name: str) -> dict | None:
     ues = sorted(({k: u.get(k) for k in keep} for u in (state.get("endpoints") or {}).values()),
                  key=lambda u: (u["user"] or "", u["name"] or ""))
     try:
-        path = Path(ep_config.load(d / "config.yaml").audit_log_path)
+        cfg = ep_config.load(d / "config.yaml")
+        path = Path(cfg.audit_log_path if isinstance(cfg, ep_config.ManagerEndpointConfig) else "audit.log")
     except Exception:  # noqa: BLE001 - no readable config here: the default place
         path = Path("audit.log")
     try:

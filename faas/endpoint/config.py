@@ -10,49 +10,15 @@ from typing import Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from ..config import faas_home
 from ..exceptions import ConfigError, EndpointNotFound
 from ..safe_open import replace_file
 from . import from_globus
+from .provider_config import PROVIDER_MODELS, LauncherConfig, LocalProviderConfig, ProviderConfig
 
 NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$"
-
-# Globus Compute / Parsl spellings accepted as synonyms.
-_PROVIDER_ALIASES = {"LocalProvider": "local", "SlurmProvider": "slurm", "PBSProProvider": "pbs",
-                     "TorqueProvider": "pbs", "PBSProvider": "pbs"}
-_LAUNCHER_ALIASES = {"SingleNodeLauncher": "single_node", "SimpleLauncher": "single_node",
-                     "SrunLauncher": "srun", "MpiExecLauncher": "mpiexec"}
-#: Slurm's time formats (sbatch --time): minutes, minutes:seconds, hours:minutes:seconds,
-#: days-hours, days-hours:minutes, days-hours:minutes:seconds
-_WALLTIME = re.compile(r"^(?:(?P<days>\d+)-(?P<dh>\d+)(?::(?P<dm>\d+)(?::(?P<ds>\d+))?)?"
-                       r"|(?P<a>\d+)(?::(?P<b>\d+)(?::(?P<c>\d+))?)?)$")
-#: Slurm's spellings of "no time limit"
-NO_WALLTIME = ("UNLIMITED", "INFINITE", "-1", "0")
-
-
-def walltime_seconds(text: str | int) -> int:
-    """A walltime in any of Slurm's time formats, in seconds: ``30`` (minutes), ``30:00``
-    (minutes:seconds), ``1:30:00``, ``2-0``, ``2-12:30``, ``2-12:30:00`` (days-hours...). A bare
-    number is minutes, as Slurm reads it. Each provider renders it in its scheduler's format."""
-    m = _WALLTIME.match(str(text).strip())
-    if not m:
-        raise ValueError(f"expected a walltime in one of Slurm's formats: minutes (30), minutes:seconds "
-                         f"(30:00), hours:minutes:seconds (01:30:00), days-hours (2-0), days-hours:minutes "
-                         f"(2-12:30) or days-hours:minutes:seconds (2-12:30:00); got {text!r}")
-    g = {k: int(v) for k, v in m.groupdict().items() if v is not None}
-    if "days" in g:
-        return ((g["days"] * 24 + g["dh"]) * 60 + g.get("dm", 0)) * 60 + g.get("ds", 0)
-    if "c" in g:
-        return (g["a"] * 60 + g["b"]) * 60 + g["c"]
-    return g["a"] * 60 + g.get("b", 0)
-
-
-def hms(seconds: int) -> str:
-    """``HH:MM:SS`` (hours may pass 24)."""
-    h, rest = divmod(int(seconds), 3600)
-    m, s = divmod(rest, 60)
-    return f"{h:02d}:{m:02d}:{s:02d}"
 
 
 def _available_memory_gb() -> float:
@@ -69,121 +35,6 @@ def _available_memory_gb() -> float:
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-class LauncherConfig(_Strict):
-    """How a block starts one worker pool on each of its nodes."""
-
-    type: Literal["single_node", "srun", "mpiexec"] = "single_node"
-    #: extra options for srun / mpiexec (e.g. ``--cpu-bind=none``)
-    overrides: str = ""
-
-    @field_validator("type", mode="before")
-    @classmethod
-    def _alias(cls, v):
-        return _LAUNCHER_ALIASES.get(v, v)
-
-
-#: the provider types faas itself ships (others come from site plugins: faas.providers.register_provider)
-BUILTIN_PROVIDERS = ("local", "slurm", "pbs")
-
-
-def _plugin_provider_type(value: object) -> bool:
-    """A provider ``type`` a site plugin registered (not one of faas's own)."""
-    from ..providers import PROVIDERS
-    kind = _PROVIDER_ALIASES.get(str(value), str(value))
-    return kind not in BUILTIN_PROVIDERS and kind in PROVIDERS
-
-
-class ProviderConfig(_Strict):
-    type: str = "local"
-    init_blocks: int = Field(1, ge=0)
-    min_blocks: int = Field(0, ge=0)
-    max_blocks: int = Field(1, ge=1)
-    nodes_per_block: int = Field(1, ge=1)
-    #: share of the backlog to cover with new blocks (1: a worker per queued task; 0.5: half)
-    parallelism: float = Field(1.0, gt=0, le=1)
-    #: job time limit in any of Slurm's formats (``01:30:00``, ``90``, ``2-12:00``, ...); each
-    #: provider writes it in its scheduler's format; pools drain before it
-    walltime: str | None = None
-    #: seconds before the walltime at which a pool stops taking tasks and hands back what it holds
-    walltime_margin: float = Field(60.0, ge=0)
-    partition: str | None = None        # Slurm
-    queue: str | None = None            # PBS
-    account: str | None = None
-    qos: str | None = None
-    constraint: str | None = None
-    #: Slurm: the cluster(s) of a multi-cluster site (``--clusters``; every Slurm command gets it)
-    clusters: str | None = None
-    #: Slurm: generic resources per node (``--gres``, e.g. ``gpu:a100:4``)
-    gres: str | None = None
-    #: PBS: more of the chunk's resources, appended to ``-l select=`` (e.g. ``ngpus=4``)
-    select_options: str = ""
-    #: cores per node (Slurm --cpus-per-task, PBS ncpus; Globus's PBSProProvider calls it cpus_per_node)
-    cores_per_node: int | None = Field(None, ge=1)
-    #: memory per node in GB
-    mem_per_node: float | None = Field(None, gt=0)
-    gpus_per_node: int | None = Field(None, ge=0)
-    exclusive: bool = False
-    #: extra lines for the submit script's header (``#SBATCH ...`` / ``#PBS ...``)
-    scheduler_options: str = ""
-    #: shell lines run before the pool starts (``module load ...; conda activate ...``)
-    worker_init: str = ""
-    #: seconds a scheduler command (sbatch, squeue, qsub, ...) may take before it counts as failed
-    cmd_timeout: float = Field(30.0, gt=0)
-    launcher: LauncherConfig = LauncherConfig()
-
-    @field_validator("type", mode="before")
-    @classmethod
-    def _alias(cls, v):
-        v = _PROVIDER_ALIASES.get(v, v)
-        if v in BUILTIN_PROVIDERS or (cls is PluginProviderConfig and _plugin_provider_type(v)):
-            return v
-        from ..providers import PROVIDERS
-        plugins = [n for n in PROVIDERS.names() if n not in BUILTIN_PROVIDERS]
-        raise ValueError("expected 'local' (LocalProvider), 'slurm' (SlurmProvider) or 'pbs' "
-                         "(PBSProProvider, TorqueProvider)" +
-                         (f", or one a site plugin registered ({', '.join(plugins)})" if plugins else
-                          ": faas has no other provider (no Kubernetes, Condor, cloud or GridEngine "
-                          "blocks) unless a site plugin registers one (faas.providers.register_provider)"))
-
-    @field_validator("walltime", mode="before")
-    @classmethod
-    def _walltime(cls, v):
-        if v is not None:
-            v = str(v).strip()
-            if v.upper() in NO_WALLTIME:   # Slurm's "no time limit"
-                return None
-            walltime_seconds(v)
-        return v
-
-    @model_validator(mode="after")
-    def _blocks(self):
-        if self.min_blocks > self.max_blocks:
-            raise ValueError(f"min_blocks ({self.min_blocks}) must be <= max_blocks ({self.max_blocks})")
-        if self.init_blocks > self.max_blocks:
-            raise ValueError(f"init_blocks ({self.init_blocks}) must be <= max_blocks ({self.max_blocks})")
-        # nodes_per_block > 1 with single_node: EngineConfig decides (GlobusMPIEngine wants it)
-        if self.walltime is not None and walltime_seconds(self.walltime) <= self.walltime_margin:
-            if "walltime_margin" in self.model_fields_set:
-                raise ValueError(f"walltime ({self.walltime}) must be longer than walltime_margin "
-                                 f"({self.walltime_margin} s)")
-            # A short job (Globus's docs use a 1-minute test walltime) keeps three quarters of
-            # its time for tasks rather than being refused for the default margin.
-            self.walltime_margin = walltime_seconds(self.walltime) / 4
-        return self
-
-    @property
-    def walltime_s(self) -> int | None:
-        return walltime_seconds(self.walltime) if self.walltime else None
-
-
-class PluginProviderConfig(ProviderConfig):
-    """A provider a site plugin registered (``faas.providers.register_provider``): faas's common
-    provider keys are checked as for its own providers; the plugin's own keys are kept as they
-    are (``model_extra``) for the plugin's class to read."""
-
-    model_config = ConfigDict(extra="allow")
 
 
 class EngineConfig(_Strict):
@@ -229,15 +80,8 @@ class EngineConfig(_Strict):
     container_uri: str | None = None
     #: extra options for the container runtime's ``run`` (e.g. ``-v /scratch:/scratch``)
     container_cmd_options: str = ""
-    provider: ProviderConfig = ProviderConfig()
-
-    @field_validator("provider", mode="wrap")
-    @classmethod
-    def _plugin_provider(cls, v, handler):
-        """A plugin's provider type: its own keys are the plugin's to read."""
-        if isinstance(v, dict) and _plugin_provider_type(v.get("type")):
-            return handler(PluginProviderConfig.model_validate(v))
-        return handler(v)
+    #: the model of its ``type`` (provider_config.py): each provider's own keys
+    provider: ProviderConfig = LocalProviderConfig()
 
     @field_validator("available_accelerators")
     @classmethod
@@ -356,9 +200,27 @@ def _embedded_store() -> str:
     return (faas_home() / "store").as_uri()
 
 
-class EndpointConfig(_Strict):
-    """config.yaml. Globus Compute's keys are read too (:mod:`.from_globus`): those that mean
-    something here act under faas's names; the others are listed in :attr:`no_effect_here`."""
+#: the file whose presence beside config.yaml makes an endpoint multi-user (as Globus's
+#: ``configure`` writes it beside a ManagerEndpointConfig); faas/endpoint/multiuser writes it
+MULTI_USER_TEMPLATE = "user_config_template.yaml.j2"
+
+
+def is_multi_user(endpoint_dir: Path) -> bool:
+    """The endpoint in ``endpoint_dir`` is multi-user: its config.yaml is a
+    :class:`ManagerEndpointConfig` (see :func:`load`)."""
+    return (endpoint_dir / MULTI_USER_TEMPLATE).exists()
+
+
+class BaseEndpointConfig(_Strict):
+    """The keys of both kinds of config.yaml (Globus's ``BaseConfig``): where the endpoint's
+    tasks come from, how long a message is held, how it stops. Globus Compute's keys are read
+    too (:mod:`.from_globus`): those that mean something here act under faas's names; the
+    others are listed in :attr:`no_effect_here`. A key of the other kind is accepted at its
+    default (every config.yaml faas wrote before the kinds were split holds them all) and is an
+    error otherwise (:meth:`_other_kind`)."""
+
+    #: what a key of the other kind in this kind's config.yaml gets ({key}: the key)
+    OTHER_KIND_ERROR: ClassVar[str] = ""
 
     #: how clients and consoles show the endpoint (default: its name)
     display_name: str | None = None
@@ -369,50 +231,17 @@ class EndpointConfig(_Strict):
     queue: str = "local"
     max_receives: int = Field(5, ge=1, le=1000)
     visibility_timeout: float = Field(60.0, ge=2, le=43200)
-    #: seconds between scaling decisions of the daemon
-    strategy_period: float = Field(1.0, gt=0)
-    #: seconds a stopping pool lets running tasks finish before it hands them back
+    #: seconds a stopping pool lets running tasks finish before it hands them back (a stopping
+    #: router: its user endpoints)
     stop_grace: float = Field(30.0, ge=0)
-    #: seconds a pool's or daemon's loop (receiver, outbox, monitor, main, daemon step) may go
-    #: without progress before it is logged with every thread's stack and the process is
+    #: seconds a pool's, daemon's or router's loop (receiver, outbox, monitor, main, daemon step)
+    #: may go without progress before it is logged with every thread's stack and the process is
     #: stopped and replaced: a stall is never silent
     stall_timeout: float = Field(120.0, ge=1)
-    #: file of ``ID:SECRET`` task-signing keys, one per line (relative to the endpoint's folder);
-    #: keys can also come from ``signing_keys`` or $FAAS_SIGNING_KEYS. With any key, unsigned,
-    #: wrongly signed or expired tasks never run.
-    signing_keys_file: str | None = None
-    signing_keys: list[str] = []
     #: function ids that may run here (None: any); anything else fails with FunctionNotAllowed
     allowed_functions: list[str] | None = None
-    #: serializers whose payloads a worker will load
-    allowed_serializers: list[Literal["dill"]] = ["dill"]
-    #: shell lines run (``/bin/sh``, in the endpoint's folder) before the daemon starts; a failure
-    #: stops the start (exit 78), as in Globus Compute. Output goes to endpoint.log.
-    endpoint_setup: str | None = None
-    #: shell lines run after the daemon stopped its blocks (its output goes to endpoint.log)
-    endpoint_teardown: str | None = None
     #: endpoint.log at DEBUG level
     debug: bool = False
-    engine: EngineConfig = EngineConfig()
-    # -- multi-user endpoints (used when root starts an endpoint configured with --multi-user;
-    #    see faas/endpoint/multiuser and docs/multi-user.md) -----------------------------------
-    #: identity mapping rules (JSON, Globus format), relative to the endpoint's folder
-    identity_mapping_path: str = "identity_mapping.json"
-    #: local account names or identity patterns (``local:*``, ``arn:aws:iam::123:user/*``)
-    #: allowed to run here (None: anyone who maps); denied_users wins over allowed_users
-    allowed_users: list[str] | None = None
-    denied_users: list[str] = []
-    #: running user endpoints at once, over all users (one per user and variable set)
-    max_user_endpoints: int = Field(64, ge=1)
-    #: caps engine.provider.max_blocks of every user endpoint
-    max_blocks_per_user: int = Field(1, ge=1)
-    #: what a task over a limit gets: wait in the spool until there is room, or refuse
-    over_limit: Literal["wait", "refuse"] = "wait"
-    #: seconds without tasks after which a user endpoint stops (it comes back with the next task)
-    user_endpoint_idle_timeout: float = Field(300.0, gt=0)
-    #: one line per task (time, identity, mapped user, function id, outcome), relative to the
-    #: endpoint's folder or absolute
-    audit_log_path: str = "audit.log"
 
     _no_effect: list = PrivateAttr(default_factory=list)
     _kept: dict = PrivateAttr(default_factory=dict)
@@ -421,13 +250,37 @@ class EndpointConfig(_Strict):
     @model_validator(mode="wrap")
     @classmethod
     def _from_globus(cls, data, handler):
-        """Globus Compute's keys: moved to faas's names, or set aside as having no effect here."""
+        """Globus Compute's keys: moved to faas's names, or set aside as having no effect here;
+        then the other kind's keys (:meth:`_other_kind`)."""
         if not isinstance(data, dict):
             return handler(data)
-        data, no_effect, kept, chosen = from_globus.translate(data)
-        cfg = handler(data)
+        translated, no_effect, kept, chosen = from_globus.translate(data)
+        cfg = handler(cls._other_kind(translated, data))
         cfg._no_effect, cfg._kept, cfg._chosen = no_effect, kept, chosen
         return cfg
+
+    @classmethod
+    def _other_kind(cls, data: dict, raw: dict) -> dict:
+        """``data`` without the keys only the other kind has, when they hold that kind's default
+        (dump() wrote every default until the kinds were split); a key set to anything else is
+        an error that names it, the kinds, and what to do."""
+        if cls is BaseEndpointConfig:
+            return data
+        other = ManagerEndpointConfig if issubclass(cls, UserEndpointConfig) else UserEndpointConfig
+        data = dict(data)
+        errors = []
+        for key in [k for k in data if k in other.model_fields and k not in cls.model_fields]:
+            value = data.pop(key)
+            if _at_default(other, key, value):
+                continue
+            shown = key   # as config.yaml wrote it (Globus's identity_mapping_config_path is moved)
+            if key not in raw and key == "identity_mapping_path" and "identity_mapping_config_path" in raw:
+                shown = "identity_mapping_config_path"
+            why = PydanticCustomError("other_kind", "{why}", {"why": cls.OTHER_KIND_ERROR.format(key=shown)})
+            errors.append(InitErrorDetails(type=why, loc=(shown,), input=value))
+        if errors:
+            raise ValidationError.from_exception_data(cls.__name__, errors)
+        return data
 
     @property
     def no_effect_here(self) -> list[str]:
@@ -446,6 +299,40 @@ class EndpointConfig(_Strict):
             raise ValueError("expected a store URL such as file:///abs/path or s3://bucket/prefix")
         return v if "://" in v else Path(v).as_uri()
 
+    def queue_url(self, name: str, home: Path) -> str:
+        if self.queue == "local":
+            return f"local://{home / 'queues'}/{name}"
+        if self.queue == "sqs":
+            return f"sqs://faas-{name}"
+        return self.queue
+
+
+class UserEndpointConfig(BaseEndpointConfig):
+    """A single-user endpoint's config.yaml (Globus's ``UserEndpointConfig``): the daemon that
+    runs blocks of worker pools through its engine's provider; also what a multi-user
+    endpoint's template renders for each user endpoint."""
+
+    OTHER_KIND_ERROR: ClassVar[str] = (
+        f"a multi-user endpoint's key, in the config.yaml of a single-user endpoint (one without "
+        f"{MULTI_USER_TEMPLATE} beside it); to make it multi-user run `faas endpoint configure NAME "
+        f"--multi-user` (it writes the template), else remove {{key}}")
+
+    #: seconds between scaling decisions of the daemon
+    strategy_period: float = Field(1.0, gt=0)
+    #: file of ``ID:SECRET`` task-signing keys, one per line (relative to the endpoint's folder);
+    #: keys can also come from ``signing_keys`` or $FAAS_SIGNING_KEYS. With any key, unsigned,
+    #: wrongly signed or expired tasks never run.
+    signing_keys_file: str | None = None
+    signing_keys: list[str] = []
+    #: serializers whose payloads a worker will load
+    allowed_serializers: list[Literal["dill"]] = ["dill"]
+    #: shell lines run (``/bin/sh``, in the endpoint's folder) before the daemon starts; a failure
+    #: stops the start (exit 78), as in Globus Compute. Output goes to endpoint.log.
+    endpoint_setup: str | None = None
+    #: shell lines run after the daemon stopped its blocks (its output goes to endpoint.log)
+    endpoint_teardown: str | None = None
+    engine: EngineConfig = EngineConfig()
+
     def keyring(self, endpoint_dir: Path) -> dict:
         """Every key this endpoint accepts (file, config, $FAAS_SIGNING_KEYS); may be empty."""
         from .. import signing
@@ -456,12 +343,76 @@ class EndpointConfig(_Strict):
             keys.update(signing.parse_keys(os.environ["FAAS_SIGNING_KEYS"], "$FAAS_SIGNING_KEYS"))
         return keys
 
-    def queue_url(self, name: str, home: Path) -> str:
-        if self.queue == "local":
-            return f"local://{home / 'queues'}/{name}"
-        if self.queue == "sqs":
-            return f"sqs://faas-{name}"
-        return self.queue
+
+class ManagerEndpointConfig(BaseEndpointConfig):
+    """A multi-user endpoint's config.yaml (Globus's ``ManagerEndpointConfig``): what its root
+    router and the admin commands read. It has no engine: each user endpoint's comes from the
+    template beside it (see faas/endpoint/multiuser and docs/multi-user.md)."""
+
+    OTHER_KIND_ERROR: ClassVar[str] = (
+        f"a single-user endpoint's key, in the config.yaml of a multi-user endpoint (one with "
+        f"{MULTI_USER_TEMPLATE} beside it), whose root router runs no blocks and no tasks: what each "
+        f"user endpoint runs with comes from that template; move {{key}} there (per-user signing keys: "
+        f"user_signing_keys.json) and remove it from config.yaml")
+
+    #: identity mapping rules (JSON, Globus format), relative to the endpoint's folder
+    identity_mapping_path: str = "identity_mapping.json"
+    #: local account names or identity patterns (``local:*``, ``arn:aws:iam::123:user/*``)
+    #: allowed to run here (None: anyone who maps); denied_users wins over allowed_users
+    allowed_users: list[str] | None = None
+    denied_users: list[str] = []
+    #: running user endpoints at once, over all users (one per user and variable set)
+    max_user_endpoints: int = Field(64, ge=1)
+    #: caps engine.provider.max_blocks of every user endpoint
+    max_blocks_per_user: int = Field(1, ge=1)
+    #: what a task over a limit gets: wait in the spool until there is room, or refuse
+    over_limit: Literal["wait", "refuse"] = "wait"
+    #: seconds without tasks after which a user endpoint stops (it comes back with the next task)
+    user_endpoint_idle_timeout: float = Field(300.0, gt=0)
+    #: one line per task (time, identity, mapped user, function id, outcome), relative to the
+    #: endpoint's folder or absolute
+    audit_log_path: str = "audit.log"
+
+
+#: what :func:`load` returns: the config of a single-user or of a multi-user endpoint
+EndpointConfig = UserEndpointConfig | ManagerEndpointConfig
+
+
+def _at_default(model: type[BaseEndpointConfig], key: str, value: object) -> bool:
+    """``value`` is what ``model`` holds for ``key`` by default (as dump() wrote it). A multi-user
+    config.yaml that `faas endpoint configure --multi-user` wrote holds a whole default engine:
+    its provider type is the one the template was written for; its other keys are defaults."""
+    if key == "engine":
+        if not isinstance(value, dict):
+            return False
+        provider = value.get("provider")
+        kind = provider.get("type", "local") if isinstance(provider, dict) else "local"
+        # max_workers_per_node's default is the cores of the host that wrote the file: any count
+        # written there is that default (the file may be older than this host's cores)
+        host_default = {k: value[k] for k in ("max_workers_per_node",) if k in value}
+        try:
+            given = EngineConfig.model_validate(value)
+            default = EngineConfig.model_validate({"provider": {"type": kind}, **host_default})
+        except ValidationError:
+            return False
+        return given.model_dump() == default.model_dump()
+    return bool(value == model.model_fields[key].get_default(call_default_factory=True))
+
+
+def as_single_user(cfg: EndpointConfig) -> UserEndpointConfig:
+    """The config a single-user daemon and its pools run with. A multi-user endpoint's folder
+    started by anyone but root runs single-user (faas/endpoint/__main__.py): as an endpoint of
+    its shared keys, with the default engine (local blocks on this host), which it says in
+    endpoint.log; its user endpoints' engines are in the template, for root's router."""
+    if isinstance(cfg, UserEndpointConfig):
+        return cfg
+    shared = cfg.model_dump(include=set(BaseEndpointConfig.model_fields))
+    out = UserEndpointConfig.model_validate(shared)
+    out._no_effect, out._kept = list(cfg._no_effect), dict(cfg._kept)
+    out._chosen = [*cfg._chosen, f"engine: the default (local provider, blocks on this host): the config of a "
+                                 f"multi-user endpoint, run single-user (only root runs it multi-user, each "
+                                 f"user endpoint with the engine of {MULTI_USER_TEMPLATE})"]
+    return out
 
 
 def endpoint_dir(name: str, home: Path | None = None) -> Path:
@@ -501,25 +452,36 @@ def yaml_load(text: str) -> Any:
 
 
 #: the model at each place in config.yaml, for did-you-mean
-def _model_at(loc: tuple) -> type[BaseModel] | None:
+def _model_at(loc: tuple, top: type[BaseModel] = UserEndpointConfig,
+              provider: type[BaseModel] = LocalProviderConfig) -> type[BaseModel] | None:
     models: dict[tuple, type[BaseModel]] = {
-        (): EndpointConfig, ("engine",): EngineConfig, ("engine", "provider"): ProviderConfig,
+        (): top, ("engine",): EngineConfig, ("engine", "provider"): provider,
         ("engine", "provider", "launcher"): LauncherConfig}
     return models.get(tuple(loc))
 
 
-def describe_errors(e: ValidationError, where: str) -> str:
+def _untagged(loc: tuple[str, ...]) -> tuple[tuple[str, ...], type[BaseModel]]:
+    """An error's location as a path in config.yaml, and the provider model that judged it:
+    pydantic names the member of the provider union (its tag) after ``engine.provider``, a
+    level config.yaml does not have."""
+    if loc[:2] == ("engine", "provider") and len(loc) > 2 and loc[2] in PROVIDER_MODELS:
+        return loc[:2] + loc[3:], PROVIDER_MODELS[loc[2]]
+    return loc, LocalProviderConfig
+
+
+def describe_errors(e: ValidationError, where: str, top: type[BaseModel] = UserEndpointConfig) -> str:
     """One line per problem (the key path, what was expected, what was found); an unknown key
-    gets the nearest known one (faas's or Globus's) as a did-you-mean."""
+    gets the nearest known one of ``top`` (the kind of config; faas's or Globus's) as a
+    did-you-mean."""
     import difflib
     lines = [f"{where}: {e.error_count()} problem(s)"]
     for err in e.errors():
-        loc = tuple(str(p) for p in err["loc"])
+        loc, provider = _untagged(tuple(str(p) for p in err["loc"]))
         path = ".".join(loc) or "(top level)"
         msg, got, hint = err["msg"], err.get("input"), ""
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
-            model = _model_at(loc[:-1])
+            model = _model_at(loc[:-1], top, provider)
             if model is not None:
                 known = [k for k in model.model_fields] + list(from_globus.known_keys(loc[:-1]))
                 near = difflib.get_close_matches(loc[-1], known, n=1, cutoff=0.6)
@@ -543,7 +505,15 @@ def _home_of(path: Path) -> Path:
 def load(path: Path) -> EndpointConfig:
     """Read and validate a config.yaml; every error names the file and the key. A Globus
     Compute config.yaml loads as it is (see :mod:`.from_globus`); without ``store:`` the
-    endpoint serves the embedded store of its FAAS_HOME."""
+    endpoint serves the embedded store of its FAAS_HOME.
+
+    The kind is the folder's: with the user config template beside it (:func:`is_multi_user`)
+    a :class:`ManagerEndpointConfig`, else a :class:`UserEndpointConfig`. Globus decides by the
+    file (no ``engine``: a manager) and writes the template beside every manager's config.yaml,
+    so its folders load as the same kind here; an ``engine`` beside the template (faas wrote a
+    default one before the kinds were split) is accepted at its defaults and refused otherwise,
+    and a single-user config.yaml with no ``engine`` is one with the default engine, as faas has
+    always read it (and a Globus manager's keys in it are errors that say to add the template)."""
     if not path.exists():
         raise EndpointNotFound(f"no endpoint configured at {path.parent}: {path} does not exist; "
                                f"run `faas endpoint configure {path.parent.name}`")
@@ -560,20 +530,18 @@ def load(path: Path) -> EndpointConfig:
                           f"got {type(raw).__name__}")
     if raw.get("store") is None:
         raw["store"] = (_home_of(path) / "store").as_uri()
+    model = ManagerEndpointConfig if is_multi_user(path.parent) else UserEndpointConfig
     try:
-        return EndpointConfig.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as e:
-        raise ConfigError(describe_errors(e, str(path)) +
+        raise ConfigError(describe_errors(e, str(path), model) +
                           "\n  (keys and defaults: `faas endpoint configure --help` and README)") from None
 
 
 def dump(cfg: EndpointConfig, **model_dump_args: Any) -> dict:
-    """``cfg`` as config.yaml's mapping, with the Globus keys that have no effect here as they
-    were (so a rewritten config still lists them)."""
-    data = cfg.model_dump(exclude_none=True, **model_dump_args)
-    plugin_keys = cfg.engine.provider.model_extra   # a plugin provider's own keys (PluginProviderConfig)
-    if plugin_keys and isinstance(data.get("engine", {}).get("provider"), dict):
-        data["engine"]["provider"].update(plugin_keys)
+    """``cfg`` as config.yaml's mapping: the keys of its kind only, with the Globus keys that
+    have no effect here as they were (so a rewritten config still lists them)."""
+    data = cfg.model_dump(exclude_none=True, **model_dump_args)   # a plugin provider's own keys too
     for dotted, value in cfg._kept.items():
         *parents, key = dotted.split(".")
         d = data

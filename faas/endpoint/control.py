@@ -13,17 +13,17 @@ from ..config import faas_home
 from ..exceptions import ConfigError, EndpointNotFound
 from ..locks import daemon_pid, is_running, lock_holders, lock_path, ready_path, setup_path
 from . import config as ep_config
+from .provider_config import LocalProviderConfig
 
 log = logging.getLogger("faas.control")
 
 
-def default_local_config(home: Path) -> ep_config.EndpointConfig:
+def default_local_config(home: Path) -> ep_config.UserEndpointConfig:
     """The embedded default: store and queue under FAAS_HOME, one always-warm local block."""
-    return ep_config.EndpointConfig(
+    return ep_config.UserEndpointConfig(
         display_name="embedded local endpoint", store=(home / "store").as_uri(), queue="local",
         signing_keys_file="signing.key",
-        engine=ep_config.EngineConfig(provider=ep_config.ProviderConfig(
-            type="local", init_blocks=1, min_blocks=1, max_blocks=1)))
+        engine=ep_config.EngineConfig(provider=LocalProviderConfig(init_blocks=1, min_blocks=1, max_blocks=1)))
 
 
 def ensure_key_file(endpoint_dir: Path) -> None:

@@ -73,14 +73,15 @@ def run_hook(name: str, command: str, cwd: Path, beat=lambda: None, stop: thread
 
 
 class Daemon(Server):
+    cfg: ep_config.UserEndpointConfig
+
     def __init__(self, name: str, home: Path | None = None):
         super().__init__(name, home)
+        self.cfg = ep_config.as_single_user(self.cfg)   # a multi-user endpoint's folder, run by a user
         #: asked each step: True stops the daemon (a user endpoint whose router is gone)
         self.should_stop: Callable[[], bool] = lambda: False
         #: called each step, each pacing itself (the flows runner's keeper on the embedded default)
         self.duties: list[Callable[[], None]] = []
-        if self.cfg.debug:   # faas's own loggers (not boto's request dumps)
-            logging.getLogger("faas").setLevel(logging.DEBUG)
         #: the endpoint's UUID (made here for an endpoint configured without one)
         self.endpoint_id = ep_config.endpoint_id(self.dir, create=True)
         self.exit_code = 0

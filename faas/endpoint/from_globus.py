@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import copy
 
+from .provider_config import BUILTIN_MODELS, provider_type, walltime_seconds
+
 #: Globus keys that do nothing here, by where they sit in config.yaml, with why.
 NO_EFFECT: dict[tuple[str, ...], dict[str, str]] = {
     (): {
@@ -99,12 +101,6 @@ ACTS: dict[tuple[str, ...], tuple[str, ...]] = {
     ("engine", "provider", "launcher"): (),
 }
 
-#: provider keys read by one kind of provider only
-_ONLY = {"partition": ("slurm",), "qos": ("slurm",), "constraint": ("slurm",), "clusters": ("slurm",),
-         "gres": ("slurm",), "queue": ("pbs",), "select_options": ("pbs",)}
-_SCHEDULER_KEYS = ("account", "scheduler_options", "cmd_timeout", "exclusive", "mem_per_node", "cores_per_node",
-                   "gpus_per_node", "partition", "qos", "constraint", "clusters", "gres", "queue",
-                   "select_options")
 #: Globus serialization strategies whose payloads are what faas sends (dill functions, dill data)
 _DILL_CODE = ("globus_compute_sdk.*Code", "globus_compute_sdk.serialize.DillCode",
               "globus_compute_sdk.serialize.CombinedCode", "globus_compute_sdk.serialize.AllCodeStrategies")
@@ -119,7 +115,6 @@ def known_keys(where: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def _walltime_s(provider: dict) -> int | None:
-    from .config import walltime_seconds
     try:
         return walltime_seconds(provider["walltime"]) if provider.get("walltime") is not None else None
     except ValueError:
@@ -262,7 +257,6 @@ def _serializers(value) -> list[str]:
 
 
 def _provider(engine: dict, provider: dict, no_effect, chosen: list[str]) -> None:
-    from .config import _PROVIDER_ALIASES, ProviderConfig
     where = ("engine", "provider")
     for key in [k for k in provider if k in NO_EFFECT[where]]:
         no_effect(provider, where, key)
@@ -272,19 +266,22 @@ def _provider(engine: dict, provider: dict, no_effect, chosen: list[str]) -> Non
     if isinstance(launcher, dict):
         for key in [k for k in launcher if k in NO_EFFECT[where + ("launcher",)]]:
             no_effect(launcher, where + ("launcher",), key)
-    kind = str(provider.get("type", "local"))
-    kind = _PROVIDER_ALIASES.get(kind, kind)
-    if kind not in ("local", "slurm", "pbs"):
-        return   # the provider's own validation names the types there are
-    fields = ProviderConfig.model_fields
-    for key in [k for k in provider if k in _SCHEDULER_KEYS]:
-        if key in fields and provider[key] == fields[key].default:
-            continue   # the default (faas writes it in every config): nothing asked for
-        if kind == "local":
+    kind = provider_type(provider.get("type", "local"))
+    model = BUILTIN_MODELS.get(kind)
+    if model is None:
+        return   # a plugin's keys are its own; else the provider's validation names the types there are
+    for key in [k for k in provider if k not in model.model_fields]:
+        # a key of another provider's model (none: an unknown key, which validation names)
+        owners = {other: m.model_fields[key] for other, m in BUILTIN_MODELS.items() if key in m.model_fields}
+        if not owners:
+            continue
+        if all(provider[key] == field.default for field in owners.values()):
+            del provider[key]   # its default (faas wrote every provider's keys in every config): nothing asked for
+        elif kind == "local":
             no_effect(provider, where, key, "the local provider starts processes on this host; no scheduler "
                                             "reads it")
-        elif key in _ONLY and kind not in _ONLY[key]:
-            no_effect(provider, where, key, f"a {'/'.join(_ONLY[key])} key; the {kind} provider does not read it")
+        else:
+            no_effect(provider, where, key, f"a {'/'.join(owners)} key; the {kind} provider does not read it")
     nodes = provider.get("nodes_per_block", 1)
     given = isinstance(launcher, dict) and "type" in launcher
     if isinstance(nodes, int) and nodes > 1 and not given and kind in _MULTI_NODE_LAUNCHER \

@@ -39,7 +39,9 @@ class Server:
         self.name = ep_config.check_name(name)
         self.home = faas_home(home)
         self.dir = ep_config.endpoint_dir(name, self.home)
-        self.cfg = ep_config.load(self.dir / "config.yaml")
+        self.cfg: ep_config.EndpointConfig = ep_config.load(self.dir / "config.yaml")
+        if self.cfg.debug:   # faas's own loggers (not boto's request dumps), daemon's or router's
+            logging.getLogger("faas").setLevel(logging.DEBUG)
         self.stop_event = threading.Event()
 
     def _lock(self) -> None:

@@ -5,13 +5,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..registry import Registry
-from .base import BlockState, Provider, ProviderError
+from .base import BlockState, ClusterProvider, Provider, ProviderError
 
 if TYPE_CHECKING:   # the endpoint's config model: an upper layer, for annotations only
-    from ..endpoint.config import ProviderConfig
+    from ..endpoint.provider_config import ProviderConfig
 
 
-#: provider ``type`` -> "module:Class" (the class takes the provider config and the endpoint's folder)
+#: provider ``type`` -> "module:Class" (the class takes its type's config model and the endpoint's
+#: folder; a plugin's type gets a PluginProviderConfig, with its own keys in ``model_extra``)
 PROVIDERS = Registry("provider type", {
     "local": "faas.providers.local:LocalProvider",
     "slurm": "faas.providers.slurm:SlurmProvider",
@@ -30,4 +31,5 @@ def make_provider(cfg: ProviderConfig, endpoint_dir: Path | str) -> Provider:
     return PROVIDERS.get(cfg.type)(cfg, endpoint_dir)
 
 
-__all__ = ["BlockState", "Provider", "ProviderError", "make_provider", "register_provider", "PROVIDERS"]
+__all__ = ["BlockState", "ClusterProvider", "Provider", "ProviderError", "make_provider", "register_provider",
+           "PROVIDERS"]

@@ -20,8 +20,8 @@ import jinja2
 from ..exceptions import FaasError
 from .launchers import launch_command
 
-if TYPE_CHECKING:   # the endpoint's config model: an upper layer, for annotations only
-    from ..endpoint.config import ProviderConfig
+if TYPE_CHECKING:   # the endpoint's config models: an upper layer, for annotations only
+    from ..endpoint.provider_config import BaseProviderConfig, ClusterProviderConfig
 
 
 class ProviderError(FaasError):
@@ -67,8 +67,10 @@ class Provider(ABC):
     template: str | None = None
     #: seconds between status queries (a real scheduler's controller is shared: spare it)
     status_interval: float = 0.0
+    #: the provider's own config model (each subclass reads its type's: provider_config.py)
+    cfg: BaseProviderConfig
 
-    def __init__(self, cfg: ProviderConfig, endpoint_dir: Path | str) -> None:
+    def __init__(self, cfg: BaseProviderConfig, endpoint_dir: Path | str) -> None:
         self.cfg = cfg
         self.endpoint_dir = Path(endpoint_dir)
         self.scripts_dir = self.endpoint_dir / "submit_scripts"
@@ -103,6 +105,13 @@ class Provider(ABC):
         path.write_text(text)
         path.chmod(0o755)
         return path
+
+
+class ClusterProvider(Provider):
+    """A batch scheduler's provider (after Parsl's ``ClusterProvider``): blocks are jobs that
+    its commands submit, watch and cancel, each bounded by ``cmd_timeout``."""
+
+    cfg: ClusterProviderConfig
 
     def run(self, args: list[str], what: str | None = None) -> str:
         """Run a scheduler command within ``cmd_timeout``; its stdout, or a ProviderError that

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:   # the endpoint's config model: an upper layer, for annotations only
-    from ..endpoint.config import LauncherConfig
+    from ..endpoint.provider_config import LauncherConfig
 
 
 def launch_command(launcher: LauncherConfig, command: str, nodes: int) -> str:

@@ -10,11 +10,13 @@ from typing import TYPE_CHECKING
 from .base import BlockState, Provider
 
 if TYPE_CHECKING:   # the endpoint's config model: an upper layer, for annotations only
-    from ..endpoint.config import ProviderConfig
+    from ..endpoint.provider_config import LocalProviderConfig
 
 
 class LocalProvider(Provider):
-    def __init__(self, cfg: ProviderConfig, endpoint_dir: Path | str) -> None:
+    cfg: LocalProviderConfig
+
+    def __init__(self, cfg: LocalProviderConfig, endpoint_dir: Path | str) -> None:
         super().__init__(cfg, endpoint_dir)
         self.procs: dict[str, subprocess.Popen] = {}
 

@@ -155,7 +155,7 @@ def keep_evidence(test: str, seed: int, sources: list[Path], report: str) -> Pat
 # -- the endpoint -----------------------------------------------------------------------------
 
 def configure(home: Path, name: str, data: dict) -> Path:
-    cfg = ep_config.EndpointConfig.model_validate(data)
+    cfg = ep_config.UserEndpointConfig.model_validate(data)
     d = ep_config.endpoint_dir(name, home)
     ep_config.write(d / "config.yaml", cfg)
     return d

@@ -1106,7 +1106,6 @@ def test_walltime_errors_and_no_limit(faas_home):
 
 def test_keys_that_act_under_other_names(faas_home, tmp_path):
     cfg = load_as_start_does(faas_home, "acts", """\
-identity_mapping_config_path: /etc/faas/idmap.json
 engine:
   type: GlobusComputeEngine
   max_retries_on_system_failure: 2
@@ -1123,7 +1122,6 @@ engine:
     gres: gpu:a100:4
     regex_job_id: "Submitted batch job (?P<id>\\\\S*)"
 """)
-    assert cfg.identity_mapping_path == "/etc/faas/idmap.json"
     assert cfg.max_receives == 3 and cfg.engine.prefetch == 0
     assert cfg.engine.max_idle_time == 30 and cfg.strategy_period == 2
     assert cfg.engine.provider.walltime_margin == 600
@@ -1132,6 +1130,11 @@ engine:
     script = slurm_script(cfg, tmp_path)
     assert "#SBATCH --clusters=c2\n" in script and "#SBATCH --gres=gpu:a100:4\n" in script
     assert no_effect_keys(cfg) == {"engine.provider.regex_job_id"}
+    # a manager's key (its folder has the template beside config.yaml: a multi-user endpoint)
+    from faas.endpoint.multiuser import files
+    files.write_defaults(ep_config.endpoint_dir("mep", faas_home))
+    cfg = load_as_start_does(faas_home, "mep", "identity_mapping_config_path: /etc/faas/idmap.json\n")
+    assert cfg.identity_mapping_path == "/etc/faas/idmap.json"
     cfg = load_as_start_does(faas_home, "none", "engine:\n  strategy: none\n  provider:\n    init_blocks: 2\n"
                                                 "    max_blocks: 5\n")
     assert (cfg.engine.provider.min_blocks, cfg.engine.provider.max_blocks) == (2, 2)   # never scaled

@@ -60,7 +60,9 @@ def test_globus_default_template_runs_a_users_task_as_that_user(site, mu_users):
         {"DATA_TYPE": "expression_identity_mapping#1.0.0", "mappings": [
             {"source": "{email}", "match": "(.*)@example.com", "output": "{0}"},
             {"source": "{username}", "match": "local:(.*)", "output": "{0}"}]}]))
+    site.set(public=True)   # a key of Globus's ManagerEndpointConfig, for its web app
     site.start()
+    assert "no effect here: public (visibility in Globus's web app" in (site.dir / "endpoint.log").read_text()
 
     worker_init = "export GREETING='hello from worker_init'"
     r = submit_as(site, alice, {"worker_init": worker_init})

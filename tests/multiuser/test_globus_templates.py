@@ -47,7 +47,7 @@ def render(template: str, variables: dict | None = None, **kw) -> str:
 
 
 def user_endpoint_config(template: str, variables: dict | None = None, tmp_path: Path | None = None,
-                         schema: dict | None = None) -> ep_config.EndpointConfig | None:
+                         schema: dict | None = None) -> ep_config.UserEndpointConfig | None:
     """What a user endpoint would run: rendered, checked, written as its config.yaml and read
     back by ``ep_config.load``, the loader the user endpoint runs. None when the only keys
     refused are PENDING_IN_CONFIG_PY's."""
@@ -375,7 +375,7 @@ def test_reserved_values_are_not_quoted_again():
 
 def test_reserved_variables(caplog):
     """test_render_config_passes_mapped_identity / _parent_config / _all_reserved_variables."""
-    parent = ep_config.EndpointConfig(store="file:///shared/faas", display_name="Campus cluster")
+    parent = ep_config.UserEndpointConfig(store="file:///shared/faas", display_name="Campus cluster")
     template = ("uname: {{ _GC.mapped_identity.local.uname }}\nuid: {{ _GC.mapped_identity.local.uid }}\n"
                 "gid: {{ _GC.mapped_identity.local.gid }}\ngroups: {{ _GC.mapped_identity.local.groups }}\n"
                 "gecos: {{ _GC.mapped_identity.local.gecos }}\nshell: {{ _GC.mapped_identity.local.shell }}\n"

@@ -10,9 +10,10 @@ from pathlib import Path
 import yaml
 
 from ...exceptions import ConfigError
+from ..config import MULTI_USER_TEMPLATE as TEMPLATE
+from ..config import is_multi_user  # noqa: F401 - the template makes the kind (config.load)
 from .mapping import DEFAULT_MAPPING
 
-TEMPLATE = "user_config_template.yaml.j2"
 SCHEMA = "user_config_schema.json"
 MAPPING = "identity_mapping.json"
 ENVIRONMENT = "user_environment.yaml"
@@ -28,17 +29,12 @@ def _default(name: str) -> str:
     return resources.files(__package__).joinpath(f"default_{name}").read_text()
 
 
-def is_multi_user(endpoint_dir: Path) -> bool:
-    return (endpoint_dir / TEMPLATE).exists()
-
-
 def write_defaults(endpoint_dir: Path, provider: str = "local", overwrite: bool = False) -> list[Path]:
     """Write the four files (those already there are kept unless ``overwrite``); mode 644, the
     folder 755: they decide who runs as whom, so only their owner (root) may change them."""
     endpoint_dir.mkdir(parents=True, exist_ok=True)
-    template = _default("user_config_template.yaml.j2")
-    if provider != "local":
-        template = template.replace("type: {{ _faas.provider }}", f"type: {provider}")
+    # the template names its provider (config.yaml, a ManagerEndpointConfig, has no engine to ask)
+    template = _default("user_config_template.yaml.j2").replace("type: {{ _faas.provider }}", f"type: {provider}")
     contents = {TEMPLATE: template, SCHEMA: _default("user_config_schema.json"),
                 MAPPING: json.dumps(DEFAULT_MAPPING, indent=2) + "\n",
                 ENVIRONMENT: _default("user_environment.yaml")}

@@ -47,8 +47,14 @@ CONFIG_LIMIT = 1 << 16
 
 
 class Router(Server):
+    cfg: ep_config.ManagerEndpointConfig
+
     def __init__(self, name: str, home: Path | None = None):
         super().__init__(name, home)
+        if not isinstance(self.cfg, ep_config.ManagerEndpointConfig):   # its template went since start began
+            raise ConfigError(f"{self.dir / 'config.yaml'}: endpoint {name} is not multi-user (no "
+                              f"{files.TEMPLATE} beside it); `faas endpoint configure {name} --multi-user` "
+                              f"writes one")
         self.mapper = IdentityMapper(self._path(self.cfg.identity_mapping_path),
                                      self.cfg.allowed_users, self.cfg.denied_users, endpoint_id=self.name)
         self.schema = templates.load_schema(self.dir / files.SCHEMA)
@@ -77,6 +83,8 @@ class Router(Server):
     def run(self) -> int:
         self._lock()
         self.started_at = time.time()
+        for note in self.cfg.no_effect_here:   # Globus's manager keys (public, pam, ...): never silent
+            log.warning("no effect here: %s", note)
         self.store = open_store(self.cfg.store)
         self.transport: SpoolTransport | SignedQueueTransport
         if spool.store_root(self.cfg.store) is not None:   # shared file store: the writer's uid
@@ -295,8 +303,8 @@ class Router(Server):
         return ue
 
     def _render(self, ue: UserEndpoint) -> dict:
-        reserved = templates.reserved(self.name, ue.user, ue.uid, ue.home, self.cfg.engine.provider.type,
-                                      parent_config=self.cfg, identity=ue.identity)
+        reserved = templates.reserved(self.name, ue.user, ue.uid, ue.home, parent_config=self.cfg,
+                                      identity=ue.identity)
         return templates.user_config(self.template, ue.variables, reserved, store=self.cfg.store,
                                      max_blocks=self.cfg.max_blocks_per_user,
                                      allowed_functions=self.cfg.allowed_functions,

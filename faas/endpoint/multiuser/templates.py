@@ -42,9 +42,8 @@ from .mapping import identity_document
 
 log = logging.getLogger("faas.multiuser.templates")
 
-#: config.yaml keys that only mean something to the root endpoint
-MULTI_USER_KEYS = {"identity_mapping_path", "allowed_users", "denied_users", "max_user_endpoints",
-                   "max_blocks_per_user", "over_limit", "user_endpoint_idle_timeout", "audit_log_path"}
+#: config.yaml keys that only mean something to the root endpoint (dropped from a rendered config)
+MULTI_USER_KEYS = set(ep_config.ManagerEndpointConfig.model_fields) - set(ep_config.BaseEndpointConfig.model_fields)
 
 #: names a user may not send (Globus's list; faas also reserves every name starting with ``_``)
 RESERVED_USER_CONFIG_TEMPLATE_VARIABLES = ("parent_config", "user_runtime", "mapped_identity", "_GC")
@@ -185,7 +184,9 @@ def reserved(endpoint_name: str, uname: str, uid: int, home: str, provider: str 
              parent_config: Any = None, identity: str | None = None, runtime: dict | None = None) -> dict:
     """What the template sees beside the user's variables (``render`` lays it out as ``_GC``, the
     deprecated bare names, and ``_faas``). ``runtime`` replaces ``user_runtime()`` (tests, the
-    render command)."""
+    render command). ``provider`` is ``_faas.provider``: the router, whose config has no engine,
+    leaves it ``local``, for the templates ``configure --multi-user`` wrote for the local provider
+    before it wrote the provider's name into them."""
     v = sys.version_info
     ident = mapped_identity(uname, uid, home, identity)
     return {"parent_config": parent_config, "mapped_identity": ident,
@@ -310,7 +311,7 @@ def user_config(template_text: str, variables: dict, reserved_vars: dict, *, sto
         provider["init_blocks"] = _capped(provider.get("init_blocks", 0), cap)
         provider["min_blocks"] = _capped(provider.get("min_blocks", 0), cap)
     try:   # what the user endpoint's own loader will make of it (Globus's keys included)
-        ep_config.EndpointConfig.model_validate(copy.deepcopy(raw))
+        ep_config.UserEndpointConfig.model_validate(copy.deepcopy(raw))
     except ValidationError as e:
         raise VariablesRefused(ep_config.describe_errors(e, f"{template_path} (rendered)")) from None
     return raw

@@ -67,8 +67,12 @@ import json
 import re
 import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..base import BlockState, Provider, ProviderError
+from ..base import BlockState, ClusterProvider, ProviderError
+
+if TYPE_CHECKING:   # the endpoint's config model: an upper layer, for annotations only
+    from ...endpoint.provider_config import PBSProviderConfig
 
 _PENDING = frozenset("QHWTSU")
 _RUNNING = frozenset("REB")
@@ -89,11 +93,12 @@ _QDEL_BENIGN = (re.compile(r"Unknown Job Id"), re.compile(r"Job has finished"),
                 re.compile(r"Job (?:is )?already in exit state"))
 
 
-class PBSProvider(Provider):
+class PBSProvider(ClusterProvider):
     """PBS Professional / OpenPBS (``type: pbs``; ``PBSProProvider`` is accepted as a synonym)."""
 
     template = str(Path(__file__).with_name("template.sh.j2"))
     status_interval = 5.0
+    cfg: PBSProviderConfig
 
     # -- submit -----------------------------------------------------------------------------
     def submit(self, command: str, block_id: str) -> str:

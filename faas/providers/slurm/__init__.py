@@ -54,8 +54,12 @@ import os
 import pwd
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..base import BlockState, Provider, ProviderError
+from ..base import BlockState, ClusterProvider, ProviderError
+
+if TYPE_CHECKING:   # the endpoint's config model: an upper layer, for annotations only
+    from ...endpoint.provider_config import SlurmProviderConfig
 
 log = logging.getLogger("faas.providers.slurm")
 
@@ -119,11 +123,12 @@ def mem_option(gb: float) -> str:
     return f"{int(gb)}G" if float(gb).is_integer() else f"{max(int(gb * 1024), 1)}M"
 
 
-class SlurmProvider(Provider):
+class SlurmProvider(ClusterProvider):
     template = str(Path(__file__).with_name("template.sh.j2"))
     status_interval = 5.0
+    cfg: SlurmProviderConfig
 
-    def __init__(self, cfg, endpoint_dir):
+    def __init__(self, cfg: SlurmProviderConfig, endpoint_dir: Path | str) -> None:
         super().__init__(cfg, endpoint_dir)
         self.last_seen: dict[str, BlockState] = {}
         try:   # the jobs' owner (--me needs Slurm 20.11; --user works everywhere)
