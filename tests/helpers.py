@@ -85,3 +85,22 @@ def start_moto_server() -> tuple[subprocess.Popen, str]:
     proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return proc, f"http://127.0.0.1:{port}"
+
+
+def python_as(user, *args: str) -> subprocess.CompletedProcess:
+    """``python ARGS`` as ``user`` (a pwd entry), with only their own HOME, FAAS_HOME and a
+    bare PATH (and this PYTHONPATH, so it is the same faas): what a real account would run."""
+    env = {"HOME": user.pw_dir, "USER": user.pw_name, "PATH": "/usr/bin:/bin",
+           "FAAS_HOME": os.path.join(user.pw_dir, ".faas"), "FAAS_AUTOSTART": "false",
+           **{k: os.environ[k] for k in ("PYTHONPATH",) if k in os.environ}}
+    return subprocess.run([sys.executable, *args], user=user.pw_uid, group=user.pw_gid,
+                          extra_groups=[], env=env, cwd=user.pw_dir, capture_output=True,
+                          text=True, timeout=120)
+
+
+def drive_runner(runner, until, seconds: float) -> None:
+    """Let a flows runner work (one pass at a time) until ``until()`` or ``seconds`` pass."""
+    deadline = time.monotonic() + seconds
+    while not until() and time.monotonic() < deadline:
+        runner.serve(once=True)
+        time.sleep(0.05)

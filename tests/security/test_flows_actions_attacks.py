@@ -24,13 +24,13 @@ import pwd
 import secrets
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
 import pytest
+from helpers import drive_runner, python_as
 
 from faas.flows.actions import ActionContext, transfer
 from faas.flows.actions.transfer import DeleteProvider, TransferProvider
@@ -200,7 +200,7 @@ def test_an_action_document_planted_in_the_store_is_not_resumed(site, attacker):
     transfer the runner is about to start (its action id is a hash of a request id the attacker
     can tell: its own run's), with a plan that copies root's file into the attacker's folder."""
     mine, victim, ctx = site
-    probe = _as_python(attacker, "-c", "import faas")
+    probe = python_as(attacker, "-c", "import faas")
     if probe.returncode != 0:
         pytest.skip(f"the test account cannot import faas ({probe.stderr.strip()[-300:]})")
     store = mine.parent.parent / "store"
@@ -209,7 +209,7 @@ def test_an_action_document_planted_in_the_store_is_not_resumed(site, attacker):
     ctx.store_url = store.as_uri()
     rid = uuid.uuid4().hex
     me = attacker.pw_name
-    planted = _as_python(attacker, "-c", PLANT, ctx.store_url, rid, str(victim / "secret"),
+    planted = python_as(attacker, "-c", PLANT, ctx.store_url, rid, str(victim / "secret"),
                          ctx.config["collections"]["coll"], f"/{me}/out/loot")
     assert planted.returncode == 0, planted.stderr
     p = TransferProvider()
@@ -239,15 +239,6 @@ print(fc.start(flow["id"], json.loads(sys.argv[3]))["run_id"])
 '''
 
 
-def _as_python(user: pwd.struct_passwd, *args: str) -> subprocess.CompletedProcess:
-    env = {"HOME": user.pw_dir, "USER": user.pw_name, "PATH": "/usr/bin:/bin",
-           "FAAS_HOME": os.path.join(user.pw_dir, ".faas"), "FAAS_AUTOSTART": "false",
-           **{k: os.environ[k] for k in ("PYTHONPATH",) if k in os.environ}}
-    return subprocess.run([sys.executable, *args], user=user.pw_uid, group=user.pw_gid,
-                          extra_groups=[], env=env, cwd=user.pw_dir, capture_output=True,
-                          text=True, timeout=120)
-
-
 def _open_up(store: Path) -> None:
     """The store as the site's users may write it (commands, flows, runs)."""
     for folder, _, files in os.walk(store):
@@ -265,7 +256,7 @@ def runner_site(attacker, faas_home):
     from faas.flows.runner import Runner
     from faas.store import open_store
 
-    probe = _as_python(attacker, "-c", "import faas")
+    probe = python_as(attacker, "-c", "import faas")
     if probe.returncode != 0:
         pytest.skip(f"the test account cannot import faas ({probe.stderr.strip()[-300:]}); CI must "
                     f"make the install reachable")
@@ -284,7 +275,7 @@ def runner_site(attacker, faas_home):
         _open_up(base / "queues")        # the doorbell the users ring
         if flow is None:
             return runner
-        started = _as_python(attacker, "-c", DEPLOY_AND_START, url, json.dumps(flow),
+        started = python_as(attacker, "-c", DEPLOY_AND_START, url, json.dumps(flow),
                              json.dumps(input))
         assert started.returncode == 0, started.stderr
         run_id = started.stdout.split()[-1]
@@ -366,13 +357,6 @@ def _payroll(base: Path) -> tuple[Path, dict]:
     return payroll, {"collections": {"coll": coll.as_uri()}, "permission_managers": {"coll": ["alice"]}}
 
 
-def _drive(runner, until, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while not until() and time.monotonic() < deadline:
-        runner.serve(once=True)
-        time.sleep(0.05)
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(not (shutil.which("setfacl") and shutil.which("getfacl")),
                     reason="set_permission needs setfacl/getfacl (Debian's acl)")
@@ -390,14 +374,14 @@ def test_a_request_rewritten_in_the_users_run_folder_does_not_make_them_another_
     url = (base / "store").as_uri()
     run = start(config, WAIT_THEN_SHARE, {"me": attacker.pw_name}, until="Wait")
     request = store_layout.run_key(run["run_id"], "request")
-    claimed = _as_python(attacker, "-c", CLAIM, url, request, json.dumps({"user": "local:alice"}))
+    claimed = python_as(attacker, "-c", CLAIM, url, request, json.dumps({"user": "local:alice"}))
     assert claimed.returncode == 0, claimed.stderr
     again = Runner(url, config=config)
     s = open_store(url)
 
     def status() -> str:
         return store_layout.get_json(s, store_layout.run_key(run["run_id"]), {}).get("status")
-    _drive(again, lambda: status() in ("SUCCEEDED", "FAILED") or "not resumed" in caplog.text, 30)
+    drive_runner(again, lambda: status() in ("SUCCEEDED", "FAILED") or "not resumed" in caplog.text, 30)
     got = as_user(attacker, "cat", str(payroll))
     assert SECRET not in got.stdout, "a rewritten request made the attacker a permission manager"
     assert status() != "SUCCEEDED"
@@ -415,15 +399,15 @@ def test_a_timer_whose_owner_was_rewritten_is_not_fired_as_that_owner(attacker, 
     payroll, config = _payroll(base)
     url = (base / "store").as_uri()
     runner = start(config, None, None)            # the runner and an open store, no run
-    made = _as_python(attacker, "-c", TIMER, url, json.dumps({"StartAt": "Share",
+    made = python_as(attacker, "-c", TIMER, url, json.dumps({"StartAt": "Share",
                                                               "States": {"Share": SHARE}}),
                       attacker.pw_name)
     assert made.returncode == 0, made.stderr
     tid = made.stdout.split()[-1]
-    claimed = _as_python(attacker, "-c", CLAIM, url, store_layout.timer_key(tid),
+    claimed = python_as(attacker, "-c", CLAIM, url, store_layout.timer_key(tid),
                          json.dumps({"owner": "local:alice"}))
     assert claimed.returncode == 0, claimed.stderr
-    _drive(runner, lambda: "not fired" in caplog.text or can_read_now(attacker, payroll), 20)
+    drive_runner(runner, lambda: "not fired" in caplog.text or can_read_now(attacker, payroll), 20)
     time.sleep(1)
     runner.serve(once=True)
     assert not can_read_now(attacker, payroll), "a timer fired as the owner its writer claimed"
@@ -442,7 +426,7 @@ def test_a_permission_rule_rewritten_in_the_store_is_not_applied_for_its_writer(
     the whole collection, and waits for alice's flow to widen the rule to rw."""
     from faas.flows.actions import ActionUnableToRun, resolve
 
-    probe = _as_python(attacker, "-c", "import faas")
+    probe = python_as(attacker, "-c", "import faas")
     if probe.returncode != 0:
         pytest.skip(f"the test account cannot import faas ({probe.stderr.strip()[-300:]})")
     base = Path(tempfile.mkdtemp(prefix="faas-acl-rule-", dir="/tmp"))
@@ -454,7 +438,7 @@ def test_a_permission_rule_rewritten_in_the_store_is_not_applied_for_its_writer(
         store.mkdir()
         os.chmod(store, 0o1777)
         url = store.as_uri()
-        first = _as_python(attacker, "-c", CLAIM, url, "flows/acl/mine.json", "{}")
+        first = python_as(attacker, "-c", CLAIM, url, "flows/acl/mine.json", "{}")
         assert first.returncode == 0, first.stderr
         ctx = ActionContext(url, "run-acl", "flow-acl", "alice", config=config)
         manage = resolve("https://transfer.actions.globus.org/manage_permission")
@@ -466,7 +450,7 @@ def test_a_permission_rule_rewritten_in_the_store_is_not_applied_for_its_writer(
         forged = {"rule_id": rule, "endpoint": "coll", "rel": ".", "path": "/", "tag": "u",
                   "id": attacker.pw_uid, "name": attacker.pw_name, "permissions": "r",
                   "principal_type": "identity", "principal": attacker.pw_name}
-        claimed = _as_python(attacker, "-c", CLAIM, url, f"flows/acl/{rule}.json", json.dumps(forged))
+        claimed = python_as(attacker, "-c", CLAIM, url, f"flows/acl/{rule}.json", json.dumps(forged))
         assert claimed.returncode == 0, claimed.stderr
         try:
             manage.run({"operation": "UPDATE", "endpoint_id": "coll", "rule_id": rule,

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from helpers import drive_runner, python_as
 
 from faas.flows.actions import ActionContext, ActionUnableToRun
 from faas.flows.actions import http as http_action
@@ -175,7 +176,7 @@ def accounts():
         for n in (tag + "a", tag + "m"):
             subprocess.run(["useradd", "-m", "-s", "/bin/sh", n], check=True, capture_output=True)
             made.append(pwd.getpwnam(n))
-        probe = _as(made[0], ["-c", "import faas"])
+        probe = python_as(made[0], "-c", "import faas")
         if probe.returncode != 0:
             pytest.skip(f"a test account cannot run `{sys.executable} -c 'import faas'` "
                         f"({probe.stderr.strip()[-300:]}); CI must make the install reachable")
@@ -183,15 +184,6 @@ def accounts():
     finally:
         for u in made:   # their commands ran to their end (subprocess.run): nothing is left
             subprocess.run(["userdel", "-r", "-f", u.pw_name], capture_output=True)
-
-
-def _as(user: pwd.struct_passwd, args: list[str]) -> subprocess.CompletedProcess:
-    env = {"HOME": user.pw_dir, "USER": user.pw_name, "PATH": "/usr/bin:/bin",
-           "FAAS_HOME": os.path.join(user.pw_dir, ".faas"), "FAAS_AUTOSTART": "false",
-           **{k: os.environ[k] for k in ("PYTHONPATH",) if k in os.environ}}   # the same faas
-    return subprocess.run([sys.executable, *args], user=user.pw_uid, group=user.pw_gid,
-                          extra_groups=[], env=env, cwd=user.pw_dir, capture_output=True,
-                          text=True, timeout=120)
 
 
 def _open_up(store: Path) -> None:
@@ -204,14 +196,6 @@ def _open_up(store: Path) -> None:
     decisions = store / "flows" / "actions" / "approval-decisions"
     decisions.mkdir(parents=True, exist_ok=True)
     os.chmod(decisions, 0o1777)   # as a site sets it up: sticky, so no one removes another's
-
-
-def _drive(runner, until, seconds: float) -> None:
-    """Let the runner work until ``until()`` or ``seconds`` pass."""
-    deadline = time.monotonic() + seconds
-    while not until() and time.monotonic() < deadline:
-        runner.serve(once=True)
-        time.sleep(0.05)
 
 
 @pytest.mark.slow
@@ -230,7 +214,7 @@ def test_only_an_approver_the_kernel_names_approves_a_run(accounts, faas_home, c
         runner = Runner(url)
         flow = me.deploy(APPROVAL_FLOW)
         run_id = me.start(flow["id"], {"approvers": [approver.pw_name]})["run_id"]
-        _drive(runner, lambda: me.get_run(run_id)["status"] == "INACTIVE", 30)
+        drive_runner(runner, lambda: me.get_run(run_id)["status"] == "INACTIVE", 30)
         assert me.get_run(run_id)["status"] == "INACTIVE", me.get_run(run_id)
         [waiting] = pending(url, run_id)
         args = {"store": url, "run_id": run_id, "action_id": waiting["action_id"],
@@ -238,10 +222,10 @@ def test_only_an_approver_the_kernel_names_approves_a_run(accounts, faas_home, c
                 "approver": approver.pw_name}
 
         _open_up(store)
-        attack = _as(attacker, ["-c", DECIDER, json.dumps(dict(args, role="attacker"))])
+        attack = python_as(attacker, "-c", DECIDER, json.dumps(dict(args, role="attacker")))
         assert attack.returncode == 0, attack.stderr
         me.resume_run(run_id)   # the runner looks at the approval now
-        _drive(runner, lambda: (me.get_run(run_id)["status"] not in ("ACTIVE", "INACTIVE")
+        drive_runner(runner, lambda: (me.get_run(run_id)["status"] not in ("ACTIVE", "INACTIVE")
                                 or f"by local:{attacker.pw_name}" in caplog.text), 30)
         run = me.get_run(run_id)
         assert run["status"] == "INACTIVE", f"the attacker's decision moved the run on: {run}"
@@ -250,10 +234,10 @@ def test_only_an_approver_the_kernel_names_approves_a_run(accounts, faas_home, c
         assert [d["action_id"] for d in pending(url, run_id)] == [waiting["action_id"]]
 
         _open_up(store)
-        decided = _as(approver, ["-c", DECIDER, json.dumps(dict(args, role="approver"))])
+        decided = python_as(approver, "-c", DECIDER, json.dumps(dict(args, role="approver")))
         assert decided.returncode == 0, decided.stderr
         me.resume_run(run_id)
-        _drive(runner, lambda: me.get_run(run_id)["status"] not in ("ACTIVE", "INACTIVE"), 30)
+        drive_runner(runner, lambda: me.get_run(run_id)["status"] not in ("ACTIVE", "INACTIVE"), 30)
         run = me.get_run(run_id)
         assert run["status"] == "SUCCEEDED", run
         assert run["output"]["approval"]["details"]["approved_by"] == approver.pw_name
