@@ -2,12 +2,14 @@
 processes, keeps held messages invisible (heartbeat), tells clients, and only then deletes.
 
 Threads, each with one job:
-- *receiver*: blocks on the queue for as many tasks as the pool has room for;
+- *receiver*: blocks on the queue for as many tasks as the pool has room for (it parses each
+  message; the worker that runs it checks its signature: see worker.py);
 - *main loop*: hands tasks to idle workers (short ones several at a time), collects their
   replies, enforces timeouts, notices dead workers (wakes on a worker pipe, a worker's death, or
   the receiver's self-pipe: no sleeps);
-- *outbox*: sends notices and deletes messages in batches, heartbeats held messages;
-- *monitor*: running markers for tasks that run a while, remote cancels, the block's status file.
+- *outbox*: sends notices and deletes messages in batches, sets refused messages aside;
+- *monitor*: heartbeats held messages; started notices and running markers for tasks that run a
+  while, remote cancels; the block's status file.
 
 Run as ``python -m faas.endpoint.pool --endpoint-dir DIR --block-id ID``.
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import ctypes
 import itertools
 import json
 import logging
@@ -34,8 +37,8 @@ from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 
-from .. import proctree, sealing, serialize, signing
-from ..exceptions import FunctionNotAllowed, QueueDoesNotExist, QueueError, SignatureError
+from .. import proctree, sealing, serialize
+from ..exceptions import QueueDoesNotExist, QueueError, SignatureError
 from ..messages import (
     Notice,
     TaskMessage,
@@ -58,7 +61,7 @@ from .liveness import Loops, dump_on_signal
 log = logging.getLogger("faas.pool")
 HOST = socket.gethostname()
 
-STARTED_NOTICE_DELAY = 0.05   # seconds a started notice waits for the task's done notice
+STARTED_NOTICE_DELAY = 0.05   # seconds a task runs before its client hears it started (monitor's tick: 0.1)
 PREFETCH_WINDOW = 0.1         # seconds of queued work a pool holds per worker (prefetch: -1)
 OUTBOX_BEAT = 5.0             # seconds the idle outbox sleeps between beats (liveness)
 DELETE_LINGER = 0.5           # seconds a finished task's delete waits to share a batch
@@ -76,6 +79,8 @@ class Held:
     started: float = 0.0
     marked: float = 0.0
     mpi: dict | None = None   # GlobusMPIEngine: the task's checked resource_specification
+    seq: int = 0         # its number among the jobs handed to its worker (from 1; 0: not handed)
+    told: bool = False   # its started notice is sent
 
 
 @dataclass
@@ -86,6 +91,15 @@ class Slot:
     job: Held | None = None   # the task it runs (of a batch: the first not yet reported done)
     queued: collections.deque = field(default_factory=collections.deque)   # the batch's rest
     nodes: list = field(default_factory=list)   # the block's nodes its MPI task holds
+    verified: ctypes.c_ulonglong | None = None   # shared: the worker's last job that passed its checks
+    handed: int = 0           # jobs handed to this worker
+    down: bool = False        # dead or being replaced: no job is handed to it (the receiver hands out too)
+
+
+def _verified(slot: Slot, held: Held) -> bool:
+    """Has ``slot``'s worker checked ``held``'s signature? Until then the pool acts on none of
+    its fields beyond routing it (no started notice, marker, timeout, or result under its id)."""
+    return slot.verified is not None and 0 < held.seq <= slot.verified.value
 
 
 @dataclass
@@ -94,13 +108,15 @@ class Outgoing:
     deletes: list = field(default_factory=list)
     releases: list = field(default_factory=list)
     handbacks: list = field(default_factory=list)
+    refused: list = field(default_factory=list)     # (held, why): its worker refused it
+    malformed: list = field(default_factory=list)   # (held, why)
 
 
 class Pool:
     mpi = False   # GlobusMPIEngine (see __init__): tasks borrow the block's nodes
     mean_run: float | None = None   # moving average of task run times, seconds
 
-    def __init__(self, cfg: ep_config.EndpointConfig, name: str, home: Path, block_dir: Path,
+    def __init__(self, cfg: ep_config.UserEndpointConfig, name: str, home: Path, block_dir: Path,
                  block_id: str, keep_alive: bool = False, walltime: float | None = None,
                  walltime_margin: float = 60.0):
         self.cfg, self.name, self.block_id, self.block_dir = cfg, name, block_id, block_dir
@@ -140,7 +156,8 @@ class Pool:
         self.kill_at = t0 + walltime - min(5.0, walltime_margin / 2) if walltime else None
         self.batch = getattr(self.queue, "max_batch", 10)
         self.prefetch = cfg.engine.prefetch
-        self.max_prefetch = max(4 * self.n_workers, min(self.batch, 10))
+        # short tasks: enough held that every worker gets a full batch while the next receive runs
+        self.max_prefetch = max(MAX_BATCH * self.n_workers, min(self.batch, 10))
         self.mean_run = None    # moving average of task run times, seconds
         self.vt = cfg.visibility_timeout
         self.where = {"endpoint": name, "block": block_id}
@@ -164,6 +181,7 @@ class Pool:
         self.unhealthy: str | None = None
         self.spawned = 0
         self.selector: tuple[int, selectors.BaseSelector] | None = None   # (spawned, selector)
+        self.grace_until: float | None = None   # stopping: when running tasks are killed
 
     # -- workers ----------------------------------------------------------------------
     def _spawn(self, index: int) -> Slot:
@@ -174,13 +192,17 @@ class Pool:
         eng = self.cfg.engine
         tasks = {"working_dir": str(self.endpoint_dir / eng.working_dir), "sandbox": eng.run_in_sandbox,
                  "engine": eng.type, "endpoint": self.name}
+        verified = self.ctx.RawValue("Q", 0)
         proc = self.ctx.Process(target=worker_mod.main, name=f"faas-worker-{index}",
                                 args=(child, self.cfg.store, log_path, self.where, env,
                                       tuple(self.cfg.allowed_serializers),
-                                      eng.worker_memory_limit_mb, tasks), daemon=True)
+                                      eng.worker_memory_limit_mb, tasks),
+                                kwargs={"keys": self.keys or None, "verified": verified,
+                                        "allowed_functions": self.cfg.allowed_functions},
+                                daemon=True)
         proc.start()
         child.close()
-        return Slot(index, proc, parent)
+        return Slot(index, proc, parent, verified=verified)
 
     def capacity(self) -> int:
         """Tasks to hold: one per worker, plus about PREFETCH_WINDOW seconds of queued work,
@@ -230,35 +252,21 @@ class Pool:
             good: list[Held] = []
             now = time.time()
             for m in msgs:
+                # Parsed and validated (3-4 us: the fields it is routed by, typed), not trusted:
+                # its worker checks the signature before it deserializes anything (worker.admit)
                 try:
                     fields = json.loads(m.body)
                     task = TaskMessage.model_validate(fields)
                 except Exception as e:  # noqa: BLE001 - any parse or validation error: the message is dead-lettered, never run
                     self._dead_letter_malformed(m, e)
                     continue
-                why = signing.check(fields, self.keys, now) if self.keys else None
-                if why is None and task.args_key and not task.args_sha256 and self.keys:
-                    why = "spilled arguments without a digest"
-                if why is None and task.args_key and task.args_size is None:
-                    why = "spilled arguments without their size (a client older than this endpoint?)"
-                if why is not None:
-                    self._refuse(m, task, why)
-                    continue
                 held = Held(m, task, time.monotonic())
-                allowed = self.cfg.allowed_functions
-                if allowed is not None and task.fn not in allowed:
-                    log.warning("task %s refused: function %s is not in allowed_functions", task.id, task.fn)
-                    self._fail(held, FunctionNotAllowed(
-                        f"function {task.fn} is not allowed on endpoint {self.name!r} (its config.yaml "
-                        f"lists allowed_functions); ask the endpoint's administrator to add it",
-                        task_id=task.id))
+                if self.mpi and not self._admit_mpi(held, fields, now):
                     continue
-                try:
-                    held.mpi = self._check_resources(task)
-                except ValueError as e:   # InvalidResourceSpecification too
-                    log.warning("task %s refused: %s", task.id, e)
-                    self._fail(held, e)
-                    continue
+                if task.res and "priority" in task.res and not self.priority_noted:
+                    self.priority_noted = True
+                    log.info("resource_specification 'priority' has no effect here: tasks start in "
+                             "the order the queue hands them out")
                 good.append(held)
             if self.stopping.is_set():   # received while stopping: hand straight back
                 self.outbox.put(("handback", good))
@@ -266,6 +274,9 @@ class Pool:
             with self.lock:
                 self.ready.extend(good)
                 self.last_busy = time.monotonic()
+                idle = any(s.job is None and not s.down for s in self.slots)
+            if idle:   # straight to an idle worker: the main loop's wake-up is off the task's way
+                self._dispatch(from_main=False)
             self._wake()
 
     def _held_unlocked(self) -> list[Held]:
@@ -281,11 +292,12 @@ class Pool:
         except Exception as e2:  # noqa: BLE001 - any backend's error: logged; the message comes back later
             log.error("could not dead-letter message %s: %s", m.id, e2)
 
-    def _refuse(self, m: Message, task: TaskMessage, why: str) -> None:
+    def _refuse(self, m: Message, task: TaskMessage, why: str, notices: dict | None = None) -> None:
         """Never deserialize, never write a result under its (unproven) task id: keep the
         message for the administrator under ``dead-letters/`` and drop it from the queue. Its
         sender hears why at once, in a notice sealed with the message's own secret (only the
-        client that made the message can read it as its task's; the store is not touched)."""
+        client that made the message can read it as its task's; the store is not touched).
+        ``notices``: the outbox's own batch (reply -> [(body, receipt)]) when it calls this."""
         log.error("REFUSED message %s (claims task %s): %s; its payload was not deserialized",
                   m.id, task.id, why)
         if task.reply:
@@ -293,8 +305,11 @@ class Pool:
                                  f"FAAS_SIGNING_KEY to one of its keys (`faas endpoint configure "
                                  f"--signing-key` on the site shows how)")
             frame = outcomes.failure_frame(task, err, **self.where)
-            self.outbox.put(("notice", (task.reply, task.id, "done",
-                                        outcomes.done_notice(task, "failed", frame), None)))
+            notice = outcomes.done_notice(task, "failed", frame)
+            if notices is not None:
+                notices[task.reply].append((notice, None))
+            else:
+                self.outbox.put(("notice", (task.reply, task.id, "done", notice, None)))
         try:
             outcomes.set_aside(self.store, m.id, why, m.body)
             self.queue.delete([m.receipt])
@@ -302,16 +317,28 @@ class Pool:
             log.error("could not set refused message %s aside: %s", m.id, e)
         self.counts["refused"] += 1
 
+    def _admit_mpi(self, held: Held, fields: dict, now: float) -> bool:
+        """GlobusMPIEngine: a task's resource specification decides which of the block's nodes it
+        borrows, so its signature is checked here, before the spec is believed (its worker
+        checks again). False: refused or failed here."""
+        why = worker_mod.refusal(fields, held.task, self.keys or None, now)
+        if why is not None:
+            self._refuse(held.msg, held.task, why)
+            return False
+        try:
+            held.mpi = self._check_resources(held.task)
+        except ValueError as e:   # InvalidResourceSpecification too
+            log.warning("task %s refused: %s", held.task.id, e)
+            self._fail(held, e)
+            return False
+        return True
+
     def _check_resources(self, task: TaskMessage) -> dict | None:
         """The task's resource_specification, checked against this engine (Globus's errors for
         what its engine of the same type refuses); the normalized MPI spec or None."""
         spec = mpi.check_spec(self.engine_type, task.res, self.block_nodes)
         if spec is not None and self.mpi_problem:
             raise mpi.InvalidResourceSpecification(set(), self.mpi_problem)
-        if task.res and "priority" in task.res and not self.priority_noted:
-            self.priority_noted = True
-            log.info("resource_specification 'priority' has no effect here: tasks start in "
-                     "the order the queue hands them out")
         return spec
 
     def _dlq(self):
@@ -321,64 +348,25 @@ class Pool:
 
     # -- outbox thread ------------------------------------------------------------------
     def _outbox(self) -> None:
-        deferred: dict[str, tuple[float, str, tuple]] = {}   # started notices not yet sent
+        """Notices and deletes go out in batches; a finished task's message is deleted only once
+        its client was told. Named steps, as the manager loop of CPython's
+        concurrent/futures/process.py."""
         deletes: list[str] = []
         delete_due = 0.0
         # reply queue -> (send by, bodies, receipts of the tasks whose done notices they are)
         notices: dict[str, tuple[float, list[str], list[str]]] = {}
         while True:
-            dues = ([d for d, _, _ in deferred.values()] + ([delete_due] if deletes else [])
-                    + [d for d, _, _ in notices.values()])
+            dues = [d for d, _, _ in notices.values()] + ([delete_due] if deletes else [])
             timeout = max(0.0, min(dues) - time.monotonic()) if dues else OUTBOX_BEAT
             self.loops.beat("outbox")
-            try:
-                items = [self.outbox.get(timeout=min(timeout, OUTBOX_BEAT))]
-            except _queue.Empty:
-                items = []
-            while True:
-                try:
-                    items.append(self.outbox.get_nowait())
-                except _queue.Empty:
-                    break
-            out = Outgoing()
-            stop = False
-            for kind, payload in items:
-                if kind == "notice":
-                    reply, task_id, event, body, receipt = payload
-                    if event == "started":
-                        # Held back a moment: a short task's done notice makes it unneeded.
-                        deferred[task_id] = (time.monotonic() + STARTED_NOTICE_DELAY, reply, body)
-                        continue
-                    deferred.pop(task_id, None)
-                    out.notices[reply].append((body, receipt))
-                elif kind == "delete":
-                    out.deletes.append(payload)
-                elif kind == "release":
-                    out.releases.extend(payload)
-                elif kind == "handback":
-                    out.handbacks.extend(payload)
-                elif kind == "stop":
-                    stop = True
+            out, stop = self._outbox_take(min(timeout, OUTBOX_BEAT))
+            for held, why in out.refused:   # first: their notices go out in this round
+                self._refuse(held.msg, held.task, why, out.notices)
+            for held, why in out.malformed:
+                self._dead_letter_malformed(held.msg, ValueError(why))
             now = time.monotonic()
-            for task_id in [t for t, (due, _, _) in deferred.items() if due <= now or stop]:
-                _, reply, (pid, started) = deferred.pop(task_id)
-                where = dict(self.where, host=HOST, pid=pid, started=started)
-                out.notices[reply].append((Notice(id=task_id, event="started", where=where)
-                                           .model_dump_json(exclude_none=True), None))
-            # Notices to a queue that charges per request wait up to its ``linger`` for company
-            # (SQS: 20 ms, up to 10 a request); the local queue sends at once.
-            for reply, pairs in out.notices.items():
-                q = self._reply_queue(reply)
-                due, bodies, receipts = notices.get(
-                    reply, (now + getattr(q, "linger", 0.0) if q is not None else now, [], []))
-                notices[reply] = (due, bodies + [b for b, _ in pairs],
-                                  receipts + [r for _, r in pairs if r is not None])
-            for reply, (due, bodies, receipts) in list(notices.items()):
-                q = self._reply_queue(reply)
-                if q is not None and len(bodies) < q.max_batch and now < due and not stop:
-                    continue
-                del notices[reply]
-                out.deletes.extend(self._notify(reply, q, bodies, receipts))
+            self._gather_notices(notices, out.notices, now)
+            out.deletes.extend(self._send_notices(notices, now, stop))
             # Deletes can wait a little (the message stays invisible meanwhile): whole batches
             # cost one request instead of one a task.
             if out.deletes and not deletes:
@@ -393,6 +381,55 @@ class Pool:
                 self._handback(out.handbacks)
             if stop:
                 return
+
+    def _outbox_take(self, timeout: float) -> tuple[Outgoing, bool]:
+        """What the other threads put in the outbox (waiting up to ``timeout`` for the first),
+        sorted by kind; and whether the pool is stopping."""
+        try:
+            items = [self.outbox.get(timeout=timeout)]
+        except _queue.Empty:
+            items = []
+        while True:
+            try:
+                items.append(self.outbox.get_nowait())
+            except _queue.Empty:
+                break
+        out = Outgoing()
+        stop = False
+        for kind, payload in items:
+            if kind == "notice":
+                reply, _task_id, _event, body, receipt = payload
+                out.notices[reply].append((body, receipt))
+            elif kind == "delete":
+                out.deletes.append(payload)
+            elif kind in ("release", "handback"):
+                getattr(out, kind + "s").extend(payload)
+            elif kind in ("refused", "malformed"):
+                getattr(out, kind).append(payload)
+            elif kind == "stop":
+                stop = True
+        return out, stop
+
+    def _gather_notices(self, notices: dict, new: dict, now: float) -> None:
+        """Notices to a queue that charges per request wait up to its ``linger`` for company
+        (SQS: 20 ms, up to 10 a request); the local queue sends at once."""
+        for reply, pairs in new.items():
+            q = self._reply_queue(reply)
+            due, bodies, receipts = notices.get(
+                reply, (now + getattr(q, "linger", 0.0) if q is not None else now, [], []))
+            notices[reply] = (due, bodies + [b for b, _ in pairs],
+                              receipts + [r for _, r in pairs if r is not None])
+
+    def _send_notices(self, notices: dict, now: float, stop: bool) -> list[str]:
+        """Send the notices that are due (or fill a request); the receipts that may be deleted."""
+        deletes: list[str] = []
+        for reply, (due, bodies, receipts) in list(notices.items()):
+            q = self._reply_queue(reply)
+            if q is not None and len(bodies) < q.max_batch and now < due and not stop:
+                continue
+            del notices[reply]
+            deletes.extend(self._notify(reply, q, bodies, receipts))
+        return deletes
 
     def _notify(self, reply: str, q, bodies: list[str], receipts: list[str]) -> list[str]:
         """Send done notices; return the receipts of the tasks that may now be deleted. A task
@@ -459,7 +496,8 @@ class Pool:
 
     def _finish(self, held: Held, status: str, result: bytes | None, error: str | None = None,
                 notice: str | None = None) -> None:
-        """``notice``: the done notice the worker made (sealed there: this process only forwards it)."""
+        """``notice``: the done notice the worker made (sealed there: this process only forwards
+        it), or ``worker.TOLD``: the worker sent it to a queue that sends at once (the local one)."""
         t = held.task
         now, mono = time.time(), time.monotonic()
         if error is None and status == "failed" and result is not None:
@@ -471,10 +509,10 @@ class Pool:
         self.journal.record(t.id, t.fn, n=t.n, sent=t.sent,
                             started=now - (mono - (held.started or held.received)), finished=now,
                             status=status, error=error)
-        if t.reply:
+        if t.reply and notice != worker_mod.TOLD:
             self.outbox.put(("notice", (t.reply, t.id, "done", notice or outcomes.done_notice(t, status, result),
                                         held.msg.receipt)))
-        else:
+        else:   # no client to tell, or its worker told it
             self.outbox.put(("delete", held.msg.receipt))
         self.counts[status] += 1
 
@@ -513,7 +551,9 @@ class Pool:
             self.cancel_epochs[client_id] = (epoch, now)
         return epoch
 
-    def _dispatch(self) -> None:
+    def _dispatch(self, from_main: bool = True) -> None:
+        """Hand waiting tasks to idle workers (from the receiver too: ``from_main`` False, then a
+        worker found dead is left to the main loop, which finds it so again)."""
         if self.ready:   # the epochs' reads (a GET each, at most once a second) outside the lock
             with self.lock:
                 cids = {h.task.cid for h in itertools.islice(self.ready, len(self.slots) * MAX_BATCH)}
@@ -521,11 +561,11 @@ class Pool:
                 self._latest_cancel(cid)
         dead: list[Slot] = []
         with self.lock:
-            idle = sum(1 for s in self.slots if s.job is None)
+            idle = sum(1 for s in self.slots if s.job is None and not s.down)
             for slot in self.slots:
                 if not self.ready:
                     break
-                if slot.job is None:
+                if slot.job is None and not slot.down:
                     held = self._next_task(slot)
                     if held is None:   # MPI: no waiting task fits the free nodes
                         break
@@ -542,17 +582,16 @@ class Pool:
                         # kept receiving and heartbeating tasks that never ran.)
                         self._release_nodes(slot)
                         self.ready.extendleft(reversed(batch))
+                        slot.down = True
                         dead.append(slot)
                         continue
                     held.started = time.monotonic()
                     slot.job, slot.queued = held, collections.deque(batch[1:])
                     self.last_busy = held.started
-                    for h in batch:
-                        if h.task.reply:   # at once: until it arrives the client may still cancel
-                            # (its JSON is made by the outbox, only if no done notice overtakes it)
-                            self.outbox.put(("notice", (h.task.reply, h.task.id, "started",
-                                                        (slot.proc.pid, time.time()), None)))
-        for slot in dead:
+                    for h in batch:   # (started notices: the monitor's, once the worker checked it)
+                        slot.handed += 1
+                        h.seq = slot.handed
+        for slot in dead if from_main else []:
             log.warning("worker %d was gone when a task was handed to it", slot.index)
             self._worker_died(slot)
 
@@ -570,10 +609,9 @@ class Pool:
     def _job(self, held: Held, slot: Slot) -> tuple:
         """The pipe message that hands ``held`` to ``slot``'s worker (worker.py's job tuple)."""
         t = held.task
-        args = serialize.unb64(t.args) if t.args is not None else None
         env = mpi.task_env(self.mpi_launcher, held.mpi, slot.nodes) if held.mpi else None
-        return (t.id, t.fn, args, t.args_size, self._inline_max(t.reply), t.args_sha256,
-                cancel_may_apply(self._latest_cancel(t.cid), t.sent), t.rk, t.cid, env)
+        return (t.id, held.msg.body, self._inline_max(t.reply),
+                cancel_may_apply(self._latest_cancel(t.cid), t.sent), env)
 
     def _requeue(self, slot: Slot) -> None:
         """The tasks of ``slot``'s batch that never started go back first in line (caller holds
@@ -629,10 +667,9 @@ class Pool:
         done = []
         with self.lock:
             now = time.monotonic()
-            if slot.job is not None:   # the tasks answered together share the time they took
-                run = (now - slot.job.started) / len(replies)
-                self.mean_run = run if self.mean_run is None else 0.8 * self.mean_run + 0.2 * run
-            for task_id, status, data, notice in replies:
+            for task_id, status, data, notice, took in replies:
+                # the worker's clock: dispatch and collection waits (a busy machine) left out
+                self.mean_run = took if self.mean_run is None else 0.8 * self.mean_run + 0.2 * took
                 held = slot.job
                 if held is None or held.task.id != task_id:
                     continue   # a task taken back (its worker was stopped) answers no more
@@ -649,13 +686,17 @@ class Pool:
                             held.task.id, data.decode(errors="replace"))
                 self.outbox.put(("release", [held.msg.receipt]))
                 continue
+            if status in ("refused", "malformed"):   # the worker deserialized nothing of it
+                self.outbox.put((status, (held, data.decode(errors="replace"))))
+                continue
             self._finish(held, status, data, notice=notice)
 
     def _worker_died(self, slot: Slot) -> None:
         slot.proc.join(1)
         code = slot.proc.exitcode
         with self.lock:
-            held, slot.job = slot.job, None
+            held, slot.job, slot.down = slot.job, None, True
+            checked = held is not None and _verified(slot, held)
             self._requeue(slot)
             self._release_nodes(slot)
             self.lock.notify_all()
@@ -664,7 +705,7 @@ class Pool:
             t = held.task
             log.error("worker %d died (%s) running task %s (receive %d of %d)", slot.index, cause,
                       t.id, held.msg.receive_count, self.cfg.max_receives)
-            if held.msg.receive_count >= self.cfg.max_receives:
+            if held.msg.receive_count >= self.cfg.max_receives and checked:   # else: the queue's own dead letter
                 from ..exceptions import WorkerLost
                 self._send_dead_letter(held)
                 self._fail(held, WorkerLost(
@@ -686,7 +727,9 @@ class Pool:
                       slot.index, e)
             self.stopping.set()
             return
-        slot.proc, slot.conn = new.proc, new.conn
+        with self.lock:
+            slot.proc, slot.conn, slot.verified, slot.handed = new.proc, new.conn, new.verified, 0
+            slot.down = False
 
     def _send_dead_letter(self, held: Held) -> None:
         try:
@@ -699,7 +742,7 @@ class Pool:
         """Stop ``slot``'s worker and what its task started (a ShellFunction's command, an
         MPI launcher), and start a fresh worker."""
         with self.lock:
-            held, slot.job = slot.job, None
+            held, slot.job, slot.down = slot.job, None, True
             self._requeue(slot)
             self._release_nodes(slot)
             self.lock.notify_all()
@@ -744,7 +787,7 @@ class Pool:
                 if self._kill(slot) is h:
                     self._finish(h, "cancelled", None)
                 continue
-            if h and h.task.timeout and now - h.started > h.task.timeout:
+            if h and h.task.timeout and now - h.started > h.task.timeout and _verified(slot, h):
                 held = self._kill(slot)
                 if held:
                     log.info("task %s exceeded its timeout of %ss; worker killed", h.task.id, h.task.timeout)
@@ -752,6 +795,23 @@ class Pool:
                         f"task {h.task.id} ran longer than its timeout of {h.task.timeout} s and was stopped"))
 
     def run(self) -> int:
+        """The main loop, in named steps (as the manager loop of CPython's
+        concurrent/futures/process.py): hand out tasks, see whether to stop, wait for a worker's
+        answer (or death, or the receiver's wake-up), enforce timeouts."""
+        threads = self._start()
+        while True:
+            self.loops.beat("main")
+            self._dispatch()
+            busy = [s for s in self.slots if s.job]
+            if self._time_to_stop(busy, time.monotonic()):
+                break
+            self._wait_and_collect(busy, min(1.0, self.vt / 3))
+            self._timeouts(time.monotonic())
+        self._shut_down(threads)
+        return 70 if self.unhealthy else 0
+
+    def _start(self) -> list[threading.Thread]:
+        """Start the workers, then the other loops; return the threads."""
         self.block_dir.mkdir(parents=True, exist_ok=True)
         # The forkserver and the workers start with SIGTERM blocked (the mask is inherited
         # across fork and exec; workers then ignore it): a scheduler's cancel signals every
@@ -773,47 +833,59 @@ class Pool:
         self.loops.start_watchdog()
         log.info("pool %s up: %d workers, prefetch %s, queue %s", self.block_id, self.n_workers,
                  "auto" if self.prefetch < 0 else self.prefetch, self.queue.url)
-        grace_until = None
-        while True:
-            self.loops.beat("main")
-            self._dispatch()
-            now = time.monotonic()
-            busy = [s for s in self.slots if s.job]
-            if self.drain_at is not None and now >= self.drain_at and not self.stopping.is_set():
-                log.info("near the block's walltime: handing back held tasks, taking no more")
-                self.stopping.set()
-            if self.stopping.is_set():
-                if grace_until is None:
-                    grace_until = now + self.cfg.stop_grace
-                    if self.kill_at is not None:
-                        grace_until = min(grace_until, self.kill_at)
-                self._hand_back_ready()   # each pass: a stopped worker's unstarted batch too
-                if not busy:
-                    break
-                if now > grace_until:
-                    for s in busy:
-                        held = self._kill(s)
-                        if held:
-                            self.outbox.put(("handback", [held]))
-                    self._hand_back_ready()
-                    break
-            elif (not self.keep_alive and self.cfg.engine.max_idle_time > 0 and not busy
-                  and not self.ready and now - self.last_busy > self.cfg.engine.max_idle_time):
-                log.info("idle for %.0f s: exiting", self.cfg.engine.max_idle_time)
-                self.stopping.set()
+        return threads
+
+    def _time_to_stop(self, busy: list[Slot], now: float) -> bool:
+        """Whether the main loop ends now: stopping (asked, near the block's walltime, or idle
+        for max_idle_time) with no task running, or past the stop's grace (the running ones are
+        then killed and handed back). While stopping, held tasks go back on each pass."""
+        if not self.stopping.is_set() and (self._near_walltime(now) or self._idle_too_long(busy, now)):
+            self.stopping.set()
+        if not self.stopping.is_set():
+            return False
+        if self.grace_until is None:
+            self.grace_until = now + self.cfg.stop_grace
+            if self.kill_at is not None:
+                self.grace_until = min(self.grace_until, self.kill_at)
+        self._hand_back_ready()   # each pass: a stopped worker's unstarted batch too
+        if busy and now > self.grace_until:
+            for s in busy:
+                held = self._kill(s)
+                if held:
+                    self.outbox.put(("handback", [held]))
+            self._hand_back_ready()
+            return True
+        return not busy
+
+    def _near_walltime(self, now: float) -> bool:
+        if self.drain_at is None or now < self.drain_at:
+            return False
+        log.info("near the block's walltime: handing back held tasks, taking no more")
+        return True
+
+    def _idle_too_long(self, busy: list[Slot], now: float) -> bool:
+        idle = self.cfg.engine.max_idle_time
+        if self.keep_alive or idle <= 0 or busy or self.ready or now - self.last_busy <= idle:
+            return False
+        log.info("idle for %.0f s: exiting", idle)
+        return True
+
+    def _wait_and_collect(self, busy: list[Slot], timeout: float) -> None:
+        """Wait for a busy worker's answer, a worker's death or a wake-up, and take them in."""
+        for obj in self._wait(busy, timeout):
+            if obj == self.wake_r:
+                os.read(self.wake_r, 65536)
                 continue
-            timeout = min(1.0, self.vt / 3)
-            for obj in self._wait(busy, timeout):
-                if obj == self.wake_r:
-                    os.read(self.wake_r, 65536)
-                    continue
-                for s in self.slots:
-                    if obj is s.conn:
-                        self._collect(s)
-                    elif obj == s.proc.sentinel and not s.proc.is_alive():
-                        self._drain(s)   # it answered before it died
-                        self._worker_died(s)
-            self._timeouts(time.monotonic())
+            for s in self.slots:
+                if obj is s.conn:
+                    self._collect(s)
+                elif obj == s.proc.sentinel and not s.proc.is_alive():
+                    self._drain(s)   # it answered before it died
+                    self._worker_died(s)
+
+    def _shut_down(self, threads: list[threading.Thread]) -> None:
+        """Let the workers go, flush the outbox (notices, deletes, hand-backs), the journal and the
+        block's status, then make sure no worker is left."""
         for s in self.slots:
             try:
                 s.conn.send(None)
@@ -823,7 +895,7 @@ class Pool:
         self.loops.done("receiver")
         self.loops.done("monitor")
         self.outbox.put(("stop", None))
-        threads[1].join(30)
+        threads[1].join(30)   # the outbox
         try:
             self.journal.close()
         except Exception as e:  # noqa: BLE001 - stopping: a journal not written is logged, the stop goes on
@@ -838,56 +910,80 @@ class Pool:
                 s.proc.kill()
         self.loops.stop()
         log.info("pool %s stopped: %s", self.block_id, dict(self.counts))
-        return 70 if self.unhealthy else 0
 
     # -- monitor thread -----------------------------------------------------------------
     def _monitor(self) -> None:
+        """Each tenth of a second: heartbeats (every third of the visibility timeout), what the
+        running tasks need (started notices, running markers, remote cancels), and every two
+        seconds the journal, the block's status and whether the block is still the daemon's."""
         last_status = last_beat = 0.0
         while not self.finished.wait(0.1):
             self.loops.beat("monitor")
             now = time.monotonic()
             if now - last_beat > self.vt / 3:
-                # Here, not in the outbox: a notice stuck in retries must not let held tasks
-                # become visible again (and run twice).
                 last_beat = now
-                receipts = [h.msg.receipt for h in self._held()]
-                if receipts:
-                    self._call("heartbeat", self.queue.change_visibility, receipts, self.vt)
+                self._heartbeat()
             for slot in self.slots:
                 h = slot.job
-                if h is None:
-                    continue
-                age = now - h.started
-                if age > RUNNING_MARKER_AFTER and now - h.marked > RUNNING_MARKER_AFTER:
-                    first = h.marked == 0.0
-                    h.marked = now
-                    try:
-                        if first:
-                            self.store.put(running_key(h.task.id, h.task.cid), json.dumps(
-                                dict(self.where, host=HOST, pid=slot.proc.pid,
-                                     started=time.time() - age)).encode())
-                        if cancel_may_apply(self._latest_cancel(h.task.cid), h.task.sent) and \
-                                worker_mod.cancelled(self.store, h.task.id, h.task.rk, h.task.cid):
-                            self.to_cancel.add(h.task.id)   # the main loop owns the workers
-                            self._wake()
-                    except Exception as e:  # noqa: BLE001 - the monitor thread must live: a store error is logged and looked at again next round
-                        log.warning("monitor: %s", e)
+                if h is not None and _verified(slot, h):
+                    self._watch_running(slot, h, now)
             if now - last_status > 2.0:
                 last_status = now
-                try:
-                    self.journal.flush_if_due()
-                except Exception as e:  # noqa: BLE001 - records are kept for the next flush
-                    log.warning("task journal: %s", e)
-                try:
-                    self._write_status("draining" if self.stopping.is_set() else "running")
-                except OSError as e:   # e.g. the endpoint's folder was deleted under us
-                    log.warning("cannot write the block's status: %s", e)
-                if not self.stopping.is_set() and self._orphaned(now):
-                    log.warning("block %s is no longer in the daemon's blocks.json (its job ended "
-                                "or was cancelled, yet this pool lives on): handing back and exiting",
-                                self.block_id)
-                    self.stopping.set()
-                    self._wake()
+                self._status_tick(now)
+
+    def _heartbeat(self) -> None:
+        """Keep every held message invisible. Here, not in the outbox: a notice stuck in retries
+        must not let held tasks become visible again (and run twice)."""
+        receipts = [h.msg.receipt for h in self._held()]
+        if receipts:
+            self._call("heartbeat", self.queue.change_visibility, receipts, self.vt)
+
+    def _watch_running(self, slot: Slot, h: Held, now: float) -> None:
+        """A running task (its worker checked it): its started notice once it has run
+        STARTED_NOTICE_DELAY, then each RUNNING_MARKER_AFTER a look for its remote cancel."""
+        age = now - h.started
+        if not h.told and age >= STARTED_NOTICE_DELAY and h.task.reply:
+            self._tell_started(slot, h, age)
+        if age <= RUNNING_MARKER_AFTER or now - h.marked <= RUNNING_MARKER_AFTER:
+            return
+        first = h.marked == 0.0
+        h.marked = now
+        try:
+            if first:
+                self.store.put(running_key(h.task.id, h.task.cid), json.dumps(
+                    dict(self.where, host=HOST, pid=slot.proc.pid, started=time.time() - age)).encode())
+            if cancel_may_apply(self._latest_cancel(h.task.cid), h.task.sent) and \
+                    worker_mod.cancelled(self.store, h.task.id, h.task.rk, h.task.cid):
+                self.to_cancel.add(h.task.id)   # the main loop owns the workers
+                self._wake()
+        except Exception as e:  # noqa: BLE001 - the monitor thread must live: a store error is logged and looked at again next round
+            log.warning("monitor: %s", e)
+
+    def _status_tick(self, now: float) -> None:
+        try:
+            self.journal.flush_if_due()
+        except Exception as e:  # noqa: BLE001 - records are kept for the next flush
+            log.warning("task journal: %s", e)
+        try:
+            self._write_status("draining" if self.stopping.is_set() else "running")
+        except OSError as e:   # e.g. the endpoint's folder was deleted under us
+            log.warning("cannot write the block's status: %s", e)
+        if not self.stopping.is_set() and self._orphaned(now):
+            log.warning("block %s is no longer in the daemon's blocks.json (its job ended "
+                        "or was cancelled, yet this pool lives on): handing back and exiting",
+                        self.block_id)
+            self.stopping.set()
+            self._wake()
+
+    def _tell_started(self, slot: Slot, h: Held, age: float) -> None:
+        """The started notice of a task that runs a while (a short one's done notice is all its
+        client needs); until it arrives the client may still cancel its future."""
+        where = dict(self.where, host=HOST, pid=slot.proc.pid, started=time.time() - age)
+        body = Notice(id=h.task.id, event="started", where=where).model_dump_json(exclude_none=True)
+        with self.lock:
+            if slot.job is h:   # not done meanwhile: a done notice is queued after this one
+                h.told = True
+                self.outbox.put(("notice", (h.task.reply, h.task.id, "started", body, None)))
 
     def _stalled(self, why: str) -> None:
         """The watchdog's call: stop as gracefully as the stuck part allows (running tasks get
@@ -981,7 +1077,7 @@ def main(argv: list[str] | None = None) -> int:
     name = a.endpoint_dir.name
     home = a.endpoint_dir.parent.parent
     block_dir = a.endpoint_dir / "blocks" / a.block_id
-    cfg = ep_config.load(a.endpoint_dir / "config.yaml")
+    cfg = ep_config.as_single_user(ep_config.load(a.endpoint_dir / "config.yaml"))
     if cfg.engine.pools_per_block > 1:   # one pool per node: a folder each
         rank = next((os.environ[v] for v in RANK_VARIABLES if v in os.environ), "0")
         block_dir = block_dir / f"rank-{rank}"

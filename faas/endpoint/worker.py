@@ -1,7 +1,15 @@
 """A worker process: runs the tasks its pool hands it, one at a time, and writes each result to
 the store itself (so the pool's manager moves only small messages).
 
-Jobs arrive on a pipe, one or a list of several, each as ``(task_id, function_id, args_frame |
+Jobs arrive on a pipe, one or a list of several, each as ``(task_id, message_body, inline_max,
+check_cancel, env | None)``: the task's queue message as it came, which this worker verifies
+(signature, expiry, spilled arguments' digest and size, allowed_functions, the resource
+specification) before anything of it is deserialized, so the pool's one process does no per-task
+cryptography (issue 18). A message that fails is answered ``(task_id, "refused", why, None)``
+(the pool sets it aside and tells its sender, as it always did) and never unpickled; once a task
+passes, the worker counts it in ``verified`` (shared memory): the pool acts on a task's own
+fields (a started notice, a running marker, its timeout) only after that.
+:func:`run_job` runs an admitted task given as ``(task_id, function_id, args_frame |
 None, args_size | None, inline_max, args_sha256 | None, check_cancel, rk | None, client_id | None, env |
 None)`` (``check_cancel``:
 the client's cancel epoch says a cancel may concern this task, so look for its marker first;
@@ -10,15 +18,20 @@ the client's cancel epoch says a cancel may concern this task, so look for its m
 the client keeps its functions; ``env``: variables set for this task only, e.g. an MPI task's
 ``PARSL_MPI_PREFIX``);
 the reply, one per job, is ``(task_id, status, result_frame | None,
-done_notice | None)`` with the frame only when it is small enough to ride in the client's notice,
+done_notice | None)`` (through the pipe with the seconds the job took here appended: the pool's
+measure of how short its tasks are, which the pool's own clock would inflate on a loaded machine)
+with the frame only when it is small enough to ride in the client's notice,
 and the client's done notice (sealed with the task's secret) made here, so the pool's one process
-only forwards it.
+only forwards it; or, where the reply queue sends at once (the local queue), sent from here once
+the result is stored, and the reply's notice is :data:`TOLD` (the pool then only deletes): for
+a job that came alone (a batch's notices go through the pool, several to a request).
 
 Each task runs in the engine's ``working_dir`` (or its own ``<working_dir>/<task id>`` with
 ``run_in_sandbox``) with ``GC_TASK_UUID`` set, as Globus Compute's workers do.
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -28,21 +41,25 @@ import time
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential, wait_random
 
 from .. import config, sealing, serialize, signing
-from ..exceptions import MaxResultSizeExceeded, SignatureError
+from ..exceptions import FunctionNotAllowed, MaxResultSizeExceeded, SignatureError
 from ..messages import TaskMessage, cancel_key, function_key, result_key
 from ..messages import args_key as _args_key
-from ..store import open_store
-from .outcomes import done_notice
+from ..store import open_queue, open_store
+from .outcomes import done_notice, failure_frame
 
 HOST = socket.gethostname()
 RESULT_WRITE_PATIENCE = 120.0   # seconds
+TOLD = "told"   # a reply's notice when this worker sent it to the client itself
 
 
 def main(conn, store_url: str, log_path: str, where: dict, env: dict | None = None,
          allowed_serializers: tuple = ("dill",), memory_limit_mb: int | None = None,
-         tasks: dict | None = None) -> None:
+         tasks: dict | None = None, keys: dict[str, signing.Key] | None = None,
+         allowed_functions: list[str] | None = None, verified=None) -> None:
     """``tasks``: how tasks run: ``working_dir`` (absolute), ``sandbox`` (bool), ``engine`` (its
-    type) and ``endpoint`` (its name)."""
+    type) and ``endpoint`` (its name). ``keys``: the endpoint's signing keys (None: it runs
+    unsigned tasks); ``verified``: a shared counter (``multiprocessing.RawValue``) of the jobs
+    received that passed :func:`admit`, counted from 1."""
     # A scheduler's cancel (scancel, qdel, the walltime) signals every process of the job: the
     # pool decides when its workers stop (after handing back, or at its grace deadline).
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -63,7 +80,8 @@ def main(conn, store_url: str, log_path: str, where: dict, env: dict | None = No
     store = open_store(store_url)
     functions: dict = {}
     where = dict(where, host=HOST, pid=os.getpid())
-    tasks = tasks or {}
+    tasks = dict(tasks or {}, keys=keys, allowed_functions=allowed_functions, replies={})
+    received = 0
     while True:
         try:
             job = conn.recv()
@@ -74,19 +92,123 @@ def main(conn, store_url: str, log_path: str, where: dict, env: dict | None = No
         # A batch (the pool hands short tasks over several at a time) runs in order, each task
         # answered as soon as it ends: the pool always knows which one runs now (its timeout's
         # clock, the task a cancel or a crash concerns); it reads the answers waiting together.
-        for one in job if isinstance(job, list) else [job]:
-            conn.send(_run_one(store, functions, one, where, allowed_serializers, tasks))
+        # A job that came alone tells its client itself (the warm path: a hop less); a batch's
+        # notices go through the pool, which sends them several to a request.
+        alone = not isinstance(job, list)
+        for one in [job] if alone else job:
+            received += 1
+            t0 = time.perf_counter()
+            reply = _run_message(store, functions, one, where, allowed_serializers, tasks, received,
+                                 verified, alone)
+            conn.send((*reply, time.perf_counter() - t0))
 
 
-def _run_one(store, functions: dict, job: tuple, where: dict, allowed: tuple, tasks: dict) -> tuple:
+class Refused(Exception):
+    """A message this endpoint will not run, nor deserialize anything of (its text: why)."""
+
+
+def admit(body: str, keys: dict[str, signing.Key] | None, now: float) -> TaskMessage:
+    """The task of a queue message, once its signature, expiry and spilled arguments' digest and
+    size check out: :class:`Refused` otherwise (ValueError for a message that is not a task at
+    all). Nothing of the payload is deserialized here."""
+    fields = json.loads(body)
+    task = TaskMessage.model_validate(fields)
+    why = refusal(fields, task, keys, now)
+    if why is not None:
+        raise Refused(why)
+    return task
+
+
+def refusal(fields: dict, task: TaskMessage, keys: dict[str, signing.Key] | None, now: float) -> str | None:
+    """Why the message ``fields`` (validated as ``task``) must not run, or None."""
+    why = signing.check(fields, keys, now) if keys else None
+    if why is None and task.args_key and not task.args_sha256 and keys:
+        why = "spilled arguments without a digest"
+    if why is None and task.args_key and task.args_size is None:
+        why = "spilled arguments without their size (a client older than this endpoint?)"
+    return why
+
+
+def not_runnable(task: TaskMessage, tasks: dict) -> Exception | None:
+    """Why an admitted task fails without running here (a function not in allowed_functions, a
+    resource_specification this engine refuses), as the error its client gets; else None."""
+    allowed = tasks.get("allowed_functions")
+    if allowed is not None and task.fn not in allowed:
+        print(f"faas worker: task {task.id} refused: function {task.fn} is not in allowed_functions",
+              file=sys.stderr)
+        return FunctionNotAllowed(
+            f"function {task.fn} is not allowed on endpoint {tasks.get('endpoint')!r} (its config.yaml "
+            f"lists allowed_functions); ask the endpoint's administrator to add it", task_id=task.id)
+    engine = tasks.get("engine") or "GlobusComputeEngine"
+    if task.res and engine != "GlobusMPIEngine":   # the MPI engine's pool checked it (it lends nodes)
+        from .mpi import check_spec
+        try:
+            check_spec(engine, task.res)
+        except ValueError as e:   # InvalidResourceSpecification too
+            return e
+    return None
+
+
+def _run_message(store, functions: dict, job: tuple, where: dict, allowed: tuple, tasks: dict,
+                 seq: int, verified, tell: bool = True) -> tuple:
+    claimed_id, body, inline_max, check_cancel, env = job
     try:
-        return run_job(store, functions, job, where, allowed, tasks)
+        task = admit(body, tasks.get("keys"), time.time())
+    except Refused as e:
+        return (claimed_id, "refused", str(e).encode(), None)
+    except ValueError as e:   # the pool validated it already: not expected
+        return (claimed_id, "malformed", f"{type(e).__name__}: {e}".encode()[:500], None)
+    if verified is not None:
+        verified.value = seq
+    try:
+        exc = not_runnable(task, tasks)
+        if exc is not None:
+            return _tell(task, fail_task(store, task, exc, where, inline_max), tasks.get("replies") if tell else None)
+        args = serialize.unb64(task.args) if task.args is not None else None
+        reply = run_job(store, functions, (task.id, task.fn, args, task.args_size, inline_max, task.args_sha256,
+                                           check_cancel, task.rk, task.cid, env), where, allowed, tasks, task)
     except Exception as e:  # noqa: BLE001 - the store refused the result (any backend's error): the pool hands the task back
-        return (job[0], "retry", f"{type(e).__name__}: {e}".encode(), None)
+        return (task.id, "retry", f"{type(e).__name__}: {e}".encode(), None)
+    return _tell(task, reply, tasks.get("replies") if tell else None)
+
+
+def _tell(task: TaskMessage, reply: tuple, queues: dict | None) -> tuple:
+    """Send the done notice to the client from here, after its result is stored, when its reply
+    queue sends at once (the local queue; SQS's requests are batched by the pool): the pool then
+    only deletes the message (issue 18: a hop and a thread less per task). Any trouble: the
+    reply as it was, and the pool tells the client as it always did."""
+    task_id, status, data, notice = reply
+    if queues is None or not task.reply or not notice or status == "cancelled":
+        return reply
+    q = queues.get(task.reply, False)
+    if q is False:
+        if len(queues) >= 64:   # one per client: a long-lived worker keeps the recent ones
+            queues.clear()
+        try:
+            q = open_queue(task.reply)
+        except Exception:  # noqa: BLE001 - any backend's error: the pool tells the client
+            q = None
+        queues[task.reply] = q = q if q is not None and getattr(q, "linger", 0.0) == 0 else None
+    if q is None:
+        return reply
+    try:
+        q.send([notice])
+    except Exception:  # noqa: BLE001 - the pool tells the client (and decides about a gone one)
+        return reply
+    return (task_id, status, data if status != "success" else None, TOLD)
+
+
+def fail_task(store, task: TaskMessage, exc: BaseException, where: dict, inline_max: int) -> tuple:
+    """Fail an admitted task without running it: its result where its client looks, and the
+    reply (with the done notice) the pool forwards."""
+    data = failure_frame(task, exc, **where)
+    _store_result(store, result_key(task.id, task.cid), data)
+    inline = data if len(data) <= inline_max else None
+    return (task.id, "failed", inline, done_notice(task, "failed", inline, size=len(data)))
 
 
 def run_job(store, functions: dict, job: tuple, where: dict, allowed: tuple = ("dill",),
-            tasks: dict | None = None) -> tuple:
+            tasks: dict | None = None, task: TaskMessage | None = None) -> tuple:
     task_id, function_id, args_frame, args_size, inline_max, args_sha256, check_cancel, rk, cid, env = job
     if check_cancel and cancelled(store, task_id, rk, cid):
         return (task_id, "cancelled", None, None)
@@ -122,15 +244,12 @@ def run_job(store, functions: dict, job: tuple, where: dict, allowed: tuple = ("
     if len(data) > limit:   # clients read no more than this of a result they hold no notice for
         outcomes = [serialize.error_outcome(MaxResultSizeExceeded(len(data), limit))]
         data = serialize.result_bytes(header, outcomes, rk)
-    try:
-        store.put(result_key(task_id, cid), data)
-    except OSError:   # StoreError too: then the patient path
-        _put_result(store, result_key(task_id, cid), data)
+    _store_result(store, result_key(task_id, cid), data)
     status = "failed" if any(not o[0] for o in outcomes) else "success"
     inline = data if len(data) <= inline_max else None
-    # model_construct: the pool checked the message; the notice needs only its id and secret
-    notice = done_notice(TaskMessage.model_construct(id=task_id, fn=function_id, rk=rk, cid=cid), status, inline,
-                         size=len(data))
+    # model_construct (20 us: given ``task`` when the caller has it): the notice needs only its id and secret
+    notice = done_notice(task or TaskMessage.model_construct(id=task_id, fn=function_id, rk=rk, cid=cid),
+                         status, inline, size=len(data))
     return (task_id, status, inline, notice)
 
 
@@ -216,6 +335,13 @@ def cancelled(store, task_id: str, rk: str, cid: str) -> bool:
     print(f"faas worker: ignoring a cancel marker for task {task_id} that its client did not write",
           file=sys.stderr)
     return False
+
+
+def _store_result(store, key: str, data: bytes) -> None:
+    try:
+        store.put(key, data)
+    except OSError:   # StoreError too: then the patient path
+        _put_result(store, key, data)
 
 
 @retry(retry=retry_if_exception_type(OSError), stop=stop_after_delay(RESULT_WRITE_PATIENCE),
