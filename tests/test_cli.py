@@ -156,6 +156,33 @@ def test_configure_rejects_bad_values(site):
     assert r.returncode == 2 and "endpoint name 'bad/name'" in r.stderr
 
 
+def test_configure_signing_keys_new_rotates_none_turns_off(tmp_path):
+    """A new endpoint gets a signing key; --signing-key new adds one and keeps the old (rotation);
+    reconfiguring without it changes nothing; none turns signing off."""
+    home = tmp_path / "home"
+    key_file = home / "endpoints" / "sk" / "signing.key"
+    config = home / "endpoints" / "sk" / "config.yaml"
+
+    def keys() -> int:
+        return len([line for line in key_file.read_text().splitlines() if line and not line.startswith("#")])
+
+    def configure(*args):
+        r = faas_cmd(home, "endpoint", "configure", "sk", *args)
+        assert r.returncode == 0, r.stderr
+        return r.stdout
+    assert "FAAS_SIGNING_KEY=" in configure()
+    assert keys() == 1 and "signing_keys_file: signing.key" in config.read_text()
+    assert oct(key_file.stat().st_mode & 0o777) == "0o600"
+    assert "FAAS_SIGNING_KEY=" in configure("--signing-key", "new")
+    assert keys() == 2
+    assert "FAAS_SIGNING_KEY=" not in configure("--max-blocks", "2")
+    assert keys() == 2 and "signing_keys_file: signing.key" in config.read_text()
+    configure("--signing-key", "none")
+    assert "signing_keys_file" not in config.read_text()
+    r = faas_cmd(home, "endpoint", "configure", "sk", "--signing-key", "old")
+    assert r.returncode == 2 and "expected new or none" in r.stderr
+
+
 def test_stop_hands_back_tasks_none_lost(site):
     """Tasks queued while the endpoint stops are all there after a restart."""
     home, work = site

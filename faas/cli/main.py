@@ -5,6 +5,7 @@ import json
 import shutil
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import click
@@ -78,6 +79,8 @@ def configure(name, provider, store, queue, max_workers_per_node, init_blocks, m
     endpoints take their engine from the template written beside it."""
     from ..endpoint import config as ep_config
     ep_config.check_name(name)
+    if signing_key not in (None, "new", "none"):
+        raise click.BadParameter("expected new or none", param_hint="--signing-key")
     home = faas_home()
     path = ep_config.endpoint_dir(name, home) / "config.yaml"
     multi = multi_user or ep_config.is_multi_user(path.parent)
@@ -93,56 +96,31 @@ def configure(name, provider, store, queue, max_workers_per_node, init_blocks, m
         if value is not None:
             data[key] = value
     engine_keys = {"max_workers_per_node": max_workers_per_node, "max_idle_time": max_idle_time}
-    provider_keys = {"init_blocks": init_blocks, "min_blocks": min_blocks, "max_blocks": max_blocks,
-                     "partition": partition, "queue": pbs_queue, "account": account, "walltime": walltime,
-                     "nodes_per_block": nodes_per_block, "worker_init": worker_init,
+    provider_keys = {"type": provider, "init_blocks": init_blocks, "min_blocks": min_blocks,
+                     "max_blocks": max_blocks, "partition": partition, "queue": pbs_queue, "account": account,
+                     "walltime": walltime, "nodes_per_block": nodes_per_block, "worker_init": worker_init,
                      "launcher": None if launcher is None else {"type": launcher}}
     if multi:
-        given = [k for k, v in {**engine_keys, **provider_keys}.items() if v is not None]
-        if given:
-            raise click.UsageError(
-                f"{', '.join('--' + ('pbs-queue' if k == 'queue' else k.replace('_', '-')) for k in given)}: "
-                f"engine options; the user endpoints of multi-user endpoint {name} take their engine from "
-                f"{path.parent / ep_config.MULTI_USER_TEMPLATE}: set them there (max_blocks_per_user in "
-                f"config.yaml caps their blocks)")
-        if signing_key == "new":
-            raise click.UsageError("--signing-key new: a multi-user endpoint takes no shared signing key; "
-                                   "who sends a task comes from the transport (per-user keys on S3/SQS: "
-                                   "user_signing_keys.json, docs/multi-user.md)")
+        _refuse_engine_options(name, path, engine_keys, provider_keys, signing_key)
         data.pop("signing_keys_file", None)   # a single-user endpoint made multi-user: its shared key goes
     else:
         eng = data.setdefault("engine", {})
         prov = eng.setdefault("provider", {"type": "local"})
         eng.update({k: v for k, v in engine_keys.items() if v is not None})
-        prov.update({k: v for k, v in {"type": provider, **provider_keys}.items() if v is not None})
+        prov.update({k: v for k, v in provider_keys.items() if v is not None})
     model = ep_config.ManagerEndpointConfig if multi else ep_config.UserEndpointConfig
     from pydantic import ValidationError
     try:
         cfg = model.model_validate(data)
     except ValidationError as e:
         raise click.UsageError(ep_config.describe_errors(e, f"options for {path}", model)) from e
-    key_note = ""
-    if multi_user and isinstance(cfg, ep_config.ManagerEndpointConfig):
-        from .multiuser import configure_multi_user
-        key_note = configure_multi_user(name, path.parent, cfg, provider or "local")
-    if signing_key not in (None, "new", "none"):
-        raise click.BadParameter("expected new or none", param_hint="--signing-key")
-    if isinstance(cfg, ep_config.ManagerEndpointConfig):
-        pass   # identity comes from the transport, not a shared key
-    elif signing_key == "none":
-        cfg.signing_keys_file = None
-    elif signing_key == "new" or (action == "wrote" and signing_key is None):
-        from .. import signing
-        key_path = path.parent / "signing.key"
-        key = signing.new_key()
-        if key_path.exists():
-            with open(key_path, "a") as f:
-                f.write(key + "\n")
-        else:
-            signing.write_key_file(key_path, key)
-        cfg.signing_keys_file = "signing.key"
-        key_note = (f"\ntask signing key added to {key_path} (mode 600); clients elsewhere need it:\n"
-                    f"  export FAAS_SIGNING_KEY='{key}'")
+    if isinstance(cfg, ep_config.ManagerEndpointConfig):   # identity comes from the transport, not a shared key
+        key_note = ""
+        if multi_user:
+            from .multiuser import configure_multi_user
+            key_note = configure_multi_user(name, path.parent, cfg, provider or "local")
+    else:
+        key_note = _signing_key(cfg, path, signing_key if signing_key or action == "updated" else "new")
     ep_config.write(path, cfg)
     ep_id = ep_config.endpoint_id(path.parent, create=True)
     # what Globus's `globus-compute-endpoint configure` prints, and the id faas has already
@@ -150,6 +128,44 @@ def configure(name, provider, store, queue, max_workers_per_node, init_blocks, m
         f"Updated profile for endpoint named <{name}>"
     click.echo(f"{head}\n\n\tConfiguration file: {path}\n\tEndpoint ID: {ep_id}\n"
                f"\nUse the `start` subcommand to run it:\n\n\t$ faas endpoint start {name}{key_note}")
+
+
+def _refuse_engine_options(name: str, path: Path, engine_keys: dict, provider_keys: dict,
+                           signing_key: str | None) -> None:
+    """A multi-user endpoint's user endpoints take their engine from its template, and their
+    identity from the transport: options for either are errors that say where they go."""
+    from ..endpoint import config as ep_config
+    given = [k for k, v in {**engine_keys, **provider_keys}.items() if v is not None and k != "type"]
+    if given:
+        raise click.UsageError(
+            f"{', '.join('--' + ('pbs-queue' if k == 'queue' else k.replace('_', '-')) for k in given)}: "
+            f"engine options; the user endpoints of multi-user endpoint {name} take their engine from "
+            f"{path.parent / ep_config.MULTI_USER_TEMPLATE}: set them there (max_blocks_per_user in "
+            f"config.yaml caps their blocks)")
+    if signing_key == "new":
+        raise click.UsageError("--signing-key new: a multi-user endpoint takes no shared signing key; "
+                               "who sends a task comes from the transport (per-user keys on S3/SQS: "
+                               "user_signing_keys.json, docs/multi-user.md)")
+
+
+def _signing_key(cfg, path: Path, signing_key: str | None) -> str:
+    """``--signing-key`` on a single-user endpoint (new: a fresh key added, older ones kept for
+    rotation; none: signing off); what to tell the user."""
+    if signing_key == "none":
+        cfg.signing_keys_file = None
+    if signing_key != "new":
+        return ""
+    from .. import signing
+    key_path = path.parent / "signing.key"
+    key = signing.new_key()
+    if key_path.exists():
+        with open(key_path, "a") as f:
+            f.write(key + "\n")
+    else:
+        signing.write_key_file(key_path, key)
+    cfg.signing_keys_file = "signing.key"
+    return (f"\ntask signing key added to {key_path} (mode 600); clients elsewhere need it:\n"
+            f"  export FAAS_SIGNING_KEY='{key}'")
 
 
 @endpoint.command()
