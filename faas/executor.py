@@ -29,6 +29,7 @@ from typing import Any, cast
 from .api import Client, TaskState, decode_result, outcome_value
 from .config import Settings, resolve
 from .exceptions import ConfigError, ResultForged, TaskCancelled
+from .serialize_strategies import ComputeSerializer, SourceCode, validate_strategylike
 
 log = logging.getLogger("faas.executor")
 
@@ -115,11 +116,11 @@ class Executor(_BaseExecutor):
     first submit), ``resource_specification`` (MPI: num_nodes, ranks_per_node, num_ranks),
     ``user_endpoint_config`` (a multi-user endpoint's template variables), ``label`` (in repr),
     ``batch_size`` (the most tasks one send round carries). ``amqp_port``, ``api_burst_limit``,
-    ``api_burst_window_s``, ``serializer`` and ``result_serializers`` are accepted and have no
-    effect here (said once at DEBUG). faas's own: ``task_timeout`` (seconds: a longer call is stopped
-    with TaskTimeout), ``profile`` and any client setting (``store=``, ``home=``, ...) when no
-    client is given. ``client`` is the one given (default: a boto-style one, which the Executor
-    closes at shutdown).
+    ``api_burst_window_s``, ``serializer`` and ``result_serializers`` are accepted (the last two
+    checked as Globus checks them) and have no effect here (said once at DEBUG). faas's own:
+    ``task_timeout`` (seconds: a longer call is stopped with TaskTimeout), ``profile`` and any
+    client setting (``store=``, ``home=``, ...) when no client is given. ``client`` is the one
+    given (default: a boto-style one, which the Executor closes at shutdown).
 
     Each sent task is recorded in its task group in the store (one record per ``batch_size``
     tasks, within 0.5 s, at shutdown), for ``reload_tasks`` in another process;
@@ -165,6 +166,8 @@ class Executor(_BaseExecutor):
         self.task_group_id = task_group_id if task_group_id else Executor._default_task_group_id
         self.label = label
         self.batch_size = max(1, batch_size)
+        self.serializer = serializer                   # checked as Globus does, before a client exists
+        self.result_serializers = result_serializers
         self._own_client = client is None
         if client is None:
             self.client = self._api = Client(resolve(profile, **client_options))
@@ -175,14 +178,12 @@ class Executor(_BaseExecutor):
         self.amqp_port = amqp_port
         self.api_burst_limit = min(8, max(1, api_burst_limit))
         self.api_burst_window_s = min(32, max(1, api_burst_window_s))
-        self.serializer = serializer
-        self.result_serializers = result_serializers
         for name, value, default in (("amqp_port", amqp_port, None), ("api_burst_limit", api_burst_limit, 4),
                                      ("api_burst_window_s", api_burst_window_s, 16)):
             if value != default:
                 said_once(f"Executor.{name}", "Executor(%s=%r): no effect here: %s", name, value, NO_EFFECT[name])
         self.task_count_submitted = 0
-        self._function_registry: dict[Callable, str] = {}
+        self._function_registry: dict[Any, str] = {}   # fn, or hash(source)
         self._futures: set[TaskFuture] = set()
         self._by_task: dict[str, set[TaskFuture]] = {}
         self._reloading: dict[str, TaskFuture] = {}   # task id -> future, polled in the store
@@ -257,6 +258,8 @@ class Executor(_BaseExecutor):
     @serializer.setter
     def serializer(self, value: Any) -> None:
         if value is not None:
+            if not isinstance(value, ComputeSerializer):
+                raise TypeError(f"Expected ComputeSerializer, got {type(value).__name__}")
             said_once("Executor.serializer", "Executor.serializer: no effect here: %s", NO_EFFECT["serializer"])
         self._serializer = value
 
@@ -267,6 +270,10 @@ class Executor(_BaseExecutor):
 
     @result_serializers.setter
     def result_serializers(self, value: Iterable | None) -> None:
+        if value is not None:
+            value = list(value)
+            for strategy in value:   # Globus's check: each a known strategy (SerializationError)
+                validate_strategylike(strategy)
         if value:
             said_once("Executor.result_serializers", "Executor.result_serializers: no effect here: %s",
                       NO_EFFECT["result_serializers"])
@@ -297,6 +304,20 @@ class Executor(_BaseExecutor):
             func_register_kwargs.pop("function", None)
             fid = self.client.register_function(fn, **func_register_kwargs)
         self._function_registry[fn] = fid
+        return fid
+
+    def register_source_code(self, source: str, function_name: str, **registration_kwargs: Any) -> str:
+        """Register Python source text whose ``function_name`` is the entry point (Globus's
+        ``register_source_code``); registering one source twice is a ValueError, as in Globus.
+        The source runs on the worker, in a fresh namespace, at the function's first call."""
+        if self._shutdown:
+            raise RuntimeError(f"{self!r} is shutdown; refusing to register function")
+        key = hash(source)
+        if key in self._function_registry:
+            raise ValueError(f"Function already registered as function id: {self._function_registry[key]}")
+        registration_kwargs.pop("function", None)
+        fid = self.client.register_function(SourceCode(source, function_name), **registration_kwargs)
+        self._function_registry[key] = fid
         return fid
 
     # -- submitting -----------------------------------------------------------------------

@@ -41,6 +41,7 @@ from .exceptions import EndpointNotFound, FunctionNotFound, ResultForged, TaskCa
 from .executor import _json_dict_or_none, _uuid_or_none, said_once
 from .hardware import hardware_report
 from .messages import check_function_id, check_task_id, function_key, running_key
+from .serialize_strategies import SourceCode
 from .store import KeyNotFound
 
 log = logging.getLogger("faas.globus_client")
@@ -65,7 +66,6 @@ _NOT_HERE = {
     "register_endpoint": "endpoints register themselves when they start: `faas endpoint configure NAME` "
                          "then `faas endpoint start NAME`",
     "delete_endpoint": "run `faas endpoint delete NAME` on the endpoint's host",
-    "register_source_code": "register the function itself with register_function(fn)",
     "get_result_amqp_url": "results come on the client's own reply queue; there is no AMQP",
     "auth_client": "there is no Globus Auth: no auth client",
     "web_service_address": "there is no Globus web service",
@@ -280,6 +280,16 @@ class Client:
                                 json.dumps({"function_name": name, "description": description}).encode())
             self._described.add(fid)
         return fid
+
+    def register_source_code(self, source: str, function_name: str, description: str | None = None,
+                             metadata: dict | None = None, public: bool = False, group: str | None = None,
+                             ha_endpoint_id: str | uuid.UUID | None = None) -> str:
+        """Store Python source text whose ``function_name`` is the entry point, and return its
+        id. As Globus's PureSourceTextInspect, the source runs on the worker in a fresh namespace
+        (at the function's first call there); a source that does not parse, or defines no
+        top-level ``function_name``, is a SerializationError here rather than a failed task."""
+        return self.register_function(SourceCode(source, function_name), description=description or "",
+                                      metadata=metadata, public=public, group=group, ha_endpoint_id=ha_endpoint_id)
 
     def get_function(self, function_id: str) -> dict:
         """``{"function_uuid", "function_name", "function_code", "description", "metadata"}``

@@ -26,6 +26,25 @@ from tblib import pickling_support
 
 from .exceptions import SerializationError
 
+# globus_compute_sdk.serialize's names, so Globus code runs with its import changed
+# (``from faas.serialize import ComputeSerializer, JSONData``): faas/serialize_strategies.py
+from .serialize_strategies import DEFAULT_STRATEGY_CODE as DEFAULT_STRATEGY_CODE
+from .serialize_strategies import DEFAULT_STRATEGY_DATA as DEFAULT_STRATEGY_DATA
+from .serialize_strategies import AllCodeStrategies as AllCodeStrategies
+from .serialize_strategies import AllDataStrategies as AllDataStrategies
+from .serialize_strategies import AllowlistWildcard as AllowlistWildcard
+from .serialize_strategies import CombinedCode as CombinedCode
+from .serialize_strategies import ComboSerializationStrategy as ComboSerializationStrategy
+from .serialize_strategies import ComputeSerializer as ComputeSerializer
+from .serialize_strategies import DillCode as DillCode
+from .serialize_strategies import DillCodeSource as DillCodeSource
+from .serialize_strategies import DillCodeTextInspect as DillCodeTextInspect
+from .serialize_strategies import DillDataBase64 as DillDataBase64
+from .serialize_strategies import JSONData as JSONData
+from .serialize_strategies import PureSourceDill as PureSourceDill
+from .serialize_strategies import PureSourceTextInspect as PureSourceTextInspect
+from .serialize_strategies import SerializationStrategy as SerializationStrategy
+
 MAGIC = b"FAAS1"
 PY_VERSION = "{}.{}.{}".format(*sys.version_info[:3])
 PY_MINOR = "{}.{}".format(*sys.version_info[:2])

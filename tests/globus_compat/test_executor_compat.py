@@ -18,7 +18,8 @@ from helpers import running_endpoint, wait_until
 
 import faas
 from faas import Client, Executor
-from faas.exceptions import FunctionNotFound
+from faas.exceptions import FunctionNotFound, SerializationError
+from faas.serialize import ComputeSerializer, JSONData
 
 ep_id = "local"
 
@@ -175,8 +176,8 @@ def test_every_globus_keyword_is_accepted(home, caplog):
     with caplog.at_level(logging.DEBUG, logger="faas.executor"):
         gce = Executor(endpoint_id=ep_id, client=Client(), task_group_id=tg, resource_specification=None,
                        user_endpoint_config=None, label="compat", batch_size=4, amqp_port=443,
-                       api_burst_limit=2, api_burst_window_s=8, serializer=object(),
-                       result_serializers=[object()])
+                       api_burst_limit=2, api_burst_window_s=8, serializer=ComputeSerializer(),
+                       result_serializers=[JSONData()])
     with gce:
         assert "amqp_port=443): no effect here" in caplog.text and "serializer: no effect here" in caplog.text
         assert repr(gce) == f"faas.Executor<compat; ep_id:local; tg_id:{tg}; bs:4>"
@@ -196,6 +197,19 @@ def test_every_globus_keyword_is_accepted(home, caplog):
         recorded = {t for _, _, ids in records.values() for t in ids}
         assert len(recorded) == 15 and {f.task_id for f in futs} <= recorded
     gce.client.close()
+
+
+def test_serializer_and_result_serializers_are_checked_as_globus_checks_them(home):
+    """Globus's Executor: ``serializer`` must be a ComputeSerializer (TypeError), each result
+    serializer a known strategy (SerdeError, here SerializationError); both then have no effect."""
+    with pytest.raises(TypeError, match="Expected ComputeSerializer, got object"):
+        Executor(endpoint_id=ep_id, serializer=object())
+    with pytest.raises(SerializationError, match="Invalid strategy-like"):
+        Executor(endpoint_id=ep_id, result_serializers=[object()])
+    with Executor(endpoint_id=ep_id, result_serializers=["faas.serialize.JSONData"]) as gce:
+        with pytest.raises(TypeError, match="Expected ComputeSerializer, got str"):
+            gce.serializer = "DillCode"
+        assert gce.submit(double, 21).result() == 42
 
 
 def test_properties_take_effect_for_later_submits(home):
