@@ -63,6 +63,9 @@ HOST = socket.gethostname()
 
 STARTED_NOTICE_DELAY = 0.05   # seconds a task runs before its client hears it started (monitor's tick: 0.1)
 PREFETCH_WINDOW = 0.1         # seconds of queued work a pool holds per worker (prefetch: -1)
+#: a pool holds no more queued tasks than it finished in this many seconds: after an idle spell
+#: (or short tasks, then long ones) it takes a burst a few at a time, so other blocks share it
+RAMP_WINDOW = 1.0
 OUTBOX_BEAT = 5.0             # seconds the idle outbox sleeps between beats (liveness)
 DELETE_LINGER = 0.5           # seconds a finished task's delete waits to share a batch
 CANCEL_POLL = 1.0            # seconds between reads of the store's cancel epoch
@@ -159,6 +162,7 @@ class Pool:
         # short tasks: enough held that every worker gets a full batch while the next receive runs
         self.max_prefetch = max(MAX_BATCH * self.n_workers, min(self.batch, 10))
         self.mean_run = None    # moving average of task run times, seconds
+        self.finished_at: collections.deque[float] = collections.deque(maxlen=self.max_prefetch)
         self.vt = cfg.visibility_timeout
         self.where = {"endpoint": name, "block": block_id}
         self.lock = threading.Condition()
@@ -213,7 +217,19 @@ class Pool:
         if self.mean_run is None:
             return self.n_workers
         extra = int(self.n_workers * PREFETCH_WINDOW / max(self.mean_run, 1e-6))
-        return self.n_workers + min(extra, self.max_prefetch)
+        return self.n_workers + min(extra, self.max_prefetch, self._finished_lately())
+
+    def _finished_lately(self) -> int:
+        """Tasks finished in the last RAMP_WINDOW seconds (up to max_prefetch): the evidence
+        that this pool gets through what it holds, rather than the run times of earlier tasks
+        (a burst of long tasks after short ones would otherwise all queue in the first block)."""
+        since = time.monotonic() - RAMP_WINDOW
+        n = 0
+        for t in reversed(self.finished_at):
+            if t < since:
+                break
+            n += 1
+        return n
 
     def _held(self) -> list[Held]:
         with self.lock:
@@ -670,6 +686,7 @@ class Pool:
             for task_id, status, data, notice, took in replies:
                 # the worker's clock: dispatch and collection waits (a busy machine) left out
                 self.mean_run = took if self.mean_run is None else 0.8 * self.mean_run + 0.2 * took
+                self.finished_at.append(now)
                 held = slot.job
                 if held is None or held.task.id != task_id:
                     continue   # a task taken back (its worker was stopped) answers no more
