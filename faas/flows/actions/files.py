@@ -121,14 +121,13 @@ def _local_entry(dir_fd: int, name: str) -> dict:
 
 
 class FsspecFiles(Files):
+    """Any other fsspec file system (never a local one: :func:`open_url` gives those to
+    :class:`LocalFiles`)."""
+
     def __init__(self, fs: Any) -> None:   # an fsspec AbstractFileSystem
         self.fs = fs
-        from fsspec.implementations.local import LocalFileSystem
-        self.local = isinstance(fs, LocalFileSystem)
 
     def listdir(self, path: str) -> list[dict]:
-        if self.local:
-            return LocalFiles(path).listdir(path)
         i = self.fs.info(path)
         if i.get("type") != "directory":
             raise NotADirectoryError(path)
@@ -152,16 +151,7 @@ class FsspecFiles(Files):
             raise FileNotFoundError(f"{old} does not exist")
         if self.fs.exists(new):
             raise FileExistsError(f"{new} already exists")
-        if self.local:
-            os.rename(old, new)        # one atomic rename(2), within the file system
-        else:
-            self.fs.mv(old, new, recursive=True)
-
-    def set_mtime(self, path: str, mtime: float) -> bool:
-        if not self.local:
-            return False
-        os.utime(path, (mtime, mtime), follow_symlinks=False)
-        return True
+        self.fs.mv(old, new, recursive=True)
 
     def info(self, path: str) -> dict | None:
         try:
@@ -174,16 +164,6 @@ class FsspecFiles(Files):
 
     def walk(self, path: str) -> Iterator[tuple[str, int]]:
         base = path.rstrip("/")
-        if self.local:      # symlinks are not followed (Globus's recursive_symlinks "ignore")
-            out = []
-            for d, _dirs, names in os.walk(base, followlinks=False):
-                for n in names:
-                    full = os.path.join(d, n)
-                    st = os.lstat(full)
-                    if stat_mod.S_ISREG(st.st_mode):
-                        out.append((os.path.relpath(full, base), st.st_size))
-            yield from sorted(out)
-            return
         for p, i in sorted(self.fs.find(base, detail=True).items()):
             if i.get("type") == "file":
                 yield posixpath.relpath(self.fs._strip_protocol(p), base), int(i.get("size") or 0)
@@ -655,7 +635,10 @@ def open_url(url: str, root: str | None = None) -> tuple[Files, str]:
         base = _raw_local(root) if root is not None else None
         return LocalFiles(base if base is not None else "/"), lp
     import fsspec
+    from fsspec.implementations.local import LocalFileSystem
     fs, path = fsspec.core.url_to_fs(url)
+    if isinstance(fs, LocalFileSystem):   # file://host/..., whatever else fsspec reads as local
+        return LocalFiles("/"), path
     return FsspecFiles(fs), path
 
 
