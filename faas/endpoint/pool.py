@@ -325,7 +325,7 @@ class Pool:
             if notices is not None:
                 notices[task.reply].append((notice, None))
             else:
-                self.outbox.put(("notice", (task.reply, task.id, "done", notice, None)))
+                self.outbox.put(("notice", (task.reply, notice, None)))
         try:
             outcomes.set_aside(self.store, m.id, why, m.body)
             self.queue.delete([m.receipt])
@@ -414,7 +414,7 @@ class Pool:
         stop = False
         for kind, payload in items:
             if kind == "notice":
-                reply, _task_id, _event, body, receipt = payload
+                reply, body, receipt = payload   # receipt: the task's message, deleted once sent
                 out.notices[reply].append((body, receipt))
             elif kind == "delete":
                 out.deletes.append(payload)
@@ -526,7 +526,7 @@ class Pool:
                             started=now - (mono - (held.started or held.received)), finished=now,
                             status=status, error=error)
         if t.reply and notice != worker_mod.TOLD:
-            self.outbox.put(("notice", (t.reply, t.id, "done", notice or outcomes.done_notice(t, status, result),
+            self.outbox.put(("notice", (t.reply, notice or outcomes.done_notice(t, status, result),
                                         held.msg.receipt)))
         else:   # no client to tell, or its worker told it
             self.outbox.put(("delete", held.msg.receipt))
@@ -1000,7 +1000,7 @@ class Pool:
         with self.lock:
             if slot.job is h:   # not done meanwhile: a done notice is queued after this one
                 h.told = True
-                self.outbox.put(("notice", (h.task.reply, h.task.id, "started", body, None)))
+                self.outbox.put(("notice", (h.task.reply, body, None)))
 
     def _stalled(self, why: str) -> None:
         """The watchdog's call: stop as gracefully as the stuck part allows (running tasks get
