@@ -7,6 +7,7 @@ from __future__ import annotations
 import configparser
 import json
 import os
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -167,17 +168,27 @@ def resolve(profile: str | None = None, **overrides: Any) -> Settings:
                                                  "or the profile in $FAAS_HOME/config)")) from None
 
 
-def describe_validation(e: ValidationError, where: str) -> str:
-    """One line per problem: the key path, what was expected, what was found."""
+def describe_validation(e: ValidationError, where: str, *,
+                        place: Callable[[tuple[str, ...]], tuple[str, ...]] | None = None,
+                        known: Callable[[tuple[str, ...]], Iterable[str]] | None = None) -> str:
+    """One line per problem: the key path, what was expected, what was found. ``place``: the
+    path a reader knows for pydantic's location of a problem (default: as it is); ``known``: for
+    that location, the keys allowed beside it, so an unknown key gets the nearest as a
+    did-you-mean."""
+    import difflib
     lines = [f"{where}: {e.error_count()} problem(s)"]
     for err in e.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        msg = err["msg"]
+        raw = tuple(str(p) for p in err["loc"])
+        loc = place(raw) if place else raw
+        msg, got, hint = err["msg"], err.get("input"), ""
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
+            near = difflib.get_close_matches(loc[-1], list(known(raw)), n=1, cutoff=0.6) if known and loc else []
+            hint = f"; did you mean {near[0]}?" if near else ""
         elif err["type"] == "missing":
             msg = "required key is missing"
-        got = err.get("input")
-        got_s = "" if err["type"] in ("missing",) or isinstance(got, dict) else f" (got {got!r})"
-        lines.append(f"  {loc}: {msg}{got_s}")
+        elif err["type"] == "value_error":
+            msg = msg.removeprefix("Value error, ")
+        shown = "" if err["type"] == "missing" or isinstance(got, dict) else f" (got {got!r})"
+        lines.append(f"  {'.'.join(loc) or '(top level)'}: {msg}{shown}{hint}")
     return "\n".join(lines)

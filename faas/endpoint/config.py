@@ -12,7 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from ..config import faas_home
+from ..config import describe_validation, faas_home
 from ..exceptions import ConfigError, EndpointNotFound
 from ..safe_open import replace_file
 from . import from_globus
@@ -470,29 +470,13 @@ def _untagged(loc: tuple[str, ...]) -> tuple[tuple[str, ...], type[BaseModel]]:
 
 
 def describe_errors(e: ValidationError, where: str, top: type[BaseModel] = UserEndpointConfig) -> str:
-    """One line per problem (the key path, what was expected, what was found); an unknown key
-    gets the nearest known one of ``top`` (the kind of config; faas's or Globus's) as a
-    did-you-mean."""
-    import difflib
-    lines = [f"{where}: {e.error_count()} problem(s)"]
-    for err in e.errors():
-        loc, provider = _untagged(tuple(str(p) for p in err["loc"]))
-        path = ".".join(loc) or "(top level)"
-        msg, got, hint = err["msg"], err.get("input"), ""
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key"
-            model = _model_at(loc[:-1], top, provider)
-            if model is not None:
-                known = [k for k in model.model_fields] + list(from_globus.known_keys(loc[:-1]))
-                near = difflib.get_close_matches(loc[-1], known, n=1, cutoff=0.6)
-                hint = f"; did you mean {near[0]}?" if near else ""
-        elif err["type"] == "missing":
-            msg = "required key is missing"
-        elif err["type"] == "value_error":
-            msg = msg.removeprefix("Value error, ")
-        shown = "" if err["type"] == "missing" or isinstance(got, dict) else f" (got {got!r})"
-        lines.append(f"  {path}: {msg}{shown}{hint}")
-    return "\n".join(lines)
+    """One line per problem (:func:`faas.config.describe_validation`); an unknown key gets the
+    nearest known one of ``top`` (the kind of config; faas's or Globus's) as a did-you-mean."""
+    def known(raw: tuple[str, ...]) -> list[str]:
+        loc, provider = _untagged(raw)
+        model = _model_at(loc[:-1], top, provider)
+        return [] if model is None else [*model.model_fields, *from_globus.known_keys(loc[:-1])]
+    return describe_validation(e, where, place=lambda raw: _untagged(raw)[0], known=known)
 
 
 def _home_of(path: Path) -> Path:

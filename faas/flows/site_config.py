@@ -9,6 +9,7 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from faas.config import describe_validation
 from faas.exceptions import ConfigError
 
 
@@ -73,8 +74,10 @@ def _model_at(loc: tuple[str, ...]) -> type[BaseModel]:
     model: type[BaseModel] = SiteConfig
     for part in loc:
         field = model.model_fields.get(part)
-        inner = [a for a in (get_args(field.annotation) or (field.annotation,)) if field is not None
-                 and isinstance(a, type) and issubclass(a, BaseModel)] if field is not None else []
+        if field is None:
+            break
+        inner = [a for a in (get_args(field.annotation) or (field.annotation,))
+                 if isinstance(a, type) and issubclass(a, BaseModel)]
         if not inner:
             break
         model = inner[0]
@@ -92,18 +95,6 @@ def check(config: Any, where: str) -> dict:
     try:
         SiteConfig.model_validate(config)
     except ValidationError as e:
-        import difflib
-        lines = [f"{where}: {e.error_count()} problem(s) in the site's flows config"]
-        for err in e.errors():
-            loc = tuple(str(p) for p in err["loc"])
-            msg, hint = err["msg"], ""
-            if err["type"] == "extra_forbidden":
-                msg = "unknown key"
-                model = _model_at(loc[:-1])
-                near = difflib.get_close_matches(loc[-1], list(model.model_fields), n=1, cutoff=0.6)
-                hint = f"; did you mean {near[0]}?" if near else ""
-            got = err.get("input")
-            shown = "" if err["type"] in ("missing", "extra_forbidden") or isinstance(got, dict) else f" (got {got!r})"
-            lines.append(f"  {'.'.join(loc)}: {msg}{shown}{hint}")
-        raise ConfigError("\n".join(lines) + "\n  (keys: docs/flows-actions.md)") from None
+        raise ConfigError(describe_validation(e, where, known=lambda loc: _model_at(loc[:-1]).model_fields)
+                          + "\n  (the site's flows config; keys: docs/flows-actions.md)") from None
     return config

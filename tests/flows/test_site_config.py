@@ -14,10 +14,10 @@ from faas.flows.runner import Runner
 
 
 @pytest.mark.parametrize("config, expected", [
-    ({"transfer": {"allow_url": False}}, "transfer.allow_url: unknown key; did you mean allow_urls?"),
+    ({"transfer": {"allow_url": False}}, "transfer.allow_url: unknown key (got False); did you mean allow_urls?"),
     ({"htp": {}}, "htp: unknown key; did you mean http?"),
     ({"notify": {"smtp": {"host": "mail", "pasword_env": "P"}}},
-     "notify.smtp.pasword_env: unknown key; did you mean password_env?"),
+     "notify.smtp.pasword_env: unknown key (got 'P'); did you mean password_env?"),
     ({"http_allow_any_url": "yes"}, "http_allow_any_url: Input should be a valid boolean (got 'yes')"),
     ({"notify": {"recipients": "*@example.org"}}, "notify.recipients: Input should be a valid list"),
     ({"collections": {"data": 3}}, "collections.data: Input should be a valid string (got 3)"),
@@ -58,4 +58,4 @@ def test_faas_flows_serve_says_which_key(tmp_path, faas_home):
                         "--store", (tmp_path / "store").as_uri()], capture_output=True, text=True, timeout=60)
     assert p.returncode != 0
     assert f"{path}: 1 problem(s)" in p.stderr, p.stderr
-    assert "notify.recipient: unknown key; did you mean recipients?" in p.stderr, p.stderr
+    assert "notify.recipient: unknown key (got ['*@example.org']); did you mean recipients?" in p.stderr, p.stderr
