@@ -28,6 +28,8 @@ from collections.abc import Iterable
 
 from faas import safe_open
 from faas.exceptions import FaasError
+from faas.store import KeyNotFound, Store
+from faas.store.file import FileStore
 
 PUBLIC, AUTHENTICATED = "public", "all_authenticated_users"
 
@@ -112,6 +114,30 @@ def read_owned(root: str, key: str, limit: int) -> tuple[bytes, int]:
     finally:
         os.close(fd)
 
+
+
+def read_with_writer(store: Store, key: str, limit: int) -> tuple[bytes, int | None]:
+    """``(bytes, the uid that wrote them)`` of ``key``: on a ``file://`` store the file's owner,
+    read with its bytes from one descriptor (:func:`read_owned`); other stores cannot tell (None:
+    there the bucket's IAM decides who may write). KeyNotFound if absent; :class:`UntrustedFile`
+    as :func:`read_owned` says, and for more than ``limit`` bytes on any store."""
+    if not isinstance(store, FileStore):
+        data = store.get(key)
+        if len(data) > limit:
+            raise UntrustedFile(errno.EFBIG, f"over {limit} bytes", key)
+        return data, None
+    try:
+        return read_owned(store.root, key, limit)
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        raise KeyNotFound(key) from None
+
+
+def written_by_runner_or(uid: int | None, identity: str | None = None) -> bool:
+    """Whether a record written by ``uid`` (None: the store cannot tell) counts: this process's
+    account wrote it, or ``identity`` (the user the record names, who may write there too)."""
+    if uid is None or uid == os.geteuid():
+        return True
+    return identity is not None and identity_of_uid(uid) == normalize(identity)
 
 
 def flow_role(flow: dict, who: str) -> int:

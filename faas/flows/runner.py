@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 from faas.flows import access, interpreter, schema, site_config, store_layout
 from faas.flows.actions.base import ActionUnableToRun
 from faas.flows.client import iso
-from faas.store import open_store
+from faas.store import KeyNotFound, open_store
 
 if TYPE_CHECKING:
     from faas.flows.timers import TimerFirer
@@ -438,12 +438,9 @@ class Runner:
     def _run_record(self, run_id: str, what: str) -> tuple[Any, int | None]:
         """``(JSON of the run's record, the uid that wrote it)``: on a file store read with its
         owner from one descriptor (no link followed); elsewhere the uid is None."""
-        key = store_layout.run_key(run_id, what)
-        if self._file_root is None:
-            return store_layout.get_json(self.store, key, None), None
         try:
-            data, uid = access.read_owned(self._file_root, key, RECORD_LIMIT)
-        except (FileNotFoundError, NotADirectoryError):
+            data, uid = access.read_with_writer(self.store, store_layout.run_key(run_id, what), RECORD_LIMIT)
+        except KeyNotFound:
             return None, None
         return json.loads(data), uid
 
@@ -454,14 +451,11 @@ class Runner:
         state the runner never made, or a request naming another user, there."""
         if not isinstance(request, dict):
             return "its request is missing or not an object"
-        if self._file_root is None:
-            return None
-        me = os.geteuid()
-        if state_uid != me:
+        if not access.written_by_runner_or(state_uid):
             return f"its state was written by {access.identity_of_uid(state_uid or 0)}, not the runner"
-        named = access.normalize(request.get("user") or "")
-        if request_uid != me and access.identity_of_uid(request_uid or 0) != named:
-            return (f"its request names user {named} but was written by "
+        named = request.get("user") or ""
+        if not access.written_by_runner_or(request_uid, named):
+            return (f"its request names user {access.normalize(named)} but was written by "
                     f"{access.identity_of_uid(request_uid or 0)}")
         return None
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import time
 import uuid
@@ -26,7 +25,7 @@ from faas.config import resolve
 from faas.exceptions import FaasError
 from faas.flows import access, store_layout
 from faas.flows.client import DONE, FlowNotFound, iso, parse_time
-from faas.store import open_store
+from faas.store import KeyNotFound, open_store
 from faas.store.base import Store
 
 log = logging.getLogger("faas.flows.timers")
@@ -164,22 +163,19 @@ class TimerFirer:
         """The timer to fire. A timer's folder is its owner's, so on a file store its document
         counts only if the runner wrote it (after firing it) or the owner it names did: a user
         who writes ``"owner": "alice"`` into a timer must not start runs as alice."""
-        from faas.store.file import FileStore
         key = store_layout.timer_key(tid)
-        if not isinstance(self.store, FileStore):
-            return store_layout.get_json(self.store, key, None)
         try:
-            data, uid = access.read_owned(self.store.root, key, TIMER_LIMIT)
+            data, uid = access.read_with_writer(self.store, key, TIMER_LIMIT)
             timer = json.loads(data)
-        except (FileNotFoundError, NotADirectoryError):
+        except KeyNotFound:
             return None
         except (access.UntrustedFile, ValueError) as e:
             log.warning("timer %s is not fired: its document cannot be trusted (%s)", tid, e)
             return None
-        owner = access.normalize(timer.get("owner") or "") if isinstance(timer, dict) else None
-        if uid != os.geteuid() and access.identity_of_uid(uid) != owner:
+        owner = (timer.get("owner") or "") if isinstance(timer, dict) else None
+        if not access.written_by_runner_or(uid, owner):
             log.warning("timer %s is not fired: it names owner %s but was written by %s", tid,
-                        owner, access.identity_of_uid(uid))
+                        owner, access.identity_of_uid(uid or 0))
             return None
         return timer
 

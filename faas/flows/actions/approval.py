@@ -43,6 +43,7 @@ account can read it whatever mode the store gives new files.
 from __future__ import annotations
 
 import copy
+import errno
 import json
 import logging
 import os
@@ -277,19 +278,12 @@ def _file_root(store: Store) -> str | None:
 def _read_as_written(store: Store, key: str, limit: int) -> tuple[Any, str | None]:
     """``(JSON value, its writer's identity)``; the writer is None where the store cannot tell.
     Raises KeyNotFound, PermissionError (not readable here), :class:`_Untrusted`."""
-    root = _file_root(store)
-    if root is None:
-        data, writer = store.get(key), None
-        if len(data) > limit:
-            raise _Untrusted(f"over {limit} bytes")
-    else:
-        try:
-            data, uid = access.read_owned(root, key, limit)
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-            raise KeyNotFound(key) from None
-        except access.UntrustedFile as e:
-            raise _Untrusted(f"{e.strerror}, so its writer cannot be told") from None
-        writer = access.identity_of_uid(uid)
+    try:
+        data, uid = access.read_with_writer(store, key, limit)
+    except access.UntrustedFile as e:
+        raise _Untrusted(str(e.strerror) if e.errno == errno.EFBIG else
+                         f"{e.strerror}, so its writer cannot be told") from None
+    writer = None if uid is None else access.identity_of_uid(uid)
     try:
         return json.loads(data), writer
     except ValueError:

@@ -138,23 +138,18 @@ def store_for(url: str) -> Store:
 
 
 def read_own(store: Store, key: str, limit: int = MAX_DOC) -> bytes:
-    """The object ``key``; on a ``file://`` store only if this process's account wrote it (the
-    file's owner, read with its bytes from one descriptor, no link followed): one written by
-    another account is logged and raises :class:`KeyNotFound`, as if absent. Other stores cannot
-    tell who wrote an object: there the bucket's IAM decides who may write ``flows/``."""
-    from faas.store.file import FileStore
-    if not isinstance(store, FileStore):
-        return store.get(key)
+    """The object ``key``; on a ``file://`` store only if this process's account wrote it
+    (:func:`faas.flows.access.read_with_writer`): one written by another account is logged and
+    raises :class:`KeyNotFound`, as if absent. Other stores cannot tell who wrote an object:
+    there the bucket's IAM decides who may write ``flows/``."""
     try:
-        data, uid = access.read_owned(store.root, key, limit)
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-        raise KeyNotFound(key) from None
+        data, uid = access.read_with_writer(store, key, limit)
     except access.UntrustedFile as e:
         log.warning("%s is not trusted (%s); ignored", key, e.strerror)
         raise KeyNotFound(key) from None
-    if uid != os.geteuid():
+    if not access.written_by_runner_or(uid):
         log.warning("%s was written by %s, not by this process's account; ignored", key,
-                    access.identity_of_uid(uid))
+                    access.identity_of_uid(uid or 0))
         raise KeyNotFound(key)
     return data
 
