@@ -56,8 +56,9 @@ def configure_multi_user(name: str, endpoint_dir: Path, cfg: ManagerEndpointConf
 
 def multi_user_status(endpoint_dir: Path, info: dict, running: bool) -> bool:
     """Add the user endpoints to ``faas endpoint status``; False for a single-user endpoint."""
-    from ..endpoint.multiuser import files, router
-    if not files.is_multi_user(endpoint_dir):
+    from ..endpoint import config as ep_config
+    from ..endpoint.multiuser import router
+    if not ep_config.is_multi_user(endpoint_dir):
         return False
     info["multi_user"] = True
     try:

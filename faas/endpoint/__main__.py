@@ -25,7 +25,6 @@ from ..config import faas_home, resolve
 from . import config as ep_config
 from .daemon import Daemon
 from .liveness import dump_on_signal
-from .multiuser import files as mu_files
 from .multiuser.lifecycle import RouterWatch
 from .server import serve
 
@@ -48,12 +47,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, handlers=handlers,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     dump_on_signal(d / "endpoint.log")   # kill -USR1: every thread's stack in endpoint.log
-    if mu_files.is_multi_user(d) and os.geteuid() == 0:
+    if ep_config.is_multi_user(d) and os.geteuid() == 0:
         from .multiuser.router import Router  # root only: what it loads stays out of user endpoints
         return serve(name, lambda: Router(name, home))
     log.info("endpoint %s runs single-user (as uid %d)%s", name, os.geteuid(),
              ": it has multi-user files, but only root can run a multi-user endpoint"
-             if mu_files.is_multi_user(d) else "")
+             if ep_config.is_multi_user(d) else "")
     return serve(name, lambda: make_daemon(name, home))
 
 

@@ -119,8 +119,7 @@ def stop(name: str, home: Path | None = None, wait: float = 60.0) -> bool:
 
 def _is_multi_user(d: Path) -> bool:
     """Root, with the files of ``configure --multi-user``: what makes the daemon a router."""
-    from .multiuser import files as mu_files
-    return os.geteuid() == 0 and mu_files.is_multi_user(d)
+    return os.geteuid() == 0 and ep_config.is_multi_user(d)
 
 
 def _site_user_endpoints(name: str, home: Path, d: Path) -> list[int]:

@@ -11,7 +11,6 @@ import yaml
 
 from ...exceptions import ConfigError
 from ..config import MULTI_USER_TEMPLATE as TEMPLATE
-from ..config import is_multi_user  # noqa: F401 - the template makes the kind (config.load)
 from .mapping import DEFAULT_MAPPING
 
 SCHEMA = "user_config_schema.json"
