@@ -25,6 +25,16 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 
+# -- the disk -----------------------------------------------------------------------------------
+def settle_disk() -> None:
+    """Flush the file system's pending work before a measured run. Measured on the 2-core VM
+    (BENCHMARKS.md): for some seconds after a run's store (tens of thousands of files) is
+    deleted, or written, every file creation costs 5-10x its CPU (35 -> 400-700 us a put) while
+    the kernel catches up; faas writes a file per result, so the next run's first burst measured
+    the previous run's cleanup. ``sync`` does that work at once."""
+    os.sync()
+
+
 # -- sizes --------------------------------------------------------------------------------------
 @dataclass
 class Sizes:

@@ -1,6 +1,7 @@
 """Where the embedded default spends its CPU on a burst of no-op submits: per process (client,
-daemon, pool, each worker), CPU time and context switches per task; optionally a py-spy profile
-of each process.
+daemon, pool, each worker), CPU time and context switches per task, and the client's and the
+pool's by thread (the pool names its loops: faas-receiver, faas-outbox, faas-monitor; "python"
+is the main loop); optionally a py-spy profile of each process.
 
     python benchmarks/profile_faas.py [--n 5000] [--rounds 2] [--py-spy OUT_PREFIX] [--cprofile OUT_PREFIX]
 
@@ -24,6 +25,8 @@ import sys
 import tempfile
 import time
 
+from _common import settle_disk
+
 
 def inc(x):
     return x + 1
@@ -42,6 +45,22 @@ def _stat(pid: int) -> tuple[float, int] | None:
         return cpu, ctx
     except OSError:
         return None
+
+
+def _threads(pid: int) -> dict[str, float]:
+    """CPU seconds of each thread of ``pid`` by its OS name (the pool names its loops
+    faas-receiver, faas-outbox, ...; liveness.name_os_thread); threads of one name summed."""
+    out: collections.Counter[str] = collections.Counter()
+    for st in glob.glob(f"/proc/{pid}/task/*/stat"):
+        try:
+            with open(st) as f:
+                text = f.read()
+        except OSError:
+            continue
+        name = text[text.index("(") + 1:text.rindex(")")]
+        fields = text.rsplit(")", 1)[1].split()
+        out[name] += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return dict(out)
 
 
 def _processes(home: str) -> dict[int, str]:
@@ -150,6 +169,7 @@ def main() -> int:
                 time.sleep(1.5)
             for r in range(a.rounds):
                 before = {pid: _stat(pid) for pid in roles}
+                threads_before = {pid: _threads(pid) for pid, role in roles.items() if role in ("client", "pool")}
                 t = time.perf_counter()
                 fs = [ex.submit(inc, i) for i in range(a.n)]
                 t_sub = time.perf_counter() - t
@@ -166,6 +186,11 @@ def main() -> int:
                     total += cpu
                     print(f"  {role:10} {cpu:6.2f} s CPU = {cpu / a.n * 1e6:6.0f} us/task, "
                           f"{ctx / a.n:5.1f} context switches/task")
+                    if pid in threads_before:   # which thread of it: us/task each
+                        was_t = threads_before[pid]
+                        per = {k: (v - was_t.get(k, 0.0)) / a.n * 1e6 for k, v in _threads(pid).items()}
+                        print("  " + " " * 10 + ", ".join(f"{k} {v:.0f}" for k, v in
+                                                         sorted(per.items(), key=lambda kv: -kv[1]) if v >= 0.5))
                 print(f"  {'all':10} {total:6.2f} s CPU = {total / a.n * 1e6:6.0f} us/task: "
                       f"{total / wall:.2f} of {os.cpu_count()} cores busy")
     finally:
@@ -175,6 +200,7 @@ def main() -> int:
             s.wait(60)
         control.stop("local")
         shutil.rmtree(home, ignore_errors=True)
+        settle_disk()   # the next run must not pay for this cleanup
     if a.cprofile:
         print(pool_profile(a.cprofile, 1 + a.rounds * a.n))
     if a.pyspy:

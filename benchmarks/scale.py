@@ -28,6 +28,8 @@ import sys
 import tempfile
 import time
 
+from _common import settle_disk
+
 FULL = {"warm": 200, "submits": 20_000, "map": 100_000, "sleeps": 400, "busy": 8_000, "client_n": 5_000}
 CHUNKSIZE = 100
 SLEEP_S, BUSY_S = 0.05, 0.002
@@ -187,6 +189,7 @@ def client(n: int) -> int:
 def run_child(kind: str, workers: int, a) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FAAS_")}
     home = env["FAAS_HOME"] = tempfile.mkdtemp(prefix="faas-scale-")
+    settle_disk()   # nor pay for what ran before this script
     try:
         p = subprocess.run([sys.executable, __file__, "--child", kind, "--workers", str(workers),
                             "--scale", str(a.scale), "--clients", *map(str, a.clients)],
@@ -196,6 +199,7 @@ def run_child(kind: str, workers: int, a) -> dict:
         return json.loads(p.stdout.strip().splitlines()[-1])
     finally:
         shutil.rmtree(home, ignore_errors=True)
+        settle_disk()   # the next run must not pay for this cleanup
 
 
 # -- the tables ------------------------------------------------------------------------------

@@ -47,6 +47,7 @@ from .messages import (
     running_key,
     task_group_key,
 )
+from .proctree import name_os_thread
 from .store import KeyNotFound, Queue, create_queue, open_queue, open_store
 
 log = logging.getLogger("faas.client")
@@ -657,6 +658,7 @@ class Client:
                     self._sender.start()
 
     def _send_loop(self) -> None:
+        name_os_thread("faas-sender")
         while True:
             with self._out_cv:
                 while not self._out and not self._closed.is_set():
@@ -721,6 +723,7 @@ class Client:
                     self._listener.start()
 
     def _listen(self) -> None:
+        name_os_thread("faas-listener")
         q = self._reply_queue()
         batch = getattr(q, "max_batch", 10)
         receipts: list[str] = []

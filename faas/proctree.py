@@ -1,10 +1,22 @@
 """The processes a process started (children, their children, ...), from ``/proc``, so that
 stopping a task stops what it started too, without moving it out of its process group or
-session (a batch scheduler may track a job's processes by either)."""
+session (a batch scheduler may track a job's processes by either); and names for threads where
+the OS shows them."""
 from __future__ import annotations
 
 import os
 import signal
+import threading
+
+
+def name_os_thread(name: str) -> None:
+    """Name the calling thread where the OS shows it (``top -H``, ``ps -L``, /proc/PID/task/TID/
+    comm; 15 characters): which loop of a process spends the CPU, without a profiler."""
+    try:
+        with open(f"/proc/self/task/{threading.get_native_id()}/comm", "w") as f:
+            f.write(name[:15])
+    except OSError:   # not Linux, or /proc not mounted: only a diagnostic is lost
+        pass
 
 
 def descendants(pid: int) -> list[int]:

@@ -49,9 +49,9 @@ def body_for(c, marker: Path, key: str | None = KEY, **over) -> dict:
 
 def run_in_worker(store, body: dict, keys) -> tuple:
     """One job through the worker's real entry (what its process does with a pipe message)."""
-    tasks = {"keys": keys, "endpoint": "e", "engine": "GlobusComputeEngine", "replies": {}}
+    tasks = {"keys": keys, "endpoint": "e", "engine": "GlobusComputeEngine"}
     return worker._run_message(store, {}, (body["id"], json.dumps(body), 1 << 18, False, None),
-                               {"endpoint": "e"}, ("dill",), tasks, 1, None)
+                               {"endpoint": "e"}, ("dill",), tasks, 1, None)[1]
 
 
 def test_the_worker_refuses_before_it_unpickles(tmp_path):

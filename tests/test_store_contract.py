@@ -328,6 +328,32 @@ def test_file_recreates_a_folder_removed_behind_its_back(fstore):
     assert fstore.get("r/two") == b"2"
 
 
+def test_file_never_writes_through_a_link_swapped_in_for_a_folder_it_keeps(fstore, tmp_path):
+    """A put keeps its folder's descriptor for the thread's next put there (issue 18: the walk
+    from the root cost more than the write). Whoever then swaps the folder for a link steers no
+    write: the kept descriptor is the folder that was checked, wherever it went; a fresh walk (a
+    thread that kept none) refuses the link."""
+    fstore.put("r/one", b"1")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    os.rename(os.path.join(fstore.root, "r"), tmp_path / "moved")
+    os.symlink(elsewhere, os.path.join(fstore.root, "r"))
+    fstore.put("r/two", b"2")
+    errors = []
+
+    def other_thread():
+        try:
+            fstore.put("r/three", b"3")
+        except OSError as e:
+            errors.append(e)
+    t = threading.Thread(target=other_thread)
+    t.start()
+    t.join()
+    assert os.listdir(elsewhere) == []
+    assert sorted(os.listdir(tmp_path / "moved")) == ["one", "two"]
+    assert errors and "link" in str(errors[0])
+
+
 def _leftovers(root):
     return [os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs if f.startswith(TMP_PREFIX)]
 

@@ -82,8 +82,11 @@ class Journal:
             if not batch:
                 return
             by_hour: dict[str, list[dict]] = {}
+            hours: dict[int, str] = {}   # hour_of once per hour, not per record (the pool's CPU: issue 18)
             for rec in batch:
-                by_hour.setdefault(hour_of(rec["finished"]), []).append(rec)
+                n = int(rec["finished"] // 3600)
+                hour = hours.get(n) or hours.setdefault(n, hour_of(rec["finished"]))
+                by_hour.setdefault(hour, []).append(rec)
             failed: list[dict] = []
             for hour, recs in sorted(by_hour.items()):
                 self._seq += 1

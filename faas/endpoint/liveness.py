@@ -18,6 +18,8 @@ import time
 import traceback
 from collections.abc import Callable
 
+from ..proctree import name_os_thread
+
 log = logging.getLogger("faas.liveness")
 
 
@@ -71,6 +73,7 @@ class Loops:
         self.add(name, limit)
 
         def run() -> None:
+            name_os_thread(f"faas-{name}")
             try:
                 target()
             except BaseException:  # noqa: BLE001 - logged and reported; the watchdog acts
@@ -110,6 +113,7 @@ class Loops:
         self._stop.set()
 
     def _watch(self) -> None:
+        name_os_thread("faas-watchdog")
         while not self._stop.wait(self._every):
             new = [(name, why) for name, why in self._problems() if name not in self._reported]
             if not new:

@@ -5,9 +5,11 @@ Threads, each with one job:
 - *receiver*: blocks on the queue for as many tasks as the pool has room for (it parses each
   message; the worker that runs it checks its signature: see worker.py);
 - *main loop*: hands tasks to idle workers (short ones several at a time), collects their
-  replies, enforces timeouts, notices dead workers (wakes on a worker pipe, a worker's death, or
-  the receiver's self-pipe: no sleeps);
-- *outbox*: sends notices and deletes messages in batches, sets refused messages aside;
+  reports (several tasks to a pipe message: worker.Replier; a worker tells the clients itself
+  where their reply queue sends at once), enforces timeouts, notices dead workers (wakes on a
+  worker pipe, a worker's death, or the receiver's self-pipe: no sleeps);
+- *outbox*: deletes messages in batches, sends the notices workers did not (SQS: several to a
+  request), sets refused messages aside;
 - *monitor*: heartbeats held messages; started notices and running markers for tasks that run a
   while, remote cancels; the block's status file.
 
@@ -38,6 +40,7 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 from .. import proctree, sealing, serialize
+from ..config import size_limit
 from ..exceptions import QueueDoesNotExist, QueueError, SignatureError
 from ..messages import (
     Notice,
@@ -103,6 +106,13 @@ def _verified(slot: Slot, held: Held) -> bool:
     """Has ``slot``'s worker checked ``held``'s signature? Until then the pool acts on none of
     its fields beyond routing it (no started notice, marker, timeout, or result under its id)."""
     return slot.verified is not None and 0 < held.seq <= slot.verified.value
+
+
+def _running(slot: Slot, held: Held) -> bool:
+    """Is ``held`` (checked) the job ``slot``'s worker runs now? A worker reports a batch's tasks
+    a few milliseconds after they end (worker.Replier): the job the pool has not yet heard of
+    may have ended, and the worker's count of checked jobs says it has once a later one began."""
+    return slot.verified is not None and 0 < held.seq == slot.verified.value
 
 
 @dataclass
@@ -223,13 +233,10 @@ class Pool:
         """Tasks finished in the last RAMP_WINDOW seconds (up to max_prefetch): the evidence
         that this pool gets through what it holds, rather than the run times of earlier tasks
         (a burst of long tasks after short ones would otherwise all queue in the first block)."""
-        since = time.monotonic() - RAMP_WINDOW
-        n = 0
-        for t in reversed(self.finished_at):
-            if t < since:
-                break
-            n += 1
-        return n
+        since, finished = time.monotonic() - RAMP_WINDOW, self.finished_at
+        while finished and finished[0] < since:
+            finished.popleft()
+        return len(finished)
 
     def _held(self) -> list[Held]:
         with self.lock:
@@ -248,13 +255,8 @@ class Pool:
         while not self.stopping.is_set():
             self.loops.beat("receiver")
             with self.lock:
-                capacity = self.capacity()
-                low_water = max(1, min(self.batch, capacity // 2))
-                # a batch's tasks queued in a worker count as running, not as the buffer: the
-                # buffer refills while they run, so a worker done with its batch finds the next
-                n_held = len(self.ready) + sum(1 for s in self.slots if s.job)
-                room = capacity - n_held
-                if room < low_water and n_held:
+                room = self._room()
+                if not room:
                     self.lock.wait(1.0)
                     continue
             try:
@@ -294,6 +296,17 @@ class Pool:
             if idle:   # straight to an idle worker: the main loop's wake-up is off the task's way
                 self._dispatch(from_main=False)
             self._wake()
+
+    def _room(self) -> int:
+        """How many tasks the receiver asks the queue for now; 0: it waits until the workers
+        have made room for at least a low-water mark (caller holds the lock)."""
+        capacity = self.capacity()
+        low_water = max(1, min(self.batch, capacity // 2))
+        # a batch's tasks queued in a worker count as running, not as the buffer: the buffer
+        # refills while they run, so a worker done with its batch finds the next
+        n_held = len(self.ready) + sum(1 for s in self.slots if s.job)
+        room = capacity - n_held
+        return room if room >= low_water or not n_held else 0
 
     def _held_unlocked(self) -> list[Held]:
         """Tasks received and not yet finished: waiting to start, or running (caller holds the lock)."""
@@ -418,6 +431,8 @@ class Pool:
                 out.notices[reply].append((body, receipt))
             elif kind == "delete":
                 out.deletes.append(payload)
+            elif kind == "deletes":
+                out.deletes.extend(payload)
             elif kind in ("release", "handback"):
                 getattr(out, kind + "s").extend(payload)
             elif kind in ("refused", "malformed"):
@@ -511,9 +526,11 @@ class Pool:
         return inline_limit(q.max_message_bytes) if q is not None else 0
 
     def _finish(self, held: Held, status: str, result: bytes | None, error: str | None = None,
-                notice: str | None = None) -> None:
+                notice: str | None = None, deletes: list[str] | None = None) -> None:
         """``notice``: the done notice the worker made (sealed there: this process only forwards
-        it), or ``worker.TOLD``: the worker sent it to a queue that sends at once (the local one)."""
+        it), or ``worker.TOLD``: the worker sent it to a queue that sends at once (the local one).
+        ``deletes``: where to add the message's receipt when it only needs deleting (the caller
+        puts them in the outbox together)."""
         t = held.task
         now, mono = time.time(), time.monotonic()
         if error is None and status == "failed" and result is not None:
@@ -528,7 +545,9 @@ class Pool:
         if t.reply and notice != worker_mod.TOLD:
             self.outbox.put(("notice", (t.reply, notice or outcomes.done_notice(t, status, result),
                                         held.msg.receipt)))
-        else:   # no client to tell, or its worker told it
+        elif deletes is not None:   # no client to tell, or its worker told it
+            deletes.append(held.msg.receipt)
+        else:
             self.outbox.put(("delete", held.msg.receipt))
         self.counts[status] += 1
 
@@ -629,6 +648,50 @@ class Pool:
         return (t.id, held.msg.body, self._inline_max(t.reply),
                 cancel_may_apply(self._latest_cancel(t.cid), t.sent), env)
 
+    def _take_back(self, slot: Slot) -> tuple[Held | None, list[Held]]:
+        """Take ``slot``'s jobs from its worker, which is dead or about to be killed (caller holds
+        the lock): ``(the job it ran (None: none), the jobs it ended without reporting them)``
+        (a worker reports within milliseconds: a death takes the last few reports with it; see
+        :meth:`_settle_unreported`). Those it never began go back first in line. The slot takes
+        no jobs until its worker is replaced."""
+        held, slot.job, slot.down = slot.job, None, True
+        v = slot.verified.value if slot.verified is not None else 0
+        ended = []
+        while held is not None and 0 < held.seq < v:
+            ended.append(held)
+            held = slot.queued.popleft() if slot.queued else None
+        self._requeue(slot)
+        self._release_nodes(slot)
+        self.lock.notify_all()
+        return held, ended
+
+    def _settle_unreported(self, ended: list[Held]) -> None:
+        """Tasks a worker ran but died (or was killed) before reporting: a result it stored is
+        the task's, told to the client from here (its MAC proves the worker wrote it with the
+        task's secret); the others (a refusal, a result the store would not take) go back to the
+        queue as fresh messages, charged no receive: the worker's death was not theirs (a
+        release would count one, and a task in two such batches could be dead-lettered
+        unrun)."""
+        back = []
+        for held in ended:
+            t = held.task
+            try:
+                data = self.store.get_head(result_key(t.id, t.cid), size_limit("max_result_bytes") + 1)
+                header, _ = serialize.unframe(data)
+                sealing.check_result(header, data, t.id, t.rk)
+            except Exception:  # noqa: BLE001 - none, unreadable or not the worker's: it runs again
+                back.append(held)
+                continue
+            status = "success" if header.get("status") == "success" else "failed"
+            inline = data if len(data) <= self._inline_max(t.reply) else None
+            self._finish(held, status, inline,
+                         notice=outcomes.done_notice(t, status, inline, size=len(data)))
+        if back:
+            self.outbox.put(("handback", back))
+        if ended:
+            log.info("%d task(s) ended unreported by a worker that died: %d told from their stored "
+                     "results, %d sent again", len(ended), len(ended) - len(back), len(back))
+
     def _requeue(self, slot: Slot) -> None:
         """The tasks of ``slot``'s batch that never started go back first in line (caller holds
         the lock): they ran nowhere, so they are not charged a receive."""
@@ -657,14 +720,13 @@ class Pool:
 
     def _collect(self, slot: Slot) -> None:
         try:
-            msg = slot.conn.recv()
+            replies = list(slot.conn.recv())   # worker.Replier: several tasks' reports
         except (EOFError, OSError):
             self._worker_died(slot)
             return
-        replies = [msg]
         try:   # a batch's other answers already waiting: one pass of the main loop for them all
             while len(replies) <= len(slot.queued) and _readable(slot.conn):
-                replies.append(slot.conn.recv())
+                replies.extend(slot.conn.recv())
         except (EOFError, OSError):
             pass   # it died: its sentinel says so next
         self._replies(slot, replies)
@@ -673,7 +735,7 @@ class Pool:
         """Whatever a dead worker said before it died (a batch's replies, maybe several)."""
         try:
             while slot.job is not None and slot.conn.poll():
-                self._replies(slot, [slot.conn.recv()])
+                self._replies(slot, list(slot.conn.recv()))
         except (EOFError, OSError):
             pass
 
@@ -696,7 +758,9 @@ class Pool:
                 done.append((held, status, data, notice))
             if slot.job is None:
                 self._release_nodes(slot)
-            self.lock.notify_all()
+            if self._room():   # the receiver waits for this much room: wake it only then
+                self.lock.notify_all()
+        deletes: list[str] = []
         for held, status, data, notice in done:
             if status == "retry":
                 log.warning("task %s: the worker could not store its result (%s); handing it back",
@@ -706,17 +770,17 @@ class Pool:
             if status in ("refused", "malformed"):   # the worker deserialized nothing of it
                 self.outbox.put((status, (held, data.decode(errors="replace"))))
                 continue
-            self._finish(held, status, data, notice=notice)
+            self._finish(held, status, data, notice=notice, deletes=deletes)
+        if deletes:
+            self.outbox.put(("deletes", deletes))
 
     def _worker_died(self, slot: Slot) -> None:
         slot.proc.join(1)
         code = slot.proc.exitcode
         with self.lock:
-            held, slot.job, slot.down = slot.job, None, True
+            held, ended = self._take_back(slot)
             checked = held is not None and _verified(slot, held)
-            self._requeue(slot)
-            self._release_nodes(slot)
-            self.lock.notify_all()
+        self._settle_unreported(ended)
         cause = f"signal {-code}" if code is not None and code < 0 else f"exit status {code}"
         if held is not None:
             t = held.task
@@ -759,14 +823,12 @@ class Pool:
         """Stop ``slot``'s worker and what its task started (a ShellFunction's command, an
         MPI launcher), and start a fresh worker."""
         with self.lock:
-            held, slot.job, slot.down = slot.job, None, True
-            self._requeue(slot)
-            self._release_nodes(slot)
-            self.lock.notify_all()
+            held, ended = self._take_back(slot)
         tree = proctree.descendants(slot.proc.pid) if slot.proc.pid else []
         slot.proc.kill()
         proctree.signal_all(tree)
         slot.proc.join(5)
+        self._settle_unreported(ended)
         self._respawn(slot)
         return held
 
@@ -798,13 +860,15 @@ class Pool:
         from ..exceptions import TaskTimeout
         for slot in self.slots:
             h = slot.job
-            if h and h.task.id in self.to_cancel:
+            if h is None or not _running(slot, h):   # not begun, or ended and its report on its way
+                continue
+            if h.task.id in self.to_cancel:
                 self.to_cancel.discard(h.task.id)
                 log.info("task %s cancelled while running: its worker is stopped", h.task.id)
                 if self._kill(slot) is h:
                     self._finish(h, "cancelled", None)
                 continue
-            if h and h.task.timeout and now - h.started > h.task.timeout and _verified(slot, h):
+            if h.task.timeout and now - h.started > h.task.timeout:
                 held = self._kill(slot)
                 if held:
                     log.info("task %s exceeded its timeout of %ss; worker killed", h.task.id, h.task.timeout)
@@ -942,7 +1006,7 @@ class Pool:
                 self._heartbeat()
             for slot in self.slots:
                 h = slot.job
-                if h is not None and _verified(slot, h):
+                if h is not None and _running(slot, h):
                     self._watch_running(slot, h, now)
             if now - last_status > 2.0:
                 last_status = now

@@ -18,13 +18,13 @@ the client's cancel epoch says a cancel may concern this task, so look for its m
 the client keeps its functions; ``env``: variables set for this task only, e.g. an MPI task's
 ``PARSL_MPI_PREFIX``);
 the reply, one per job, is ``(task_id, status, result_frame | None,
-done_notice | None)`` (through the pipe with the seconds the job took here appended: the pool's
-measure of how short its tasks are, which the pool's own clock would inflate on a loaded machine)
-with the frame only when it is small enough to ride in the client's notice,
-and the client's done notice (sealed with the task's secret) made here, so the pool's one process
-only forwards it; or, where the reply queue sends at once (the local queue), sent from here once
-the result is stored, and the reply's notice is :data:`TOLD` (the pool then only deletes): for
-a job that came alone (a batch's notices go through the pool, several to a request).
+done_notice | None)`` with the frame only when it is small enough to ride in the client's
+notice, and the client's done notice (sealed with the task's secret) made here, so the pool's one
+process only forwards it. Replies go to the pool several to a pipe message (:class:`Replier`),
+each with the seconds the job took here appended (the pool's measure of how short its tasks are,
+which the pool's own clock would inflate on a loaded machine); where the reply queue sends at
+once (the local queue) the done notices are sent from here first, several to a send, and the
+reply's notice is :data:`TOLD` (the pool then only deletes).
 
 Each task runs in the engine's ``working_dir`` (or its own ``<working_dir>/<task id>`` with
 ``run_in_sandbox``) with ``GC_TASK_UUID`` set, as Globus Compute's workers do.
@@ -36,6 +36,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
 
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential, wait_random
@@ -44,6 +45,7 @@ from .. import config, sealing, serialize, signing
 from ..exceptions import FunctionNotAllowed, MaxResultSizeExceeded, SignatureError
 from ..messages import TaskMessage, cancel_key, function_key, result_key
 from ..messages import args_key as _args_key
+from ..proctree import name_os_thread
 from ..store import open_queue, open_store
 from .outcomes import done_notice, failure_frame
 
@@ -80,7 +82,8 @@ def main(conn, store_url: str, log_path: str, where: dict, env: dict | None = No
     store = open_store(store_url)
     functions: dict = {}
     where = dict(where, host=HOST, pid=os.getpid())
-    tasks = dict(tasks or {}, keys=keys, allowed_functions=allowed_functions, replies={})
+    tasks = dict(tasks or {}, keys=keys, allowed_functions=allowed_functions)
+    replier = Replier(conn)
     received = 0
     while True:
         try:
@@ -89,18 +92,116 @@ def main(conn, store_url: str, log_path: str, where: dict, env: dict | None = No
             return
         if job is None:
             return
-        # A batch (the pool hands short tasks over several at a time) runs in order, each task
-        # answered as soon as it ends: the pool always knows which one runs now (its timeout's
-        # clock, the task a cancel or a crash concerns); it reads the answers waiting together.
-        # A job that came alone tells its client itself (the warm path: a hop less); a batch's
-        # notices go through the pool, which sends them several to a request.
-        alone = not isinstance(job, list)
-        for one in [job] if alone else job:
+        # A batch (the pool hands short tasks over several at a time) runs in order; its replies
+        # go back together (Replier), each within FLUSH_AFTER of its task's end.
+        jobs = job if isinstance(job, list) else [job]
+        for i, one in enumerate(jobs):
             received += 1
             t0 = time.perf_counter()
-            reply = _run_message(store, functions, one, where, allowed_serializers, tasks, received,
-                                 verified, alone)
-            conn.send((*reply, time.perf_counter() - t0))
+            task, reply = _run_message(store, functions, one, where, allowed_serializers, tasks,
+                                       received, verified)
+            replier.add(task, (*reply, time.perf_counter() - t0), last=i == len(jobs) - 1)
+
+
+FLUSH_AFTER = 0.002   # seconds a finished task of a batch waits for company before it is reported
+
+
+class Replier:
+    """Reports finished tasks to the pool, several to a pipe message, after telling their clients
+    (several done notices to a send, one per reply queue): the pool's one process then reads one
+    message for many tasks and only deletes them (issue 18). The last task of what the pool
+    handed over is reported at once (a task that came alone: the warm path); the others wait up
+    to FLUSH_AFTER for company, timed by a thread, so a report never waits on a long task that
+    follows a short one (the pool would think the short one still running). Reports keep the
+    order the tasks ran in (the pool matches them to its batch in that order).
+
+    Done notices are sent from here where the reply queue sends at once (the local queue; an SQS
+    queue charges per request and the pool gathers notices from every worker for it): the
+    report's notice is then :data:`TOLD`. Any trouble sending: the report carries the notice
+    and the pool tells the client as it always did."""
+
+    def __init__(self, conn) -> None:
+        self.conn = conn
+        self.pending: list[tuple[TaskMessage | None, tuple]] = []
+        self.first_at = 0.0
+        self.cv = threading.Condition()
+        self.send_lock = threading.Lock()   # one report at a time, in order
+        self.queues: dict = {}   # reply URL -> queue that sends at once, or None
+        self.timer: threading.Thread | None | bool = None   # False: cannot be had
+
+    def add(self, task: TaskMessage | None, reply: tuple, last: bool) -> None:
+        with self.cv:
+            self.pending.append((task, reply))
+            if len(self.pending) == 1 and not last:
+                self.first_at = time.monotonic()
+                last = not self._timer_runs()
+                self.cv.notify()
+        if last:
+            self.flush()
+
+    def _timer_runs(self) -> bool:
+        if self.timer is None:   # first batch: a thread, only in workers that get batches
+            self.timer = threading.Thread(target=self._flush_when_due, name="faas-replier", daemon=True)
+            try:
+                self.timer.start()
+            except RuntimeError as e:   # e.g. worker_memory_limit_mb leaves no room for a stack
+                print(f"faas worker: no replier thread ({e}); reporting each task at once",
+                      file=sys.stderr)
+                self.timer = False
+        return bool(self.timer)
+
+    def _flush_when_due(self) -> None:
+        name_os_thread("faas-replier")
+        while True:
+            with self.cv:
+                while not self.pending:
+                    self.cv.wait()
+                wait = self.first_at + FLUSH_AFTER - time.monotonic()
+                if wait > 0:
+                    self.cv.wait(wait)
+                    continue
+            self.flush()
+
+    def flush(self) -> None:
+        with self.send_lock:
+            with self.cv:
+                done, self.pending = self.pending, []
+            if done:
+                self.conn.send(self._tell(done))
+
+    def _tell(self, done: list[tuple[TaskMessage | None, tuple]]) -> list[tuple]:
+        """Send the done notices this worker may send, one send per reply queue; the reports,
+        with :data:`TOLD` for the notices sent (a success's inline result dropped then: the
+        pool has no more use for it)."""
+        by_queue: dict[str, list[int]] = {}
+        for i, (task, (_, status, _, notice, _)) in enumerate(done):
+            if task is not None and task.reply and notice and status != "cancelled":
+                by_queue.setdefault(task.reply, []).append(i)
+        reports = [reply for _, reply in done]
+        for url, idx in by_queue.items():
+            q = self._queue(url)
+            if q is None:
+                continue
+            try:
+                q.send([reports[i][3] for i in idx])
+            except Exception:  # noqa: BLE001 - the pool tells the client (and decides about a gone one)
+                continue
+            for i in idx:
+                task_id, status, data, _, took = reports[i]
+                reports[i] = (task_id, status, data if status != "success" else None, TOLD, took)
+        return reports
+
+    def _queue(self, url: str):
+        q = self.queues.get(url, False)
+        if q is False:
+            if len(self.queues) >= 64:   # one per client: a long-lived worker keeps the recent ones
+                self.queues.clear()
+            try:
+                q = open_queue(url)
+            except Exception:  # noqa: BLE001 - any backend's error: the pool tells the client
+                q = None
+            self.queues[url] = q = q if q is not None and getattr(q, "linger", 0.0) == 0 else None
+        return q
 
 
 class Refused(Exception):
@@ -150,52 +251,28 @@ def not_runnable(task: TaskMessage, tasks: dict) -> Exception | None:
 
 
 def _run_message(store, functions: dict, job: tuple, where: dict, allowed: tuple, tasks: dict,
-                 seq: int, verified, tell: bool = True) -> tuple:
+                 seq: int, verified) -> tuple[TaskMessage | None, tuple]:
+    """Admit and run one job: ``(task, reply)``, ``task`` None where it was refused (its fields
+    are not to be believed) or could not be read."""
     claimed_id, body, inline_max, check_cancel, env = job
     try:
         task = admit(body, tasks.get("keys"), time.time())
     except Refused as e:
-        return (claimed_id, "refused", str(e).encode(), None)
+        return None, (claimed_id, "refused", str(e).encode(), None)
     except ValueError as e:   # the pool validated it already: not expected
-        return (claimed_id, "malformed", f"{type(e).__name__}: {e}".encode()[:500], None)
+        return None, (claimed_id, "malformed", f"{type(e).__name__}: {e}".encode()[:500], None)
     if verified is not None:
         verified.value = seq
     try:
         exc = not_runnable(task, tasks)
         if exc is not None:
-            return _tell(task, fail_task(store, task, exc, where, inline_max), tasks.get("replies") if tell else None)
+            return task, fail_task(store, task, exc, where, inline_max)
         args = serialize.unb64(task.args) if task.args is not None else None
         reply = run_job(store, functions, (task.id, task.fn, args, task.args_size, inline_max, task.args_sha256,
                                            check_cancel, task.rk, task.cid, env), where, allowed, tasks, task)
     except Exception as e:  # noqa: BLE001 - the store refused the result (any backend's error): the pool hands the task back
-        return (task.id, "retry", f"{type(e).__name__}: {e}".encode(), None)
-    return _tell(task, reply, tasks.get("replies") if tell else None)
-
-
-def _tell(task: TaskMessage, reply: tuple, queues: dict | None) -> tuple:
-    """Send the done notice to the client from here, after its result is stored, when its reply
-    queue sends at once (the local queue; SQS's requests are batched by the pool): the pool then
-    only deletes the message (issue 18: a hop and a thread less per task). Any trouble: the
-    reply as it was, and the pool tells the client as it always did."""
-    task_id, status, data, notice = reply
-    if queues is None or not task.reply or not notice or status == "cancelled":
-        return reply
-    q = queues.get(task.reply, False)
-    if q is False:
-        if len(queues) >= 64:   # one per client: a long-lived worker keeps the recent ones
-            queues.clear()
-        try:
-            q = open_queue(task.reply)
-        except Exception:  # noqa: BLE001 - any backend's error: the pool tells the client
-            q = None
-        queues[task.reply] = q = q if q is not None and getattr(q, "linger", 0.0) == 0 else None
-    if q is None:
-        return reply
-    try:
-        q.send([notice])
-    except Exception:  # noqa: BLE001 - the pool tells the client (and decides about a gone one)
-        return reply
-    return (task_id, status, data if status != "success" else None, TOLD)
+        return task, (task.id, "retry", f"{type(e).__name__}: {e}".encode(), None)
+    return task, reply
 
 
 def fail_task(store, task: TaskMessage, exc: BaseException, where: dict, inline_max: int) -> tuple:

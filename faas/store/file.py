@@ -21,6 +21,7 @@ import os
 import re
 import stat
 import sys
+import threading
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
@@ -136,6 +137,39 @@ def _file_url(url: str) -> str:
     return path if path == "/" else path.rstrip("/")
 
 
+class _Descriptors:
+    """Folder descriptors one thread keeps (a few: a worker writes to its clients' folders), closed
+    when dropped (the thread ended, the store was closed)."""
+
+    LIMIT = 32
+
+    def __init__(self) -> None:
+        self.fds: dict[tuple, int] = {}
+
+    def get(self, key: tuple) -> int | None:
+        return self.fds.get(key)
+
+    def put(self, key: tuple, fd: int) -> int:
+        old = self.fds.pop(key, None)
+        if old is not None:
+            os.close(old)
+        if len(self.fds) >= self.LIMIT:
+            self.close()
+        self.fds[key] = fd
+        return fd
+
+    def close(self, _close=os.close) -> None:   # (bound now: __del__ may run at interpreter exit)
+        fds, self.fds = self.fds, {}
+        for fd in fds.values():
+            try:
+                _close(fd)
+            except OSError:
+                pass
+
+    def __del__(self) -> None:
+        self.close()
+
+
 class FileStore(Store):
     """Objects as files under one folder. Thread-safe and safe across processes sharing the folder.
 
@@ -151,6 +185,7 @@ class FileStore(Store):
         self.url = "file://" + self.root
         self._base = self.root if self.root.endswith("/") else self.root + "/"
         self._use_renameat2 = _renameat2 is not None
+        self._written = threading.local()   # per thread: folders written into lately (see _write_folder)
         self.public_prefixes = tuple(public_prefixes)
         if os.path.exists(self.root) and not os.path.isdir(self.root):
             raise ConfigError(f"file store {self.url}: {self.root} exists and is not a folder")
@@ -189,6 +224,21 @@ class FileStore(Store):
                 raise
         os.makedirs(self.root, mode=0o755 if public else 0o700, exist_ok=True)   # a new store
         return safe_open.open_dir(self.root, folders, create, 0o755 if public else 0o700)
+
+    def _write_folder(self, folders: list[str], public: bool, fresh: bool = False) -> int:
+        """A descriptor of the folder a put writes into, kept for this thread's next put there
+        (a worker writes every result of a client into one folder: the safe walk from the root
+        is 5-8 system calls, the put itself 4). A kept descriptor stays the folder it was opened
+        as, checked as :meth:`_folder` checks it, wherever it is moved; one removed meanwhile is
+        opened afresh (``fresh``). Per thread, so no other thread closes one in use."""
+        kept = getattr(self._written, "dirs", None)
+        if kept is None:
+            kept = self._written.dirs = _Descriptors()
+        key = (*folders, public)
+        fd = None if fresh else kept.get(key)
+        if fd is None:
+            fd = kept.put(key, self._folder(folders, create=True, public=public))
+        return fd
 
     def _rename_into_place(self, dfd: int, tmp: str, name: str) -> None:
         if self._use_renameat2:
@@ -235,38 +285,40 @@ class FileStore(Store):
         *folders, name = key.split("/")
         public = self._public(key)
         try:
-            dfd = self._folder(folders, create=True, public=public)
+            dfd = self._write_folder(folders, public)
         except OSError as exc:
             raise self._error("create the folder of", path, exc) from exc
         # The random name makes concurrent writers (threads, processes, hosts) never share a temp.
         tmp = f"{TMP_PREFIX}{os.urandom(8).hex()}"
+        mode = 0o644 if public else 0o600
         try:
             try:
-                fd = os.open(tmp, _O_CREATE, 0o644 if public else 0o600, dir_fd=dfd)
-            except OSError as exc:
-                raise self._error("create a file in", path.rpartition("/")[0], exc) from exc
+                fd = os.open(tmp, _O_CREATE, mode, dir_fd=dfd)
+            except FileNotFoundError:   # the kept folder was removed: walk to it again
+                dfd = self._write_folder(folders, public, fresh=True)
+                fd = os.open(tmp, _O_CREATE, mode, dir_fd=dfd)
+        except OSError as exc:
+            raise self._error("create a file in", path.rpartition("/")[0], exc) from exc
+        try:
             try:
-                try:
-                    view = memoryview(data)
-                    size = view.nbytes
-                    n = os.write(fd, view) if size else 0
-                    if n < size:  # short write: keep going (os.write raises on ENOSPC and friends)
-                        view = view.cast("B")
-                        while n < size:
-                            n += os.write(fd, view[n:])
-                finally:
-                    os.close(fd)
-                self._rename_into_place(dfd, tmp, name)
-            except BaseException as exc:
-                try:
-                    os.unlink(tmp, dir_fd=dfd)
-                except OSError:
-                    pass
-                if isinstance(exc, OSError) and not isinstance(exc, StoreError):
-                    raise self._error("write", path, exc) from exc
-                raise
-        finally:
-            os.close(dfd)
+                view = memoryview(data)
+                size = view.nbytes
+                n = os.write(fd, view) if size else 0
+                if n < size:  # short write: keep going (os.write raises on ENOSPC and friends)
+                    view = view.cast("B")
+                    while n < size:
+                        n += os.write(fd, view[n:])
+            finally:
+                os.close(fd)
+            self._rename_into_place(dfd, tmp, name)
+        except BaseException as exc:
+            try:
+                os.unlink(tmp, dir_fd=dfd)
+            except OSError:
+                pass
+            if isinstance(exc, OSError) and not isinstance(exc, StoreError):
+                raise self._error("write", path, exc) from exc
+            raise
 
     def claim(self, prefix: str) -> None:
         check_prefix(prefix)

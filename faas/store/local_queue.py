@@ -6,6 +6,12 @@ Layout of ``local:///DIR/NAME`` (NAME matches ``[A-Za-z0-9_-]{1,80}``):
   ``dead_letters``. WAL with ``synchronous=NORMAL``: a committed send survives kill -9 of any
   process (only a power cut can lose the last commits), and nothing is fsync'd per message.
   Dead letters live in the same file so moving one is a single atomic transaction.
+- ``DIR/NAME.sqlite3-lock``: every write transaction holds ``flock`` on it first, so writers
+  from several processes (a pool, its workers, clients) queue in the kernel and are handed the
+  lock the moment it is free; SQLite's own busy handler, which they would otherwise meet,
+  sleeps 1, 2, 5... ms between tries (measured: a pool lost 0.7 s in 18,000 tasks to it).
+  Mode 600, used only when it is a regular file of the writer's own user (no other account can
+  hold it); otherwise SQLite's own locking is all, as it is for the other accounts.
 - ``DIR/NAME.waiters/<token>``: one marker per instance that has waited in ``receive``; the
   instance listens on the abstract AF_UNIX datagram socket ``\\0faas-<token>`` (the marker holds
   that name too). ``send`` and ``change_visibility(timeout=0)`` ring every marker after commit,
@@ -24,6 +30,7 @@ to the store.
 """
 from __future__ import annotations
 
+import fcntl
 import math
 import os
 import re
@@ -32,6 +39,7 @@ import select
 import shutil
 import socket
 import sqlite3
+import stat
 import sys
 import tempfile
 import threading
@@ -176,6 +184,7 @@ class LocalQueue(Queue):
     def _init_process_state(self) -> None:
         self._db: sqlite3.Connection | None = None
         self._db_lock = threading.Lock()        # one connection, many threads
+        self._flock: int | None = None          # fd of NAME.sqlite3-lock (-1: cannot be had)
         self._recv_lock = threading.Lock()      # one receive at a time per instance
         self._sock: socket.socket | None = None
         self._poll: select.poll | None = None
@@ -192,6 +201,7 @@ class LocalQueue(Queue):
             if self._sock is not None:
                 self._sock.close()
         _inherited.append(self._db)
+        _inherited.append(self._flock)   # a lock is its open file's: the parent's stays the parent's
         self._init_process_state()
 
     @classmethod
@@ -238,17 +248,45 @@ class LocalQueue(Queue):
             except sqlite3.Error as e:
                 raise QueueError(f"local queue {self.url!r}: {e}") from e
 
+    def _lock_fd(self) -> int | None:
+        """The writers' lock file, opened once per process (caller holds ``_db_lock``). Only a
+        regular file of this process's own user counts (mode 600: no other account can open it,
+        so none can hold it and stall this one; a link or a FIFO planted there is not
+        followed, not waited on). Anything else: SQLite's own locking alone, as before."""
+        if self._flock is None:
+            fd = -1
+            try:
+                fd = os.open(self._path + "-lock", os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW
+                             | os.O_NONBLOCK | os.O_CLOEXEC, 0o600)
+                st = os.fstat(fd)
+                if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o077:
+                    os.close(fd)
+                    fd = -1
+            except OSError:
+                if fd >= 0:
+                    os.close(fd)
+                fd = -1
+            self._flock = fd
+        return self._flock if self._flock >= 0 else None
+
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One IMMEDIATE transaction: takes the write lock up front, so no deadlock on upgrade."""
         with self._read() as db:
-            db.execute("BEGIN IMMEDIATE")
+            lock = self._lock_fd()
+            if lock is not None:
+                fcntl.flock(lock, fcntl.LOCK_EX)
             try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield db
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+                db.execute("COMMIT")
+            finally:
+                if lock is not None:
+                    fcntl.flock(lock, fcntl.LOCK_UN)
 
     def _register(self) -> None:
         """Listen on our doorbell and (re)write our marker; called BEFORE looking at the queue."""
@@ -421,7 +459,7 @@ class LocalQueue(Queue):
                 db.execute(f"DELETE FROM {_DEAD}")
             return
         self.close()
-        for suffix in ("", "-wal", "-shm"):
+        for suffix in ("", "-wal", "-shm", "-lock"):
             try:
                 os.unlink(self._path + suffix)
             except FileNotFoundError:
@@ -444,6 +482,9 @@ class LocalQueue(Queue):
             if self._db is not None:
                 self._db.close()
                 self._db = None
+            if self._flock is not None and self._flock >= 0:
+                os.close(self._flock)
+            self._flock = None
             if self._finalizer is not None:
                 self._finalizer()
                 self._finalizer = None
