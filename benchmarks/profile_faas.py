@@ -189,8 +189,9 @@ def main() -> int:
                     if pid in threads_before:   # which thread of it: us/task each
                         was_t = threads_before[pid]
                         per = {k: (v - was_t.get(k, 0.0)) / a.n * 1e6 for k, v in _threads(pid).items()}
-                        print("  " + " " * 10 + ", ".join(f"{k} {v:.0f}" for k, v in
-                                                         sorted(per.items(), key=lambda kv: -kv[1]) if v >= 0.5))
+                        shown = [f"{k} {v:.0f}" for k, v in sorted(per.items(), key=lambda kv: -kv[1]) if v >= 0.5]
+                        if shown:
+                            print("  " + " " * 10 + ", ".join(shown))
                 print(f"  {'all':10} {total:6.2f} s CPU = {total / a.n * 1e6:6.0f} us/task: "
                       f"{total / wall:.2f} of {os.cpu_count()} cores busy")
     finally:
