@@ -385,3 +385,35 @@ def test_create_updates_settings(url):
 def test_bad_urls(bad):
     with pytest.raises(ConfigError):
         LocalQueue.open(bad)
+
+
+def test_writers_wait_for_each_other_on_the_lock_file_and_never_hang_on_it(url, tmp_path):
+    """Writers of several processes take NAME.sqlite3-lock first (issue 18: steps of at most
+    0.5 ms instead of SQLite's 1, 2, 5... ms). One held for ever (a writer stopped mid-send) is
+    passed over after the patience, and SQLite decides, as before: never a hang."""
+    from faas.store import local_queue
+    q = LocalQueue.create(url)
+    q.send(["a"])
+    lock = q._path + "-lock"
+    assert os.stat(lock).st_mode & 0o777 == 0o600
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import fcntl, os, sys, time
+        fd = os.open({lock!r}, os.O_RDONLY)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        print("held", flush=True)
+        time.sleep(float(sys.stdin.readline()))
+        """)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        t = time.monotonic()
+        assert local_queue._flock(q._lock_fd(), patience=0.3) is False
+        assert 0.3 <= time.monotonic() - t < 2.0
+        holder.stdin.write("0.3\n")
+        holder.stdin.flush()
+        t = time.monotonic()
+        q.send(["b"])   # waits for the holder's release, then writes
+        assert 0.1 < time.monotonic() - t < 5.0
+    finally:
+        holder.kill()
+        holder.wait()
+    assert sorted(m.body for m in q.receive(max_messages=10)) == ["a", "b"]
