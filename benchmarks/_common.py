@@ -35,6 +35,21 @@ def settle_disk() -> None:
     os.sync()
 
 
+# -- CPU from /proc ---------------------------------------------------------------------------
+def proc_cpu(stat_path: str) -> tuple[str, float] | None:
+    """``(name, utime + stime in seconds)`` from a ``/proc/PID/stat`` or ``/proc/PID/task/TID/stat``
+    file (a process's: all its threads; a thread's: its own); None once it is gone. The name is
+    what ``ps`` shows (a thread's own, where it set one: the pool names its loops)."""
+    try:
+        with open(stat_path) as f:
+            text = f.read()
+    except OSError:
+        return None
+    head, _, rest = text.rpartition(")")
+    fields = rest.split()
+    return head.partition("(")[2], (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 # -- sizes --------------------------------------------------------------------------------------
 @dataclass
 class Sizes:

@@ -25,7 +25,7 @@ import sys
 import tempfile
 import time
 
-from _common import settle_disk
+from _common import proc_cpu, settle_disk
 
 
 def inc(x):
@@ -34,10 +34,11 @@ def inc(x):
 
 def _stat(pid: int) -> tuple[float, int] | None:
     """(CPU seconds, context switches of all its threads)."""
+    got = proc_cpu(f"/proc/{pid}/stat")
+    if got is None:
+        return None
+    cpu = got[1]
     try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
         ctx = 0
         for st in glob.glob(f"/proc/{pid}/task/*/status"):
             with open(st) as f:
@@ -49,17 +50,11 @@ def _stat(pid: int) -> tuple[float, int] | None:
 
 def _threads(pid: int) -> dict[str, float]:
     """CPU seconds of each thread of ``pid`` by its OS name (the pool names its loops
-    faas-receiver, faas-outbox, ...; liveness.name_os_thread); threads of one name summed."""
+    faas-receiver, faas-outbox, ...; proctree.name_os_thread); threads of one name summed."""
     out: collections.Counter[str] = collections.Counter()
-    for st in glob.glob(f"/proc/{pid}/task/*/stat"):
-        try:
-            with open(st) as f:
-                text = f.read()
-        except OSError:
-            continue
-        name = text[text.index("(") + 1:text.rindex(")")]
-        fields = text.rsplit(")", 1)[1].split()
-        out[name] += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    for got in map(proc_cpu, glob.glob(f"/proc/{pid}/task/*/stat")):
+        if got:
+            out[got[0]] += got[1]
     return dict(out)
 
 

@@ -28,7 +28,7 @@ import sys
 import tempfile
 import time
 
-from _common import settle_disk
+from _common import proc_cpu, settle_disk
 
 FULL = {"warm": 200, "submits": 20_000, "map": 100_000, "sleeps": 400, "busy": 8_000, "client_n": 5_000}
 CHUNKSIZE = 100
@@ -66,15 +66,7 @@ def pool_pids(home: str) -> list[int]:
 
 def cpu_s(pids: list[int]) -> float:
     """utime + stime of these processes (every thread), in seconds."""
-    total = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-        except OSError:
-            pass
-    return total / os.sysconf("SC_CLK_TCK")
+    return sum(got[1] for got in map(proc_cpu, (f"/proc/{pid}/stat" for pid in pids)) if got)
 
 
 # -- one system, in its own process ------------------------------------------------------------

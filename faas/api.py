@@ -110,20 +110,8 @@ class TaskState:
                 log.exception("task callback failed")
 
 
-def open_result(data: bytes, task_id: str, rk: str) -> tuple[dict, bytes]:
-    """``(header, payload)`` of a result frame, once its MAC proves that the endpoint that ran
-    ``task_id`` wrote it; else :class:`ResultForged` (nothing is unpickled)."""
-    try:
-        header, payload = serialize.unframe(data)
-    except SerializationError as e:
-        raise ResultForged(f"the result found for task {task_id} is not a faas result ({e}); it was "
-                           f"not loaded", task_id=task_id) from None
-    sealing.check_result(header, data, task_id, rk)
-    return header, payload
-
-
 def decode_result(data: bytes, task_id: str) -> tuple[dict, list]:
-    """Unpickle a result frame that :func:`open_result` (or the notice listener) has checked."""
+    """Unpickle a result frame that :func:`serialize.open_result` has checked."""
     header, payload = serialize.unframe(data)
     try:
         return header, serialize.loads(payload, f"the result of task {task_id}")
@@ -779,7 +767,7 @@ class Client:
         try:
             if data is None:
                 data = self._read_result(n.id, n.size)
-            header, _ = open_result(data, n.id, rk)
+            header, _ = serialize.open_result(data, n.id, rk)
         except Exception as e:  # noqa: BLE001 - the future fails with the reason
             st._set("failed", error=e)
             return
@@ -816,7 +804,7 @@ class Client:
             data = self._read_result(task_id, None)
         except KeyNotFound:
             return None
-        header, _ = open_result(data, task_id, self.task_secret(task_id))
+        header, _ = serialize.open_result(data, task_id, self.task_secret(task_id))
         return data, header
 
     def _read_result(self, task_id: str, size: int | None) -> bytes:

@@ -24,7 +24,8 @@ from typing import Any
 import dill
 from tblib import pickling_support
 
-from .exceptions import SerializationError
+from . import sealing
+from .exceptions import ResultForged, SerializationError
 
 # globus_compute_sdk.serialize's names, so Globus code runs with its import changed
 # (``from faas.serialize import ComputeSerializer, JSONData``): faas/serialize_strategies.py
@@ -68,6 +69,20 @@ def unframe(data: bytes) -> tuple[dict, bytes]:
     except ValueError as e:
         raise SerializationError(f"corrupt faas object header: {e}") from None
     return header, data[9 + n:]
+
+
+def open_result(data: bytes, task_id: str, rk: str) -> tuple[dict, bytes]:
+    """``(header, payload)`` of a result frame, once its MAC proves that the endpoint that ran
+    ``task_id`` wrote it; else :class:`ResultForged` (nothing is unpickled). The one check of a
+    stored result: a client before it loads one, a pool before it tells a client of one its dead
+    worker stored."""
+    try:
+        header, payload = unframe(data)
+    except SerializationError as e:
+        raise ResultForged(f"the result found for task {task_id} is not a faas result ({e}); it was "
+                           f"not loaded", task_id=task_id) from None
+    sealing.check_result(header, data, task_id, rk)
+    return header, payload
 
 
 def check_serializer(header: dict, allowed: list[str], what: str) -> None:
@@ -324,8 +339,7 @@ def result_bytes(header: dict, outcomes: list[tuple], rk: str | None) -> bytes:
         header["error"] = {"type": failed[0][2], "message": failed[0][3], "traceback": failed[0][4]}
     if rk is None:
         return frame(header, payload)
-    from .sealing import MAC_PLACEHOLDER, seal_frame
-    return seal_frame(frame(dict(header, mac=MAC_PLACEHOLDER), payload), rk, header["task_id"])
+    return sealing.seal_frame(frame(dict(header, mac=sealing.MAC_PLACEHOLDER), payload), rk, header["task_id"])
 
 
 def b64(data: bytes) -> str:

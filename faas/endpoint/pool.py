@@ -677,8 +677,7 @@ class Pool:
             t = held.task
             try:
                 data = self.store.get_head(result_key(t.id, t.cid), size_limit("max_result_bytes") + 1)
-                header, _ = serialize.unframe(data)
-                sealing.check_result(header, data, t.id, t.rk)
+                header, _ = serialize.open_result(data, t.id, t.rk)
             except Exception:  # noqa: BLE001 - none, unreadable or not the worker's: it runs again
                 back.append(held)
                 continue

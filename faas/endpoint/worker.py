@@ -52,6 +52,7 @@ from .outcomes import done_notice, failure_frame
 HOST = socket.gethostname()
 RESULT_WRITE_PATIENCE = 120.0   # seconds
 TOLD = "told"   # a reply's notice when this worker sent it to the client itself
+FLUSH_AFTER = 0.002   # seconds a finished task of a batch waits for company before it is reported
 
 
 def main(conn, store_url: str, log_path: str, where: dict, env: dict | None = None,
@@ -101,9 +102,6 @@ def main(conn, store_url: str, log_path: str, where: dict, env: dict | None = No
             task, reply = _run_message(store, functions, one, where, allowed_serializers, tasks,
                                        received, verified)
             replier.add(task, (*reply, time.perf_counter() - t0), last=i == len(jobs) - 1)
-
-
-FLUSH_AFTER = 0.002   # seconds a finished task of a batch waits for company before it is reported
 
 
 class Replier:

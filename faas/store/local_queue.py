@@ -224,7 +224,10 @@ class LocalQueue(Queue):
             if self._sock is not None:
                 self._sock.close()
         _inherited.append(self._db)
-        _inherited.append(self._flock)   # a lock is its open file's: the parent's stays the parent's
+        if self._flock is not None and self._flock >= 0:
+            # the child opens its own: this copy shares the parent's lock (closing it frees nothing
+            # the parent holds; a flock ends only with the last copy or the holder's LOCK_UN)
+            os.close(self._flock)
         self._init_process_state()
 
     @classmethod
