@@ -295,7 +295,10 @@ class Pool:
                 idle = any(s.job is None and not s.down for s in self.slots)
             if idle:   # straight to an idle worker: the main loop's wake-up is off the task's way
                 self._dispatch(from_main=False)
-            self._wake()
+            with self.lock:
+                left = bool(self.ready)
+            if left:   # else the main loop hears the worker's report (it listens to every worker)
+                self._wake()
 
     def _room(self) -> int:
         """How many tasks the receiver asks the queue for now; 0: it waits until the workers
@@ -831,9 +834,9 @@ class Pool:
         self._respawn(slot)
         return held
 
-    def _wait(self, busy: list[Slot], timeout: float) -> list:
-        """What ``multiprocessing.connection.wait`` on the wake pipe, the busy workers' pipes and
-        every worker's sentinel returns, from one selector kept until a worker is replaced
+    def _wait(self, timeout: float) -> list:
+        """What ``multiprocessing.connection.wait`` on the wake pipe, every worker's pipe and
+        sentinel returns, from one selector kept until a worker is replaced
         (building and filling a selector each time cost the main loop more than a dispatch)."""
         if self.selector is None or self.selector[0] != self.spawned:
             if self.selector is not None:
@@ -844,10 +847,9 @@ class Pool:
                 sel.register(s.conn, selectors.EVENT_READ)
                 sel.register(s.proc.sentinel, selectors.EVENT_READ)
             self.selector = (self.spawned, sel)
-        busy_conns = {id(s.conn) for s in busy}
-        # an idle worker's pipe is left out, as before: it speaks only when given a task
-        return [key.fileobj for key, _ in self.selector[1].select(timeout)
-                if not isinstance(key.fileobj, mpc.Connection) or id(key.fileobj) in busy_conns]
+        # every worker's pipe, idle ones too: the receiver hands tasks to idle workers without
+        # waking this loop, which then learns of those tasks from their reports
+        return [key.fileobj for key, _ in self.selector[1].select(timeout)]
 
     def _hand_back_ready(self) -> None:
         with self.lock:
@@ -885,7 +887,7 @@ class Pool:
             busy = [s for s in self.slots if s.job]
             if self._time_to_stop(busy, time.monotonic()):
                 break
-            self._wait_and_collect(busy, min(1.0, self.vt / 3))
+            self._wait_and_collect(min(1.0, self.vt / 3))
             self._timeouts(time.monotonic())
         self._shut_down(threads)
         return 70 if self.unhealthy else 0
@@ -950,9 +952,9 @@ class Pool:
         log.info("idle for %.0f s: exiting", idle)
         return True
 
-    def _wait_and_collect(self, busy: list[Slot], timeout: float) -> None:
-        """Wait for a busy worker's answer, a worker's death or a wake-up, and take them in."""
-        for obj in self._wait(busy, timeout):
+    def _wait_and_collect(self, timeout: float) -> None:
+        """Wait for a worker's answer, a worker's death or a wake-up, and take them in."""
+        for obj in self._wait(timeout):
             if obj == self.wake_r:
                 os.read(self.wake_r, 65536)
                 continue

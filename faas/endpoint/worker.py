@@ -24,7 +24,10 @@ process only forwards it. Replies go to the pool several to a pipe message (:cla
 each with the seconds the job took here appended (the pool's measure of how short its tasks are,
 which the pool's own clock would inflate on a loaded machine); where the reply queue sends at
 once (the local queue) the done notices are sent from here first, several to a send, and the
-reply's notice is :data:`TOLD` (the pool then only deletes).
+reply's notice is :data:`TOLD` (the pool then only deletes). A task reported at once (the last
+of what the pool handed over) whose result rides in its notice has that result stored after the
+notice and before the report: the client's future does not wait for the store's write, and the
+pool still deletes the message only once the result is stored.
 
 Each task runs in the engine's ``working_dir`` (or its own ``<working_dir>/<task id>`` with
 ``run_in_sandbox``) with ``GC_TASK_UUID`` set, as Globus Compute's workers do.
@@ -84,7 +87,7 @@ def main(conn, store_url: str, log_path: str, where: dict, env: dict | None = No
     functions: dict = {}
     where = dict(where, host=HOST, pid=os.getpid())
     tasks = dict(tasks or {}, keys=keys, allowed_functions=allowed_functions)
-    replier = Replier(conn)
+    replier = Replier(conn, store)
     received = 0
     while True:
         try:
@@ -98,10 +101,18 @@ def main(conn, store_url: str, log_path: str, where: dict, env: dict | None = No
         jobs = job if isinstance(job, list) else [job]
         for i, one in enumerate(jobs):
             received += 1
+            last = i == len(jobs) - 1
+            # The last task of a hand-over is reported at once: its result, when small enough to
+            # ride in the client's notice, is stored after that notice is sent (the client's
+            # future does not wait for the store's write: an S3 PUT, a shared file system's
+            # create) and before the report, so the pool still deletes its message only once the
+            # result is stored. A batch's earlier tasks store theirs before the next task runs.
+            later: list | None = [] if last else None
             t0 = time.perf_counter()
             task, reply = _run_message(store, functions, one, where, allowed_serializers, tasks,
-                                       received, verified)
-            replier.add(task, (*reply, time.perf_counter() - t0), last=i == len(jobs) - 1)
+                                       received, verified, later)
+            replier.add(task, (*reply, time.perf_counter() - t0), last=last,
+                        unstored=later[0] if later else None)
 
 
 class Replier:
@@ -118,18 +129,21 @@ class Replier:
     report's notice is then :data:`TOLD`. Any trouble sending: the report carries the notice
     and the pool tells the client as it always did."""
 
-    def __init__(self, conn) -> None:
+    def __init__(self, conn, store=None) -> None:
         self.conn = conn
-        self.pending: list[tuple[TaskMessage | None, tuple]] = []
+        self.store = store   # where the results handed over unstored go (see add)
+        self.pending: list[tuple[TaskMessage | None, tuple, tuple | None]] = []
         self.first_at = 0.0
         self.cv = threading.Condition()
         self.send_lock = threading.Lock()   # one report at a time, in order
         self.queues: dict = {}   # reply URL -> queue that sends at once, or None
         self.timer: threading.Thread | None | bool = None   # False: cannot be had
 
-    def add(self, task: TaskMessage | None, reply: tuple, last: bool) -> None:
+    def add(self, task: TaskMessage | None, reply: tuple, last: bool, unstored: tuple | None = None) -> None:
+        """``unstored``: ``(key, frame)`` of the task's result, to be stored after its notice is
+        sent and before its report (the report then says "retry" if the store refuses it)."""
         with self.cv:
-            self.pending.append((task, reply))
+            self.pending.append((task, reply, unstored))
             if len(self.pending) == 1 and not last:
                 self.first_at = time.monotonic()
                 last = not self._timer_runs()
@@ -167,15 +181,15 @@ class Replier:
             if done:
                 self.conn.send(self._tell(done))
 
-    def _tell(self, done: list[tuple[TaskMessage | None, tuple]]) -> list[tuple]:
-        """Send the done notices this worker may send, one send per reply queue; the reports,
-        with :data:`TOLD` for the notices sent (a success's inline result dropped then: the
-        pool has no more use for it)."""
+    def _tell(self, done: list[tuple[TaskMessage | None, tuple, tuple | None]]) -> list[tuple]:
+        """Send the done notices this worker may send, one send per reply queue, then store the
+        results handed over unstored; the reports, with :data:`TOLD` for the notices sent (a
+        success's inline result dropped then: the pool has no more use for it)."""
         by_queue: dict[str, list[int]] = {}
-        for i, (task, (_, status, _, notice, _)) in enumerate(done):
+        for i, (task, (_, status, _, notice, _), _) in enumerate(done):
             if task is not None and task.reply and notice and status != "cancelled":
                 by_queue.setdefault(task.reply, []).append(i)
-        reports = [reply for _, reply in done]
+        reports = [reply for _, reply, _ in done]
         for url, idx in by_queue.items():
             q = self._queue(url)
             if q is None:
@@ -187,6 +201,12 @@ class Replier:
             for i in idx:
                 task_id, status, data, _, took = reports[i]
                 reports[i] = (task_id, status, data if status != "success" else None, TOLD, took)
+        for i, (_, _, unstored) in enumerate(done):
+            if unstored is not None:
+                try:
+                    _store_result(self.store, *unstored)
+                except Exception as e:  # noqa: BLE001 - as run_job's own store: the pool hands the task back
+                    reports[i] = (reports[i][0], "retry", f"{type(e).__name__}: {e}".encode(), None, reports[i][4])
         return reports
 
     def _queue(self, url: str):
@@ -249,9 +269,9 @@ def not_runnable(task: TaskMessage, tasks: dict) -> Exception | None:
 
 
 def _run_message(store, functions: dict, job: tuple, where: dict, allowed: tuple, tasks: dict,
-                 seq: int, verified) -> tuple[TaskMessage | None, tuple]:
+                 seq: int, verified, later: list | None = None) -> tuple[TaskMessage | None, tuple]:
     """Admit and run one job: ``(task, reply)``, ``task`` None where it was refused (its fields
-    are not to be believed) or could not be read."""
+    are not to be believed) or could not be read. ``later``: as :func:`run_job`'s."""
     claimed_id, body, inline_max, check_cancel, env = job
     try:
         task = admit(body, tasks.get("keys"), time.time())
@@ -267,7 +287,8 @@ def _run_message(store, functions: dict, job: tuple, where: dict, allowed: tuple
             return task, fail_task(store, task, exc, where, inline_max)
         args = serialize.unb64(task.args) if task.args is not None else None
         reply = run_job(store, functions, (task.id, task.fn, args, task.args_size, inline_max, task.args_sha256,
-                                           check_cancel, task.rk, task.cid, env), where, allowed, tasks, task)
+                                           check_cancel, task.rk, task.cid, env), where, allowed, tasks, task,
+                        later)
     except Exception as e:  # noqa: BLE001 - the store refused the result (any backend's error): the pool hands the task back
         return task, (task.id, "retry", f"{type(e).__name__}: {e}".encode(), None)
     return task, reply
@@ -283,7 +304,10 @@ def fail_task(store, task: TaskMessage, exc: BaseException, where: dict, inline_
 
 
 def run_job(store, functions: dict, job: tuple, where: dict, allowed: tuple = ("dill",),
-            tasks: dict | None = None, task: TaskMessage | None = None) -> tuple:
+            tasks: dict | None = None, task: TaskMessage | None = None, later: list | None = None) -> tuple:
+    """Run the job, store its result and return the reply. With a list as ``later``, a result
+    small enough to ride in the reply (and the client's notice) is not stored here: ``(key,
+    frame)`` is appended to ``later`` for the caller to store."""
     task_id, function_id, args_frame, args_size, inline_max, args_sha256, check_cancel, rk, cid, env = job
     if check_cancel and cancelled(store, task_id, rk, cid):
         return (task_id, "cancelled", None, None)
@@ -319,9 +343,12 @@ def run_job(store, functions: dict, job: tuple, where: dict, allowed: tuple = ("
     if len(data) > limit:   # clients read no more than this of a result they hold no notice for
         outcomes = [serialize.error_outcome(MaxResultSizeExceeded(len(data), limit))]
         data = serialize.result_bytes(header, outcomes, rk)
-    _store_result(store, result_key(task_id, cid), data)
-    status = "failed" if any(not o[0] for o in outcomes) else "success"
     inline = data if len(data) <= inline_max else None
+    if later is not None and inline is not None:
+        later.append((result_key(task_id, cid), data))
+    else:
+        _store_result(store, result_key(task_id, cid), data)
+    status = "failed" if any(not o[0] for o in outcomes) else "success"
     # model_construct (20 us: given ``task`` when the caller has it): the notice needs only its id and secret
     notice = done_notice(task or TaskMessage.model_construct(id=task_id, fn=function_id, rk=rk, cid=cid),
                          status, inline, size=len(data))

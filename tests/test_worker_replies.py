@@ -1,0 +1,113 @@
+"""How a worker answers for a task it ran (worker.Replier): a result small enough to ride in the
+client's notice reaches the client before the store's write (an S3 PUT, a file created on a
+shared file system) is waited for; the result is stored before the pool hears of the task (the
+pool deletes its message then, so a worker that dies in between leaves the message to run
+again); a larger result is stored before the notice that tells the client to read it."""
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+import faas
+from faas import serialize
+from faas.endpoint import worker
+from faas.messages import result_key
+from faas.store import create_queue, open_store
+
+
+def echo(x):
+    return x
+
+
+class Pipe:
+    """The worker's end of its pipe to the pool: what it sends, in order."""
+
+    def __init__(self, events: list):
+        self.events = events
+
+    def send(self, reports) -> None:
+        self.events.append(("report", list(reports)))
+
+
+class WatchedStore:
+    """The worker's store; each put notes how many notices the client's queue held then."""
+
+    def __init__(self, store, reply, events: list, fail: bool = False):
+        self.store, self.reply, self.events, self.fail = store, reply, events, fail
+
+    def put(self, key: str, data: bytes) -> None:
+        self.events.append(("put", key, self.reply.depth()["visible"]))
+        if self.fail:
+            raise RuntimeError("the store said no")
+        self.store.put(key, data)
+
+    def __getattr__(self, name):
+        return getattr(self.store, name)
+
+
+def run_one(tmp_path, arg, inline_max: int = 1 << 18, fail: bool = False):
+    """One task through the worker's real steps (run, then report at once, as for the last task
+    of a hand-over): the events in order, the task id, the client."""
+    store_url = (tmp_path / "store").as_uri()
+    c = faas.client(store=store_url, home=str(tmp_path / "h"))
+    reply = create_queue(f"local://{tmp_path / 'q'}/reply", dead_letter=False)
+    tid = str(uuid.uuid4())
+    body = {"v": 1, "id": tid, "fn": c.register_function(echo), "n": 1, "sent": time.time(),
+            "rk": c.task_secret(tid), "cid": c.client_id, "reply": reply.url,
+            "args": serialize.b64(serialize.calls_bytes([((arg,), {})]))}
+    events: list = []
+    store = WatchedStore(open_store(store_url), reply, events, fail)
+    later: list = []
+    task, rep = worker._run_message(store, {}, (tid, json.dumps(body), inline_max, False, None),
+                                    {"endpoint": "e"}, ("dill",), {"endpoint": "e"}, 1, None, later)
+    replier = worker.Replier(Pipe(events), store)
+    replier.add(task, (*rep, 0.001), last=True, unstored=later[0] if later else None)
+    return events, tid, c, reply
+
+
+def test_a_small_result_reaches_the_client_before_the_store_and_the_pool_after_it(tmp_path):
+    events, tid, c, reply = run_one(tmp_path, "small")
+    assert [e[0] for e in events] == ["put", "report"], events
+    assert events[0][1] == result_key(tid, c.client_id)
+    assert events[0][2] == 1, "the result was stored before its notice was sent"
+    (report,) = events[1][1]
+    assert report[:2] == (tid, "success") and report[3] == worker.TOLD
+    # what the client gets: the notice with the result, and the same result in the store
+    assert c.get_result(tid, timeout=5) == "small"
+    (m,) = reply.receive(1)
+    assert json.loads(m.body)["id"] == tid and "result" in json.loads(m.body)
+    c.close()
+
+
+def test_a_result_too_large_for_the_notice_is_stored_before_the_notice(tmp_path):
+    events, tid, c, _ = run_one(tmp_path, "x" * 2000, inline_max=100)
+    assert [e[0] for e in events] == ["put", "report"], events
+    assert events[0][2] == 0, "the notice that says 'read it from the store' went out first"
+    assert c.get_result(tid, timeout=5) == "x" * 2000
+    c.close()
+
+
+def test_a_result_the_store_refuses_after_its_notice_is_handed_back(tmp_path):
+    """The client may have its result, but no store has it: the pool must not delete the message
+    (a "retry" report hands it back to run again)."""
+    events, tid, c, _ = run_one(tmp_path, "small", fail=True)
+    assert [e[0] for e in events] == ["put", "report"]
+    (report,) = events[1][1]
+    assert report[:2] == (tid, "retry") and b"the store said no" in report[2]
+    c.close()
+
+
+def test_get_task_reports_a_task_done_once_its_notice_came_before_its_stored_result(tmp_path):
+    """Between the notice and the store's write, the client's own record of the task answers."""
+    c = faas.client(store=(tmp_path / "store").as_uri(), home=str(tmp_path / "h"))
+    tid = str(uuid.uuid4())
+    st = faas.api.TaskState(tid, 1)
+    c._tasks[tid] = st
+    assert c.get_task(tid)["status"] == "pending"
+    frame = serialize.result_bytes({"task_id": tid, "function_id": "f" * 64, "started": 1.0,
+                                    "finished": 2.0, "endpoint": "e"}, [(True, 42)], c.task_secret(tid))
+    st._set("success", data=frame)
+    got = c.get_task(tid)
+    assert got["status"] == "success" and got["completion_t"] == 2.0 and got["endpoint"] == "e"
+    c.close()
