@@ -374,7 +374,8 @@ class Executor(_BaseExecutor):
             return None
 
     def _sent(self, n: int) -> None:
-        self.task_count_submitted += n   # only the client's sender thread counts
+        with self._lock:   # the client's sender thread, or a flush() that records task groups
+            self.task_count_submitted += n
 
     def _cancel_hook(self, st: TaskState) -> Callable[[TaskFuture], None]:
         def hook(future: TaskFuture) -> None:
