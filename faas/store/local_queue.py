@@ -339,13 +339,17 @@ class LocalQueue(Queue):
             with open(marker, "wb") as f:
                 f.write(self._address)
 
-    def _drain(self) -> None:
+    def _drain(self) -> bool:
+        """Empty the doorbell; True if it rang."""
         assert self._sock is not None   # after _register
+        rang = False
         try:
             while True:
                 self._sock.recv(64)
+                rang = True
         except (BlockingIOError, InterruptedError):
             pass
+        return rang
 
     def _parse_receipts(self, receipts: list[str]) -> list[tuple[int, str]]:
         try:
@@ -386,9 +390,8 @@ class LocalQueue(Queue):
             if wait > 0:
                 self._register()
             while True:
-                if self._sock is not None:
-                    self._drain()
-                messages, next_visible = self._take(max_messages, vt)
+                rang = self._drain() if self._sock is not None else False
+                messages, next_visible = self._take(max_messages, vt, look_first=not rang)
                 remaining = deadline - time.monotonic()
                 if messages or remaining <= 0 or self._closing:
                     return messages
@@ -397,15 +400,18 @@ class LocalQueue(Queue):
                 assert self._poll is not None   # wait > 0 here: _register made it
                 self._poll.poll(math.ceil(remaining * 1000))
 
-    def _take(self, n: int, vt: float) -> tuple[list[Message], float | None]:
+    def _take(self, n: int, vt: float, look_first: bool = True) -> tuple[list[Message], float | None]:
         """Deliver (or dead-letter) visible messages; else return when the next one is due.
 
-        A cheap read first, so an empty queue never takes the write lock.
+        ``look_first``: a cheap read first, so polling an empty queue never takes the write
+        lock; skipped when the doorbell rang (a message was just sent: the read would only
+        delay taking it).
         """
-        with self._read() as db:
-            (first,) = db.execute(f"SELECT MIN(visible_at) FROM {self._table}").fetchone()
-        if first is None or first > time.time():
-            return [], first
+        if look_first:
+            with self._read() as db:
+                (first,) = db.execute(f"SELECT MIN(visible_at) FROM {self._table}").fetchone()
+            if first is None or first > time.time():
+                return [], first
         out: list[Message] = []
         dead: list[tuple[float, int]] = []
         t, limit = self._table, self.max_receives
@@ -419,11 +425,12 @@ class LocalQueue(Queue):
                 if not rows:
                     break
                 updates, moved = [], []
-                for seq, mid, body, sent_at, count in rows:
+                tokens = secrets.token_hex(8 * len(rows))   # one system call for the lot
+                for i, (seq, mid, body, sent_at, count) in enumerate(rows):
                     if limit is not None and count >= limit:
                         moved.append((now, seq))
                     else:
-                        receipt = f"{seq}.{secrets.token_hex(8)}"
+                        receipt = f"{seq}.{tokens[16 * i:16 * i + 16]}"
                         updates.append((receipt, until, seq))
                         out.append(Message(mid, body, receipt, count + 1, sent_at))
                 db.executemany(f"UPDATE {t} SET receive_count = receive_count + 1, receipt = ?, "
