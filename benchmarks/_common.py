@@ -28,10 +28,11 @@ from typing import Any
 # -- the disk -----------------------------------------------------------------------------------
 def settle_disk() -> None:
     """Flush the file system's pending work before a measured run. Measured on the 2-core VM
-    (BENCHMARKS.md): for some seconds after a run's store (tens of thousands of files) is
-    deleted, or written, every file creation costs 5-10x its CPU (35 -> 400-700 us a put) while
-    the kernel catches up; faas writes a file per result, so the next run's first burst measured
-    the previous run's cleanup. ``sync`` does that work at once."""
+    (BENCHMARKS.md): after a run's store (tens of thousands of files) is deleted, file creation
+    can cost 5-10x its CPU (35 -> 400-700 us a put); faas writes a file per result, so the next
+    run's first burst measured the previous run's cleanup. ``sync`` helps, not always: that VM's
+    ext4 has no journal, and its allocator skips (and checks) inodes deleted in the last minutes.
+    For a before/after of CPU there, put the runs on tmpfs: ``TMPDIR=/dev/shm``."""
     os.sync()
 
 
