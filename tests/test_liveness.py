@@ -132,6 +132,60 @@ def test_a_job_for_a_worker_that_died_meanwhile_goes_back_first_in_line():
     assert fresh_child.poll(1) and fresh_child.recv()[0] == tid and not p.ready
 
 
+def nap_telling(path, seconds):
+    with open(path, "w") as f:
+        f.write(str(os.getpid()))
+    time.sleep(seconds)
+    return seconds
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(c) for c in f.read().split()]
+    except OSError:
+        return []
+
+
+def test_a_worker_that_dies_while_its_pool_stops_is_reported_once_and_the_pool_does_not_spin(tmp_path):
+    """A stopping pool replaces no worker; the dead one's pipe and sentinel stayed readable, so
+    the main loop woke at once on every pass for the whole stop grace: one core busy and 100,000+
+    lines of "idle worker died" in 3 s, while its other worker finished its task."""
+    home = tmp_path / "h"
+    with running_endpoint(home, stop_grace=8, engine={"max_idle_time": 600}):
+        ex = faas.Executor()
+        assert ex.submit(nap_telling, str(tmp_path / "warm"), 0).result(timeout=60) == 0
+        ran_by = tmp_path / "ran_by"
+        fut = ex.submit(nap_telling, str(ran_by), 30)
+        wait_until(lambda: ran_by.exists() and ran_by.read_text(), 30, "the long task to start")
+        pool = next(int(p.parent.name) for p in Path("/proc").glob("[0-9]*/cmdline")
+                    if b"faas.endpoint.pool" in _read(p) and str(home).encode() in _read(p))
+        workers = [w for c in _children(pool) for w in _children(c)]   # pool > forkserver > workers
+        busy = int(ran_by.read_text())
+        idle = [w for w in workers if w != busy]
+        assert busy in workers and len(idle) == 1, (workers, busy)
+        os.kill(pool, signal.SIGTERM)      # stopping: its running task has stop_grace to end
+        time.sleep(0.5)
+        os.kill(idle[0], signal.SIGKILL)
+
+        def pool_log() -> str:
+            return "".join(p.read_text() for p in (home / "endpoints" / "local" / "blocks").glob("*/pool.log"))
+        wait_until(lambda: "idle worker" in pool_log(), 20, "the idle worker's death to be logged")
+        time.sleep(2)   # the old main loop logged it again on every pass: thousands by now
+        log = pool_log()
+        assert log.count("idle worker") == 1, \
+            f"the death was logged {log.count('idle worker')} times (the main loop spun on it)\n{log[-2000:]}"
+        ex.shutdown(wait=False, cancel_futures=True)
+        del fut
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return b""
+
+
 def test_a_local_block_that_ended_leaves_no_process_behind(tmp_path):
     """A pool killed with SIGKILL leaves its forkserver and any worker still running a task (the
     soak found two forkservers alive after `stop`). When the provider sees the job end it stops

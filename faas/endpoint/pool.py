@@ -100,6 +100,7 @@ class Slot:
     verified: ctypes.c_ulonglong | None = None   # shared: the worker's last job that passed its checks
     handed: int = 0           # jobs handed to this worker
     down: bool = False        # dead or being replaced: no job is handed to it (the receiver hands out too)
+    gone: bool = False        # dead and not replaced (the pool stops): the main loop no longer listens to it
 
 
 def _verified(slot: Slot, held: Held) -> bool:
@@ -801,6 +802,16 @@ class Pool:
             log.error("idle worker %d died (%s)", slot.index, cause)
         if not self.stopping.is_set():
             self._respawn(slot)
+        else:   # not replaced: its pipe's end and its sentinel stay readable, and would wake the
+            # main loop at once on every pass for the rest of the stop (it spun: 100,000 log lines
+            # of this death in 3 s)
+            slot.gone = True
+            if self.selector is not None:
+                for obj in (slot.conn, slot.proc.sentinel):
+                    try:
+                        self.selector[1].unregister(obj)
+                    except (KeyError, ValueError):
+                        pass
 
     def _respawn(self, slot: Slot) -> None:
         try:
@@ -844,8 +855,9 @@ class Pool:
             sel = selectors.PollSelector() if hasattr(selectors, "PollSelector") else selectors.SelectSelector()
             sel.register(self.wake_r, selectors.EVENT_READ)
             for s in self.slots:
-                sel.register(s.conn, selectors.EVENT_READ)
-                sel.register(s.proc.sentinel, selectors.EVENT_READ)
+                if not s.gone:
+                    sel.register(s.conn, selectors.EVENT_READ)
+                    sel.register(s.proc.sentinel, selectors.EVENT_READ)
             self.selector = (self.spawned, sel)
         # every worker's pipe, idle ones too: the receiver hands tasks to idle workers without
         # waking this loop, which then learns of those tasks from their reports
