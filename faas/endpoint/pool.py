@@ -802,9 +802,9 @@ class Pool:
             log.error("idle worker %d died (%s)", slot.index, cause)
         if not self.stopping.is_set():
             self._respawn(slot)
-        else:   # not replaced: its pipe's end and its sentinel stay readable, and would wake the
-            # main loop at once on every pass for the rest of the stop (it spun: 100,000 log lines
-            # of this death in 3 s)
+        if slot.down:   # not replaced (the pool stops, or no worker could be started): its pipe's
+            # end and its sentinel stay readable and would wake the main loop at once on every
+            # pass for the rest of the stop (it spun: 100,000 log lines of this death in 3 s)
             slot.gone = True
             if self.selector is not None:
                 for obj in (slot.conn, slot.proc.sentinel):
