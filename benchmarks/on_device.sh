@@ -25,6 +25,8 @@ import os, platform, sys
 print(f"{platform.node()}: {os.cpu_count()} cores ({len(os.sched_getaffinity(0))} usable), "
       f"Python {sys.version.split()[0]}, {platform.platform()}")
 PY
+# where FAAS_HOME (tempfile.mkdtemp) lands: a file per result, so its file system counts
+df -T "${TMPDIR:-/tmp}" 2>&1 | tee -a "$OUT/machine.txt"
 # where each microsecond goes, by process and thread, at the machine's default worker count
 timeout 90 python benchmarks/profile_faas.py --n 20000 --rounds 2 2>&1 | tee "$OUT/profile.txt"
 # the table for 2, 4, 8 and 16 workers beside ProcessPoolExecutor, and K clients at once
