@@ -12,12 +12,17 @@ import uuid
 import faas
 from faas import serialize
 from faas.endpoint import worker
+from faas.endpoint.journal import Journal, read_journal
 from faas.messages import result_key
 from faas.store import create_queue, open_store
 
 
 def echo(x):
     return x
+
+
+def divide(x):
+    return 1 / x
 
 
 class Pipe:
@@ -46,14 +51,14 @@ class WatchedStore:
         return getattr(self.store, name)
 
 
-def run_one(tmp_path, arg, inline_max: int = 1 << 18, fail: bool = False):
+def run_one(tmp_path, arg, inline_max: int = 1 << 18, fail: bool = False, fn=echo):
     """One task through the worker's real steps (run, then report at once, as for the last task
     of a hand-over): the events in order, the task id, the client."""
     store_url = (tmp_path / "store").as_uri()
     c = faas.client(store=store_url, home=str(tmp_path / "h"))
     reply = create_queue(f"local://{tmp_path / 'q'}/reply", dead_letter=False)
     tid = str(uuid.uuid4())
-    body = {"v": 1, "id": tid, "fn": c.register_function(echo), "n": 1, "sent": time.time(),
+    body = {"v": 1, "id": tid, "fn": c.register_function(fn), "n": 1, "sent": time.time(),
             "rk": c.task_secret(tid), "cid": c.client_id, "reply": reply.url,
             "args": serialize.b64(serialize.calls_bytes([((arg,), {})]))}
     events: list = []
@@ -62,7 +67,8 @@ def run_one(tmp_path, arg, inline_max: int = 1 << 18, fail: bool = False):
     task, rep = worker._run_message(store, {}, (tid, json.dumps(body), inline_max, False, None),
                                     {"endpoint": "e"}, ("dill",), {"endpoint": "e"}, 1, None, later)
     replier = worker.Replier(Pipe(events), store)
-    replier.add(task, (*rep, 0.001), last=True, unstored=later[0] if later else None)
+    entry = worker.journal_entry(task, rep, 1000.0, 1000.5, {"endpoint": "e", "block": "b1", "host": "h", "pid": 7})
+    replier.add(task, (*rep, 0.001, entry), last=True, unstored=later[0] if later else None)
     return events, tid, c, reply
 
 
@@ -110,4 +116,22 @@ def test_get_task_reports_a_task_done_once_its_notice_came_before_its_stored_res
     st._set("success", data=frame)
     got = c.get_task(tid)
     assert got["status"] == "success" and got["completion_t"] == 2.0 and got["endpoint"] == "e"
+    c.close()
+
+
+def test_the_worker_makes_the_task_journal_line_the_pool_only_files(tmp_path):
+    """The journal's record of a task a worker ran comes with its report (the pool's one process
+    spent ~10 us a task making it), the failure's summary included."""
+    events, tid, c, _ = run_one(tmp_path, 0, fn=divide)
+    (report,) = events[-1][1]
+    assert report[1] == "failed"
+    finished, text = report[5]
+    store = open_store((tmp_path / "store").as_uri())
+    j = Journal(store, "e", "b1", "pool-host")
+    j.add(finished, text)
+    j.flush()
+    (rec,) = read_journal(store, "e")
+    assert rec["task_id"] == tid and rec["status"] == "failed" and rec["n"] == 1
+    assert (rec["started"], rec["finished"], rec["block"], rec["host"], rec["pid"]) == (1000.0, 1000.5, "b1", "h", 7)
+    assert rec["error"] == "builtins.ZeroDivisionError: division by zero"   # as the pool wrote it
     c.close()

@@ -26,6 +26,22 @@ STATUSES = ("success", "failed", "cancelled", "timeout")
 MAX_BUFFERED = 100_000
 
 
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def line(task_id: str, function_id: str, *, n: int, sent: float, started: float, finished: float,
+         status: str, endpoint: str, block: str, host: str, pid: int, error: str | None = None) -> str:
+    """One task's record as the journal stores it (a JSON line), made where the task ended: by
+    its worker for the tasks it ran (so the pool's one process spends nothing on them: issue
+    18), by the pool for the others (timeouts, lost workers, cancels)."""
+    rec = {"task_id": task_id, "function_id": function_id, "n": n, "sent": sent, "started": started,
+           "finished": finished, "status": status, "endpoint": endpoint, "block": block,
+           "host": host, "pid": pid}
+    if error:
+        rec["error"] = error
+    return _ENCODE(rec) + "\n"
+
+
 def hour_of(t: float) -> str:
     return _dt.datetime.fromtimestamp(t, _dt.timezone.utc).strftime("%Y%m%d%H")
 
@@ -37,7 +53,7 @@ def _safe(part: str) -> str:
 class Journal:
     """Buffers task records and writes them to the store, one object per flush and hour.
 
-    ``record`` only appends under a lock (the pool's hot path); ``flush_if_due`` writes when
+    ``record`` and ``add`` only append under a lock (the pool's hot path); ``flush_if_due`` writes when
     ``flush_every`` seconds have passed since the last flush or ``max_batch`` records wait;
     ``close`` writes what is left. A failed write keeps the records for the next flush."""
 
@@ -45,7 +61,7 @@ class Journal:
                  flush_every: float = 5.0, max_batch: int = 500):
         self.store, self.endpoint, self.block, self.host = store, endpoint, block, host
         self.flush_every, self.max_batch = flush_every, max_batch
-        self._buf: list[dict] = []
+        self._buf: list[tuple[float, str]] = []   # (finished, its JSON line)
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()   # one writer at a time keeps ``seq`` unique
         self._seq = 0
@@ -54,13 +70,14 @@ class Journal:
 
     def record(self, task_id: str, function_id: str, *, n: int, sent: float, started: float,
                finished: float, status: str, error: str | None = None) -> None:
-        rec = {"task_id": task_id, "function_id": function_id, "n": n, "sent": sent,
-               "started": started, "finished": finished, "status": status,
-               "endpoint": self.endpoint, "block": self.block, "host": self.host, "pid": self._pid}
-        if error:
-            rec["error"] = error
+        self.add(finished, line(task_id, function_id, n=n, sent=sent, started=started, finished=finished,
+                                status=status, endpoint=self.endpoint, block=self.block, host=self.host,
+                                pid=self._pid, error=error))
+
+    def add(self, finished: float, text: str) -> None:
+        """A record made elsewhere with :func:`line` (a worker's), finished at ``finished``."""
         with self._lock:
-            self._buf.append(rec)
+            self._buf.append((finished, text))
 
     def pending(self) -> int:
         with self._lock:
@@ -81,18 +98,18 @@ class Journal:
                 self._last = time.monotonic()
             if not batch:
                 return
-            by_hour: dict[str, list[dict]] = {}
+            by_hour: dict[str, list[tuple[float, str]]] = {}
             hours: dict[int, str] = {}   # hour_of once per hour, not per record (the pool's CPU: issue 18)
             for rec in batch:
-                n = int(rec["finished"] // 3600)
-                hour = hours.get(n) or hours.setdefault(n, hour_of(rec["finished"]))
+                n = int(rec[0] // 3600)
+                hour = hours.get(n) or hours.setdefault(n, hour_of(rec[0]))
                 by_hour.setdefault(hour, []).append(rec)
-            failed: list[dict] = []
+            failed: list[tuple[float, str]] = []
             for hour, recs in sorted(by_hour.items()):
                 self._seq += 1
                 key = (f"{PREFIX}{_safe(self.endpoint)}/{hour}/{_safe(self.block)}-{_safe(self.host)}-"
                        f"{self._pid}-{self._seq:06d}.jsonl")
-                body = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in recs).encode()
+                body = "".join(text for _, text in recs).encode()
                 try:
                     self.store.put(key, body)
                 except Exception as e:  # noqa: BLE001 - the journal must never stop the pool

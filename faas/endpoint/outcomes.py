@@ -24,6 +24,18 @@ def failure_frame(task: TaskMessage, exc: BaseException, **where: object) -> byt
                                   [serialize.error_outcome(exc)], task.rk)
 
 
+def error_summary(frame: bytes | None) -> str | None:
+    """``"Type: message"`` of a failed result frame's first error, for the task journal (None
+    without a frame, or if it cannot be read: the journal line is a summary, never a blocker)."""
+    if frame is None:
+        return None
+    try:
+        err = serialize.unframe(frame)[0].get("error") or {}
+        return f"{err.get('type', 'Error')}: {err.get('message', '')}"[:300]
+    except Exception:  # noqa: BLE001 - see above
+        return None
+
+
 def done_notice(task: TaskMessage, status: str, result: bytes | None = None,
                 size: int | None = None) -> str:
     """The notice that tells the client ``task`` is done, with its result frame when small, else

@@ -530,22 +530,23 @@ class Pool:
         return inline_limit(q.max_message_bytes) if q is not None else 0
 
     def _finish(self, held: Held, status: str, result: bytes | None, error: str | None = None,
-                notice: str | None = None, deletes: list[str] | None = None) -> None:
+                notice: str | None = None, deletes: list[str] | None = None,
+                entry: tuple[float, str] | None = None) -> None:
         """``notice``: the done notice the worker made (sealed there: this process only forwards
         it), or ``worker.TOLD``: the worker sent it to a queue that sends at once (the local one).
         ``deletes``: where to add the message's receipt when it only needs deleting (the caller
-        puts them in the outbox together)."""
+        puts them in the outbox together). ``entry``: the task journal's record, when the worker
+        made it (``worker.journal_entry``); else it is made here."""
         t = held.task
-        now, mono = time.time(), time.monotonic()
-        if error is None and status == "failed" and result is not None:
-            try:
-                err = serialize.unframe(result)[0].get("error") or {}
-                error = f"{err.get('type', 'Error')}: {err.get('message', '')}"[:300]
-            except Exception:  # noqa: BLE001 - the journal line is a summary, never a blocker
-                pass
-        self.journal.record(t.id, t.fn, n=t.n, sent=t.sent,
-                            started=now - (mono - (held.started or held.received)), finished=now,
-                            status=status, error=error)
+        if entry is not None:
+            self.journal.add(*entry)
+        else:
+            now, mono = time.time(), time.monotonic()
+            if error is None and status == "failed":
+                error = outcomes.error_summary(result)
+            self.journal.record(t.id, t.fn, n=t.n, sent=t.sent,
+                                started=now - (mono - (held.started or held.received)), finished=now,
+                                status=status, error=error)
         if t.reply and notice != worker_mod.TOLD:
             self.outbox.put(("notice", (t.reply, notice or outcomes.done_notice(t, status, result),
                                         held.msg.receipt)))
@@ -748,7 +749,7 @@ class Pool:
         done = []
         with self.lock:
             now = time.monotonic()
-            for task_id, status, data, notice, took in replies:
+            for task_id, status, data, notice, took, entry in replies:
                 # the worker's clock: dispatch and collection waits (a busy machine) left out
                 self.mean_run = took if self.mean_run is None else 0.8 * self.mean_run + 0.2 * took
                 self.finished_at.append(now)
@@ -758,13 +759,13 @@ class Pool:
                 slot.job = slot.queued.popleft() if slot.queued else None
                 if slot.job is not None:
                     slot.job.started = now
-                done.append((held, status, data, notice))
+                done.append((held, status, data, notice, entry))
             if slot.job is None:
                 self._release_nodes(slot)
             if self._room():   # the receiver waits for this much room: wake it only then
                 self.lock.notify_all()
         deletes: list[str] = []
-        for held, status, data, notice in done:
+        for held, status, data, notice, entry in done:
             if status == "retry":
                 log.warning("task %s: the worker could not store its result (%s); handing it back",
                             held.task.id, data.decode(errors="replace"))
@@ -773,7 +774,7 @@ class Pool:
             if status in ("refused", "malformed"):   # the worker deserialized nothing of it
                 self.outbox.put((status, (held, data.decode(errors="replace"))))
                 continue
-            self._finish(held, status, data, notice=notice, deletes=deletes)
+            self._finish(held, status, data, notice=notice, deletes=deletes, entry=entry)
         if deletes:
             self.outbox.put(("deletes", deletes))
 

@@ -22,7 +22,8 @@ done_notice | None)`` with the frame only when it is small enough to ride in the
 notice, and the client's done notice (sealed with the task's secret) made here, so the pool's one
 process only forwards it. Replies go to the pool several to a pipe message (:class:`Replier`),
 each with the seconds the job took here appended (the pool's measure of how short its tasks are,
-which the pool's own clock would inflate on a loaded machine); where the reply queue sends at
+which the pool's own clock would inflate on a loaded machine) and the task journal's record
+(:func:`journal_entry`, so the pool only files it); where the reply queue sends at
 once (the local queue) the done notices are sent from here first, several to a send, and the
 reply's notice is :data:`TOLD` (the pool then only deletes). A task reported at once (the last
 of what the pool handed over) whose result rides in its notice has that result stored after the
@@ -50,6 +51,7 @@ from ..messages import TaskMessage, cancel_key, function_key, result_key
 from ..messages import args_key as _args_key
 from ..proctree import name_os_thread
 from ..store import open_queue, open_store
+from . import journal, outcomes
 from .outcomes import done_notice, failure_frame
 
 HOST = socket.gethostname()
@@ -108,11 +110,28 @@ def main(conn, store_url: str, log_path: str, where: dict, env: dict | None = No
             # create) and before the report, so the pool still deletes its message only once the
             # result is stored. A batch's earlier tasks store theirs before the next task runs.
             later: list | None = [] if last else None
-            t0 = time.perf_counter()
+            started, t0 = time.time(), time.perf_counter()
             task, reply = _run_message(store, functions, one, where, allowed_serializers, tasks,
                                        received, verified, later)
-            replier.add(task, (*reply, time.perf_counter() - t0), last=last,
-                        unstored=later[0] if later else None)
+            took = time.perf_counter() - t0
+            replier.add(task, (*reply, took, journal_entry(task, reply, started, started + took, where)),
+                        last=last, unstored=later[0] if later else None)
+
+
+def journal_entry(task: TaskMessage | None, reply: tuple, started: float, finished: float,
+                  where: dict) -> tuple[float, str] | None:
+    """``(finished, line)``: the task journal's record of a task this worker ran (or failed
+    without running), made here so the pool's one process only files it (it cost the pool
+    ~10 us a task: issue 18); None for the replies the pool records itself (refused, cancelled,
+    handed back)."""
+    status = reply[1]
+    if task is None or status not in ("success", "failed"):
+        return None
+    error = outcomes.error_summary(reply[2]) if status == "failed" else None
+    return finished, journal.line(task.id, task.fn, n=task.n, sent=task.sent, started=started,
+                                  finished=finished, status=status, endpoint=where.get("endpoint", ""),
+                                  block=where.get("block", ""), host=where.get("host", HOST),
+                                  pid=where.get("pid", os.getpid()), error=error)
 
 
 class Replier:
@@ -186,7 +205,7 @@ class Replier:
         results handed over unstored; the reports, with :data:`TOLD` for the notices sent (a
         success's inline result dropped then: the pool has no more use for it)."""
         by_queue: dict[str, list[int]] = {}
-        for i, (task, (_, status, _, notice, _), _) in enumerate(done):
+        for i, (task, (_, status, _, notice, *_), _) in enumerate(done):
             if task is not None and task.reply and notice and status != "cancelled":
                 by_queue.setdefault(task.reply, []).append(i)
         reports = [reply for _, reply, _ in done]
@@ -199,14 +218,15 @@ class Replier:
             except Exception:  # noqa: BLE001 - the pool tells the client (and decides about a gone one)
                 continue
             for i in idx:
-                task_id, status, data, _, took = reports[i]
-                reports[i] = (task_id, status, data if status != "success" else None, TOLD, took)
+                task_id, status, data, _, took, entry = reports[i]
+                reports[i] = (task_id, status, data if status != "success" else None, TOLD, took, entry)
         for i, (_, _, unstored) in enumerate(done):
             if unstored is not None:
                 try:
                     _store_result(self.store, *unstored)
                 except Exception as e:  # noqa: BLE001 - as run_job's own store: the pool hands the task back
-                    reports[i] = (reports[i][0], "retry", f"{type(e).__name__}: {e}".encode(), None, reports[i][4])
+                    reports[i] = (reports[i][0], "retry", f"{type(e).__name__}: {e}".encode(), None,
+                                  reports[i][4], None)
         return reports
 
     def _queue(self, url: str):
