@@ -972,6 +972,8 @@ class Pool:
                 os.read(self.wake_r, 65536)
                 continue
             for s in self.slots:
+                if s.gone:   # its pipe and sentinel may both have been ready: its death is handled
+                    continue
                 if obj is s.conn:
                     self._collect(s)
                 elif obj == s.proc.sentinel and not s.proc.is_alive():
