@@ -832,8 +832,8 @@ class Client:
             return {"task_id": task_id, "status": "failed",
                     "error": {"type": "ResultForged", "message": str(e), "traceback": ""}}
         if found is None and st is not None and st.data is not None:
-            # its notice carried the result, checked then; the worker stores it right after
-            found = st.data, serialize.open_result(st.data, task_id, self.task_secret(task_id))[0]
+            # its notice carried the result, checked then (open_result); the worker stores it right after
+            found = st.data, serialize.unframe(st.data)[0]
         if found is not None:
             header = found[1]
             out = {"task_id": task_id, "status": header.get("status", "success"),

@@ -51,8 +51,8 @@ from ..messages import TaskMessage, cancel_key, function_key, result_key
 from ..messages import args_key as _args_key
 from ..proctree import name_os_thread
 from ..store import open_queue, open_store
-from . import journal, outcomes
-from .outcomes import done_notice, failure_frame
+from . import journal
+from .outcomes import done_notice, error_summary, failure_frame
 
 HOST = socket.gethostname()
 RESULT_WRITE_PATIENCE = 120.0   # seconds
@@ -127,7 +127,7 @@ def journal_entry(task: TaskMessage | None, reply: tuple, started: float, finish
     status = reply[1]
     if task is None or status not in ("success", "failed"):
         return None
-    error = outcomes.error_summary(reply[2]) if status == "failed" else None
+    error = error_summary(reply[2]) if status == "failed" else None
     return finished, journal.line(task.id, task.fn, n=task.n, sent=task.sent, started=started,
                                   finished=finished, status=status, endpoint=where.get("endpoint", ""),
                                   block=where.get("block", ""), host=where.get("host", HOST),

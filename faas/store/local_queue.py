@@ -98,21 +98,19 @@ def _flock(fd: int, patience: float = 120.0) -> bool:
     timeout), so a writer stopped mid-transaction (SIGSTOP) makes the others fail as SQLite
     would make them, never hang. Polled in 20-500 us steps: SQLite's busy handler sleeps whole
     milliseconds (1, 2, 5, 10...), which is what this lock is there to avoid."""
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return True
-    except BlockingIOError:
-        pass
-    deadline, delay = time.monotonic() + patience, 20e-6
+    deadline, delay = None, 20e-6
     while True:
-        time.sleep(delay)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             return True
         except BlockingIOError:
-            if time.monotonic() > deadline:
+            now = time.monotonic()
+            if deadline is None:
+                deadline = now + patience
+            elif now > deadline:
                 return False
-            delay = min(delay * 2, 500e-6)
+        time.sleep(delay)
+        delay = min(delay * 2, 500e-6)
 
 
 # --- the doorbell -----------------------------------------------------------------------------
