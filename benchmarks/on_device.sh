@@ -8,8 +8,10 @@
 #     tenacity tqdm jsonschema globus-identity-mapping inotify_simple parsl httpx
 #
 # then run it there with the run tool: command "bash benchmarks/on_device.sh", carry [".whl"],
-# timeout_s 600. Everything it prints is also written under $OUT (scale.json, scale.txt,
-# profile.txt); the workloads stop at ~540 s so the files come back.
+# timeout_s 600; then, on the still warm machine, "bash benchmarks/on_device.sh pools" (one pool
+# per node beside two and four at 16 workers: engine.pools_per_node). Everything it prints is
+# also written under $OUT (scale.json, scale.txt, profile.txt; pools.json, pools.txt); each
+# call's workloads stop at ~540 s so the files come back.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 if [ -d .whl ]; then
@@ -27,6 +29,10 @@ print(f"{platform.node()}: {os.cpu_count()} cores ({len(os.sched_getaffinity(0))
 PY
 # where FAAS_HOME (tempfile.mkdtemp) lands: a file per result, so its file system counts
 df -T "${TMPDIR:-/tmp}" 2>&1 | tee -a "$OUT/machine.txt"
+if [ "${1:-table}" = pools ]; then
+  timeout 540 python benchmarks/scale.py --workers 16 --pools 1 2 4 --out "$OUT/pools.json" 2>&1 | tee "$OUT/pools.txt"
+  exit
+fi
 # where each microsecond goes, by process and thread, at the machine's default worker count
 timeout 90 python benchmarks/profile_faas.py --n 20000 --rounds 2 2>&1 | tee "$OUT/profile.txt"
 # the issue's table for 2, 4, 8 and 16 workers beside ProcessPoolExecutor, and K clients at once

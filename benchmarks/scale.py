@@ -2,16 +2,21 @@
 ProcessPoolExecutor(W), one run, each system in a fresh process; then K client processes at once
 against one endpoint, with the CPU the pool's supervising process spends per task (issue 18).
 
-    python benchmarks/scale.py [--workers 2 4 8 16] [--clients 1 2 4 8] [--scale 1.0] [--out scale.json]
+    python benchmarks/scale.py [--workers 2 4 8 16] [--pools 1 2] [--clients 1 2 4 8] [--scale 1.0]
+                               [--out scale.json]
 
 Full size (``--scale 1``): warm p50 over 200 round trips; 20,000 no-op submits, end to end;
 map(100,000 no-ops, chunksize=100); 400 x 50 ms sleeps; 8,000 x 2 ms busy tasks; K x 5,000
 no-ops. ``--scale 0.1`` runs a tenth of each (a quick look; the smoke test runs it tinier).
 Worker counts above this machine's cores are skipped (they would measure the scheduler).
 
-The pool's CPU comes from ``/proc/<pid>/stat`` (utime + stime of the pool process, all its
+``--pools``: faas runs once for each ``engine.pools_per_node`` given (default 1), so one run
+compares one pool per node with several beside the same ProcessPoolExecutor.
+
+The pool's CPU comes from ``/proc/<pid>/stat`` (utime + stime of the pool processes, all their
 threads) before and after each workload: "pool ms/task" is that CPU over the workload's tasks,
-"pool share" that CPU over the wall time (1.0 = one core always busy: the node's ceiling).
+"pool share" that CPU over the wall time, and "busiest pool" the share of the busiest pool
+process (1.0 = one core always busy: the ceiling of one pool).
 Every FAAS_HOME is a fresh temporary folder; every endpoint started is stopped.
 """
 from __future__ import annotations
@@ -64,9 +69,22 @@ def pool_pids(home: str) -> list[int]:
     return pids
 
 
+def _wait_for_pools(home: str, pools: int) -> list[int]:
+    """The pool processes of ``home``'s endpoint once all ``pools`` (and their node process) run."""
+    want = pools + (pools > 1)
+    deadline = time.monotonic() + 60
+    while len(pids := pool_pids(home)) < want and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return pids
+
+
+def cpu_by_pid(pids: list[int]) -> dict[int, float]:
+    """utime + stime of each of these processes (every thread), in seconds."""
+    return {pid: got[1] for pid in pids if (got := proc_cpu(f"/proc/{pid}/stat"))}
+
+
 def cpu_s(pids: list[int]) -> float:
-    """utime + stime of these processes (every thread), in seconds."""
-    return sum(got[1] for got in map(proc_cpu, (f"/proc/{pid}/stat" for pid in pids)) if got)
+    return sum(cpu_by_pid(pids).values())
 
 
 # -- one system, in its own process ------------------------------------------------------------
@@ -113,8 +131,9 @@ def workloads(ex, sz: dict, pool=lambda: 0.0) -> dict:
     return out
 
 
-def write_config(home: str, workers: int) -> None:
-    """The embedded default's config (as the client writes it), with ``workers`` workers."""
+def write_config(home: str, workers: int, pools: int = 1) -> None:
+    """The embedded default's config (as the client writes it), with ``workers`` workers in
+    ``pools`` pools."""
     from pathlib import Path
 
     from faas.endpoint import config as ep_config
@@ -122,22 +141,24 @@ def write_config(home: str, workers: int) -> None:
     d = ep_config.endpoint_dir("local", Path(home))
     cfg = control.default_local_config(Path(home))
     cfg.engine.max_workers_per_node = workers
+    cfg.engine.pools_per_node = pools
     control.ensure_key_file(d)
     ep_config.write(d / "config.yaml", cfg)
 
 
-def child(kind: str, workers: int, sz: dict, clients: list[int]) -> dict:
+def child(kind: str, workers: int, sz: dict, clients: list[int], pools: int = 1) -> dict:
     if kind == "ppe":
         with cf.ProcessPoolExecutor(workers) as ex:
             return {"workloads": workloads(ex, sz)}
     home = os.environ["FAAS_HOME"]
-    write_config(home, workers)
+    write_config(home, workers, pools)
     import faas
     from faas.endpoint import control
     try:
         with faas.Executor() as ex:
             ex.submit(inc, 0).result()
-            pids = pool_pids(home)
+            # every pool's process (with several, their node process too: it sleeps)
+            pids = _wait_for_pools(home, pools)
             res = {"workloads": workloads(ex, sz, lambda: cpu_s(pids)), "pool_pids": pids}
             res["clients"] = [k_clients(k, sz["client_n"], pids) for k in clients]
         return res
@@ -151,19 +172,21 @@ def k_clients(k: int, n: int, pids: list[int]) -> dict:
                               stdout=subprocess.PIPE, text=True) for _ in range(k)]
     for p in procs:
         assert p.stdout.readline().strip() == "ready", "a client did not start"
-    c0, t0 = cpu_s(pids), time.perf_counter()
+    c0, t0 = cpu_by_pid(pids), time.perf_counter()
     for p in procs:
         p.stdin.write("go\n")
         p.stdin.flush()
     for p in procs:
         assert p.stdout.readline().strip() == "done", "a client failed"
     wall = time.perf_counter() - t0
-    cpu = cpu_s(pids) - c0
+    by_pid = {pid: c - c0.get(pid, 0.0) for pid, c in cpu_by_pid(pids).items()}
+    cpu = sum(by_pid.values())
     for p in procs:
         p.stdin.close()
         p.wait(60)
     return {"k": k, "n": n, "s": wall, "tasks_per_s": k * n / wall, "pool_cpu_s": cpu,
-            "pool_share": cpu / wall, "pool_ms_per_task": cpu / (k * n) * 1e3}
+            "pool_share": cpu / wall, "busiest_pool_share": max(by_pid.values(), default=0.0) / wall,
+            "pool_ms_per_task": cpu / (k * n) * 1e3}
 
 
 def client(n: int) -> int:
@@ -178,13 +201,13 @@ def client(n: int) -> int:
     return 0
 
 
-def run_child(kind: str, workers: int, a) -> dict:
+def run_child(kind: str, workers: int, a, pools: int = 1) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FAAS_")}
     home = env["FAAS_HOME"] = tempfile.mkdtemp(prefix="faas-scale-")
     settle_disk()   # nor pay for what ran before this script
     try:
         p = subprocess.run([sys.executable, __file__, "--child", kind, "--workers", str(workers),
-                            "--scale", str(a.scale), "--clients", *map(str, a.clients)],
+                            "--scale", str(a.scale), "--pools", str(pools), "--clients", *map(str, a.clients)],
                            env=env, capture_output=True, text=True, timeout=3600)
         if p.returncode != 0:
             raise RuntimeError(f"{kind} with {workers} workers exited {p.returncode}:\n{p.stderr[-3000:]}")
@@ -195,32 +218,44 @@ def run_child(kind: str, workers: int, a) -> dict:
 
 
 # -- the tables ------------------------------------------------------------------------------
-def table(workers: int, sz: dict, ppe: dict, fa: dict) -> str:
+def table(workers: int, sz: dict, ppe: dict, faas_by_pools: dict[int, dict]) -> str:
     rows = [("warm", "warm p50 round trip", "ms"),
             ("submits", f"{sz['submits']:,} no-op submits, end to end", "s"),
             ("map", f"map({sz['map']:,} no-ops, chunksize={CHUNKSIZE})", "s"),
             ("sleeps", f"{sz['sleeps']} x 50 ms sleeps (floor {sz['sleeps'] * SLEEP_S / workers:.2f} s)", "s"),
             ("busy", f"{sz['busy']:,} x 2 ms busy tasks (floor {sz['busy'] * BUSY_S / workers:.2f} s)", "s")]
+    pools = sorted(faas_by_pools)
+    name = {n: "faas" if pools == [1] else f"faas, {n} pool{'s' * (n > 1)}" for n in pools}
     out = [f"\n### {workers} workers: ProcessPoolExecutor({workers}) and faas embedded, one run\n",
-           f"| workload | PPE({workers}) | faas | faas / PPE | pool ms/task |", "|---|---|---|---|---|"]
+           f"| workload | PPE({workers}) | " + " | ".join(
+               f"{name[n]} | / PPE | pool ms/task" for n in pools) + " |",
+           "|---|---|" + "---|---|---|" * len(pools)]
     for key, label, unit in rows:
-        p, f = ppe["workloads"][key], fa["workloads"][key]
+        p = ppe["workloads"][key]
         mult = 1e3 if unit == "ms" else 1
-        per = f["pool_cpu_s"] / f["tasks"] * 1e3
-        out.append(f"| {label} | {p['s'] * mult:.2f} {unit} | {f['s'] * mult:.2f} {unit} | "
-                   f"{f['s'] / p['s']:.2f}x | {per:.3f} |")
-    if fa.get("clients"):
-        out += [f"\nK clients at once, {sz['client_n']:,} no-ops each, one endpoint ({workers} workers):\n",
-                "| K | tasks/s | pool CPU share (cores) | pool ms/task |", "|---|---|---|---|"]
-        for c in fa["clients"]:
-            out.append(f"| {c['k']} | {c['tasks_per_s']:,.0f} | {c['pool_share']:.2f} | "
-                       f"{c['pool_ms_per_task']:.3f} |")
+        cells = []
+        for n in pools:
+            f = faas_by_pools[n]["workloads"][key]
+            cells.append(f"{f['s'] * mult:.2f} {unit} | {f['s'] / p['s']:.2f}x | "
+                         f"{f['pool_cpu_s'] / f['tasks'] * 1e3:.3f}")
+        out.append(f"| {label} | {p['s'] * mult:.2f} {unit} | " + " | ".join(cells) + " |")
+    for n in pools:
+        fa = faas_by_pools[n]
+        if fa.get("clients"):
+            out += [f"\nK clients at once, {sz['client_n']:,} no-ops each, one endpoint ({workers} "
+                    f"workers, {n} pool{'s' * (n > 1)}):\n",
+                    "| K | tasks/s | pools' CPU share (cores) | busiest pool | pool ms/task |",
+                    "|---|---|---|---|---|"]
+            for c in fa["clients"]:
+                out.append(f"| {c['k']} | {c['tasks_per_s']:,.0f} | {c['pool_share']:.2f} | "
+                           f"{c['busiest_pool_share']:.2f} | {c['pool_ms_per_task']:.3f} |")
     return "\n".join(out)
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--workers", type=int, nargs="+", default=[2, 4, 8, 16])
+    p.add_argument("--pools", type=int, nargs="+", default=[1], help="engine.pools_per_node values to run")
     p.add_argument("--clients", type=int, nargs="*", default=[1, 2, 4, 8])
     p.add_argument("--scale", type=float, default=1.0, help="fraction of the full sizes (0.1: quick)")
     p.add_argument("--out", help="write every figure here as JSON")
@@ -231,7 +266,8 @@ def main() -> int:
         return client(a.client)
     sz = sizes(a.scale)
     if a.child:
-        print(json.dumps(child(a.child, a.workers[0], sz, a.clients if a.child == "faas" else [])))
+        clients = a.clients if a.child == "faas" else []
+        print(json.dumps(child(a.child, a.workers[0], sz, clients, a.pools[0])))
         return 0
     cores = os.cpu_count() or 1
     ws = [w for w in a.workers if w <= cores]
@@ -241,9 +277,9 @@ def main() -> int:
     results = {}
     for w in ws:
         ppe = run_child("ppe", w, a)
-        fa = run_child("faas", w, a)
-        results[w] = {"ppe": ppe, "faas": fa}
-        print(table(w, sz, ppe, fa), flush=True)
+        by_pools = {n: run_child("faas", w, a, n) for n in a.pools if n <= w}
+        results[w] = {"ppe": ppe, "faas": by_pools[min(by_pools)], "faas_by_pools": by_pools}
+        print(table(w, sz, ppe, by_pools), flush=True)
     if a.out:
         with open(a.out, "w") as f:
             json.dump({"sizes": sz, "cores": cores, "results": results}, f, indent=1)

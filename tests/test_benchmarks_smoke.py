@@ -58,12 +58,16 @@ def test_quick_and_profile(tmp_path):
 
 
 
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="2 workers need 2 cores (scale.py skips more)")
 def test_scale_tiny(tmp_path):
-    """benchmarks/scale.py (issue 18) at a sliver of its sizes: both systems, the K-clients run."""
-    out = run([str(BENCH / "scale.py"), "--workers", "1", "--scale", "0.005", "--clients", "1", "2",
-               "--out", str(tmp_path / "scale.json")], tmp_path, timeout=300)
-    assert "| workload | PPE(1) | faas | faas / PPE | pool ms/task |" in out, out
+    """benchmarks/scale.py (issue 18) at a sliver of its sizes: both systems, one pool per node and
+    two, the K-clients run."""
+    out = run([str(BENCH / "scale.py"), "--workers", "2", "--pools", "1", "2", "--scale", "0.005",
+               "--clients", "1", "2", "--out", str(tmp_path / "scale.json")], tmp_path, timeout=300)
+    assert "| workload | PPE(2) | faas, 1 pool | / PPE | pool ms/task | faas, 2 pools | / PPE | " \
+           "pool ms/task |" in out, out
     data = json.loads((tmp_path / "scale.json").read_text())
-    fa = data["results"]["1"]["faas"]
-    assert [c["k"] for c in fa["clients"]] == [1, 2] and all(c["pool_cpu_s"] >= 0 for c in fa["clients"])
-    assert set(fa["workloads"]) == {"warm", "submits", "map", "sleeps", "busy"}
+    for pools, fa in data["results"]["2"]["faas_by_pools"].items():
+        assert [c["k"] for c in fa["clients"]] == [1, 2] and all(c["pool_cpu_s"] >= 0 for c in fa["clients"])
+        assert set(fa["workloads"]) == {"warm", "submits", "map", "sleeps", "busy"}
+        assert len(fa["pool_pids"]) == (1 if pools == "1" else 3), fa["pool_pids"]   # 2: the node's process too

@@ -47,6 +47,10 @@ class EngineConfig(_Strict):
     #: share a process as Globus's threads do; both take no provider).
     type: str = "GlobusComputeEngine"
     max_workers_per_node: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+    #: worker pools on each node, the node's workers shared among them (faas's own key). A pool's
+    #: supervising process hands out tasks and files their reports on one core (about 50 us a
+    #: no-op task): many workers of short tasks need several to keep every core busy
+    pools_per_node: int = Field(1, ge=1)
     #: ThreadPoolEngine / ProcessPoolEngine: workers of their one block (default as Python's
     #: ThreadPoolExecutor: min(32, cores + 4); ProcessPoolExecutor: cores)
     max_workers: int | None = Field(None, ge=1)
@@ -150,6 +154,9 @@ class EngineConfig(_Strict):
                                  f"per block; max_workers_per_node ({self.max_workers_per_node}) "
                                  f"cannot differ: set max_workers_per_block instead")
             self.max_workers_per_node = workers
+            if self.pools_per_node != 1:
+                raise ValueError("GlobusMPIEngine runs one pool a block (it lends the block's nodes "
+                                 "to its tasks); pools_per_node must be 1")
         elif t in ("ThreadPoolEngine", "ProcessPoolEngine"):
             if "provider" in given and (p.type != "local" or p.nodes_per_block != 1 or p.max_blocks != 1
                                         or p.launcher.type != "single_node"):
@@ -188,8 +195,26 @@ class EngineConfig(_Strict):
 
     @property
     def pools_per_block(self) -> int:
-        """GlobusMPIEngine: one pool a block (its tasks reach the other nodes through MPI)."""
+        """GlobusMPIEngine: one pool a block (its tasks reach the other nodes through MPI);
+        else one per node (see :attr:`pools_here`)."""
         return 1 if self.type == "GlobusMPIEngine" else self.provider.nodes_per_block
+
+    @property
+    def pools_here(self) -> int:
+        """Pools on the node that asks: pools_per_node, each with at least one worker."""
+        return min(self.pools_per_node, self.workers_per_node)
+
+    def pool_share(self, index: int) -> tuple[int, list[str]]:
+        """The workers and accelerator ids of this node's pool ``index`` (of :attr:`pools_here`):
+        the node's, split as evenly as they go, each pool a run of consecutive ids."""
+        pools, workers = self.pools_here, self.workers_per_node
+        if not 0 <= index < pools:
+            raise ValueError(f"pool index {index} is not one of this node's {pools} pools")
+        first = index * (workers // pools) + min(index, workers % pools)
+        n = workers // pools + (index < workers % pools)
+        ids = self.available_accelerators
+        assert not isinstance(ids, int)   # _accelerators made a count into a list of ids
+        return n, ids[first:first + n] if ids else []
 
     @property
     def workers_per_block(self) -> int:

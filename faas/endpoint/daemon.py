@@ -283,7 +283,9 @@ class Daemon(Server):
         else:
             kind = "running"
         idle = None
-        if pools and len(pools) >= self.cfg.engine.pools_per_block and all(
+        # every pool of the block has told its state (how many a node runs: its pools' word)
+        per_node = max((p.get("pools_on_node", 1) for p in pools), default=1)
+        if pools and len(pools) >= self.cfg.engine.pools_per_block * per_node and all(
                 p.get("busy", 1) == 0 and p.get("held", 1) == 0 for p in pools):
             idle = min(p.get("idle_for", 0.0) + (time.time() - p.get("time", time.time())) for p in pools)
         return BlockView(id=block_id, state=kind, idle_for=idle, keep_alive=b.get("keep_alive", False))

@@ -193,16 +193,21 @@ def _children() -> dict[int, list[int]]:
 
 
 def pool_pids(endpoint_dir: Path) -> list[int]:
-    """Live pools of the endpoint's blocks (local provider: the job id is the pool's pid)."""
+    """Live pools of the endpoint's blocks (local provider: the job id is the pool's pid; with
+    engine.pools_per_node > 1, the node's process, whose children are its pools: both listed)."""
     try:
         blocks = json.loads((endpoint_dir / "blocks.json").read_text())
     except (OSError, ValueError):
         return []
     out = []
+    kids = None
     for b in blocks.values():
         pid = int(b["job"])
         if _alive(pid) and "faas.endpoint.pool" in _cmdline(pid) and str(endpoint_dir) in _cmdline(pid):
             out.append(pid)
+            if "--pool-index" not in _cmdline(pid):
+                kids = _children() if kids is None else kids
+                out.extend(c for c in kids.get(pid, []) if "--pool-index" in _cmdline(c) and _alive(c))
     return out
 
 

@@ -6,7 +6,7 @@ message is sent. The first client is killed mid-submission, the second (which se
 recorded) mid-wait; then a new client, in the test process, gets every result by task id with
 ``get_result(task_id=..., timeout=...)``. Every result must be correct, none lost, none
 dead-lettered; duplicate executions are counted and reported. Knobs: FAAS_CHAOS_SEED,
-FAAS_CHAOS_TASKS.
+FAAS_CHAOS_TASKS, FAAS_CHAOS_POOLS_PER_NODE (engine.pools_per_node; both 1 and 2 when unset).
 """
 from __future__ import annotations
 
@@ -32,6 +32,8 @@ pytestmark = [pytest.mark.chaos, pytest.mark.slow]
 
 SEED = int(os.environ.get("FAAS_CHAOS_SEED") or 6)
 N = int(os.environ.get("FAAS_CHAOS_TASKS") or 1000)
+#: engine.pools_per_node: one pool per node, and two (a node process starting them)
+POOLS = [int(os.environ["FAAS_CHAOS_POOLS_PER_NODE"])] if os.environ.get("FAAS_CHAOS_POOLS_PER_NODE") else [1, 2]
 PLAN = ["kill_worker"] * 10 + ["kill_pool"] * 3 + ["restart_daemon"] * 3
 RESULT_DEADLINE = 170.0       # seconds from the first submit; a task with no result by then is lost
 MAX_RECEIVES = 10
@@ -61,7 +63,8 @@ def _wait(pred, seconds: float, what: str, proc=None) -> None:
 
 
 @pytest.mark.timeout(290)
-def test_chaos_local_queue(tmp_path, capsys):
+@pytest.mark.parametrize("pools", POOLS)
+def test_chaos_local_queue(tmp_path, capsys, pools):
     rng = random.Random(SEED)
     home = tmp_path / "home"
     name = f"chaos-{uuid.uuid4().hex[:6]}"
@@ -100,7 +103,7 @@ def test_chaos_local_queue(tmp_path, capsys):
         d = chaoslib.configure(home, name, {
             "store": store, "queue": "local", "max_receives": MAX_RECEIVES, "visibility_timeout": 5,
             "stop_grace": 5, "strategy_period": 0.5, "stall_timeout": 20,
-            "engine": {"max_workers_per_node": 2, "max_idle_time": 120,
+            "engine": {"max_workers_per_node": 2, "max_idle_time": 120, "pools_per_node": pools,
                        "provider": {"type": "local", "init_blocks": 2, "min_blocks": 2, "max_blocks": 2}}})
         try:
             control.start_detached(name, home, wait=60.0)
@@ -159,7 +162,8 @@ def test_chaos_local_queue(tmp_path, capsys):
     surfaced = chaoslib.log_lines(home, SURFACED)
     n_ids = sum(len(v) for v in ids.values())
     rows = [
-        ("tasks", f"{N} inputs, {n_ids} task ids recorded (2 blocks x 2 workers, local queue + file store)"),
+        ("tasks", f"{N} inputs, {n_ids} task ids recorded (2 blocks x 2 workers in {pools} pool(s), "
+                  "local queue + file store)"),
         ("results correct", f"{n_ids - len(lost) - len(wrong) - len(failed)} / {n_ids}"),
         ("inputs without a task id", N - len(ids)),
         (f"lost (no result in {RESULT_DEADLINE}s)", len(lost)),
@@ -182,7 +186,7 @@ def test_chaos_local_queue(tmp_path, capsys):
     evidence = None
     if chaos.errors or len(ids) != N or lost or failed or wrong or dead or swept or surfaced \
             or gap > chaoslib.STALL_BOUND:
-        evidence = chaoslib.keep_evidence("chaos-local", SEED, [home / "endpoints", files["executions"]]
+        evidence = chaoslib.keep_evidence(f"chaos-local-{pools}-pools", SEED, [home / "endpoints", files["executions"]]
                                           + sorted(tmp_path.glob("client-*.out")), report)
     note = f" (the run's logs and stacks: {evidence})" if evidence else ""
     with capsys.disabled():
