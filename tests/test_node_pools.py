@@ -85,6 +85,15 @@ def test_two_pools_on_a_node_each_serve_the_queue_and_stop_together(tmp_path):
                                capture_output=True, text=True, timeout=60, check=True)
         (listed,) = json.loads(shown.stdout)["blocks"]   # faas endpoint status: a line per pool
         assert sorted(p["pid"] for p in listed["pools"]) == sorted(pools)
+        # kill -USR1 of the block's process (the node's) is each pool's stack dump, not its end
+        (job,) = [b["job"] for b in json.loads((block.parent.parent / "blocks.json").read_text()).values()]
+        os.kill(int(job), signal.SIGUSR1)
+        for k in range(2):
+            wait_until(lambda k=k: "Thread" in (block / f"pool-{k}" / "pool.log").read_text()
+                       and "_monitor" in (block / f"pool-{k}" / "pool.log").read_text(), 20, "stacks")
+        assert Path(f"/proc/{job}").exists()
+        with faas.Executor() as ex:
+            assert ex.submit(where, 0).result(timeout=30)
     # the endpoint's stop reached both pools through the node's process
     assert {p["state"] for p in _pool_status(block).values()} == {"stopped"}
     assert not [pid for pid in pools if Path(f"/proc/{pid}").exists()]

@@ -56,8 +56,17 @@ def run(argv: list[str], pools: int, log_path: Path, stop_grace: float) -> int:
         log.info("signal %d: stopping the node's %d pools", signum, pools)
         tell_all_to_stop()
 
+    def pass_on(signum: int, _frame: object) -> None:
+        """``kill -USR1`` of the node: each pool writes every thread's stack to its pool.log (the
+        signal's default action would end this process, and with it the block)."""
+        log.info("signal %d: passed on to the pools", signum)
+        for proc in running.values():
+            if proc.poll() is None:
+                proc.send_signal(signum)
+
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGUSR1, pass_on)
     for index in range(pools):
         if stop_deadline is not None:   # stopped while starting: the rest never start
             break
