@@ -231,6 +231,11 @@ class Client:
         self._keys: dict[str, signing.Key | None] = {}
         self._tasks: dict[str, TaskState] = {}
         self._done_ids: collections.deque[str] = collections.deque()
+        # the checked headers of the results done notices carried, newest last (DONE_KEPT at
+        # most): get_task's answer in the moment between a notice and the store's copy (the
+        # worker stores a result right after the notice that carries it), whether or not the
+        # task's own record is still kept
+        self._notified: collections.OrderedDict[str, dict] = collections.OrderedDict()
         self._lock = threading.RLock()
         self._out: collections.deque = collections.deque()
         self._out_cv = threading.Condition()
@@ -771,6 +776,10 @@ class Client:
         except Exception as e:  # noqa: BLE001 - the future fails with the reason
             st._set("failed", error=e)
             return
+        if n.result:
+            self._notified[n.id] = header
+            if len(self._notified) > DONE_KEPT:
+                self._notified.popitem(last=False)
         st._set(header.get("status") or n.status or "success", data=data)
         if owned:   # an Executor's future holds the outcome now; the store keeps the rest
             self._tasks.pop(n.id, None)
@@ -826,16 +835,15 @@ class Client:
         """``{"task_id", "status", ...}``; status is pending, running, success, failed or cancelled."""
         check_task_id(task_id)
         st = self._tasks.get(task_id)
-        try:
-            found = self.stored_result(task_id)
-        except ResultForged as e:
-            return {"task_id": task_id, "status": "failed",
-                    "error": {"type": "ResultForged", "message": str(e), "traceback": ""}}
-        if found is None and st is not None and st.data is not None:
-            # its notice carried the result, checked then (open_result); the worker stores it right after
-            found = st.data, serialize.unframe(st.data)[0]
-        if found is not None:
-            header = found[1]
+        header = self._notified.get(task_id)   # checked when its notice came
+        if header is None:
+            try:
+                found = self.stored_result(task_id)
+            except ResultForged as e:
+                return {"task_id": task_id, "status": "failed",
+                        "error": {"type": "ResultForged", "message": str(e), "traceback": ""}}
+            header = found[1] if found is not None else None
+        if header is not None:
             out = {"task_id": task_id, "status": header.get("status", "success"),
                    "completion_t": header.get("finished"), "started_t": header.get("started"),
                    "endpoint": header.get("endpoint"), "block": header.get("block"),

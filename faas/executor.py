@@ -414,8 +414,7 @@ class Executor(_BaseExecutor):
                 if error is not None:
                     f.set_exception(error)
                 elif chunk_calls is not None:   # a load failure is one outcome for every call
-                    f.set_result([outcomes[i] if i < len(outcomes) else outcomes[-1]
-                                  for i in range(chunk_calls)])
+                    f.set_result(outcomes[:chunk_calls] + outcomes[-1:] * (chunk_calls - len(outcomes)))
                 else:
                     try:
                         f.set_result(outcome_value(outcomes[i] if i < len(outcomes) else outcomes[-1],
@@ -444,8 +443,10 @@ class Executor(_BaseExecutor):
         if chunksize < 1:
             raise ValueError("chunksize must be >= 1.")
         end_time = None if timeout is None else timeout + time.monotonic()
-        # strict=False: like the builtin map, stop at the shortest iterable
-        calls: Iterator[tuple[tuple, dict]] = ((args, {}) for args in zip(*iterables, strict=False))
+        # strict=False: like the builtin map, stop at the shortest iterable. One empty kwargs
+        # dict for every call (pickled once per chunk; a call's ** copies it): no Python-level
+        # step per call
+        calls: Iterator[tuple[tuple, dict]] = zip(zip(*iterables, strict=False), itertools.repeat({}))
         chunks = []
         while True:
             chunk = list(itertools.islice(calls, chunksize))

@@ -24,18 +24,31 @@ def engine(**keys) -> ep_config.EngineConfig:
 
 def test_the_nodes_workers_and_accelerators_are_split_among_its_pools():
     e = engine(max_workers_per_node=5, pools_per_node=2, available_accelerators=["a", "b", "c", "d", "e"])
-    assert e.pools_here == 2
-    assert e.pool_share(0) == (3, ["a", "b", "c"])
-    assert e.pool_share(1) == (2, ["d", "e"])
+    assert e.node_pools() == (2, 5)
+    assert e.pool_share(0, 2, 5) == (3, ["a", "b", "c"])
+    assert e.pool_share(1, 2, 5) == (2, ["d", "e"])
     e = engine(max_workers_per_node=7, pools_per_node=3)
-    assert [e.pool_share(i) for i in range(3)] == [(3, []), (2, []), (2, [])]
-    assert sum(e.pool_share(i)[0] for i in range(3)) == e.workers_per_node
+    assert [e.pool_share(i, 3, 7) for i in range(3)] == [(3, []), (2, []), (2, [])]
     e = engine(max_workers_per_node=2, pools_per_node=4)   # no pool without a worker
-    assert e.pools_here == 2 and [e.pool_share(i) for i in range(2)] == [(1, []), (1, [])]
-    with pytest.raises(ValueError, match="pool index 2 is not one of this node's 2 pools"):
-        e.pool_share(2)
+    assert e.node_pools() == (2, 2) and [e.pool_share(i, 2, 2) for i in range(2)] == [(1, []), (1, [])]
+    for bad in ((2, 2, 2), (0, 3, 2), (-1, 2, 2)):
+        with pytest.raises(ValueError, match="no such pool"):
+            e.pool_share(*bad)
     e = engine(max_workers_per_node=4, available_accelerators=2, pools_per_node=2)   # capped by the GPUs
-    assert [e.pool_share(i) for i in range(2)] == [(1, ["0"]), (1, ["1"])]
+    assert e.node_pools() == (2, 2) and [e.pool_share(i, 2, 2) for i in range(2)] == [(1, ["0"]), (1, ["1"])]
+
+
+def test_a_nodes_pools_share_the_worker_count_read_once(monkeypatch):
+    """mem_per_worker caps the workers by the memory free when asked: the node process reads it
+    once and hands it to its pools, so pools started later (the memory taken meanwhile) still
+    split the same count, and none finds itself without a share."""
+    e = engine(mem_per_worker=1.0, pools_per_node=4)
+    free = iter([4.0, 1.0, 1.0, 1.0, 1.0])
+    monkeypatch.setattr(ep_config, "_available_memory_gb", lambda: next(free))
+    pools, workers = e.node_pools()
+    assert (pools, workers) == (4, 4)
+    assert [e.pool_share(i, pools, workers) for i in range(pools)] == [(1, [])] * 4
+    assert e.workers_per_node == 1   # what a pool reading it itself would have seen
 
 
 def test_pools_per_node_is_checked():

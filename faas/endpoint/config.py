@@ -196,20 +196,21 @@ class EngineConfig(_Strict):
     @property
     def pools_per_block(self) -> int:
         """GlobusMPIEngine: one pool a block (its tasks reach the other nodes through MPI);
-        else one per node (see :attr:`pools_here`)."""
+        else one per node (each node's own: :meth:`node_pools`)."""
         return 1 if self.type == "GlobusMPIEngine" else self.provider.nodes_per_block
 
-    @property
-    def pools_here(self) -> int:
-        """Pools on the node that asks: pools_per_node, each with at least one worker."""
-        return min(self.pools_per_node, self.workers_per_node)
+    def node_pools(self) -> tuple[int, int]:
+        """``(pools, workers)`` of the node that asks: pools_per_node, each with at least one
+        worker, and the node's workers. Read once per node and handed to its pools: the
+        mem_per_worker cap moves with the memory free at the moment."""
+        workers = self.workers_per_node
+        return min(self.pools_per_node, workers), workers
 
-    def pool_share(self, index: int) -> tuple[int, list[str]]:
-        """The workers and accelerator ids of this node's pool ``index`` (of :attr:`pools_here`):
-        the node's, split as evenly as they go, each pool a run of consecutive ids."""
-        pools, workers = self.pools_here, self.workers_per_node
-        if not 0 <= index < pools:
-            raise ValueError(f"pool index {index} is not one of this node's {pools} pools")
+    def pool_share(self, index: int, pools: int, workers: int) -> tuple[int, list[str]]:
+        """The workers and accelerator ids of pool ``index`` of a node's ``pools`` that share its
+        ``workers``: split as evenly as they go, each pool a run of consecutive ids."""
+        if not 0 <= index < pools <= workers:
+            raise ValueError(f"pool {index} of {pools} sharing {workers} workers: no such pool")
         first = index * (workers // pools) + min(index, workers % pools)
         n = workers // pools + (index < workers % pools)
         ids = self.available_accelerators

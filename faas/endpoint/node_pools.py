@@ -32,9 +32,10 @@ def _exit_code(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
 
 
-def run(argv: list[str], pools: int, log_path: Path, stop_grace: float) -> int:
-    """Run ``python -m faas.endpoint.pool ARGV --pool-index K`` for K in 0..pools-1 until every one
-    has ended; the exit code is the first failed pool's (0 if none failed)."""
+def run(argv: list[str], pools: int, workers: int, log_path: Path, stop_grace: float) -> int:
+    """Run ``python -m faas.endpoint.pool ARGV --pool-share K POOLS WORKERS`` for K in
+    0..pools-1 (pool K's share of the node's ``workers``) until every one has ended; the exit
+    code is the first failed pool's (0 if none failed)."""
     logging.basicConfig(filename=log_path, level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(message)s")
     running: dict[int, subprocess.Popen] = {}
@@ -71,7 +72,7 @@ def run(argv: list[str], pools: int, log_path: Path, stop_grace: float) -> int:
         if stop_deadline is not None:   # stopped while starting: the rest never start
             break
         proc = subprocess.Popen([sys.executable, "-m", "faas.endpoint.pool", *argv,
-                                 "--pool-index", str(index)])
+                                 "--pool-share", str(index), str(pools), str(workers)])
         running[index] = proc
         if stop_deadline is not None:   # the signal came while it started: it missed the first call
             proc.send_signal(signal.SIGTERM)

@@ -132,7 +132,7 @@ class Pool:
 
     def __init__(self, cfg: ep_config.UserEndpointConfig, name: str, home: Path, block_dir: Path,
                  block_id: str, keep_alive: bool = False, walltime: float | None = None,
-                 walltime_margin: float = 60.0, pool_index: int = 0):
+                 walltime_margin: float = 60.0, share: tuple[int, int, int] | None = None):
         self.cfg, self.name, self.block_id, self.block_dir = cfg, name, block_id, block_dir
         self.keep_alive = keep_alive
         self.store = open_store(cfg.store)
@@ -141,9 +141,11 @@ class Pool:
         self.endpoint_dir = ep_config.endpoint_dir(name, home)
         self.keys = cfg.keyring(self.endpoint_dir)
         self.seen_listed = False
-        # this pool's share of the node's workers and accelerators (engine.pools_per_node)
-        self.pool_index, self.pools_on_node = pool_index, cfg.engine.pools_here
-        self.n_workers, self.accelerators = cfg.engine.pool_share(pool_index)
+        # (index, pools, workers): this pool's share of the node's workers and accelerators
+        # (engine.pools_per_node; node_pools hands each pool its own), or the whole node's
+        share = share or (0, 1, cfg.engine.workers_per_node)
+        self.pool_index, self.pools_on_node = share[0], share[1]
+        self.n_workers, self.accelerators = cfg.engine.pool_share(*share)
         self.engine_type = cfg.engine.type
         # GlobusMPIEngine: this pool, on the block's first node, lends the block's nodes to its
         # tasks (num_nodes each); a task waits in ``ready`` until enough of them are free.
@@ -1170,7 +1172,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--walltime", type=float, help="seconds the scheduler gives the block")
     p.add_argument("--walltime-margin", type=float, default=60.0,
                    help="seconds before the walltime to stop taking tasks and hand back")
-    p.add_argument("--pool-index", type=int, help=argparse.SUPPRESS)   # set by node_pools
+    # set by node_pools for each pool of a node: its index, the node's pools and workers
+    p.add_argument("--pool-share", type=int, nargs=3, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     name = a.endpoint_dir.name
     home = a.endpoint_dir.parent.parent
@@ -1179,19 +1182,21 @@ def main(argv: list[str] | None = None) -> int:
     if cfg.engine.pools_per_block > 1:   # one pool per node: a folder each
         rank = next((os.environ[v] for v in RANK_VARIABLES if v in os.environ), "0")
         block_dir = block_dir / f"rank-{rank}"
-    pools = cfg.engine.pools_here
-    if pools > 1 and a.pool_index is None:   # this node's pools, each its own process
-        block_dir.mkdir(parents=True, exist_ok=True)
-        return node_pools.run(sys.argv[1:] if argv is None else argv, pools,
-                              block_dir / "pools.log", cfg.stop_grace)
-    if pools > 1:
-        block_dir = block_dir / f"pool-{a.pool_index}"
+    share = tuple(a.pool_share) if a.pool_share else None
+    if share is None and cfg.engine.pools_per_node > 1:
+        pools, workers = cfg.engine.node_pools()
+        if pools > 1:   # this node's pools, each its own process
+            block_dir.mkdir(parents=True, exist_ok=True)
+            return node_pools.run(sys.argv[1:] if argv is None else argv, pools, workers,
+                                  block_dir / "pools.log", cfg.stop_grace)
+    if share is not None:
+        block_dir = block_dir / f"pool-{share[0]}"
     block_dir.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(filename=block_dir / "pool.log", level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(threadName)s %(message)s")
     dump_on_signal(block_dir / "pool.log")   # kill -USR1: every thread's stack in pool.log
     pool = Pool(cfg, name, home, block_dir, a.block_id, keep_alive=a.keep_alive,
-                walltime=a.walltime, walltime_margin=a.walltime_margin, pool_index=a.pool_index or 0)
+                walltime=a.walltime, walltime_margin=a.walltime_margin, share=share)
     def stop(*_: object) -> None:
         pool.stopping.set()
         pool._wake()

@@ -205,9 +205,9 @@ def pool_pids(endpoint_dir: Path) -> list[int]:
         pid = int(b["job"])
         if _alive(pid) and "faas.endpoint.pool" in _cmdline(pid) and str(endpoint_dir) in _cmdline(pid):
             out.append(pid)
-            if "--pool-index" not in _cmdline(pid):
+            if "--pool-share" not in _cmdline(pid):
                 kids = _children() if kids is None else kids
-                out.extend(c for c in kids.get(pid, []) if "--pool-index" in _cmdline(c) and _alive(c))
+                out.extend(c for c in kids.get(pid, []) if "--pool-share" in _cmdline(c) and _alive(c))
     return out
 
 
