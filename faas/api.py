@@ -52,6 +52,7 @@ from .store import KeyNotFound, Queue, create_queue, open_queue, open_store
 
 log = logging.getLogger("faas.client")
 DONE_KEPT = 10_000   # finished run() tasks whose results stay in memory until read
+STORING_GRACE = 30.0   # seconds after a done notice that carried a result a read waits for the store's copy
 
 
 class TaskState:
@@ -777,7 +778,7 @@ class Client:
             st._set("failed", error=e)
             return
         if n.result:
-            self._notified[n.id] = header
+            self._notified[n.id] = dict(header, notified=time.time())
             if len(self._notified) > DONE_KEPT:
                 self._notified.popitem(last=False)
         st._set(header.get("status") or n.status or "success", data=data)
@@ -891,12 +892,21 @@ class Client:
                 forged = e
             if self._cancelled(task_id):
                 raise TaskCancelled(f"task {task_id} was cancelled")
-            if deadline is not None and time.monotonic() >= deadline:
+            if deadline is not None and time.monotonic() >= deadline and not self._storing(task_id):
                 if forged is not None:
                     raise forged
                 raise TaskTimeout(f"task {task_id}: no result within {timeout} s ({self.get_task(task_id)['status']})")
-            time.sleep(min(delay, max(0.0, deadline - time.monotonic())) if deadline else delay)
+            left = None if deadline is None else deadline - time.monotonic()
+            time.sleep(min(delay, left) if left is not None and left > 0 else delay)   # past it: storing
             delay = min(delay * 1.5, 1.0)
+
+    def _storing(self, task_id: str) -> bool:
+        """Is the task's result on its way to the store? Its done notice carried it (checked)
+        and the worker stores it right after (over anything planted there first): a read that
+        finds nothing yet, or a forgery, waits for it up to STORING_GRACE seconds after the
+        notice, whatever its timeout (a known result is never "not there within 0 s")."""
+        header = self._notified.get(task_id)
+        return header is not None and time.time() < header.get("notified", 0.0) + STORING_GRACE
 
     def read_result(self, task_id: str, timeout: float | None = None) -> tuple[dict, list]:
         """``(header, outcomes)`` of a finished task, authenticated before it is unpickled."""

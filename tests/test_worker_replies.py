@@ -6,6 +6,7 @@ again); a larger result is stored before the notice that tells the client to rea
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 
@@ -138,6 +139,33 @@ def test_get_task_reports_a_task_done_once_its_notice_came_before_its_stored_res
     got = c.get_task(tid)
     assert got["status"] == "success" and got["completion_t"] == 2.0 and got["endpoint"] == "e"
     assert not c.store.exists(result_key(tid, c.client_id))   # the store had no say in it
+    c.close()
+
+
+def test_a_result_read_again_before_the_store_has_it_waits_for_the_store(tmp_path, monkeypatch):
+    """get_result reads a run() task's result from memory once, then from the store: read again
+    (or through get_results) in the moment before the worker's write, a result its notice
+    announced is waited for, even with timeout=0, for at most STORING_GRACE seconds."""
+    c = faas.client(store=(tmp_path / "store").as_uri(), home=str(tmp_path / "h"))
+    tid = str(uuid.uuid4())
+    c._tasks[tid] = faas.api.TaskState(tid, 1)
+    notice = _done_notice(c, tid, 42)
+    c._on_notice(notice)
+    assert c.get_result(tid, timeout=5) == 42
+    stored = threading.Timer(0.3, c.store.put, (result_key(tid, c.client_id), serialize.unb64(notice.result)))
+    stored.start()
+    t0 = time.monotonic()
+    assert c.get_results([tid]) == {tid: {**c.get_task(tid), "result": 42}}
+    assert 0.2 < time.monotonic() - t0 < 5
+    lost = str(uuid.uuid4())   # announced, never stored (its worker died after the notice): not for ever
+    c._tasks[lost] = faas.api.TaskState(lost, 1)
+    c._on_notice(_done_notice(c, lost, 7))
+    assert c.get_result(lost, timeout=0) == 7
+    monkeypatch.setattr(faas.api, "STORING_GRACE", 0.5)
+    t0 = time.monotonic()
+    with pytest.raises(faas.exceptions.TaskTimeout):
+        c.get_result(lost, timeout=0)
+    assert time.monotonic() - t0 < 5
     c.close()
 
 
