@@ -9,6 +9,8 @@ import textwrap
 
 import pytest
 
+from faas.endpoint import config as ep_config
+
 
 def faas_cmd(home, *args, cwd=None, input=None, timeout=120):
     env = {k: v for k, v in os.environ.items() if not k.startswith("FAAS_")}
@@ -154,6 +156,16 @@ def test_configure_rejects_bad_values(site):
     assert r.returncode == 2 and "min_blocks (3) must be <= max_blocks (1)" in r.stderr
     r = faas_cmd(home, "endpoint", "configure", "bad/name")
     assert r.returncode == 2 and "endpoint name 'bad/name'" in r.stderr
+    r = faas_cmd(home, "endpoint", "configure", "x3", "--pools-per-node", "0")
+    assert r.returncode == 2 and "engine.pools_per_node" in r.stderr and "greater than or equal to 1" in r.stderr
+
+
+def test_configure_sets_pools_per_node(tmp_path):
+    r = faas_cmd(tmp_path / "h", "endpoint", "configure", "many", "--max-workers-per-node", "16",
+                 "--pools-per-node", "2")
+    assert r.returncode == 0, r.stderr
+    cfg = ep_config.load(tmp_path / "h" / "endpoints" / "many" / "config.yaml")
+    assert (cfg.engine.max_workers_per_node, cfg.engine.pools_per_node) == (16, 2)
 
 
 def test_configure_signing_keys_new_rotates_none_turns_off(tmp_path):

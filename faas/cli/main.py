@@ -52,6 +52,8 @@ def endpoint() -> None:
                               "[default: the embedded store under FAAS_HOME]")
 @click.option("--queue", help="local, sqs, or a queue URL [default: local]")
 @click.option("--max-workers-per-node", type=int)
+@click.option("--pools-per-node", type=int, help="pools sharing a node's workers, each its own process "
+                                                 "(many workers, short tasks) [default: 1]")
 @click.option("--init-blocks", type=int)
 @click.option("--min-blocks", type=int)
 @click.option("--max-blocks", type=int)
@@ -71,7 +73,7 @@ def endpoint() -> None:
               help="also write the files of a multi-user endpoint (template, schema, identity "
                    "mapping, environment); run it as root (docs/multi-user.md)")
 @tf_cli.from_terraform_option
-def configure(name, provider, store, queue, max_workers_per_node, init_blocks, min_blocks,
+def configure(name, provider, store, queue, max_workers_per_node, pools_per_node, init_blocks, min_blocks,
               max_blocks, max_idle_time, max_receives, partition, pbs_queue, account, walltime,
               nodes_per_block, launcher, worker_init, signing_key, multi_user, from_terraform) -> None:
     """Write (or update) $FAAS_HOME/endpoints/NAME/config.yaml: a single-user endpoint's, or
@@ -95,7 +97,8 @@ def configure(name, provider, store, queue, max_workers_per_node, init_blocks, m
     for key, value in (("store", store), ("queue", queue), ("max_receives", max_receives)):
         if value is not None:
             data[key] = value
-    engine_keys = {"max_workers_per_node": max_workers_per_node, "max_idle_time": max_idle_time}
+    engine_keys = {"max_workers_per_node": max_workers_per_node, "pools_per_node": pools_per_node,
+                   "max_idle_time": max_idle_time}
     provider_keys = {"type": provider, "init_blocks": init_blocks, "min_blocks": min_blocks,
                      "max_blocks": max_blocks, "partition": partition, "queue": pbs_queue, "account": account,
                      "walltime": walltime, "nodes_per_block": nodes_per_block, "worker_init": worker_init,
