@@ -218,6 +218,10 @@ def run_child(kind: str, workers: int, a, pools: int = 1) -> dict:
 
 
 # -- the tables ------------------------------------------------------------------------------
+def _pools(n: int) -> str:
+    return f"{n} pool{'s' * (n > 1)}"
+
+
 def table(workers: int, sz: dict, ppe: dict, faas_by_pools: dict[int, dict]) -> str:
     rows = [("warm", "warm p50 round trip", "ms"),
             ("submits", f"{sz['submits']:,} no-op submits, end to end", "s"),
@@ -225,7 +229,7 @@ def table(workers: int, sz: dict, ppe: dict, faas_by_pools: dict[int, dict]) -> 
             ("sleeps", f"{sz['sleeps']} x 50 ms sleeps (floor {sz['sleeps'] * SLEEP_S / workers:.2f} s)", "s"),
             ("busy", f"{sz['busy']:,} x 2 ms busy tasks (floor {sz['busy'] * BUSY_S / workers:.2f} s)", "s")]
     pools = sorted(faas_by_pools)
-    name = {n: "faas" if pools == [1] else f"faas, {n} pool{'s' * (n > 1)}" for n in pools}
+    name = {n: "faas" if pools == [1] else f"faas, {_pools(n)}" for n in pools}
     out = [f"\n### {workers} workers: ProcessPoolExecutor({workers}) and faas embedded, one run\n",
            f"| workload | PPE({workers}) | " + " | ".join(
                f"{name[n]} | / PPE | pool ms/task" for n in pools) + " |",
@@ -243,7 +247,7 @@ def table(workers: int, sz: dict, ppe: dict, faas_by_pools: dict[int, dict]) -> 
         fa = faas_by_pools[n]
         if fa.get("clients"):
             out += [f"\nK clients at once, {sz['client_n']:,} no-ops each, one endpoint ({workers} "
-                    f"workers, {n} pool{'s' * (n > 1)}):\n",
+                    f"workers, {_pools(n)}):\n",
                     "| K | tasks/s | pools' CPU share (cores) | busiest pool | pool ms/task |",
                     "|---|---|---|---|---|"]
             for c in fa["clients"]:

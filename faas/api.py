@@ -236,7 +236,7 @@ class Client:
         # most): get_task's answer in the moment between a notice and the store's copy (the
         # worker stores a result right after the notice that carries it), whether or not the
         # task's own record is still kept
-        self._notified: collections.OrderedDict[str, dict] = collections.OrderedDict()
+        self._notified: collections.OrderedDict[str, tuple[float, dict]] = collections.OrderedDict()
         self._lock = threading.RLock()
         self._out: collections.deque = collections.deque()
         self._out_cv = threading.Condition()
@@ -778,7 +778,7 @@ class Client:
             st._set("failed", error=e)
             return
         if n.result:
-            self._notified[n.id] = dict(header, notified=time.time())
+            self._notified[n.id] = time.time(), header
             if len(self._notified) > DONE_KEPT:
                 self._notified.popitem(last=False)
         st._set(header.get("status") or n.status or "success", data=data)
@@ -836,7 +836,7 @@ class Client:
         """``{"task_id", "status", ...}``; status is pending, running, success, failed or cancelled."""
         check_task_id(task_id)
         st = self._tasks.get(task_id)
-        header = self._notified.get(task_id)   # checked when its notice came
+        _, header = self._notified.get(task_id, (0.0, None))   # checked when its notice came
         if header is None:
             try:
                 found = self.stored_result(task_id)
@@ -905,8 +905,8 @@ class Client:
         and the worker stores it right after (over anything planted there first): a read that
         finds nothing yet, or a forgery, waits for it up to STORING_GRACE seconds after the
         notice, whatever its timeout (a known result is never "not there within 0 s")."""
-        header = self._notified.get(task_id)
-        return header is not None and time.time() < header.get("notified", 0.0) + STORING_GRACE
+        notified, _ = self._notified.get(task_id, (None, None))
+        return notified is not None and time.time() < notified + STORING_GRACE
 
     def read_result(self, task_id: str, timeout: float | None = None) -> tuple[dict, list]:
         """``(header, outcomes)`` of a finished task, authenticated before it is unpickled."""

@@ -43,13 +43,15 @@ def run(argv: list[str], pools: int, workers: int, log_path: Path, stop_grace: f
     stop_deadline: float | None = None
     failed = 0
 
+    def signal_all(signum: int) -> None:
+        for proc in running.values():
+            proc.send_signal(signum)   # Popen's: not to a pool already ended (its pid may be reused)
+
     def tell_all_to_stop() -> None:
         nonlocal stop_deadline
         if stop_deadline is None:
             stop_deadline = time.monotonic() + stop_grace + KILL_AFTER
-        for proc in running.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
+        signal_all(signal.SIGTERM)
 
     def on_signal(signum: int, _frame: object) -> None:
         nonlocal asked
@@ -61,9 +63,7 @@ def run(argv: list[str], pools: int, workers: int, log_path: Path, stop_grace: f
         """``kill -USR1`` of the node: each pool writes every thread's stack to its pool.log (the
         signal's default action would end this process, and with it the block)."""
         log.info("signal %d: passed on to the pools", signum)
-        for proc in running.values():
-            if proc.poll() is None:
-                proc.send_signal(signum)
+        signal_all(signum)
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
