@@ -273,13 +273,21 @@ def main() -> int:
         clients = a.clients if a.child == "faas" else []
         print(json.dumps(child(a.child, a.workers[0], sz, clients, a.pools[0])))
         return 0
+    if min(a.pools) < 1:
+        p.error("--pools: each value is a number of pools per node, 1 or more")
     cores = os.cpu_count() or 1
     ws = [w for w in a.workers if w <= cores]
+    if not [w for w in ws if w >= min(a.pools)]:
+        p.error(f"no run left: --workers {ws} on {cores} cores, each fewer than the smallest of "
+                f"--pools {a.pools} (a pool needs a worker)")
     skipped = [w for w in a.workers if w > cores]
     print(f"machine: {cores} cores, Python {sys.version.split()[0]}, load {os.getloadavg()[0]:.2f}; "
           f"scale {a.scale}" + (f"; skipped {skipped} workers (more than the cores)" if skipped else ""))
     results = {}
     for w in ws:
+        if w < min(a.pools):
+            print(f"skipped {w} workers: fewer than every --pools value", flush=True)
+            continue
         ppe = run_child("ppe", w, a)
         by_pools = {n: run_child("faas", w, a, n) for n in a.pools if n <= w}
         results[w] = {"ppe": ppe, "faas": by_pools[min(by_pools)], "faas_by_pools": by_pools}

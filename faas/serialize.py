@@ -48,6 +48,7 @@ from .serialize_strategies import PureSourceTextInspect as PureSourceTextInspect
 from .serialize_strategies import SerializationStrategy as SerializationStrategy
 
 MAGIC = b"FAAS1"
+_JSON = json.JSONDecoder()
 PY_VERSION = "{}.{}.{}".format(*sys.version_info[:3])
 PY_MINOR = "{}.{}".format(*sys.version_info[:2])
 DILL_VERSION = dill.__version__
@@ -66,7 +67,10 @@ def unframe(data: bytes) -> tuple[dict, bytes]:
         raise SerializationError("not a faas object (bad magic): it was not written by faas or is corrupt")
     (n,) = struct.unpack(">I", data[5:9])
     try:
-        header = json.loads(data[9:9 + n])
+        text = data[9:9 + n].decode()
+        header, end = _JSON.raw_decode(text)   # json.loads without its checks for other encodings
+        if end != len(text) or not isinstance(header, dict):
+            raise ValueError("not one JSON object")
     except ValueError as e:
         raise SerializationError(f"corrupt faas object header: {e}") from None
     return header, data[9 + n:]
@@ -316,6 +320,19 @@ def _bare(exc: BaseException) -> BaseException:
         return exc
 
 
+def _picklable(outcome: tuple) -> tuple:
+    """``outcome``, or an error outcome saying why its value cannot be pickled."""
+    if outcome[0]:
+        try:
+            dumps(outcome[1], "a result")
+        except SerializationError as e:
+            why = e.__cause__ or e
+            return error_outcome(SerializationError(
+                f"the function returned a {type(outcome[1]).__name__} that cannot be serialized: "
+                f"{type(why).__name__}: {why}"))
+    return outcome
+
+
 def result_bytes(header: dict, outcomes: list[tuple], rk: str | None) -> bytes:
     """A task's result: header (status, timings, first error as text) + pickled outcomes,
     sealed with the task's secret ``rk`` (:mod:`faas.sealing`) so its client can tell it from a
@@ -324,20 +341,10 @@ def result_bytes(header: dict, outcomes: list[tuple], rk: str | None) -> bytes:
     Each outcome is ``(True, value)`` or an :func:`error_outcome`. Values that cannot be
     pickled become error outcomes here, on the worker, with a message that says so."""
     try:
-        payload = _plain_pickle(outcomes) or dill.dumps(outcomes, protocol=5, recurse=True)
-    except Exception:  # noqa: BLE001 - a value's own __reduce__ may raise anything: find and replace it below
-        fixed = []
-        for o in outcomes:
-            if o[0]:
-                try:
-                    dill.dumps(o[1], protocol=5, recurse=True)
-                except Exception as e:  # noqa: BLE001 - anything a value's pickling raises becomes its error outcome
-                    o = error_outcome(SerializationError(
-                        f"the function returned a {type(o[1]).__name__} that cannot be serialized: "
-                        f"{type(e).__name__}: {e}"))
-            fixed.append(o)
-        outcomes = fixed
-        payload = dill.dumps(outcomes, protocol=5, recurse=True)
+        payload = dumps(outcomes, "the results")
+    except SerializationError:
+        outcomes = [_picklable(o) for o in outcomes]
+        payload = dumps(outcomes, "the results")
     failed = [o for o in outcomes if not o[0]]
     header = dict(header)
     header.setdefault("status", "failed" if failed else "success")

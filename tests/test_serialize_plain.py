@@ -64,3 +64,20 @@ def test_results_take_the_same_path():
     odd = serialize.result_bytes({"task_id": "t"}, [(True, Colour.RED)], None)
     _, payload = serialize.unframe(odd)
     assert dill.loads(payload) == [(True, Colour.RED)]
+
+
+def test_an_unpicklable_value_becomes_its_own_error_outcome():
+    """One value dill cannot pickle fails only its own call, with a message that says why."""
+    data = serialize.result_bytes({"task_id": "t"}, [(True, 1), (True, (x for x in [])), (True, Colour.RED)], None)
+    header, payload = serialize.unframe(data)
+    outcomes = serialize.loads(payload, "results")
+    assert outcomes[0] == (True, 1) and outcomes[2] == (True, Colour.RED)
+    assert outcomes[1][0] is False and "returned a generator that cannot be serialized: TypeError" in outcomes[1][3]
+    assert header["status"] == "failed" and header["n"] == 3
+
+
+@pytest.mark.parametrize("head", [b'{"a":1} x', b'[1]', b'{"a":', b'\xff{}', b'"s"'])
+def test_a_frame_header_must_be_one_json_object(head):
+    data = serialize.MAGIC + len(head).to_bytes(4, "big") + head + b"payload"
+    with pytest.raises(serialize.SerializationError, match="corrupt faas object header"):
+        serialize.unframe(data)
