@@ -19,7 +19,7 @@ import weakref
 from collections.abc import Callable, Iterable
 from typing import Any, cast
 
-from . import private_files, sealing, serialize, signing
+from . import private_files, random_ids, sealing, serialize, signing
 from .config import Settings, resolve
 from .exceptions import (
     ConfigError,
@@ -406,7 +406,7 @@ class Client:
     def _message(self, queue: Queue, function_id: str, calls: list, timeout: float | None,
                  key: signing.Key | None = None, uec: dict | None = None, res: dict | None = None,
                  tg: str | None = None) -> tuple[str, str]:
-        task_id = str(uuid.uuid4())
+        task_id = str(random_ids.uuid4())
         data = serialize.calls_bytes(calls)
         now = time.time()
         msg: dict[str, Any] = {

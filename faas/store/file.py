@@ -25,7 +25,7 @@ import threading
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
-from .. import safe_open
+from .. import random_ids, safe_open
 from ..exceptions import ConfigError, StoreError
 from .base import KeyNotFound, Store
 
@@ -289,7 +289,7 @@ class FileStore(Store):
         except OSError as exc:
             raise self._error("create the folder of", path, exc) from exc
         # The random name makes concurrent writers (threads, processes, hosts) never share a temp.
-        tmp = f"{TMP_PREFIX}{os.urandom(8).hex()}"
+        tmp = f"{TMP_PREFIX}{random_ids.token_hex(8)}"
         mode = 0o644 if public else 0o600
         try:
             try:

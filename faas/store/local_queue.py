@@ -35,7 +35,6 @@ import fcntl
 import math
 import os
 import re
-import secrets
 import select
 import shutil
 import socket
@@ -51,6 +50,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from urllib.parse import quote, unquote, urlsplit
 
+from .. import random_ids
 from ..exceptions import ConfigError, QueueDoesNotExist, QueueError
 from .queue_base import Message, Queue
 
@@ -370,7 +370,7 @@ class LocalQueue(Queue):
         if not bodies:
             return []
         now = time.time()
-        ids = [str(uuid.uuid4()) for _ in bodies]
+        ids = [str(random_ids.uuid4()) for _ in bodies]
         with self._write() as db:
             db.executemany(f"INSERT INTO {self._table} (id, body, sent_at, visible_at) "
                            "VALUES (?, ?, ?, ?)", [(i, b, now, now) for i, b in zip(ids, bodies, strict=True)])
@@ -423,7 +423,7 @@ class LocalQueue(Queue):
                 if not rows:
                     break
                 updates, moved = [], []
-                tokens = secrets.token_hex(8 * len(rows))   # one system call for the lot
+                tokens = random_ids.token_hex(8 * len(rows))
                 for i, (seq, mid, body, sent_at, count) in enumerate(rows):
                     if limit is not None and count >= limit:
                         moved.append((now, seq))
