@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 
-from .. import proctree, sealing, serialize
+from .. import proctree, sealing, serialize, signing
 from ..config import size_limit
 from ..exceptions import QueueDoesNotExist, QueueError, SignatureError
 from ..messages import (
@@ -54,7 +54,7 @@ from ..messages import (
 )
 from ..providers.launchers import RANK_VARIABLES
 from ..safe_open import replace_file
-from ..store import KeyNotFound, Message, open_queue, open_store
+from ..store import KeyNotFound, Message, beside, message_limit, open_queue, open_store
 from . import config as ep_config
 from . import mpi, node_pools, outcomes
 from . import worker as worker_mod
@@ -75,6 +75,7 @@ CANCEL_POLL = 1.0            # seconds between reads of the store's cancel epoch
 RUNNING_MARKER_AFTER = 1.0   # seconds: then a store marker and remote-cancel checks, each second
 BATCH_RUN_UNDER = 0.01       # seconds: tasks shorter than this on average go to workers in batches
 MAX_BATCH = 16               # tasks in one batch (one pipe message; the worker runs them in order)
+REPLY_QUEUES_KEPT = 256      # reply queues kept open (one per client; the oldest closed first)
 
 
 @dataclass
@@ -334,7 +335,10 @@ class Pool:
         ``notices``: the outbox's own batch (reply -> [(body, receipt)]) when it calls this."""
         log.error("REFUSED message %s (claims task %s): %s; its payload was not deserialized",
                   m.id, task.id, why)
-        if task.reply:
+        if task.reply and not self._may_answer(m, task):
+            log.error("not telling the sender of message %s: its reply queue %s is neither covered "
+                      "by a signature this endpoint checked nor beside its own queue", m.id, task.reply)
+        elif task.reply:
             err = SignatureError(f"task {task.id} refused by endpoint {self.name!r}: {why}; set "
                                  f"FAAS_SIGNING_KEY to one of its keys (`faas endpoint configure "
                                  f"--signing-key` on the site shows how)")
@@ -350,6 +354,21 @@ class Pool:
         except Exception as e:  # noqa: BLE001 - any backend's error: logged; the message comes back later
             log.error("could not set refused message %s aside: %s", m.id, e)
         self.counts["refused"] += 1
+
+    def _may_answer(self, m: Message, task: TaskMessage) -> bool:
+        """Whether a refused message's reply queue may be told: one its signature covers (it
+        checked out: only the expiry or the arguments' digest failed), or one beside this
+        endpoint's own queue, where a client's reply queue is made. Never a host or folder an
+        unsigned sender names (the site's credentials would go there, or its writes)."""
+        if beside(self.queue.url, task.reply or ""):
+            return True
+        if not self.keys:
+            return False
+        try:
+            fields = json.loads(m.body)
+        except ValueError:
+            return False
+        return isinstance(fields, dict) and signing.check(fields, self.keys, 0.0) is None
 
     def _admit_mpi(self, held: Held, fields: dict, now: float) -> bool:
         """GlobusMPIEngine: a task's resource specification decides which of the block's nodes it
@@ -518,6 +537,9 @@ class Pool:
     def _reply_queue(self, url: str):
         q, retry_at = self.reply_queues.get(url, (None, 0.0))
         if q is None and time.monotonic() >= retry_at:
+            if len(self.reply_queues) >= REPLY_QUEUES_KEPT:   # one per client: keep the recent ones
+                oldest = next(iter(self.reply_queues))
+                self._close_reply(self.reply_queues.pop(oldest)[0])
             try:
                 q = open_queue(url)
                 self.reply_queues[url] = (q, 0.0)
@@ -526,9 +548,20 @@ class Pool:
                 self.reply_queues[url] = (None, time.monotonic() + 5.0)   # try again later
         return q
 
+    @staticmethod
+    def _close_reply(q) -> None:
+        try:
+            if q is not None:
+                q.close()
+        except Exception as e:  # noqa: BLE001 - any backend's: nothing depends on it
+            log.debug("closing a reply queue: %s", e)
+
     def _inline_max(self, url: str | None) -> int:
-        q = self._reply_queue(url) if url else None
-        return inline_limit(q.max_message_bytes) if q is not None else 0
+        """From the reply URL's kind, never by opening it: a message's reply is the sender's word
+        until its worker has checked the signature (an unsigned message naming an http:// host
+        had this pool call it with the site's credentials, and wait on it)."""
+        limit = message_limit(url) if url else 0
+        return inline_limit(limit) if limit else 0
 
     def _finish(self, held: Held, status: str, result: bytes | None, error: str | None = None,
                 notice: str | None = None, deletes: list[str] | None = None,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from .base import KeyNotFound, Store
 from .queue_base import Message, Queue
-from .registry import create_queue, open_queue, open_store, register_queue, register_store
+from .registry import beside, create_queue, message_limit, open_queue, open_store, register_queue, register_store
 
 __all__ = ["KeyNotFound", "Store", "Message", "Queue", "open_store", "open_queue", "create_queue",
-           "register_store", "register_queue"]
+           "register_store", "register_queue", "beside", "message_limit"]

@@ -32,6 +32,7 @@ to the store.
 from __future__ import annotations
 
 import fcntl
+import logging
 import math
 import os
 import re
@@ -65,6 +66,8 @@ CREATE TABLE IF NOT EXISTS {t} (
 CREATE INDEX IF NOT EXISTS {t}_visible ON {t}(visible_at);
 """
 _MAIN, _DEAD = "messages", "dead_letters"
+POLL_WITHOUT_BELL = 0.1   # seconds between looks of a receiver nobody can ring
+log = logging.getLogger("faas.local_queue")
 
 
 def _parse(url: str) -> tuple[str, str]:
@@ -117,36 +120,66 @@ def _flock(fd: int, patience: float = 120.0) -> bool:
 _bell = None            # one unbound non-blocking datagram socket per process, for ringing
 
 
-def _address(entry: os.DirEntry) -> bytes:
+def _address(entry: os.DirEntry, folder_fd: int) -> bytes:
     if _ABSTRACT:
         return b"\0faas-" + entry.name.encode()
-    with open(entry.path, "rb") as f:         # elsewhere the marker holds a socket file's path
-        return f.read()
+    # elsewhere the marker holds a socket file's path
+    fd = os.open(entry.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=folder_fd)
+    with os.fdopen(fd, "rb") as f:
+        return f.read(4096)
+
+
+def _own_folder(path: str, create: bool = False) -> int | None:
+    """A descriptor of the waiters folder ``path`` if it is this account's own (not a link, not
+    writable by others: no other account can plant a marker, a link or a FIFO in it), else None.
+    In a queue folder others may write into, someone else may have made it first."""
+    if create:
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            pass
+        except OSError:
+            return None
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    st = os.fstat(fd)
+    if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+        os.close(fd)
+        return None
+    return fd
 
 
 def _ring(folder: str) -> None:
-    """Wake every waiter registered in ``folder``; forget the ones whose process is gone."""
+    """Wake every waiter registered in ``folder``; forget the ones whose process is gone. Only a
+    folder of this account's own: its waiters are this account's processes (another account's
+    folder is mode 700 anyway). Never raises: a send has committed before it rings."""
     global _bell
-    try:
-        entries = os.scandir(folder)
-    except FileNotFoundError:
+    fd = _own_folder(folder)
+    if fd is None:
         return
-    with entries:
-        for entry in entries:
-            if not _TOKEN.fullmatch(entry.name):
-                continue
-            if _bell is None:
-                _bell = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-                _bell.setblocking(False)
-            try:
-                _bell.sendto(b"!", _address(entry))
-            except (ConnectionRefusedError, FileNotFoundError):
-                try:                        # nobody listens: that waiter died
-                    os.unlink(entry.path)
-                except FileNotFoundError:
+    try:
+        with os.scandir(fd) as entries:
+            for entry in entries:
+                if not _TOKEN.fullmatch(entry.name):
+                    continue
+                if _bell is None:
+                    _bell = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+                    _bell.setblocking(False)
+                try:
+                    _bell.sendto(b"!", _address(entry, fd))
+                except (ConnectionRefusedError, FileNotFoundError):
+                    try:                        # nobody listens: that waiter died
+                        os.unlink(entry.name, dir_fd=fd)
+                    except FileNotFoundError:
+                        pass
+                except OSError:                 # EAGAIN: its buffer is full, it is awake anyway
                     pass
-            except OSError:                 # EAGAIN: its buffer is full, it is awake anyway
-                pass
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _hang_up(pid: int, sock: socket.socket, marker: str, path: str | None) -> None:
@@ -212,6 +245,7 @@ class LocalQueue(Queue):
         self._marker: str | None = None
         self._sock_path: str | None = None
         self._address = b""
+        self._ringable: bool | None = None      # our marker is in our own waiters folder (False: cannot be)
         self._finalizer: weakref.finalize | None = None
         self._closing = False
 
@@ -332,10 +366,28 @@ class LocalQueue(Queue):
                                                self._sock_path)
         marker = self._marker
         assert marker is not None   # set with the socket above
-        if not os.path.exists(marker):    # also after destroy() or a wrong cleanup
-            os.makedirs(self._waiters, mode=0o700, exist_ok=True)
-            with open(marker, "wb") as f:
+        # (again after destroy() or a wrong cleanup), in our own folder only: each time, as one
+        # that was ours may have been moved away and another put in its place
+        fd = _own_folder(self._waiters)
+        if fd is None:
+            fd = _own_folder(self._waiters, create=True)
+        if fd is None:
+            if self._ringable is not False:
+                log.warning("local queue %s: its doorbell folder %s is not this account's own (made "
+                            "by another account in a shared folder?); receiving by polling every "
+                            "%.1f s instead", self.url, self._waiters, POLL_WITHOUT_BELL)
+            self._ringable = False
+            return
+        try:
+            mfd = os.open(os.path.basename(marker), os.O_WRONLY | os.O_CREAT | os.O_EXCL
+                          | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=fd)
+            with os.fdopen(mfd, "wb") as f:
                 f.write(self._address)
+        except FileExistsError:
+            pass
+        finally:
+            os.close(fd)
+        self._ringable = True
 
     def _drain(self) -> bool:
         """Empty the doorbell; True if it rang."""
@@ -396,6 +448,8 @@ class LocalQueue(Queue):
                 if next_visible is not None:    # an invisible message comes back then: wake up
                     remaining = min(remaining, max(0.0, next_visible - time.time()))
                 assert self._poll is not None   # wait > 0 here: _register made it
+                if not self._ringable:   # nobody can ring us: look again soon
+                    remaining = min(remaining, POLL_WITHOUT_BELL)
                 self._poll.poll(math.ceil(remaining * 1000))
 
     def _take(self, n: int, vt: float, look_first: bool = True) -> tuple[list[Message], float | None]:

@@ -5,7 +5,7 @@ docs/site-admin.md, "Plugins"); a store scheme nobody registered goes to fsspec.
 """
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from ..exceptions import ConfigError
 from ..registry import Registry
@@ -58,6 +58,30 @@ def _queue_class(url: str):
         raise ConfigError(f"queue URL {url!r}: unknown scheme {scheme!r}; expected local:///DIR/NAME "
                           f"or sqs://NAME (known schemes: {', '.join(QUEUES.names())})")
     return QUEUES.get(scheme)
+
+
+def message_limit(url: str) -> int:
+    """The largest message body a queue of ``url``'s kind takes, known without opening it (0:
+    unknown): what an endpoint may put in a reply it has not opened yet."""
+    try:
+        limit = getattr(_queue_class(url), "max_message_bytes", None)
+    except Exception:  # noqa: BLE001 - any scheme or plugin's own failure: unknown
+        return 0
+    return limit if isinstance(limit, int) else 0
+
+
+def beside(queue_url: str, other_url: str) -> bool:
+    """Whether ``other_url`` names a queue where ``queue_url``'s is: the same folder of a local
+    queue, the same SQS endpoint and account (``sqs://NAME`` beside ``sqs://NAME``: both resolved
+    by the site's own settings). A client's reply queue is made beside its endpoint's queue."""
+    a, b = urlsplit(queue_url), urlsplit(other_url)
+    if a.scheme != b.scheme or b.query or b.fragment:
+        return False
+    if a.scheme == "sqs":
+        return not a.path.strip("/") and not b.path.strip("/") and "@" not in b.netloc
+    head_a, _, _ = unquote(a.path).rpartition("/")
+    head_b, _, tail_b = unquote(b.path).rpartition("/")
+    return a.netloc == b.netloc and head_a == head_b and bool(tail_b)
 
 
 def open_queue(url: str) -> Queue:
