@@ -329,12 +329,12 @@ class Client:
     def list_endpoints(self) -> list[dict]:
         """The records of every endpoint in the store (each with its ``name`` and ``endpoint_id``)."""
         from .endpoint import registry
-        return registry.list_all(self.store)
+        return registry.list_all(self.store, self._signing_key(None))
 
     def describe_endpoint(self, name: str) -> dict:
         """An endpoint's record, by name or UUID, with its queue's depth."""
         from .endpoint import registry
-        record = registry.resolve(self.store, name)
+        record = registry.resolve(self.store, name, self._signing_key(name))
         try:
             record["queue_depth"] = self._endpoint_queue(name).depth()
         except FaasError:
@@ -364,7 +364,7 @@ class Client:
             if embedded:
                 url = self._ensure_local()
             else:
-                record = registry.resolve(self.store, name)
+                record = registry.resolve(self.store, name, self._signing_key(name))
                 target = record["name"] if ep_config.is_uuid(name) else name
                 self._records[name] = self._records[target] = record
                 url = record["queue"]

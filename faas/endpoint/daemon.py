@@ -163,7 +163,7 @@ class Daemon(Server):
                 break
         self._save_blocks()
         self._write_status()
-        registry.publish(self.store, self.record("running"))
+        registry.publish(self.store, self.record("running"), self.keys.values())
         self._ready()
         log.info("endpoint %s started (pid %d, id %s): store %s, queue %s", self.name, os.getpid(),
                  self.endpoint_id, self.cfg.store, self.queue.url)
@@ -176,7 +176,7 @@ class Daemon(Server):
                     break
                 self._step()
                 if time.monotonic() - last_publish > PUBLISH_EVERY:
-                    registry.publish(self.store, self.record("running"))
+                    registry.publish(self.store, self.record("running"), self.keys.values())
                     last_publish = time.monotonic()
             except Exception as e:  # noqa: BLE001 - a flaky store or queue must not end the endpoint
                 log.exception("scaling step failed: %s", e)
@@ -388,7 +388,7 @@ class Daemon(Server):
             log.warning("blocks %s did not stop in time", jobs)
         self.blocks = {}
         self._save_blocks()
-        registry.publish(self.store, self.record("stopped"))
+        registry.publish(self.store, self.record("stopped"), self.keys.values())
         if self.cfg.endpoint_teardown and run_hook("endpoint_teardown", self.cfg.endpoint_teardown, self.dir):
             self.exit_code = EXIT_HOOK_FAILED
         log.info("endpoint %s stopped", self.name)

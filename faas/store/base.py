@@ -32,6 +32,16 @@ class Store(ABC):
         knows (a signed size, a sealed notice's size, a configured maximum; see faas.sealing).
         Raise :class:`KeyNotFound` if it does not exist."""
 
+    def get_with_writer(self, key: str, nbytes: int) -> tuple[bytes, int | None]:
+        """:meth:`get_head`, and the uid of the account that wrote the object where the backend
+        can tell (a file store: the file's owner, from the very file read); None elsewhere."""
+        return self.get_head(key, nbytes), None
+
+    def owner_uid(self) -> int | None:
+        """The uid of the account the store belongs to (a file store: its root folder's owner),
+        where the backend can tell; None elsewhere."""
+        return None
+
     def claim(self, prefix: str) -> None:  # noqa: B027 - optional hook: doing nothing is the right default
         """Make sure the folder that will hold keys under ``prefix`` (``"results/<client id>/"``)
         exists and is this user's before anything is written there: on a shared file store,

@@ -329,12 +329,21 @@ class FileStore(Store):
             raise self._error("claim the folder", self._base + prefix, exc) from exc
 
     def get(self, key: str) -> bytes:
-        return self._read(key, None)
+        return self._read(key, None)[0]
 
     def get_head(self, key: str, nbytes: int) -> bytes:
+        return self._read(key, nbytes)[0]
+
+    def get_with_writer(self, key: str, nbytes: int) -> tuple[bytes, int | None]:
         return self._read(key, nbytes)
 
-    def _read(self, key: str, limit: int | None) -> bytes:
+    def owner_uid(self) -> int | None:
+        try:
+            return os.stat(self.root).st_uid
+        except OSError:
+            return None
+
+    def _read(self, key: str, limit: int | None) -> tuple[bytes, int]:
         path = self._path(key)
         *folders, name = key.split("/")
         try:
@@ -352,7 +361,7 @@ class FileStore(Store):
         finally:
             os.close(dfd)
         try:
-            return safe_open.read_fd(fd, st.st_size, limit)
+            return safe_open.read_fd(fd, st.st_size, limit), st.st_uid
         except OSError as exc:
             raise self._error("read", path, exc) from exc
         finally:
