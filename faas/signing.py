@@ -13,12 +13,12 @@ import base64
 import hashlib
 import hmac
 import json
-import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
 from .exceptions import ConfigError
+from .safe_open import replace_file
 
 
 @dataclass(frozen=True)
@@ -68,10 +68,11 @@ def read_key_file(path: Path) -> dict[str, Key]:
 
 
 def write_key_file(path: Path, key: str) -> None:
+    """A new file of mode 600 in place of ``path``: never written through a link, and never an
+    old file's content truncated under its old mode (one someone made readable stayed so)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write("# faas task signing key(s), ID:SECRET, one per line; keep private (mode 600)\n" + key + "\n")
+    replace_file(path, "# faas task signing key(s), ID:SECRET, one per line; keep private (mode 600)\n"
+                 + key + "\n", mode=0o600)
 
 
 def _canonical(fields: dict) -> bytes:

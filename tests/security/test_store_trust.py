@@ -133,3 +133,20 @@ def test_secret_files_must_be_private(tmp_path, monkeypatch):
         files.read_user_keys(d)
     os.chmod(d / files.USER_KEYS, 0o600)
     assert files.read_user_keys(d)
+
+
+def test_a_key_file_written_again_is_a_new_private_file(tmp_path):
+    """``faas endpoint configure --signing-key new`` writes signing.key again: a file someone
+    made readable (or a link put in its place) must not keep the new secret readable, or have it
+    written where the link points."""
+    path = tmp_path / "signing.key"
+    path.write_text("old\n")
+    os.chmod(path, 0o644)
+    signing.write_key_file(path, signing.new_key("k2"))
+    assert os.stat(path).st_mode & 0o777 == 0o600 and signing.read_key_file(path)
+    target = tmp_path / "elsewhere"
+    target.write_text("")
+    path.unlink()
+    os.symlink(target, path)
+    signing.write_key_file(path, signing.new_key("k3"))
+    assert target.read_text() == "" and not path.is_symlink() and "k3" in signing.read_key_file(path)
