@@ -41,6 +41,7 @@ import shutil
 import socket
 import sqlite3
 import stat
+import struct
 import sys
 import tempfile
 import threading
@@ -66,7 +67,7 @@ CREATE TABLE IF NOT EXISTS {t} (
 CREATE INDEX IF NOT EXISTS {t}_visible ON {t}(visible_at);
 """
 _MAIN, _DEAD = "messages", "dead_letters"
-POLL_WITHOUT_BELL = 0.1   # seconds between looks of a receiver nobody can ring
+POLL_WITHOUT_BELL = 0.1   # seconds between looks of a receiver nobody (else: only strangers) can ring
 log = logging.getLogger("faas.local_queue")
 
 
@@ -180,6 +181,19 @@ def _ring(folder: str) -> None:
         pass
     finally:
         os.close(fd)
+
+
+_CREDS = hasattr(socket, "SO_PASSCRED") and hasattr(socket, "SCM_CREDENTIALS")
+_CMSG_SPACE = socket.CMSG_SPACE(struct.calcsize("iII")) if _CREDS else 0
+
+
+def _from_us(ancillary: list) -> bool:
+    """Whether a datagram's credentials (pid, uid, gid, checked by the kernel) are this account's or root's."""
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS and len(data) >= 12:
+            uid = struct.unpack("iII", data[:12])[1]
+            return uid in (os.geteuid(), 0)
+    return False
 
 
 def _hang_up(pid: int, sock: socket.socket, marker: str, path: str | None) -> None:
@@ -358,6 +372,8 @@ class LocalQueue(Queue):
                 self._sock_path = address.decode()
             sock.bind(address)
             sock.setblocking(False)
+            if _CREDS:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
             self._poll = select.poll()
             self._poll.register(sock, select.POLLIN)
             self._sock, self._address = sock, address
@@ -389,17 +405,29 @@ class LocalQueue(Queue):
             os.close(fd)
         self._ringable = True
 
-    def _drain(self) -> bool:
-        """Empty the doorbell; True if it rang."""
+    def _drain(self) -> tuple[bool, bool]:
+        """Empty the doorbell: ``(it rang, it got rings that do not count or more than it
+        reads at once)``. Where the kernel
+        names each ring's sender (SO_PASSCRED), only this account's rings (or root's) count:
+        anyone may send to an abstract socket (their names are listed in /proc/net/unix)."""
         assert self._sock is not None   # after _register
-        rang = False
+        rang = foreign = False
         try:
-            while True:
-                self._sock.recv(64)
-                rang = True
+            for _ in range(64):   # bounded: a flood refills it as fast as it is read
+                if _CREDS:
+                    _, anc, _, _ = self._sock.recvmsg(64, _CMSG_SPACE)
+                    if _from_us(anc):
+                        rang = True
+                    else:
+                        foreign = True
+                else:
+                    self._sock.recv(64)
+                    rang = True
+            else:
+                foreign = True   # more than a ring's worth: someone floods it
         except (BlockingIOError, InterruptedError):
             pass
-        return rang
+        return rang, foreign
 
     def _parse_receipts(self, receipts: list[str]) -> list[tuple[int, str]]:
         try:
@@ -440,7 +468,7 @@ class LocalQueue(Queue):
             if wait > 0:
                 self._register()
             while True:
-                rang = self._drain() if self._sock is not None else False
+                rang, foreign = self._drain() if self._sock is not None else (False, False)
                 messages, next_visible = self._take(max_messages, vt, look_first=not rang)
                 remaining = deadline - time.monotonic()
                 if messages or remaining <= 0 or self._closing:
@@ -448,6 +476,11 @@ class LocalQueue(Queue):
                 if next_visible is not None:    # an invisible message comes back then: wake up
                     remaining = min(remaining, max(0.0, next_visible - time.time()))
                 assert self._poll is not None   # wait > 0 here: _register made it
+                if foreign and not rang:
+                    # another account rings us (a flood would keep us taking the lock, or fill
+                    # the bell so our own rings are lost): look on our own clock meanwhile
+                    time.sleep(min(remaining, POLL_WITHOUT_BELL))
+                    continue
                 if not self._ringable:   # nobody can ring us: look again soon
                     remaining = min(remaining, POLL_WITHOUT_BELL)
                 self._poll.poll(math.ceil(remaining * 1000))

@@ -123,3 +123,64 @@ def test_the_attackers_own_waiters_folder_gets_no_marker_and_no_file_made(mu_use
     finally:
         swapper.kill()
         swapper.wait()
+
+
+# The attacker: rings every faas doorbell it can see (abstract sockets are listed in
+# /proc/net/unix, and anyone may send to one) as fast as it can, for a few seconds.
+FLOOD = """
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.setblocking(False)
+names = []
+deadline = time.time() + float(sys.argv[1])
+sent = 0
+while time.time() < deadline:
+    if not names:
+        names = [line.split()[-1][1:] for line in open("/proc/net/unix") if line.split()[-1].startswith("@faas-")]
+    for n in names:
+        try:
+            s.sendto(b"!", b"\\0" + n.encode())
+            sent += 1
+        except OSError:
+            pass
+print(sent)
+"""
+
+# The victim: a receiver waiting on an empty queue; the CPU it spends meanwhile.
+IDLE = """
+import sys, time
+from faas.store.local_queue import LocalQueue
+q = LocalQueue.create("local://" + sys.argv[1])
+print("waiting", flush=True)
+t = time.process_time()
+q.receive(max_messages=10, wait=4)
+print(round(time.process_time() - t, 3), flush=True)
+"""
+
+
+def test_another_accounts_rings_do_not_busy_the_receiver(mu_users, mu_shared):
+    alice, bob, _ = mu_users
+    folder = mu_shared / "doorbell-flood"
+    folder.mkdir()
+    os.chown(folder, alice.pw_uid, alice.pw_gid)
+    idle, flood = mu_shared / "idle.py", mu_shared / "flood.py"
+    idle.write_text(IDLE)
+    flood.write_text(FLOOD)
+    os.chmod(idle, 0o644)
+    os.chmod(flood, 0o644)
+    env = {"PATH": "/usr/bin:/bin", **{k: os.environ[k] for k in ("PYTHONPATH",) if k in os.environ}}
+    victim = subprocess.Popen([sys.executable, str(idle), str(folder / "q")], user=alice.pw_uid,
+                              group=alice.pw_gid, extra_groups=[], env=dict(env, HOME=alice.pw_dir),
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert victim.stdout.readline().strip() == "waiting"
+        attacker = subprocess.run([sys.executable, str(flood), "3"], user=bob.pw_uid, group=bob.pw_gid,
+                                  extra_groups=[], env=dict(env, HOME=bob.pw_dir), capture_output=True,
+                                  text=True, timeout=60)
+        assert int(attacker.stdout.strip() or 0) > 1000, attacker.stderr   # it did ring, a lot
+        cpu = float(victim.stdout.readline())
+    finally:
+        victim.kill()
+        victim.wait()
+    # each ring it believed sent it to the queue's write lock: seconds of CPU; ignored: none
+    assert cpu < 0.3, f"the receiver spent {cpu} s of CPU on another account's rings"
