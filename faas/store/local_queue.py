@@ -260,6 +260,7 @@ class LocalQueue(Queue):
         self._sock_path: str | None = None
         self._address = b""
         self._ringable: bool | None = None      # our marker is in our own waiters folder (False: cannot be)
+        self._registered_in: tuple[int, int] | None = None   # that folder's (device, inode)
         self._finalizer: weakref.finalize | None = None
         self._closing = False
 
@@ -382,8 +383,15 @@ class LocalQueue(Queue):
                                                self._sock_path)
         marker = self._marker
         assert marker is not None   # set with the socket above
-        # (again after destroy() or a wrong cleanup), in our own folder only: each time, as one
-        # that was ours may have been moved away and another put in its place
+        if self._ringable and self._registered_in is not None:   # the common case: two stats
+            try:
+                st = os.stat(self._waiters, follow_symlinks=False)
+                if (st.st_dev, st.st_ino) == self._registered_in and os.path.exists(marker):
+                    return
+            except OSError:
+                pass
+        # (again after destroy() or a wrong cleanup), in our own folder only: checked again
+        # whenever the folder is not the one we checked (moved away, another put in its place)
         fd = _own_folder(self._waiters)
         if fd is None:
             fd = _own_folder(self._waiters, create=True)
@@ -402,7 +410,9 @@ class LocalQueue(Queue):
         except FileExistsError:
             pass
         finally:
+            st = os.fstat(fd)
             os.close(fd)
+        self._registered_in = (st.st_dev, st.st_ino)
         self._ringable = True
 
     def _drain(self) -> tuple[bool, bool]:
