@@ -228,6 +228,23 @@ def test_started_by_a_user_it_is_single_user_and_says_so(site, mu_users):
         faas("endpoint", "stop", "mine")
 
 
+# bob's own script: the endpoint's queue, opened by hand (his client would not believe the record)
+RAW_SEND = """
+import json, sys
+import faas
+from faas.store import open_queue
+c = faas.client()
+c._endpoints[sys.argv[1]] = open_queue(sys.argv[2])
+tid = c.run(function_id=c.register_function(len), endpoint=sys.argv[1], args=("x",))
+try:
+    c.get_result(task_id=tid, timeout=8)
+    print(json.dumps([{"task": tid, "ran": True}]))
+except Exception as e:
+    name = "TimeoutError" if "TaskTimeout" in type(e).__name__ else type(e).__name__
+    print(json.dumps([{"task": tid, "error": name}]))
+"""
+
+
 def test_s3_sqs_identity_is_the_registered_key(site, mu_users, moto_url, s3_bucket):
     """On S3/SQS (the moto server), a task runs as the identity whose registered key signed it
     (two users at once, with different variables); an unregistered key never runs; a
@@ -295,8 +312,23 @@ def test_s3_sqs_identity_is_the_registered_key(site, mu_users, moto_url, s3_buck
     assert [x.get("uid") for x in both[carol.pw_name]] == [carol.pw_uid] * 2, both
     ues = {(u["user"], u["variables"].get("account")) for u in site.status()["user_endpoints"]}
     assert {(alice.pw_name, "a1"), (alice.pw_name, "a2"), (carol.pw_name, "c1")} <= ues, ues
-    # bob signs with a forged key (alice's key id, another secret): it never runs (set aside)
-    r = run(bob, signing.new_key(f"{alice.pw_name}1"), wait=8)   # alice's key id, another secret
+    # bob signs with a forged key (alice's key id, another secret): his client does not believe
+    # the endpoint's record (no MAC under that key: faas/endpoint/registry.py), and a message he
+    # puts on the queue himself never runs (set aside)
+    forged = signing.new_key(f"{alice.pw_name}1")   # alice's key id, another secret
+    with pytest.raises(AssertionError, match="RecordNotTrusted.*no MAC under your signing key"):
+        run(bob, forged, wait=8)
+    record = s3.get_object(Bucket=s3_bucket, Key=f"site/endpoints/{site.name}.json")["Body"].read()
+    queue_url = json.loads(record)["queue"]
+    script = site.base.parent / "raw_send.py"
+    script.write_text(RAW_SEND)
+    os.chmod(script, 0o644)
+    p = subprocess.run([sys.executable, str(script), site.name, queue_url], user=bob.pw_uid, group=bob.pw_gid,
+                       extra_groups=[], env=dict(site.user_env(bob), **aws, FAAS_STORE=store,
+                                                 FAAS_SIGNING_KEY=forged), cwd=bob.pw_dir,
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    r = json.loads(p.stdout.strip().splitlines()[-1])
     assert r[0]["error"] == "TimeoutError", r
     aside = [a for a in site.audit() if a["task"] == r[0]["task"]]
     assert aside and aside[0]["outcome"] == "refused" and "does not verify" in aside[0]["reason"]

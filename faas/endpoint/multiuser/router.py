@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import pwd
 import time
@@ -42,6 +43,8 @@ HEADER_LIMIT = 1 << 20
 STATUS_LIMIT = 1 << 20
 #: the most root reads of a user endpoint's config.yaml (to see which store it serves)
 CONFIG_LIMIT = 1 << 16
+#: the longest block id root takes from a user endpoint's status file (its own are ~10 characters)
+BLOCK_ID_LIMIT = 64
 
 
 
@@ -64,6 +67,8 @@ class Router(Server):
         self.seen: dict[str, str] = {}    # recent task id -> identity (a reused id is refused)
         self.last_publish = 0.0
         self.last_check = 0.0
+        self.nodes_per_block: dict[str, int] = {}   # user endpoint key -> nodes per block (_nodes)
+        self.block_warned: set[str] = set()          # user endpoints whose extra blocks were logged
         # this root endpoint's site: its user endpoints' names carry it; a running user endpoint
         # of another site (same name, another store or queue) is never taken as ours
         self.site = lifecycle.site_tag(self.name, self.cfg.store, self.cfg.queue_url(self.name, self.home))
@@ -80,6 +85,11 @@ class Router(Server):
                 "host": os.uname().nodename, "pid": os.getpid(), "started_at": self.started_at,
                 "user_endpoints": sum(1 for u in self.endpoints.values() if u.state == "running")}
 
+    def _record_keys(self) -> list:
+        """The per-user signing keys (S3/SQS): each user's client checks the record's MAC under
+        its own (faas/endpoint/registry.py); the spool's clients check who wrote the file."""
+        return [k for _, k in getattr(self.transport, "keys", {}).values() if k is not None]
+
     def run(self) -> int:
         self._lock()
         self.started_at = time.time()
@@ -95,7 +105,7 @@ class Router(Server):
         self.audit = AuditLog(self._path(self.cfg.audit_log_path))
         self.blocks_log = AuditLog(self.dir / BLOCKS_LOG)
         self._load_state()
-        registry.publish(self.store, self.record("running"))
+        registry.publish(self.store, self.record("running"), self._record_keys())
         self.last_publish = time.monotonic()
         self._ready()
         log.info("endpoint %s started multi-user (pid %d): tasks from %s, store %s, %d user endpoint(s) known",
@@ -115,17 +125,25 @@ class Router(Server):
 
     def _shutdown(self) -> None:
         self._not_ready()
-        running = [ue for ue in self.endpoints.values() if ue.state == "running"]
-        for ue in running:      # all at once: each hands back what its pools hold
-            user_endpoints.signal_stop(ue)
-        for ue in running:
-            user_endpoints.stop(ue, wait=self.cfg.stop_grace + 45)
+        self._stop_all()
         self._save_state()
         self._write_status()
-        registry.publish(self.store, self.record("stopped"))
+        registry.publish(self.store, self.record("stopped"), self._record_keys())
         self.audit.close()
         self.blocks_log.close()
         log.info("endpoint %s stopped", self.name)
+
+    def _stop_all(self) -> None:
+        """Stop every user endpoint at once (each hands back what its pools hold) and wait for
+        them together: one that does not stop is killed at its own deadline."""
+        for ue in self.endpoints.values():
+            if ue.state == "running":
+                user_endpoints.begin_stop(ue, self.cfg.stop_grace + 45)
+        stopping = [ue for ue in self.endpoints.values() if ue.state == "stopping"]
+        while stopping:
+            stopping = [ue for ue in stopping if not user_endpoints.check_stop(ue)]
+            if stopping:
+                time.sleep(0.05)
 
     # -- state ----------------------------------------------------------------------------
     def _load_state(self) -> None:
@@ -141,8 +159,8 @@ class Router(Server):
                 continue
             # task id -> [function id, client id]; a state from before client ids cannot be checked
             ue.outstanding = {t: v for t, v in ue.outstanding.items() if isinstance(v, list) and len(v) == 2}
-            if ue.state == "running" and not user_endpoints.running(ue):
-                ue.state, ue.pid = "stopped", None
+            if ue.state in ("running", "stopping") and not user_endpoints.running(ue):
+                ue.state, ue.pid, ue.stop_deadline = "stopped", None, None
             why = self._not_ours(ue)
             if why is not None:
                 self._forget(ue, why)
@@ -240,11 +258,23 @@ class Router(Server):
         if batches:
             self._save_state()
         if now - self.last_publish > 30:
-            registry.publish(self.store, self.record("running"))
+            registry.publish(self.store, self.record("running"), self._record_keys())
             self.last_publish = now
         return bool(entries) and bool(batches)
 
     def _take(self, e: Incoming, batches: dict) -> None:
+        """Route one message. Whatever goes wrong while handling it (a bug, a value that breaks
+        a library: RecursionError, MemoryError) sets that message aside, with the reason, and
+        routing goes on: one message left in the spool would be taken again, and fail again,
+        on every step, before every other user's."""
+        try:
+            self._route(e, batches)
+        except Exception as exc:  # noqa: BLE001 - one message never stops routing for everyone
+            log.exception("handling message %s from %s failed", e.label, e.identity)
+            self._set_aside(e, e.identity, f"handling it failed ({type(exc).__name__}: {str(exc)[:500]}); "
+                                           f"it was set aside so that routing goes on")
+
+    def _route(self, e: Incoming, batches: dict) -> None:
         identity = e.identity
         if e.problem:
             self._set_aside(e, identity, e.problem)
@@ -268,6 +298,8 @@ class Router(Server):
                                                  f"allowed_functions; ask its administrator to add it",
                                 FunctionNotAllowed)
         try:
+            if task.res is not None:   # passed on to the user endpoint: bounded like the variables
+                templates.check_shape(task.res, "resource_specification")
             variables = templates.check_variables(fields.get("uec"), self.schema)
             ue = self._endpoint_for(mapped, variables)
         except (ConfigError, OSError) as exc:   # OSError: the user endpoint could not start
@@ -284,12 +316,14 @@ class Router(Server):
         vhash = templates.variables_hash(variables)
         key = f"{user}/{vhash}"
         ue = self.endpoints.get(key)
+        if ue is not None and ue.state == "stopping":   # its tasks wait in the spool until it stopped
+            return None
         if ue is None:
             ue = UserEndpoint(key=key, name=lifecycle.user_endpoint_name(self.name, self.site, uid, vhash),
                               user=user, uid=uid, gid=gid, home=home,
                               variables=variables, vhash=vhash, site=self.site, identity=mapped.identity)
         if ue.state != "running" or not user_endpoints.running(ue):
-            active = sum(1 for u in self.endpoints.values() if u.state == "running" and u.key != key)
+            active = sum(1 for u in self.endpoints.values() if u.state in ("running", "stopping") and u.key != key)
             if active >= self.cfg.max_user_endpoints:
                 why = (f"this endpoint runs its limit of {self.cfg.max_user_endpoints} user endpoints "
                        f"(max_user_endpoints)")
@@ -326,8 +360,16 @@ class Router(Server):
     # -- refusals ----------------------------------------------------------------------------
     def _set_aside(self, e: Incoming, identity: str, why: str) -> None:
         """A message whose sender or task id cannot be trusted: no result is written for it (it
-        could be someone else's task id); it is kept out of the way for inspection."""
-        e.aside(why)
+        could be someone else's task id); it is kept out of the way for inspection (or, if
+        that fails, removed: a message left in place would come back on every step)."""
+        try:
+            e.aside(why)
+        except Exception as exc:  # noqa: BLE001 - a message that cannot be moved is dropped
+            log.error("message %s could not be set aside (%s: %s): removed", e.label, type(exc).__name__, exc)
+            try:
+                e.ack()
+            except Exception as exc2:  # noqa: BLE001 - logged; the next step tries again
+                log.error("message %s could not be removed either: %s: %s", e.label, type(exc2).__name__, exc2)
         log.error("message %s set aside (from %s): %s", e.label, identity, why)
         self.audit.write(identity=identity, user=None, function=None, task=e.label, outcome="refused", reason=why)
 
@@ -375,9 +417,14 @@ class Router(Server):
                 ue.last_error = f"checking it failed: {type(exc).__name__}: {exc}"
                 log.exception("checking user endpoint %s of %s failed", ue.name, ue.user)
         self._save_state()
-        self._write_status()
+        try:
+            self._write_status()
+        except Exception as exc:  # noqa: BLE001 - the status file is a report: routing goes on
+            log.exception("writing %s failed: %s", STATUS, exc)
 
     def _check_endpoint(self, ue: UserEndpoint, now: float) -> None:
+        if ue.state == "stopping":   # asked to stop on an earlier step: gone, or killed once past its deadline
+            user_endpoints.check_stop(ue)
         user_endpoints.reap(ue)
         for tid, (fn, cid) in list(ue.outstanding.items()):
             try:
@@ -411,8 +458,8 @@ class Router(Server):
                 now - ue.last_activity > self.cfg.user_endpoint_idle_timeout:
             log.info("user endpoint %s of %s idle for %.0f s: stopping it", ue.name, ue.user,
                      now - ue.last_activity)
-            user_endpoints.stop(ue, wait=self.cfg.stop_grace + 45)
-        if ue.state != "running" and ue.outstanding and now >= ue.retry_at:
+            user_endpoints.begin_stop(ue, self.cfg.stop_grace + 45)
+        if ue.state in ("stopped", "failed") and ue.outstanding and now >= ue.retry_at:
             # tasks wait in its queue (handed back, or handed over before it died): bring it back
             try:
                 self._start(ue, self._render(ue))
@@ -438,39 +485,88 @@ class Router(Server):
         return header.get("status", "success"), run_s
 
     def _account_blocks(self, ue: UserEndpoint, now: float) -> int:
-        """Note the blocks the user endpoint runs (from its daemon.status.json, plain JSON);
-        one line in blocks.log per block that ended: its nodes x the time we saw it run."""
-        current: dict = {}
-        if ue.state == "running":
-            try:   # the user's own file, in the user's home: no link followed, bounded, no FIFO
-                rel = (ue.dir / "daemon.status.json").relative_to(ue.home)
-                current = json.loads(safe_open.read_beneath(ue.home, str(rel), STATUS_LIMIT)).get("blocks", {})
-                if not isinstance(current, dict):
-                    raise ValueError("blocks is not an object")
-            except (OSError, ValueError, AttributeError) as exc:
-                log.debug("user endpoint %s: no block status (%s)", ue.name, exc)
-                return len(ue.blocks)
-        for bid, b in current.items():
+        """Note the blocks the user endpoint says it runs (its daemon.status.json: a file the
+        user writes, so the user's word, read bounded and checked); one line in blocks.log per
+        block that ended: its nodes (the administrator's template) x the time root saw it run.
+        At most ``max_blocks_per_user`` blocks are counted, so what a user can make root
+        record is bounded by real time, whatever the file says. Returns the blocks counted."""
+        current = self._reported_blocks(ue) if ue.state == "running" else {}
+        if current is None:
+            return len(ue.blocks)
+        for bid, submitted in current.items():
             if bid not in ue.blocks:
-                ue.blocks[bid] = {"since": float(b.get("submitted") or now), "nodes": self._nodes(ue)}
+                ue.blocks[bid] = {"since": now, "nodes": self._nodes(ue), "reported_submitted": submitted}
         for bid in [b for b in ue.blocks if b not in current]:
-            b = ue.blocks.pop(bid)
-            self.blocks_log.write(identity=f"local:{ue.user}", user=ue.user, function=None, task=None,
-                                  outcome="block", block=bid, user_endpoint=ue.name,
-                                  node_seconds=round(max(0.0, now - b["since"]) * b["nodes"], 3))
+            self._block_ended(ue, bid, ue.blocks.pop(bid), now)
         return len(current)
 
-    def _nodes(self, ue: UserEndpoint) -> int:
+    def _reported_blocks(self, ue: UserEndpoint) -> dict[str, float | None] | None:
+        """Block id -> the submission time it claims, from the user endpoint's
+        daemon.status.json; None when the file cannot be read (the blocks known stay). Ids that
+        are not short strings, and entries that are not objects, are skipped; at most
+        ``max_blocks_per_user`` are kept (no user endpoint may run more)."""
+        try:   # the user's own file, in the user's home: no link followed, bounded, no FIFO
+            rel = (ue.dir / "daemon.status.json").relative_to(ue.home)
+            data = json.loads(safe_open.read_beneath(ue.home, str(rel), STATUS_LIMIT))
+            blocks = data.get("blocks", {}) if isinstance(data, dict) else None
+            if not isinstance(blocks, dict):
+                raise ValueError("'blocks' is not an object of block id -> block")
+        except (OSError, ValueError, RecursionError) as exc:
+            log.debug("user endpoint %s: no block status (%s)", ue.name, exc)
+            return None
+        cap = self.cfg.max_blocks_per_user
+        out: dict[str, float | None] = {}
+        skipped = 0
+        for bid, b in blocks.items():
+            if len(out) >= cap or not isinstance(b, dict) or len(bid) > BLOCK_ID_LIMIT or not bid.isprintable():
+                skipped += 1
+                continue
+            out[bid] = _number(b.get("submitted"))
+        if skipped and ue.key not in self.block_warned:
+            self.block_warned.add(ue.key)
+            log.warning("user endpoint %s of %s: its daemon.status.json lists %d block(s) that are not "
+                        "counted (over max_blocks_per_user=%d, an id over %d characters, or not an object)",
+                        ue.name, ue.user, skipped, cap, BLOCK_ID_LIMIT)
+        return out
+
+    def _block_ended(self, ue: UserEndpoint, bid: str, b: dict, now: float) -> None:
+        """One line in blocks.log. Its node-seconds are root's own observation (the nodes the
+        template gives, the time root saw the block); the block id and the submission time it
+        claimed are the user's word, and the line says so."""
         try:
-            return int(self._render(ue)["engine"]["provider"].get("nodes_per_block", 1))
-        except Exception:  # noqa: BLE001 - accounting must not stop routing
-            return 1
+            since, nodes = float(b["since"]), int(b["nodes"])
+        except (KeyError, TypeError, ValueError):   # a state from another version: nothing to count
+            return
+        self.blocks_log.write(identity=f"local:{ue.user}", user=ue.user, function=None, task=None,
+                              outcome="block", block=bid, user_endpoint=ue.name,
+                              node_seconds=round(max(0.0, now - since) * nodes, 3),
+                              reported_by_user={"block": bid, "submitted": b.get("reported_submitted"),
+                                                "file": "daemon.status.json"})
+
+    def _nodes(self, ue: UserEndpoint) -> int:
+        """Nodes per block of ``ue``, from the administrator's template (rendered once per user
+        endpoint: the template and the variables do not change while the router runs)."""
+        nodes = self.nodes_per_block.get(ue.key)
+        if nodes is None:
+            try:
+                nodes = int(self._render(ue)["engine"]["provider"].get("nodes_per_block", 1))
+            except Exception:  # noqa: BLE001 - accounting must not stop routing
+                nodes = 1
+            self.nodes_per_block[ue.key] = nodes
+        return nodes
 
     def _write_status(self) -> None:
+        """multiuser.status.json: one row per user endpoint. A user's files that cannot be
+        accounted for spoil that user's row only, never the file (nor the steps after it)."""
         rows = []
         now = time.time()
         for ue in self.endpoints.values():
-            blocks = self._account_blocks(ue, now)
+            try:
+                blocks = self._account_blocks(ue, now)
+            except Exception as exc:  # noqa: BLE001 - one user's files never stop the status of all
+                log.warning("user endpoint %s of %s: its blocks cannot be accounted for (%s: %s)",
+                            ue.name, ue.user, type(exc).__name__, exc)
+                blocks = len(ue.blocks)
             rows.append({"user": ue.user, "name": ue.name, "variables_hash": ue.vhash,
                          "variables": ue.variables, "state": ue.state, "pid": ue.pid,
                          "blocks": blocks if ue.state == "running" else 0,
@@ -479,6 +575,13 @@ class Router(Server):
                          "last_activity": ue.last_activity, "last_error": ue.last_error})
         write_private(self.dir / STATUS, json.dumps({"pid": os.getpid(), "time": time.time(),
                                                      "tasks_from": self.transport.address, "user_endpoints": rows}))
+
+
+def _number(value: object) -> float | None:
+    """``value`` if it is a finite number (not a bool), else None: a field of a user's file."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
 
 
 def write_private(path: Path, text: str) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import os
+import pwd
 import secrets
 import stat
 import time
@@ -45,21 +46,146 @@ def spool_dir(store_url: str, endpoint: str) -> Path:
 
 
 def prepare(store_url: str, endpoint: str) -> Path:
-    """As root: the spool (1733) and the shared store prefixes (:data:`SHARED_PREFIXES`), made or fixed."""
+    """As root: the spool (1733) and the shared store prefixes (:data:`SHARED_PREFIXES`), made or
+    fixed (:func:`open_prepared`); the spool's path."""
+    os.close(open_prepared(store_url, endpoint))
+    return spool_dir(store_url, endpoint)
+
+
+def open_prepared(store_url: str, endpoint: str) -> int:
+    """As root: check the folders above the store (:func:`check_parent`), make or fix the
+    store's root (0755), ``spool/`` (0755), the spool (1733) and the shared prefixes, each
+    opened without following links and changed through its descriptor; the spool's descriptor
+    (O_DIRECTORY). Root works on the spool through it from then on (scandir, openat, renameat,
+    unlinkat): renaming a folder of the path later cannot aim root at another folder."""
     spool = spool_dir(store_url, endpoint)   # raises unless the store is a file:// one
     root = store_root(store_url)
     assert root is not None   # spool_dir checked it
-    for d, mode in [(root, 0o755), (root / "spool", 0o755), (spool, 0o1733)] + \
-            [(root / p, m) for p, m in SHARED_PREFIXES.items()]:
-        d.mkdir(parents=True, exist_ok=True)
-        st = d.lstat()
-        if not stat.S_ISDIR(st.st_mode):
-            raise ConfigError(f"{d}: expected a directory")
-        if st.st_uid != 0:   # a folder someone else made would be theirs to list and empty
-            os.chown(d, 0, 0)
+    parent_fd, name, real = _open_parent(root)
+    try:
+        root_fd = _open_folder(parent_fd, name, 0o755, real, take_over=False)
+    finally:
+        os.close(parent_fd)
+    try:
+        for prefix, mode in SHARED_PREFIXES.items():
+            os.close(_open_folder(root_fd, prefix, mode, real / prefix))
+        spools_fd = _open_folder(root_fd, "spool", 0o755, real / "spool")
+        try:
+            return _open_folder(spools_fd, spool.name, 0o1733, real / "spool" / spool.name)
+        finally:
+            os.close(spools_fd)
+    finally:
+        os.close(root_fd)
+
+
+def _open_parent(root: Path) -> tuple[int, str, Path]:
+    """The descriptor of the folder that holds the store's root (walked from ``/`` without
+    following links, each folder checked by :func:`check_parent`, missing ones made 0755), the
+    root's name in it, and the root's real path (links above it resolved once, here)."""
+    _check_path_as_written(root)
+    real = Path(os.path.realpath(root))
+    if real == real.parent:
+        raise ConfigError(f"{root}: the store cannot be the root folder /")
+    fd = os.open("/", os.O_RDONLY | os.O_DIRECTORY)
+    here = Path("/")
+    try:
+        check_parent(fd, here)
+        for part in real.parent.parts[1:]:
+            here = here / part
+            try:
+                os.mkdir(part, 0o755, dir_fd=fd)
+            except FileExistsError:
+                pass
+            nfd = _open_dir_at(fd, part, here)
+            os.close(fd)
+            fd = nfd
+            check_parent(fd, here)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, real.name, real
+
+
+def _check_path_as_written(root: Path) -> None:
+    """The folders that hold each name of the store's path as configured (which clients and the
+    store's own code follow) pass :func:`check_parent` too: a link on that path, in a folder a
+    user may change (``/home/bob/link -> /srv/x``), would let that user aim it elsewhere later."""
+    here = Path(os.path.abspath(root)).parent
+    for folder in [*reversed(here.parents), here]:
+        try:
+            fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        except FileNotFoundError:   # made by _open_parent, as root
+            return
+        except OSError as e:
+            raise ConfigError(f"{folder}: a folder on the store's path {root} cannot be opened: "
+                              f"{e.strerror}") from None
+        try:
+            check_parent(fd, folder)
+        finally:
+            os.close(fd)
+
+
+def check_parent(fd: int, path: Path) -> None:
+    """ConfigError unless the folder ``fd`` (``path``, above the store) can be changed by root
+    (or this account) only: owned by one of them, and not writable by group or others unless
+    sticky. Anyone else who could rename an entry in it could swap the store, or the spool, for
+    a folder of their choosing, and aim root's moves and deletions there."""
+    st = os.fstat(fd)
+    if st.st_uid not in (0, os.geteuid()):
+        raise ConfigError(f"{path}: a folder above the multi-user endpoint's store is owned by "
+                          f"{_owner(st.st_uid)}, who could rename what is in it and swap the store for a "
+                          f"folder of their choosing; put the store under folders owned by root "
+                          f"(or `chown root {path}`)")
+    if st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX:
+        who = " and ".join(w for w, bit in (("group", 0o020), ("others", 0o002)) if st.st_mode & bit)
+        raise ConfigError(f"{path}: a folder above the multi-user endpoint's store is writable by "
+                          f"{who} (mode {stat.S_IMODE(st.st_mode):o}) "
+                          f"without the sticky bit: its users could rename the store and swap it for a folder "
+                          f"of their choosing; `chmod go-w {path}` (or `chmod +t {path}`), or put the store "
+                          f"elsewhere")
+
+
+def _open_folder(parent_fd: int, name: str, mode: int, path: Path, take_over: bool = True) -> int:
+    """The folder ``name`` of ``parent_fd``, made if missing, opened without following links,
+    owned by root and of ``mode`` (fixed through its descriptor, never by path). A folder of
+    another account: taken over (a prefix someone made first would be theirs to list and empty),
+    or, where ``take_over`` is False (the store's root), refused."""
+    try:
+        os.mkdir(name, mode, dir_fd=parent_fd)
+    except FileExistsError:
+        pass
+    fd = _open_dir_at(parent_fd, name, path)
+    try:
+        st = os.fstat(fd)
+        if st.st_uid not in (0, os.geteuid()):
+            if not take_over:
+                raise ConfigError(f"{path}: the multi-user endpoint's store is owned by {_owner(st.st_uid)}, "
+                                  f"not root; root does not take over another account's folder: use a new "
+                                  f"folder, or `chown root:root {path}` if it is the site's")
+            os.fchown(fd, 0, 0)
         if stat.S_IMODE(st.st_mode) != mode:
-            os.chmod(d, mode)
-    return spool
+            os.fchmod(fd, mode)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _open_dir_at(parent_fd: int, name: str, path: Path) -> int:
+    try:
+        return os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent_fd)
+    except OSError as e:
+        if e.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise ConfigError(f"{path}: expected a directory, found a symbolic link or a file; "
+                              f"remove it (the multi-user endpoint makes the folder)") from None
+        raise ConfigError(f"{path}: cannot open the folder: {e.strerror}") from None
+
+
+def _owner(uid: int) -> str:
+    try:
+        return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except KeyError:
+        return f"uid {uid}"
 
 
 class SpoolQueue(Queue):
@@ -124,48 +250,58 @@ class SpoolQueue(Queue):
 
 @dataclass
 class SpoolEntry:
-    path: str
+    path: str              # where it is, for messages
     uid: int | None        # the owner of the file: the sender
     body: str | None
     problem: str | None    # why the file cannot be trusted (then uid may be None)
     mtime: float = 0.0
 
 
-def scan(spool: Path, limit: int = 500) -> list[SpoolEntry]:
-    """As root: the oldest complete messages in the spool, each with its writer's uid."""
+def scan(spool: Path | int, limit: int = 500, where: Path | None = None) -> list[SpoolEntry]:
+    """As root: the oldest complete messages in the spool, each with its writer's uid.
+    ``spool``: the spool's descriptor (:func:`open_prepared`; ``where`` its path, for messages),
+    or its path."""
     names = []
+    where = where if where is not None else Path(str(spool))
     try:
         with os.scandir(spool) as it:
             for e in it:
                 if not e.name.startswith("."):
                     names.append(e.name)
                 elif e.name.startswith(".tmp-"):
-                    _reap_tmp(e)
+                    _reap_tmp(e, spool if isinstance(spool, int) else None)
     except FileNotFoundError:
         return []
     out = []
     for name in names:
-        out.append(read_entry(os.path.join(spool, name)))
+        if isinstance(spool, int):
+            out.append(read_entry(name, dir_fd=spool, where=where))
+        else:
+            out.append(read_entry(os.path.join(spool, name)))
     out.sort(key=lambda e: e.mtime)
     return out[:limit]
 
 
-def _reap_tmp(entry: os.DirEntry) -> None:
+def _reap_tmp(entry: os.DirEntry, dir_fd: int | None) -> None:
     """A temporary file a killed client left behind for an hour: remove it."""
     try:
         if time.time() - entry.stat(follow_symlinks=False).st_mtime > 3600:
-            os.unlink(entry.path)
+            os.unlink(entry.name if dir_fd is not None else entry.path, dir_fd=dir_fd)
     except OSError:
         pass
 
 
-def read_entry(path: str) -> SpoolEntry:
+def read_entry(path: str, dir_fd: int | None = None, where: Path | None = None) -> SpoolEntry:
+    """One message file: ``path`` (a name in ``dir_fd`` when given, ``where`` that folder's path
+    for messages), opened without following links or blocking, checked, read bounded."""
+    shown = str(where / path) if where is not None else path
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
     except OSError as e:
         if e.errno == errno.ELOOP:
-            return SpoolEntry(path, None, None, "a symbolic link, not a message file")
-        return SpoolEntry(path, None, None, f"cannot open: {e.strerror}")
+            return SpoolEntry(shown, None, None, "a symbolic link, not a message file")
+        return SpoolEntry(shown, None, None, f"cannot open: {e.strerror}")
+    path = shown
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):

@@ -48,6 +48,14 @@ MULTI_USER_KEYS = set(ep_config.ManagerEndpointConfig.model_fields) - set(ep_con
 #: names a user may not send (Globus's list; faas also reserves every name starting with ``_``)
 RESERVED_USER_CONFIG_TEMPLATE_VARIABLES = ("parent_config", "user_runtime", "mapped_identity", "_GC")
 
+#: the deepest nesting of lists and objects a user's variables (or resource specification) may
+#: have: the schema, the template and JSON serialization walk them recursively, and a value
+#: nested hundreds deep (which json.loads and the message model accept) exhausts the stack
+MAX_VARIABLES_DEPTH = 16
+#: the most bytes a user's variables (or resource specification) may take as JSON: root renders
+#: and validates them on every new variable set, in its routing loop
+MAX_VARIABLES_BYTES = 64 * 1024
+
 
 class VariablesRefused(ConfigError):
     """The variables a user sent do not satisfy the schema (or use a reserved name)."""
@@ -73,12 +81,39 @@ def load_schema(path: Path) -> dict | None:
     return schema
 
 
+def check_shape(value: object, where: str, max_depth: int = MAX_VARIABLES_DEPTH,
+                max_bytes: int = MAX_VARIABLES_BYTES) -> None:
+    """VariablesRefused, naming the limit, if ``value`` (plain JSON data a user sent) is nested
+    deeper than ``max_depth`` or takes more than ``max_bytes`` as JSON. Walked without recursion,
+    so that it is safe on any depth; run before anything recursive (the schema, the template,
+    json.dumps) sees the value."""
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: list = list(item.values())
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > max_depth:
+            raise VariablesRefused(f"{where}: nested deeper than {max_depth} levels of lists and objects "
+                                   f"(the endpoint's limit; send flatter values)")
+        stack.extend((c, depth + 1) for c in children)
+    size = len(json.dumps(value, separators=(",", ":"), default=str))
+    if size > max_bytes:
+        raise VariablesRefused(f"{where}: {size} bytes as JSON, over the endpoint's limit of {max_bytes} "
+                               f"bytes (send fewer or shorter values)")
+
+
 def check_variables(variables: object, schema: dict | None, where: str = "user_endpoint_config") -> dict:
-    """The variables if the schema admits them; else VariablesRefused naming the variable."""
+    """The variables if the schema admits them; else VariablesRefused naming the variable (or
+    the limit on nesting and size, :func:`check_shape`, checked first)."""
     if variables is None:
         variables = {}
     if not isinstance(variables, dict):
         raise VariablesRefused(f"{where}: expected an object of variables, got {type(variables).__name__}")
+    check_shape(variables, where)
     for name in variables:
         if name in RESERVED_USER_CONFIG_TEMPLATE_VARIABLES or str(name).startswith("_"):
             raise VariablesRefused(f"{where}: {name!r} is a reserved word and cannot be passed in via user "
@@ -258,14 +293,19 @@ def _environment(template_path: str) -> ImmutableSandboxedEnvironment:
 
 def render(template_text: str, variables: dict, reserved_vars: dict, template_path: str = "template") -> str:
     """The template rendered with the user's (checked) variables; ConfigError saying why not."""
-    namespace = _namespace(variables, reserved_vars)
     try:
+        namespace = _namespace(variables, reserved_vars)
         return _environment(template_path).from_string(template_text).render(namespace)
+    except ConfigError:   # a value of a type no user may send (sanitize_user_json): as it is
+        raise
     except UndefinedError as e:
         raise ConfigError(f"{template_path}: rendering failed: UndefinedError: {e} (a variable the template "
                           f"uses without `| default(...)`: send it in user_endpoint_config)") from None
     except (TemplateError, ArithmeticError, LookupError, TypeError, ValueError) as e:   # the template's code
         raise ConfigError(f"{template_path}: rendering failed: {type(e).__name__}: {e}") from None
+    except (RecursionError, MemoryError) as e:   # a template (or values) too deep or too big to render
+        raise ConfigError(f"{template_path}: rendering failed: {type(e).__name__} (the template or the "
+                          f"variables are nested too deep or too large)") from None
 
 
 def _drop_none(value: Any) -> Any:

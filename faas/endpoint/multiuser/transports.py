@@ -41,40 +41,54 @@ class Incoming:
 
 
 class SpoolTransport:
+    """The spool, held open: every look, open, move and removal is made relative to the
+    descriptor taken at start (spool.open_prepared), never by re-resolving its path, so that
+    no rename of a folder above it can aim root's moves and deletions at another folder."""
+
     def __init__(self, store_url: str, name: str, endpoint_dir: Path):
-        self.dir = spool.prepare(store_url, name)
-        self.refused_dir = endpoint_dir / "refused"
+        self.fd = spool.open_prepared(store_url, name)
+        self.dir = spool.spool_dir(store_url, name)
+        self.refused_fd = _private_folder(endpoint_dir / "refused")
         self.address = f"spool://{self.dir}"
         # an inotify_simple.INotify (untyped), made on first wait: None = not tried, False = unavailable
         self._inotify: Any = None
 
     def take(self) -> list[Incoming]:
         out = []
-        for e in spool.scan(self.dir):
+        for e in spool.scan(self.fd, where=self.dir):
+            name = os.path.basename(e.path)
             identity = identity_of_uid(e.uid) if e.uid is not None else "unknown"
-            out.append(Incoming(e.body, identity, e.problem, os.path.basename(e.path).removesuffix(".json"),
-                                e.uid, ack=functools.partial(_unlink, e.path),
-                                aside=functools.partial(self._aside, e.path)))
+            out.append(Incoming(e.body, identity, e.problem, name.removesuffix(".json"),
+                                e.uid, ack=functools.partial(self._unlink, name),
+                                aside=functools.partial(self._aside, name)))
         return out
 
-    def _aside(self, path: str, why: str) -> None:
-        """The file itself, moved to refused/ (the router logs ``why``)."""
-        self.refused_dir.mkdir(mode=0o700, exist_ok=True)
+    def _unlink(self, name: str) -> None:
         try:
-            os.rename(path, self.refused_dir / os.path.basename(path))
+            os.unlink(name, dir_fd=self.fd)
+        except FileNotFoundError:
+            pass
+
+    def _aside(self, name: str, why: str) -> None:
+        """The file itself, moved to refused/ (the router logs ``why``); removed where it
+        cannot be moved (another filesystem)."""
+        try:
+            os.rename(name, name, src_dir_fd=self.fd, dst_dir_fd=self.refused_fd)
         except OSError:
-            _unlink(path)
+            self._unlink(name)
 
     def wait(self, stop) -> None:
         """Until a message may have arrived: inotify wakes us at once for files renamed into the
         spool on this host; a look every RESCAN seconds catches writes from other hosts of a
-        network filesystem (NFS, Lustre), which inotify does not see."""
+        network filesystem (NFS, Lustre), which inotify does not see. The watch is on the folder
+        held open (/proc/self/fd), not on whatever its path names now."""
         if self._inotify is None:
             try:
                 import inotify_simple
                 self._inotify = inotify_simple.INotify()
-                self._inotify.add_watch(self.dir, inotify_simple.flags.MOVED_TO
-                                        | inotify_simple.flags.CLOSE_WRITE)
+                held = f"/proc/self/fd/{self.fd}"
+                self._inotify.add_watch(held if os.path.exists(held) else self.dir,
+                                        inotify_simple.flags.MOVED_TO | inotify_simple.flags.CLOSE_WRITE)
             except (ImportError, OSError) as e:   # no inotify here: plain short sleeps
                 log.info("no inotify on %s (%s): looking every %.2f s", self.dir, e, POLL_NO_INOTIFY)
                 self._inotify = False
@@ -84,11 +98,14 @@ class SpoolTransport:
             self._inotify.read(timeout=int(RESCAN * 1000))
 
 
-def _unlink(path: str) -> None:
+def _private_folder(path: Path) -> int:
+    """``path`` (root's own, in the endpoint's folder), made 0700 if missing, opened without
+    following a link."""
     try:
-        os.unlink(path)
-    except FileNotFoundError:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
         pass
+    return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
 
 
 class SignedQueueTransport:

@@ -32,7 +32,7 @@ class UserEndpoint:
     variables: dict
     vhash: str
     pid: int | None = None
-    state: str = "stopped"    # running | stopped | failed
+    state: str = "stopped"    # running | stopping | stopped | failed
     started_at: float | None = None
     last_activity: float = 0.0
     outstanding: dict = field(default_factory=dict)   # task id -> [function id, client id]
@@ -45,6 +45,7 @@ class UserEndpoint:
     retry_at: float = 0.0
     site: str | None = None   # the root endpoint's site (lifecycle.site_tag) it was started for
     identity: str | None = None   # the identity whose task started it (the template's mapped_identity.globus.id)
+    stop_deadline: float | None = None   # stopping: when it is killed if it has not stopped (epoch)
 
     @property
     def faas_home(self) -> Path:
@@ -143,23 +144,43 @@ def signal_stop(ue: UserEndpoint) -> None:
             pass
 
 
-def stop(ue: UserEndpoint, wait: float = 60.0) -> None:
-    """SIGTERM its daemon (it hands back what its pools hold: nothing lost) and wait."""
-    if running(ue):
-        signal_stop(ue)
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline and running(ue):
-            reap(ue)
-            time.sleep(0.05)
-        if ue.pid and running(ue):   # stuck: its messages come back to its queue after their visibility timeout
-            log.warning("user endpoint %s (pid %s) did not stop within %.0f s: killing it and its blocks",
-                        ue.name, ue.pid, wait)
-            lifecycle.kill_trees([ue.pid])
-            p = lifecycle.proc(ue.pid)
-            if p is not None and p.ppid == os.getpid():
-                os.waitpid(ue.pid, 0)
+def begin_stop(ue: UserEndpoint, wait: float) -> None:
+    """SIGTERM its daemon (it hands back what its pools hold: nothing lost) and return at once:
+    ``ue`` is "stopping" until :func:`check_stop` sees it gone, or kills it ``wait`` seconds
+    from now. The router never waits for a user's process (one the user froze would hold it)."""
+    if not running(ue):
+        _stopped(ue)
+        return
+    signal_stop(ue)
+    ue.state, ue.stop_deadline = "stopping", time.time() + wait
+
+
+def check_stop(ue: UserEndpoint) -> bool:
+    """True once the stopping ``ue`` has stopped; past its deadline it is killed, with its
+    blocks (its messages come back to its queue after their visibility timeout)."""
     reap(ue)
-    ue.state, ue.pid = "stopped", None
+    if ue.pid and running(ue):
+        if time.time() < (ue.stop_deadline or 0.0):
+            return False
+        log.warning("user endpoint %s (pid %s) did not stop in time: killing it and its blocks", ue.name, ue.pid)
+        lifecycle.kill_trees([ue.pid])
+        p = lifecycle.proc(ue.pid)
+        if p is not None and p.ppid == os.getpid():
+            os.waitpid(ue.pid, 0)
+    _stopped(ue)
+    return True
+
+
+def stop(ue: UserEndpoint, wait: float = 60.0) -> None:
+    """SIGTERM its daemon and wait until it stopped (killed after ``wait`` seconds)."""
+    begin_stop(ue, wait)
+    while ue.state == "stopping" and not check_stop(ue):
+        time.sleep(0.05)
+
+
+def _stopped(ue: UserEndpoint) -> None:
+    reap(ue)
+    ue.state, ue.pid, ue.stop_deadline = "stopped", None, None
     log.info("stopped user endpoint %s of %s", ue.name, ue.user)
 
 

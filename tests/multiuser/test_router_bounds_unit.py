@@ -1,0 +1,129 @@
+"""The router's bounds on what users write, without accounts (the attacks with real accounts are
+tests/security/test_mep_attacks.py): the nesting and size of a user's variables, one message
+that raises anything, a user endpoint's status file, and the folders above the store."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from faas.endpoint.multiuser import spool, templates
+from faas.endpoint.multiuser.router import Router
+from faas.endpoint.multiuser.user_endpoints import UserEndpoint
+from faas.exceptions import ConfigError
+
+
+def nested(depth: int) -> dict:
+    return json.loads('{"x": ' + "[" * depth + "]" * depth + "}")
+
+
+def test_variables_nested_too_deep_or_too_big_are_refused_naming_the_limit():
+    with pytest.raises(templates.VariablesRefused, match="nested deeper than 16 levels"):
+        templates.check_variables(nested(600), None)
+    with pytest.raises(templates.VariablesRefused, match="over the endpoint's limit of 65536 bytes"):
+        templates.check_variables({"x": "a" * 70_000}, None)
+    assert templates.check_variables(nested(14), None) == nested(14)
+
+
+def test_a_render_that_recurses_too_deep_is_a_config_error():
+    deep: list = []
+    for _ in range(5000):
+        deep = [deep]
+    with pytest.raises(ConfigError, match="RecursionError"):
+        templates.render("a: {{ x }}", {"x": deep}, {})
+
+
+class _Incoming:
+    label, identity, problem = "t1", "local:bob", None
+
+    def __init__(self):
+        self.done: list[str] = []
+
+    def aside(self, why: str) -> None:
+        self.done.append(f"aside: {why}")
+
+    def ack(self) -> None:
+        self.done.append("ack")
+
+
+def test_any_exception_while_handling_one_message_sets_it_aside():
+    lines: list[dict] = []
+
+    class Stub:
+        _take, _set_aside = Router._take, Router._set_aside
+        audit = SimpleNamespace(write=lambda **kw: lines.append(kw))
+
+        def _route(self, e, batches):
+            raise RecursionError("maximum recursion depth exceeded")
+    e = _Incoming()
+    Stub()._take(e, {})
+    assert e.done == [e.done[0]] and "RecursionError" in e.done[0] and "set aside" in e.done[0]
+    assert lines[0]["outcome"] == "refused" and "RecursionError" in lines[0]["reason"]
+
+
+def _router_stub(max_blocks: int = 2) -> SimpleNamespace:
+    stub = SimpleNamespace(cfg=SimpleNamespace(max_blocks_per_user=max_blocks), block_warned=set(),
+                           nodes_per_block={}, renders=[])
+    stub._reported_blocks = lambda ue: Router._reported_blocks(stub, ue)
+    stub._nodes = lambda ue: Router._nodes(stub, ue)
+    stub._render = lambda ue: stub.renders.append(ue.key) or {"engine": {"provider": {"nodes_per_block": 3}}}
+    stub.blocks_log = SimpleNamespace(lines=[])
+    stub.blocks_log.write = lambda **kw: stub.blocks_log.lines.append(kw)
+    stub._block_ended = lambda ue, bid, b, now: Router._block_ended(stub, ue, bid, b, now)
+    return stub
+
+
+def _user_endpoint(home: Path, blocks: object) -> UserEndpoint:
+    ue = UserEndpoint(key="bob/1", name="ep", user="bob", uid=1, gid=1, home=str(home), variables={},
+                      vhash="1", state="running", started_at=0.0)
+    ue.dir.mkdir(parents=True)
+    (ue.dir / "daemon.status.json").write_text(json.dumps({"blocks": blocks}))
+    return ue
+
+
+def test_a_status_file_is_bounded_typed_and_the_users_word(tmp_path):
+    stub = _router_stub(max_blocks=2)
+    ue = _user_endpoint(tmp_path, {"b1": "x", "b" * 100: {}, **{f"n{i}": {"submitted": 0} for i in range(3000)}})
+    assert Router._account_blocks(stub, ue, 1000.0) == 2
+    assert set(ue.blocks) == {"n0", "n1"} and stub.renders == ["bob/1"]   # rendered once, not per block
+    (ue.dir / "daemon.status.json").write_text(json.dumps({"blocks": {"m": {"submitted": 1e308}}}))
+    assert Router._account_blocks(stub, ue, 1010.0) == 1
+    ended = stub.blocks_log.lines
+    assert len(ended) == 2 and all(x["node_seconds"] == 30.0 for x in ended)   # 10 s seen x 3 nodes
+    assert ended[0]["reported_by_user"] == {"block": "n0", "submitted": 0.0, "file": "daemon.status.json"}
+    (ue.dir / "daemon.status.json").write_text('["not", "an", "object"]')
+    assert Router._account_blocks(stub, ue, 1020.0) == 1   # unreadable: the blocks known stay
+
+
+def test_the_folders_above_the_store_must_be_roots_alone(tmp_path):
+    loose = tmp_path / "loose"
+    loose.mkdir()
+    os.chmod(loose, 0o777)
+    fd = os.open(loose, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with pytest.raises(ConfigError, match=r"writable by group and others \(mode 777\) without the sticky bit"):
+            spool.check_parent(fd, loose)
+        os.chmod(loose, 0o1777)
+        spool.check_parent(fd, loose)   # sticky, like /tmp: nobody renames another's entry
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="gives a folder to another uid (needs root)")
+def test_a_link_on_the_store_path_in_a_users_folder_is_refused(tmp_path):
+    """The store configured as /…/bobs/link/store, ``link`` pointing at a safe folder: bob may
+    aim the link elsewhere later, and clients (and the store's own code) follow that path."""
+    safe = tmp_path / "safe"
+    safe.mkdir()
+    bobs = tmp_path / "bobs"
+    bobs.mkdir()
+    (bobs / "link").symlink_to(safe)
+    os.chown(bobs, 54321, 54321)
+    with pytest.raises(ConfigError, match=f"{bobs}: .* owned by uid 54321"):
+        spool.open_prepared((bobs / "link" / "store").as_uri(), "ep")
+    assert not (safe / "store").exists()
+    os.close(spool.open_prepared((safe / "store").as_uri(), "ep"))
+    assert oct((safe / "store" / "spool" / "ep").stat().st_mode & 0o7777) == "0o1733"

@@ -1,0 +1,222 @@
+"""The root multi-user endpoint (router) against an ordinary account (bob) that wants to stop
+routing for everyone else (alice), or to aim root's file moves at a folder of his choosing,
+using only what any account may do: write a spool file, its own user endpoint's files, its own
+processes, a folder it can write.
+
+Each test failed on the code before the fix (a spool file nested 600 deep stopped all routing; a
+status file with a block that is not an object stopped multiuser.status.json; a frozen user
+endpoint held the router for stop_grace + 45 s; root moved a root-only folder's files into its
+refused/ once bob swapped the store) and passes after it."""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+# The real accounts and the root endpoint of tests/multiuser (see test_multiuser_attacks.py).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from helpers import wait_until  # noqa: E402
+from multiuser.conftest import Site, mu_shared, mu_users, site  # noqa: E402,F401 - fixtures
+
+pytestmark = pytest.mark.slow
+
+GLOBUS_SCHEMA = Path(__file__).resolve().parents[1] / "multiuser" / "globus" / "user_config_schema.json"
+
+
+def as_user(user, code: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], user=user.pw_uid, group=user.pw_gid, extra_groups=[],
+                          env={"HOME": user.pw_dir, "PATH": "/usr/bin:/bin"}, cwd=user.pw_dir,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def user_endpoint_of(site, user) -> dict:
+    return next(u for u in site.status()["user_endpoints"] if u["user"] == user.pw_name)
+
+
+def signal_own_daemon(user, pid: int, sig: str) -> None:
+    """``user`` signals its own user endpoint's daemon (its process: its right)."""
+    p = as_user(user, f"import os, signal; os.kill({pid}, signal.{sig})")
+    assert p.returncode == 0, p.stderr
+
+
+def write_own_status(user, path: Path, text: str) -> None:
+    p = as_user(user, f"from faas.safe_open import replace_file\nreplace_file({str(path)!r}, {text!r}, 0o600)")
+    assert p.returncode == 0, p.stderr
+
+
+def status_time(site) -> float:
+    return json.loads((site.dir / "multiuser.status.json").read_text())["time"]
+
+
+def test_one_deeply_nested_message_never_stops_routing(site, mu_users):
+    """Bob spools one message whose user_endpoint_config is a list nested 600 deep (json.loads
+    and the message model accept it) and dates it 1970, so that it sorts first. It used to raise
+    RecursionError while rendering, outside every except, before being acked or set aside: every
+    step died on it and alice's tasks waited for ever. Now it is refused, naming the limit."""
+    alice, bob, _ = mu_users
+    site.configure()
+    shutil.copy(GLOBUS_SCHEMA, site.dir / "user_config_schema.json")   # additionalProperties: true
+    site.start()
+    spool = site.store / "spool" / site.name
+    tid = str(uuid.uuid4())
+    depth = 600
+    head = json.dumps({"v": 1, "id": tid, "fn": "0" * 64, "n": 1, "sent": time.time(), "rk": "A" * 43,
+                       "cid": "c" * 32})
+    body = head[:-1] + ', "uec": {"x": ' + "[" * depth + "]" * depth + "}}"
+    code = ("import os\n"
+            f"p = os.path.join({str(spool)!r}, 'deep.json')\n"
+            "fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)\n"
+            f"os.write(fd, {body!r}.encode()); os.close(fd); os.utime(p, (0, 0))\n")
+    p = as_user(bob, code)
+    assert p.returncode == 0, p.stderr
+    r = site.run_as(alice, wait=20, timeout=90)
+    assert r[0].get("uid") == alice.pw_uid, r
+    refused = wait_until(lambda: [a for a in site.audit() if a.get("task") == tid], 10, "bob's refusal")
+    assert refused[0]["outcome"] == "refused" and refused[0]["identity"] == f"local:{bob.pw_name}"
+    assert "nested deeper than 16 levels" in refused[0]["reason"], refused
+    assert not (spool / "deep.json").exists()
+    assert "routing step failed" not in (site.dir / "endpoint.log").read_text()
+
+
+def test_a_users_status_file_never_stops_the_routers_status(site, mu_users):
+    """Bob freezes his own user endpoint and writes its daemon.status.json himself: first a
+    block that is not an object (it used to raise AttributeError on every step, outside the
+    try: multiuser.status.json and the endpoint record stopped being refreshed), then thousands
+    of fresh block ids (root rendered the template once per id inside its loop, and wrote a line
+    per id to its blocks.log). Now the status goes on, at most max_blocks_per_user blocks are
+    counted, and each line root writes from bob's file says whose word it is."""
+    alice, bob, _ = mu_users
+    site.configure(max_blocks_per_user=2)
+    site.start()
+    assert site.run_as(bob)[0].get("uid") == bob.pw_uid
+    ue = user_endpoint_of(site, bob)
+    status = Path(bob.pw_dir) / ".faas" / "endpoints" / ue["name"] / "daemon.status.json"
+    signal_own_daemon(bob, ue["pid"], "SIGSTOP")   # so that it does not rewrite its status file
+    try:
+        write_own_status(bob, status, '{"blocks": {"b1": "x"}}')
+        t0 = status_time(site)
+        wait_until(lambda: status_time(site) > t0 + 1.5, 8, "multiuser.status.json to be refreshed")
+        for k in range(3):   # fresh ids each time: each set ends the blocks of the one before
+            write_own_status(bob, status, json.dumps(
+                {"blocks": {f"{k}-{i}": {"submitted": 0} for i in range(3000)}}))
+            seen = status_time(site)
+            wait_until(lambda seen=seen: status_time(site) > seen, 8, "the router to read bob's status")
+        counted = user_endpoint_of(site, bob)["blocks"]
+        assert counted <= 2, counted
+        r = site.run_as(alice, wait=20, timeout=90)
+        assert r[0].get("uid") == alice.pw_uid, r
+    finally:
+        signal_own_daemon(bob, ue["pid"], "SIGCONT")
+    lines = [json.loads(x) for x in (site.dir / "blocks.log").read_text().splitlines()]
+    bobs = [x for x in lines if x["user"] == bob.pw_name]
+    assert 1 <= len(bobs) <= 8, len(bobs)   # 2 counted a round, 3 rounds (and his real block)
+    for x in bobs:
+        assert x["reported_by_user"]["file"] == "daemon.status.json", x
+        assert x["node_seconds"] < 60, x   # root's own observation, not the 1970 bob claims
+    assert "routing step failed" not in (site.dir / "endpoint.log").read_text()
+
+
+def test_a_frozen_user_endpoint_never_holds_the_router(site, mu_users):
+    """Bob freezes (SIGSTOP) his own user endpoint; when it has been idle long enough, the
+    router stops it. It used to wait for it inside its loop for stop_grace + 45 s, and alice's
+    task waited as long. Now the stop is asked for and checked on later steps."""
+    alice, bob, _ = mu_users
+    site.configure(user_endpoint_idle_timeout=2, stop_grace=1)
+    site.start()
+    assert site.run_as(bob)[0].get("uid") == bob.pw_uid
+    ue = user_endpoint_of(site, bob)
+    signal_own_daemon(bob, ue["pid"], "SIGSTOP")
+    try:
+        wait_until(lambda: f"{ue['name']} of {bob.pw_name} idle for" in (site.dir / "endpoint.log").read_text(),
+                   20, "the router to stop bob's idle user endpoint")
+        t0 = time.monotonic()
+        r = site.run_as(alice, wait=15, timeout=90)
+        assert r[0].get("uid") == alice.pw_uid, r
+        assert time.monotonic() - t0 < 15
+        assert user_endpoint_of(site, bob)["state"] == "stopping"
+    finally:
+        signal_own_daemon(bob, ue["pid"], "SIGCONT")   # it takes its SIGTERM and stops
+    wait_until(lambda: user_endpoint_of(site, bob)["state"] == "stopped", 20, "bob's user endpoint to stop")
+
+
+def _site_in(base: Path) -> Site:
+    return Site(base, name=f"campus{secrets.token_hex(3)}")
+
+
+def test_root_refuses_a_store_whose_folders_a_user_can_rename(mu_shared, mu_users):
+    """The store sits in a project folder bob may write (no sticky bit): bob could rename the
+    store and put a link to a root-only folder in its place, and root (which worked from the
+    path) moved that folder's files into its refused/. Now root refuses to start there, naming
+    the folder and what to do."""
+    _, bob, _ = mu_users
+    proj = mu_shared / f"proj-{secrets.token_hex(3)}"
+    proj.mkdir()
+    os.chmod(proj, 0o777)
+    s = _site_in(proj)
+    try:
+        s.configure()
+        p = s.faas("endpoint", "start", s.name, "--detach", check=False)
+        assert p.returncode != 0, "started with a store in a folder any account may rename"
+        assert str(proj) in p.stderr and "sticky" in p.stderr, p.stderr
+    finally:
+        s.stop()
+
+
+def test_root_never_follows_a_store_swapped_after_start(site, mu_users):
+    """The folder above the store was safe at start, then became writable by bob (an admin's
+    chmod); bob swaps the store for his own, whose spool is a link to a root-only folder. Root
+    used to move every file of that folder into its refused/; now it works on the spool it
+    opened at start and never touches the other folder."""
+    _, bob, _ = mu_users
+    site.configure()
+    site.start()
+    precious = site.base / "rootonly"
+    precious.mkdir(mode=0o755)
+    for n in ("shadow", "sudoers"):
+        (precious / n).write_text(f"root's {n}\n")
+        os.chmod(precious / n, 0o600)
+    os.chmod(site.base, 0o777)
+    code = (
+        "import os\n"
+        f"store = {str(site.store)!r}; fake = os.path.join(os.environ['HOME'], 'fakestore')\n"
+        "os.makedirs(os.path.join(fake, 'spool'), exist_ok=True)\n"
+        f"os.symlink({str(precious)!r}, os.path.join(fake, 'spool', {site.name!r}))\n"
+        "os.rename(store, store + '.real')\n"
+        "os.symlink(fake, store)\n")
+    p = as_user(bob, code)
+    try:
+        assert p.returncode == 0, p.stderr
+        time.sleep(2.5)   # the router looks every 0.25 s
+        assert sorted(os.listdir(precious)) == ["shadow", "sudoers"]
+    finally:
+        if site.store.is_symlink():
+            site.store.unlink()
+            os.rename(str(site.store) + ".real", site.store)
+        os.chmod(site.base, 0o755)
+
+
+def test_root_never_takes_over_a_users_store_root(mu_shared, mu_users):
+    """The store's root folder exists and is bob's: root used to chown it to itself (following
+    whatever it had become) and use it. Now it refuses, naming the owner."""
+    _, bob, _ = mu_users
+    base = mu_shared / f"site-{secrets.token_hex(3)}"
+    base.mkdir(mode=0o755)
+    s = _site_in(base)
+    try:
+        s.configure()
+        s.store.mkdir(exist_ok=True)
+        os.chown(s.store, bob.pw_uid, bob.pw_gid)
+        p = s.faas("endpoint", "start", s.name, "--detach", check=False)
+        assert p.returncode != 0, "started with a store root another account owns"
+        assert bob.pw_name in p.stderr and "not root" in p.stderr, p.stderr
+        assert s.store.stat().st_uid == bob.pw_uid
+    finally:
+        s.stop()
