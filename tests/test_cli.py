@@ -193,6 +193,10 @@ def test_configure_signing_keys_new_rotates_none_turns_off(tmp_path):
     assert "signing_keys_file" not in config.read_text()
     r = faas_cmd(home, "endpoint", "configure", "sk", "--signing-key", "old")
     assert r.returncode == 2 and "expected new or none" in r.stderr
+    # a key file someone made readable is not added to (the new secret would be readable too)
+    key_file.chmod(0o644)
+    r = faas_cmd(home, "endpoint", "configure", "sk", "--signing-key", "new")
+    assert r.returncode != 0 and "chmod 600" in r.stderr and keys() == 2
 
 
 def test_stop_hands_back_tasks_none_lost(site):

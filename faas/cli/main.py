@@ -161,11 +161,12 @@ def _signing_key(cfg, path: Path, signing_key: str | None) -> str:
     from .. import signing
     key_path = path.parent / "signing.key"
     key = signing.new_key()
-    if key_path.exists():
-        with open(key_path, "a") as f:
-            f.write(key + "\n")
-    else:
-        signing.write_key_file(key_path, key)
+    kept: list[str] = []
+    if key_path.is_symlink() or key_path.exists():   # rotation: the keys there (proven private) stay
+        from .. import private_files
+        kept = [line.strip() for line in private_files.read(key_path, "task signing key").splitlines()
+                if line.strip() and not line.startswith("#")]
+    signing.write_key_file(key_path, "\n".join([*kept, key]))
     cfg.signing_keys_file = "signing.key"
     return (f"\ntask signing key added to {key_path} (mode 600); clients elsewhere need it:\n"
             f"  export FAAS_SIGNING_KEY='{key}'")
