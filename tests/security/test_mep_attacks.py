@@ -147,6 +147,110 @@ def test_a_frozen_user_endpoint_never_holds_the_router(site, mu_users):
     wait_until(lambda: user_endpoint_of(site, bob)["state"] == "stopped", 20, "bob's user endpoint to stop")
 
 
+def test_a_user_holding_their_own_queue_never_holds_the_router(site, mu_users):
+    """Bob holds his own user endpoint's queue file locked (BEGIN EXCLUSIVE: his file, his
+    right) and sends a task. The router handed tasks over in a child running as bob and waited
+    for it in its loop: 120 s on each step, and its watchdog then stopped the router for
+    everyone. Now the hand-over runs beside the loop: alice's task runs at once, bob's waits in
+    the spool (and is handed over once he lets go)."""
+    alice, bob, _ = mu_users
+    site.configure(stall_timeout=30)
+    site.start()
+    assert site.run_as(bob)[0].get("uid") == bob.pw_uid
+    queue = Path(bob.pw_dir) / ".faas" / "queues" / f"{user_endpoint_of(site, bob)['name']}.sqlite3"
+    lock = ("import sqlite3, sys, time\n"
+            f"db = sqlite3.connect({str(queue)!r}, isolation_level=None)\n"
+            "db.execute('BEGIN EXCLUSIVE')\nprint('locked', flush=True)\nsys.stdin.read()\n")
+    holder = subprocess.Popen([sys.executable, "-c", lock], user=bob.pw_uid, group=bob.pw_gid, extra_groups=[],
+                              env={"HOME": bob.pw_dir, "PATH": "/usr/bin:/bin"}, cwd=bob.pw_dir,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        bobs = subprocess.Popen([sys.executable, str(site.base.parent / "client.py"),
+                                 json.dumps({"endpoint": site.name, "wait": 120})],
+                                user=bob.pw_uid, group=bob.pw_gid, extra_groups=[], env=site.user_env(bob),
+                                cwd=bob.pw_dir, stdout=subprocess.PIPE, text=True)
+        time.sleep(2)   # bob's task is in the spool, its hand-over stuck on his lock
+        for _ in range(3):
+            t0 = time.monotonic()
+            r = site.run_as(alice, wait=20, timeout=90)
+            assert r[0].get("uid") == alice.pw_uid, r
+            assert time.monotonic() - t0 < 15, "alice's task waited behind bob's hand-over"
+        holder.stdin.close()   # bob lets go: his task is handed over and runs
+        out = json.loads(bobs.communicate(timeout=150)[0].strip().splitlines()[-1])
+        assert out[0].get("uid") == bob.pw_uid, out
+    finally:
+        holder.kill()
+        holder.wait()
+    assert "NOT LIVE" not in (site.dir / "endpoint.log").read_text()
+
+
+def test_a_user_holding_their_own_reply_queue_never_holds_the_router(site, mu_users):
+    """Bob spools tasks the router refuses (variables nested too deep), each naming as its reply
+    queue one of his own that he holds locked. The router told each refusal through a child
+    running as bob and waited up to 30 s for it, message after message, while alice's tasks
+    waited. Now a step's refusals are told by one child per sender, beside the loop."""
+    alice, bob, _ = mu_users
+    site.configure()
+    site.start()
+    queues = Path(bob.pw_dir) / "q"
+    spool = site.store / "spool" / site.name
+    code = (
+        "import json, os, sqlite3, sys, time, uuid\n"
+        "from faas.store.local_queue import LocalQueue\n"
+        f"os.makedirs({str(queues)!r}, exist_ok=True)\n"
+        f"q = LocalQueue.create('local://{queues}/r')\n"
+        f"db = sqlite3.connect({str(queues / 'r.sqlite3')!r}, isolation_level=None)\n"
+        "db.execute('BEGIN EXCLUSIVE')\n"
+        "for i in range(3):\n"
+        "    body = {'v': 1, 'id': str(uuid.uuid4()), 'fn': '0' * 64, 'n': 1, 'sent': time.time(), 'rk': 'A' * 43,\n"
+        "            'cid': 'c' * 32, 'reply': q.url, 'uec': {'x': json.loads('[' * 20 + ']' * 20)}}\n"
+        f"    p = os.path.join({str(spool)!r}, f'bob-{{i}}.json')\n"
+        "    fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)\n"
+        "    os.write(fd, json.dumps(body).encode()); os.close(fd)\n"
+        "print('spooled', flush=True)\nsys.stdin.read()\n")
+    env = {"HOME": bob.pw_dir, "PATH": "/usr/bin:/bin",
+           **{k: os.environ[k] for k in ("PYTHONPATH",) if k in os.environ}}
+    holder = subprocess.Popen([sys.executable, "-c", code], user=bob.pw_uid, group=bob.pw_gid, extra_groups=[],
+                              env=env, cwd=bob.pw_dir, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "spooled"
+        wait_until(lambda: len([a for a in site.audit() if a.get("identity") == f"local:{bob.pw_name}"]) >= 3,
+                   20, "bob's three refusals")
+        t0 = time.monotonic()
+        r = site.run_as(alice, wait=20, timeout=90)
+        assert r[0].get("uid") == alice.pw_uid, r
+        assert time.monotonic() - t0 < 15, "alice's task waited behind bob's refusals"
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_fifo_where_the_config_belongs_never_holds_the_router(site, mu_users):
+    """Bob puts a FIFO where the config.yaml of his next user endpoint will be written (its
+    name follows from his variables) and sends a task with those variables. The child that
+    starts it (as bob) blocked opening the FIFO and the router waited for it for ever. Now the
+    config is opened without blocking and the start has a deadline: bob's task is refused,
+    saying why, and alice's runs."""
+    alice, bob, _ = mu_users
+    site.configure()
+    site.start()
+    assert site.run_as(bob, uec={"account": "b1"})[0].get("uid") == bob.pw_uid
+    first = user_endpoint_of(site, bob)["name"]   # <root>-<site>-u<uid>-<variables hash>: bob sees it
+    from faas.endpoint.multiuser import templates
+    name = first.rsplit("-", 1)[0] + "-" + templates.variables_hash({"account": "b2"})[:8]
+    folder = Path(bob.pw_dir) / ".faas" / "endpoints" / name
+    code = f"import os\nos.makedirs({str(folder)!r}, exist_ok=True)\nos.mkfifo({str(folder / 'config.yaml')!r})\n"
+    p = as_user(bob, code)
+    assert p.returncode == 0, p.stderr
+    t0 = time.monotonic()
+    r = site.run_as(bob, uec={"account": "b2"}, wait=60, timeout=120)
+    assert r[0].get("error"), r
+    assert time.monotonic() - t0 < 45
+    r = site.run_as(alice, wait=20, timeout=90)
+    assert r[0].get("uid") == alice.pw_uid, r
+
+
 def _site_in(base: Path) -> Site:
     return Site(base, name=f"campus{secrets.token_hex(3)}")
 

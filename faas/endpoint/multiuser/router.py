@@ -28,7 +28,7 @@ from . import files, lifecycle, spool, templates, user_endpoints
 from .audit import AuditLog
 from .errors import TaskRefused  # noqa: F401 - re-exported
 from .mapping import IdentityMapper, Mapped
-from .privileges import run_as
+from .privileges import AsUser
 from .transports import Incoming, SignedQueueTransport, SpoolTransport
 from .user_endpoints import UserEndpoint
 
@@ -43,6 +43,13 @@ HEADER_LIMIT = 1 << 20
 STATUS_LIMIT = 1 << 20
 #: the most root reads of a user endpoint's config.yaml (to see which store it serves)
 CONFIG_LIMIT = 1 << 16
+#: seconds a step waits for a hand-over it started (most take milliseconds: acknowledged in the
+#: same step); longer ones are looked at on later steps, never waited for
+HAND_OVER_GLANCE = 0.5
+#: seconds a user endpoint's tasks wait in the spool after a hand-over to it failed
+HAND_OVER_BACKOFF = 10.0
+#: seconds a child telling a sender of its refused tasks may take before it is killed
+TELL_TIMEOUT = 30.0
 #: the longest block id root takes from a user endpoint's status file (its own are ~10 characters)
 BLOCK_ID_LIMIT = 64
 
@@ -67,6 +74,10 @@ class Router(Server):
         self.seen: dict[str, str] = {}    # recent task id -> identity (a reused id is refused)
         self.last_publish = 0.0
         self.last_check = 0.0
+        self.handing: dict[str, tuple] = {}   # user endpoint key -> (its hand-over's child, its (entry, task)s)
+        self.refusals: dict[int, list] = {}   # sender's uid -> (task id, deliver) told after this step
+        self.telling: dict[int, AsUser] = {}  # sender's uid -> the child telling it its refusals
+        self.hand_over_after: dict[str, float] = {}   # user endpoint key -> no hand-over before (monotonic)
         self.nodes_per_block: dict[str, int] = {}   # user endpoint key -> nodes per block (_nodes)
         self.block_warned: set[str] = set()          # user endpoints whose extra blocks were logged
         # this root endpoint's site: its user endpoints' names carry it; a running user endpoint
@@ -125,6 +136,13 @@ class Router(Server):
 
     def _shutdown(self) -> None:
         self._not_ready()
+        deadline = time.monotonic() + HAND_OVER_GLANCE * 10
+        for key in list(self.handing):   # what was handed over is acknowledged; the rest stays in the spool
+            if not self._handed_over(key, wait=max(0.0, deadline - time.monotonic())):
+                self.handing.pop(key)[0].kill()
+        self._told(until=deadline)
+        for child in self.telling.values():
+            child.kill()
         self._stop_all()
         self._save_state()
         self._write_status()
@@ -245,17 +263,20 @@ class Router(Server):
     # -- one step ---------------------------------------------------------------------------
     def step(self) -> bool:
         self.mapper.reload_if_changed()
+        settled = [key for key in list(self.handing) if self._handed_over(key)]
+        self._told()
         entries = self.transport.take()
         batches: dict[str, list] = {}
         for e in entries:
             self._take(e, batches)
+        self._tell_refused()
         for key, items in batches.items():
             self._deliver(self.endpoints[key], items)
         now = time.monotonic()
         if now - self.last_check >= 1.0 or batches:
             self.last_check = now
             self._check_endpoints()
-        if batches:
+        if batches or settled:
             self._save_state()
         if now - self.last_publish > 30:
             registry.publish(self.store, self.record("running"), self._record_keys())
@@ -306,6 +327,8 @@ class Router(Server):
             return self._refuse(e, task, mapped, str(exc))
         if ue is None:   # over max_user_endpoints, and the policy is to wait: stays in the spool
             return
+        if ue.key in self.handing or time.monotonic() < self.hand_over_after.get(ue.key, 0.0):
+            return   # a hand-over to it runs (this message may be in it), or failed lately: stays in the spool
         self.seen[task.id] = identity
         batches.setdefault(ue.key, []).append((e, task))
 
@@ -345,17 +368,39 @@ class Router(Server):
                                      template_path=str(self.dir / files.TEMPLATE))
 
     def _deliver(self, ue: UserEndpoint, items: list) -> None:
-        ok, why = user_endpoints.hand_over(ue, [e.body for e, _ in items], self.cfg.max_receives,
-                                           self.cfg.visibility_timeout)
-        if not ok:   # the messages stay in the spool: the next step tries again
-            ue.last_error = f"handing tasks over failed: {why}"
-            log.error("user endpoint %s: %s", ue.name, ue.last_error)
-            return
+        """Hand the tasks over in a child running as the user, looked at on later steps
+        (:meth:`_handed_over`): the router never waits on a user's queue."""
+        child = user_endpoints.begin_hand_over(ue, [e.body for e, _ in items], self.cfg.max_receives,
+                                               self.cfg.visibility_timeout)
+        self.handing[ue.key] = (child, items)
+        self._handed_over(ue.key, wait=HAND_OVER_GLANCE)
+
+    def _handed_over(self, key: str, wait: float = 0.0) -> bool:
+        """Settle the hand-over to the user endpoint ``key`` if it has ended: its messages
+        acknowledged, or (it failed, or took too long) left in the spool for a later try, and
+        that user endpoint's tasks wait HAND_OVER_BACKOFF meanwhile. True once settled."""
+        child, items = self.handing[key]
+        outcome = child.poll(wait)
+        if outcome is None:
+            return False
+        del self.handing[key]
+        ue = self.endpoints.get(key)
+        ok, why = outcome
+        if not ok:   # the messages stay in the spool: a later step tries again
+            if ue is not None:
+                ue.last_error = f"handing tasks over failed: {why}"
+                log.error("user endpoint %s: %s; its tasks wait %.0f s in the spool", ue.name,
+                          ue.last_error, HAND_OVER_BACKOFF)
+            self.hand_over_after[key] = time.monotonic() + HAND_OVER_BACKOFF
+            return True
         for e, task in items:
-            ue.outstanding[task.id] = [task.fn, task.cid]
-            ue.routed += 1
+            if ue is not None:
+                ue.outstanding[task.id] = [task.fn, task.cid]
+                ue.routed += 1
             e.ack()
-        ue.last_activity = time.time()
+        if ue is not None:
+            ue.last_activity = time.time()
+        return True
 
     # -- refusals ----------------------------------------------------------------------------
     def _set_aside(self, e: Incoming, identity: str, why: str) -> None:
@@ -386,26 +431,53 @@ class Router(Server):
         def deliver() -> None:
             outcomes.fail_for_client(self.store, task, err, notify=e.notify_uid is None or local_reply,
                                      endpoint=self.name)
-        if e.notify_uid is None:
-            ok, problem = _attempt(deliver)
+        uid = e.notify_uid
+        if uid is not None and uid != 0:   # told by a child as the sender, beside the loop (_tell_refused)
+            if uid in self.telling:   # an earlier refusal is still being told: this one waits in the spool
+                return
+            self.refusals.setdefault(uid, []).append((task.id, deliver))
         else:
-            ok, problem = self._as_uid(e.notify_uid, deliver)
-        if not ok:
-            log.error("could not tell the sender of task %s that it was refused: %s", task.id, problem)
+            ok, problem = _attempt(deliver)
+            if not ok:
+                log.error("could not tell the sender of task %s that it was refused: %s", task.id, problem)
         self.audit.write(identity=mapped.identity, user=mapped.user, function=task.fn, task=task.id,
                          outcome="refused", reason=why)
         log.warning("task %s from %s refused: %s", task.id, mapped.identity, why)
         e.ack()
 
-    def _as_uid(self, uid: int, fn) -> tuple[bool, str]:
-        """Run ``fn`` in a child dropped to the account ``uid`` (never as root)."""
-        try:
-            pw = pwd.getpwuid(uid)
-        except KeyError:
-            return False, f"uid {uid} has no account name"
-        if uid == 0:
-            return _attempt(fn)
-        return run_as(pw.pw_name, uid, pw.pw_gid, fn, timeout=30)
+    def _tell_refused(self) -> None:
+        """The refusals of this step, told to each sender by one child running as that sender
+        (their store folders and reply queue are theirs: a link or a lock there is theirs too),
+        looked at on later steps (:meth:`_told`), never waited for."""
+        for uid, items in self.refusals.items():
+            try:
+                pw = pwd.getpwuid(uid)
+            except KeyError:
+                log.error("could not tell uid %d of %d refusal(s): it has no account name", uid, len(items))
+                continue
+
+            def tell(items: list = items) -> None:
+                failed = []
+                for tid, deliver in items:
+                    try:
+                        deliver()
+                    except Exception as exc:  # noqa: BLE001 - told for the others; reported to the router
+                        failed.append(f"{tid}: {type(exc).__name__}: {exc}"[:300])
+                if failed:
+                    raise OSError("; ".join(failed))
+            self.telling[uid] = AsUser(pw.pw_name, uid, pw.pw_gid, tell, timeout=TELL_TIMEOUT)
+        self.refusals.clear()
+
+    def _told(self, until: float = 0.0) -> None:
+        """Settle the children telling refusals that have ended (waiting for them up to the
+        monotonic time ``until``: at shutdown)."""
+        for uid, child in list(self.telling.items()):
+            outcome = child.poll(max(0.0, until - time.monotonic()))
+            if outcome is None:
+                continue
+            del self.telling[uid]
+            if not outcome[0]:
+                log.error("could not tell uid %d that its task(s) were refused: %s", uid, outcome[1])
 
     # -- watching user endpoints ----------------------------------------------------------------
     def _check_endpoints(self) -> None:

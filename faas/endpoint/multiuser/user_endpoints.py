@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import signal
+import stat
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -16,10 +18,16 @@ from pathlib import Path
 import yaml
 
 from . import lifecycle
-from .privileges import drop_to, run_as
+from .privileges import AsUser, drop_to, run_as
 
 log = logging.getLogger("faas.multiuser.user_endpoints")
 
+
+#: seconds a hand-over (a send to the user endpoint's queue, as the user) may take before its
+#: child is killed and the tasks wait in the spool for the next try
+HAND_OVER_TIMEOUT = 60.0
+#: seconds the start of a user endpoint may take (fork, drop, write its config, exec)
+START_TIMEOUT = 30.0
 
 @dataclass
 class UserEndpoint:
@@ -92,10 +100,11 @@ def start(ue: UserEndpoint, config: dict, environment: dict[str, str], python: s
             drop_to(ue.user, ue.uid, ue.gid)
             os.chdir(ue.home)
             ue.dir.mkdir(parents=True, exist_ok=True)
-            (ue.dir / "config.yaml").write_text(text)
+            _write_own(ue.dir / "config.yaml", text)
             if router is not None:
                 lifecycle.write_router_file(ue.dir, router)
-            out = os.open(ue.dir / "daemon.out", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            out = os.open(ue.dir / "daemon.out", os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NONBLOCK, 0o600)
+            os.set_blocking(out, True)
             devnull = os.open(os.devnull, os.O_RDONLY)
             os.dup2(devnull, 0)
             os.dup2(out, 1)
@@ -109,8 +118,7 @@ def start(ue: UserEndpoint, config: dict, environment: dict[str, str], python: s
                 pass
         os._exit(71)
     os.close(w)
-    with os.fdopen(r, "rb") as f:     # closes on exec (CLOEXEC) or carries the error
-        why = f.read().decode(errors="replace")
+    why = _exec_or_error(r, pid)
     if why:
         os.waitpid(pid, 0)
         raise OSError(f"starting the user endpoint of {ue.user} failed: {why}")
@@ -120,14 +128,44 @@ def start(ue: UserEndpoint, config: dict, environment: dict[str, str], python: s
     return pid
 
 
-def hand_over(ue: UserEndpoint, bodies: list[str], max_receives: int, visibility_timeout: float) -> tuple[bool, str]:
-    """Send task messages to the user endpoint's queue, as the user (durable once this returns True)."""
+def _write_own(path: Path, text: str) -> None:
+    """As the user: write ``path`` without blocking on a FIFO the user put there (the router
+    waits for this child; a FIFO with no reader would hold it)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NONBLOCK | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{path} is not a regular file")
+        os.set_blocking(fd, True)
+        f.write(text)
+
+
+def _exec_or_error(r: int, pid: int) -> str:
+    """What the starting child wrote before its exec (its end closes on exec: "" then), waiting
+    at most START_TIMEOUT; a child that takes longer is killed."""
+    deadline = time.monotonic() + START_TIMEOUT
+    chunks: list[bytes] = []
+    with os.fdopen(r, "rb", buffering=0) as f:
+        while True:
+            ready, _, _ = select.select([f], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                os.kill(pid, signal.SIGKILL)
+                return f"it did not start within {START_TIMEOUT:.0f} s (killed)"
+            data = f.read(4096)
+            if not data:
+                return b"".join(chunks).decode(errors="replace")
+            chunks.append(data)
+
+
+def begin_hand_over(ue: UserEndpoint, bodies: list[str], max_receives: int, visibility_timeout: float,
+                    timeout: float = HAND_OVER_TIMEOUT) -> AsUser:
+    """Send task messages to the user endpoint's queue, as the user, in a child the router polls
+    (durable once it ends well): the queue file is the user's, and they may hold it locked."""
     def send():
         from ...store import create_queue
         q = create_queue(ue.queue_url, max_receives=max_receives, visibility_timeout=visibility_timeout)
         q.send(bodies)
         q.close()
-    return run_as(ue.user, ue.uid, ue.gid, send)
+    return AsUser(ue.user, ue.uid, ue.gid, send, timeout)
 
 
 def claim(ue: UserEndpoint, router: dict) -> tuple[bool, str]:
