@@ -389,6 +389,8 @@ class ManagerEndpointConfig(BaseEndpointConfig):
     denied_users: list[str] = []
     #: running user endpoints at once, over all users (one per user and variable set)
     max_user_endpoints: int = Field(64, ge=1)
+    #: running user endpoints of one user at once: no user can take every place
+    max_user_endpoints_per_user: int = Field(4, ge=1)
     #: caps engine.provider.max_blocks of every user endpoint
     max_blocks_per_user: int = Field(1, ge=1)
     #: what a task over a limit gets: wait in the spool until there is room, or refuse

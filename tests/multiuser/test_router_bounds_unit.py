@@ -127,3 +127,24 @@ def test_a_link_on_the_store_path_in_a_users_folder_is_refused(tmp_path):
     assert not (safe / "store").exists()
     os.close(spool.open_prepared((safe / "store").as_uri(), "ep"))
     assert oct((safe / "store" / "spool" / "ep").stat().st_mode & 0o7777) == "0o1733"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="files of other owners need root")
+def test_one_writers_pile_never_keeps_anothers_message_out_of_a_scan(tmp_path):
+    """600 old messages of one writer (tasks over a limit wait in the spool) and one newer of
+    another: a scan of 500 took the 500 oldest, all the first writer's, on every step; now
+    writers take turns, oldest first within each."""
+    body = b'{"v": 1}'
+    for i in range(600):
+        p = tmp_path / f"bob-{i}.json"
+        p.write_bytes(body)
+        os.chmod(p, 0o600)
+        os.chown(p, 50001, 50001)
+        os.utime(p, (1000 + i, 1000 + i))
+    p = tmp_path / "alice.json"
+    p.write_bytes(body)
+    os.chmod(p, 0o600)
+    os.chown(p, 50002, 50002)
+    got = spool.scan(tmp_path, limit=500)
+    assert len(got) == 500 and any(e.uid == 50002 for e in got)
+    assert [e.path for e in got if e.uid == 50001][:3] == [str(tmp_path / f"bob-{i}.json") for i in range(3)]

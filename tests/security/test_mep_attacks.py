@@ -226,6 +226,34 @@ def test_a_user_holding_their_own_reply_queue_never_holds_the_router(site, mu_us
         holder.wait()
 
 
+def test_one_user_cannot_take_every_place(site, mu_users):
+    """Bob sends tasks with as many sets of variables as the endpoint has places for user
+    endpoints (each set is a user endpoint of its own): he took them all, and alice's tasks
+    waited for a place (over_limit: wait) until his idled out. Now one user runs at most
+    max_user_endpoints_per_user (4) of them; his others wait, and alice's task runs."""
+    alice, bob, _ = mu_users
+    site.configure(max_user_endpoints=5)
+    site.start()
+    spool = site.store / "spool" / site.name
+    code = (
+        "import json, os, time, uuid\n"
+        "for i in range(5):\n"
+        "    body = {'v': 1, 'id': str(uuid.uuid4()), 'fn': '0' * 64, 'n': 1, 'sent': time.time(),\n"
+        "            'rk': 'A' * 43, 'cid': 'c' * 32, 'uec': {'account': f'b{i}'}}\n"
+        f"    p = os.path.join({str(spool)!r}, f'bob-{{i}}.json')\n"
+        "    fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)\n"
+        "    os.write(fd, json.dumps(body).encode()); os.close(fd)\n")
+    p = as_user(bob, code)
+    assert p.returncode == 0, p.stderr
+    wait_until(lambda: sum(1 for u in site.status()["user_endpoints"] if u["user"] == bob.pw_name) >= 4,
+               60, "bob's user endpoints")
+    time.sleep(2)   # the router has seen all five
+    r = site.run_as(alice, wait=30, timeout=90)
+    assert r[0].get("uid") == alice.pw_uid, r
+    bobs = [u for u in site.status()["user_endpoints"] if u["user"] == bob.pw_name and u["state"] == "running"]
+    assert len(bobs) == 4, bobs
+
+
 def test_a_fifo_where_the_config_belongs_never_holds_the_router(site, mu_users):
     """Bob puts a FIFO where the config.yaml of his next user endpoint will be written (its
     name follows from his variables) and sends a task with those variables. The child that

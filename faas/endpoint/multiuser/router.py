@@ -346,10 +346,15 @@ class Router(Server):
                               user=user, uid=uid, gid=gid, home=home,
                               variables=variables, vhash=vhash, site=self.site, identity=mapped.identity)
         if ue.state != "running" or not user_endpoints.running(ue):
-            active = sum(1 for u in self.endpoints.values() if u.state in ("running", "stopping") and u.key != key)
-            if active >= self.cfg.max_user_endpoints:
+            active = [u for u in self.endpoints.values() if u.state in ("running", "stopping") and u.key != key]
+            why = None
+            if len(active) >= self.cfg.max_user_endpoints:
                 why = (f"this endpoint runs its limit of {self.cfg.max_user_endpoints} user endpoints "
                        f"(max_user_endpoints)")
+            elif sum(1 for u in active if u.uid == uid) >= self.cfg.max_user_endpoints_per_user:
+                why = (f"{user} runs the limit of {self.cfg.max_user_endpoints_per_user} user endpoints of "
+                       f"one user (max_user_endpoints_per_user; each set of variables is one)")
+            if why is not None:
                 if self.cfg.over_limit == "refuse":
                     raise ConfigError(why + "; try again later")
                 return None

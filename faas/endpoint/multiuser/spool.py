@@ -258,28 +258,50 @@ class SpoolEntry:
 
 
 def scan(spool: Path | int, limit: int = 500, where: Path | None = None) -> list[SpoolEntry]:
-    """As root: the oldest complete messages in the spool, each with its writer's uid.
-    ``spool``: the spool's descriptor (:func:`open_prepared`; ``where`` its path, for messages),
-    or its path."""
-    names = []
+    """As root: complete messages in the spool, each with its writer's uid, at most ``limit``:
+    the oldest of each writer in turn, so one writer's pile (however many, however old: a task
+    over a limit waits here) never keeps another's messages out. ``spool``: the spool's
+    descriptor (:func:`open_prepared`; ``where`` its path, for messages), or its path."""
+    found: list[tuple[float, int, str]] = []   # (mtime, owner, name), from the entry (not read yet)
     where = where if where is not None else Path(str(spool))
     try:
         with os.scandir(spool) as it:
             for e in it:
                 if not e.name.startswith("."):
-                    names.append(e.name)
+                    try:
+                        st = e.stat(follow_symlinks=False)
+                        found.append((st.st_mtime, st.st_uid, e.name))
+                    except OSError:   # gone meanwhile, or unreadable: read_entry says which
+                        found.append((0.0, -1, e.name))
                 elif e.name.startswith(".tmp-"):
                     _reap_tmp(e, spool if isinstance(spool, int) else None)
     except FileNotFoundError:
         return []
     out = []
-    for name in names:
+    for name in _take_turns(found, limit):
         if isinstance(spool, int):
             out.append(read_entry(name, dir_fd=spool, where=where))
         else:
             out.append(read_entry(os.path.join(spool, name)))
     out.sort(key=lambda e: e.mtime)
     return out[:limit]
+
+
+def _take_turns(found: list[tuple[float, int, str]], limit: int) -> list[str]:
+    """Names, oldest first within each owner, owners taking turns (the owner of the oldest
+    first), ``limit`` at most."""
+    piles: dict[int, list[str]] = {}
+    for _, uid, name in sorted(found):
+        piles.setdefault(uid, []).append(name)
+    queues = list(piles.values())
+    out: list[str] = []
+    for i in range(max(map(len, queues), default=0)):
+        for pile in queues:
+            if i < len(pile):
+                out.append(pile[i])
+                if len(out) >= limit:
+                    return out
+    return out
 
 
 def _reap_tmp(entry: os.DirEntry, dir_fd: int | None) -> None:
