@@ -148,3 +148,29 @@ def test_one_writers_pile_never_keeps_anothers_message_out_of_a_scan(tmp_path):
     got = spool.scan(tmp_path, limit=500)
     assert len(got) == 500 and any(e.uid == 50002 for e in got)
     assert [e.path for e in got if e.uid == 50001][:3] == [str(tmp_path / f"bob-{i}.json") for i in range(3)]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="dropping to another account needs root")
+def test_work_as_a_user_holds_none_of_roots_descriptors(tmp_path):
+    """A child that runs as the user (a hand-over into the user's queue, a refusal into their
+    reply queue) works on files the user controls: it must not hold root's open files (its
+    audit log, its lock), which whatever those files make of the child could write to."""
+    import pwd
+
+    from faas.endpoint.multiuser.privileges import run_as
+    secret = open(tmp_path / "roots-audit.log", "a")   # noqa: SIM115 - held open across the fork on purpose
+
+    def look() -> None:
+        fds = {int(n) for n in os.listdir("/proc/self/fd")}
+        extra = fds - {0, 1, 2}
+        if len(extra) > 2:   # its report pipe, and the listing's own descriptor
+            raise OSError(f"inherited descriptors: {sorted(extra)}")
+    nobody = pwd.getpwnam("nobody")
+    try:
+        assert run_as("nobody", nobody.pw_uid, nobody.pw_gid, look, timeout=30) == (True, "")
+        from faas.endpoint.multiuser.privileges import AsUser
+        child = AsUser("nobody", nobody.pw_uid, nobody.pw_gid, lambda: os.fstat(secret.fileno()), timeout=30)
+        ok, why = child.poll(wait=30) or (None, "")
+        assert not ok and "Bad file descriptor" in why
+    finally:
+        secret.close()

@@ -21,6 +21,14 @@ def drop_to(user: str, uid: int, gid: int) -> None:
     os.umask(0o077)
 
 
+def _close_inherited(keep: int) -> None:
+    """In the child: close every descriptor root had open (its logs, its lock, the spool, cached
+    store folders) but the standard ones and ``keep``: what runs as the user, on the user's
+    files, holds nothing of root's, whatever those files make of it."""
+    os.closerange(3, keep)
+    os.closerange(keep + 1, os.sysconf("SC_OPEN_MAX") if hasattr(os, "sysconf") else 65536)
+
+
 class AsUser:
     """``fn()`` running in a forked child dropped to a user: the router looks at it between its
     steps (:meth:`poll`) and never waits on it, since the user controls what it touches (a
@@ -33,6 +41,7 @@ class AsUser:
             code = 0
             try:
                 os.close(r)
+                _close_inherited(keep=w)
                 drop_to(user, uid, gid)
                 fn()
             except BaseException as e:  # noqa: BLE001 - report it to the parent, then exit
@@ -51,24 +60,29 @@ class AsUser:
         self.outcome: tuple[bool, str] | None = None
 
     def poll(self, wait: float = 0.0) -> tuple[bool, str] | None:
-        """``(ok, why not)`` once the child has ended (killed at its deadline); None before."""
+        """``(ok, why not)`` once the child has ended (killed at its deadline); None if it has not
+        within ``wait`` seconds."""
         if self.outcome is not None:
             return self.outcome
-        ready, _, _ = select.select([self.fd], [], [], max(0.0, min(wait, self.deadline - time.monotonic())))
-        if ready:
-            while True:   # until its end closes (it exited), or nothing more for now
+        until = time.monotonic() + wait
+        while True:
+            ready, _, _ = select.select([self.fd], [], [], max(0.0, min(until, self.deadline) - time.monotonic()))
+            if ready:
                 try:
                     data = os.read(self.fd, 4096)
                 except BlockingIOError:
-                    return None
-                if not data:
+                    data = None
+                if data == b"":   # its end closed: it exited
                     return self._reap()
-                self.chunks.append(data)
-        if time.monotonic() >= self.deadline:
-            os.kill(self.pid, signal.SIGKILL)
-            self.chunks.append(f"timed out after {self.timeout:.0f} s".encode())
-            return self._reap()
-        return None
+                if data:
+                    self.chunks.append(data)
+                    continue
+            if time.monotonic() >= self.deadline:
+                os.kill(self.pid, signal.SIGKILL)
+                self.chunks.append(f"timed out after {self.timeout:.0f} s".encode())
+                return self._reap()
+            if time.monotonic() >= until:
+                return None
 
     def kill(self) -> None:
         """End it now (the router stops): what it did not finish is done again later."""

@@ -433,8 +433,8 @@ class Router(Server):
         # signed queue (S3/SQS), root writes to the store and the reply queue the signature covers.
         local_reply = task.reply is not None and task.reply.startswith("local:")
 
-        def deliver() -> None:
-            outcomes.fail_for_client(self.store, task, err, notify=e.notify_uid is None or local_reply,
+        def deliver(store) -> None:
+            outcomes.fail_for_client(store, task, err, notify=e.notify_uid is None or local_reply,
                                      endpoint=self.name)
         uid = e.notify_uid
         if uid is not None and uid != 0:   # told by a child as the sender, beside the loop (_tell_refused)
@@ -442,7 +442,7 @@ class Router(Server):
                 return
             self.refusals.setdefault(uid, []).append((task.id, deliver))
         else:
-            ok, problem = _attempt(deliver)
+            ok, problem = _attempt(lambda: deliver(self.store))
             if not ok:
                 log.error("could not tell the sender of task %s that it was refused: %s", task.id, problem)
         self.audit.write(identity=mapped.identity, user=mapped.user, function=task.fn, task=task.id,
@@ -462,10 +462,11 @@ class Router(Server):
                 continue
 
             def tell(items: list = items) -> None:
+                store = open_store(self.cfg.store)   # the child holds none of root's descriptors
                 failed = []
                 for tid, deliver in items:
                     try:
-                        deliver()
+                        deliver(store)
                     except Exception as exc:  # noqa: BLE001 - told for the others; reported to the router
                         failed.append(f"{tid}: {type(exc).__name__}: {exc}"[:300])
                 if failed:
