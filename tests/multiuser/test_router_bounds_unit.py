@@ -174,3 +174,25 @@ def test_work_as_a_user_holds_none_of_roots_descriptors(tmp_path):
         assert not ok and "Bad file descriptor" in why
     finally:
         secret.close()
+
+
+@pytest.mark.parametrize("name", ["identity_mapping.json", "user_config_template.yaml.j2",
+                                  "user_config_schema.json", "user_environment.yaml"])
+def test_files_that_decide_who_runs_as_whom_must_be_the_admins_alone(tmp_path, name):
+    """A mapping, template, schema or environment file others could write would let them
+    decide who runs as whom: refused, saying how to fix it (mapping.check_owner_safe, unused
+    before)."""
+    from faas.endpoint.multiuser import files, mapping
+    path = tmp_path / name
+    files.write_defaults(tmp_path)
+    if not path.exists():
+        path.write_text("{}" if name.endswith(".json") else "A: b\n")
+    os.chmod(path, 0o666)
+    readers = {"identity_mapping.json": lambda: mapping.load_rules(path),
+               "user_config_template.yaml.j2": lambda: files.read_template(tmp_path),
+               "user_config_schema.json": lambda: templates.load_schema(path),
+               "user_environment.yaml": lambda: files.read_environment(tmp_path)}
+    with pytest.raises(ConfigError, match="not writable by group or others.*chmod go-w"):
+        readers[name]()
+    os.chmod(path, 0o644)
+    readers[name]()

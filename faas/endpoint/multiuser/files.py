@@ -11,7 +11,7 @@ import yaml
 
 from ...exceptions import ConfigError
 from ..config import MULTI_USER_TEMPLATE as TEMPLATE
-from .mapping import DEFAULT_MAPPING
+from .mapping import DEFAULT_MAPPING, check_owner_safe
 
 SCHEMA = "user_config_schema.json"
 MAPPING = "identity_mapping.json"
@@ -51,6 +51,7 @@ def write_defaults(endpoint_dir: Path, provider: str = "local", overwrite: bool 
 def read_template(endpoint_dir: Path) -> str:
     path = endpoint_dir / TEMPLATE
     try:
+        check_owner_safe(path)
         return path.read_text()
     except OSError as e:
         raise ConfigError(f"{path}: cannot read the user config template: {e.strerror}; "
@@ -61,6 +62,7 @@ def read_environment(endpoint_dir: Path) -> dict[str, str]:
     path = endpoint_dir / ENVIRONMENT
     if not path.exists():
         return {}
+    check_owner_safe(path)
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as e:

@@ -125,6 +125,7 @@ def _check_properties(path: Path, i: int, j: int, m: dict) -> list[str]:
 def load_rules(path: Path, endpoint_id: str = "faas-multi-user") -> list[Rule]:
     """Parse and compile a mapping file; a ConfigError naming the file and the rule otherwise.
     ``endpoint_id`` is what an external program gets as ``-s`` (Globus: the endpoint's id)."""
+    check_owner_safe(path)
     docs = read_json(path, "identity mapping")
     if not isinstance(docs, list) or not docs:
         raise ConfigError(f"{path}: expected a non-empty JSON list of mapping documents, e.g. "
@@ -261,9 +262,14 @@ def identity_of_uid(uid: int) -> str:
         return f"local-uid:{uid}"
 
 
-def check_owner_safe(path: str) -> None:
-    """Raise if a file the root endpoint reads could be changed by someone other than root."""
-    st = os.stat(path)
-    if st.st_uid != 0 or st.st_mode & 0o022:
-        raise ConfigError(f"{path}: must be owned by root and not writable by group or others "
-                          f"(it decides who runs as whom)")
+def check_owner_safe(path: str | os.PathLike) -> None:
+    """ConfigError if a file the root endpoint reads to decide who runs as whom, and with what
+    (the mapping, the template, its schema, the users' environment), could be changed by anyone
+    but root (or the account the endpoint runs as)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:   # its reader says so
+        return
+    if st.st_uid not in (0, os.geteuid()) or st.st_mode & 0o022:
+        raise ConfigError(f"{path}: must be owned by root and not writable by group or others (it "
+                          f"decides who runs as whom): `chown root {path}; chmod go-w {path}`")

@@ -38,7 +38,7 @@ from pydantic import ValidationError
 from ...config import read_json
 from ...exceptions import ConfigError
 from .. import config as ep_config
-from .mapping import identity_document
+from .mapping import check_owner_safe, identity_document
 
 log = logging.getLogger("faas.multiuser.templates")
 
@@ -72,6 +72,7 @@ def load_schema(path: Path) -> dict | None:
     variables are accepted, as in Globus). A schema that is not one is refused at start."""
     if not Path(path).exists():
         return None
+    check_owner_safe(path)
     schema = read_json(path, "user config schema")
     try:
         jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator).check_schema(schema)
