@@ -124,8 +124,9 @@ def own_keys(model: type[ep_config.BaseEndpointConfig]) -> set[str]:
 def test_the_kinds_share_a_base_and_nothing_else():
     user, manager = own_keys(ep_config.UserEndpointConfig), own_keys(ep_config.ManagerEndpointConfig)
     assert "engine" in user and "engine" not in ep_config.ManagerEndpointConfig.model_fields
-    assert {"identity_mapping_path", "allowed_users", "denied_users", "max_user_endpoints", "max_blocks_per_user",
-            "over_limit", "user_endpoint_idle_timeout", "audit_log_path"} == manager
+    assert {"identity_mapping_path", "allowed_users", "denied_users", "max_user_endpoints",
+            "max_user_endpoints_per_user", "max_blocks_per_user", "over_limit", "user_endpoint_idle_timeout",
+            "audit_log_path"} == manager
     assert not user & manager
     # what the router and the admin commands read beside its own keys
     assert {"store", "queue", "max_receives", "visibility_timeout", "stop_grace", "stall_timeout",

@@ -71,10 +71,11 @@ def test_one_deeply_nested_message_never_stops_routing(site, mu_users):
     head = json.dumps({"v": 1, "id": tid, "fn": "0" * 64, "n": 1, "sent": time.time(), "rk": "A" * 43,
                        "cid": "c" * 32})
     body = head[:-1] + ', "uec": {"x": ' + "[" * depth + "]" * depth + "}}"
-    code = ("import os\n"
-            f"p = os.path.join({str(spool)!r}, 'deep.json')\n"
+    code = ("import os\n"   # dated before it is in place: the router may take it at once
+            f"p = os.path.join({str(spool)!r}, '.deep-in-progress')\n"
             "fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)\n"
-            f"os.write(fd, {body!r}.encode()); os.close(fd); os.utime(p, (0, 0))\n")
+            f"os.write(fd, {body!r}.encode()); os.close(fd); os.utime(p, (0, 0))\n"
+            f"os.rename(p, os.path.join({str(spool)!r}, 'deep.json'))\n")
     p = as_user(bob, code)
     assert p.returncode == 0, p.stderr
     r = site.run_as(alice, wait=20, timeout=90)
