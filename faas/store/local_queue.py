@@ -19,6 +19,9 @@ Layout of ``local:///DIR/NAME`` (NAME matches ``[A-Za-z0-9_-]{1,80}``):
   so a blocked receive wakes at once without polling. Markers of dead processes are removed by
   the next ring (ECONNREFUSED). Abstract sockets are per network namespace: a waiter in another
   namespace (container) sharing DIR still gets its messages, but only at its next deadline.
+  The folder counts only if it is this account's own (in a folder others may write into,
+  someone else may have made it first: then the receiver looks every POLL_WITHOUT_BELL), and a
+  ring only if the kernel names this account (or root) as its sender (SO_PASSCRED).
 
 The dead-letter queue is ``local:///DIR/NAME-dlq``: a view over the ``dead_letters`` table of
 ``NAME.sqlite3`` (``open`` resolves it when no ``NAME-dlq.sqlite3`` file exists). It has no
@@ -417,9 +420,9 @@ class LocalQueue(Queue):
 
     def _drain(self) -> tuple[bool, bool]:
         """Empty the doorbell: ``(it rang, it got rings that do not count or more than it
-        reads at once)``. Where the kernel
-        names each ring's sender (SO_PASSCRED), only this account's rings (or root's) count:
-        anyone may send to an abstract socket (their names are listed in /proc/net/unix)."""
+        reads at once)``. Where the kernel names each ring's sender (SO_PASSCRED), only this
+        account's rings (or root's) count: anyone may send to an abstract socket (their names
+        are listed in /proc/net/unix)."""
         assert self._sock is not None   # after _register
         rang = foreign = False
         try:
