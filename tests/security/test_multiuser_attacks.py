@@ -55,8 +55,11 @@ def running_task(site, uid: int, timeout: float = 60) -> Path:
     """The running marker of a task of ``uid`` (root may list what users cannot)."""
     def find():
         for p in (site.store / "running").rglob("*"):
-            if p.is_file() and p.stat().st_uid == uid:
-                return p
+            try:   # not the store's temporary file of a marker being written (renamed in a moment)
+                if not p.name.startswith(".") and p.is_file() and p.stat().st_uid == uid:
+                    return p
+            except FileNotFoundError:
+                continue
         return None
     return wait_until(find, timeout, "a running marker")
 
