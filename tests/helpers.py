@@ -87,6 +87,22 @@ def start_moto_server() -> tuple[subprocess.Popen, str]:
     return proc, f"http://127.0.0.1:{port}"
 
 
+#: a script another account runs: the depth of the local queue named by its argument
+QUEUE_DEPTH = """
+import sys
+from faas.store.local_queue import LocalQueue
+print(sum(LocalQueue.open(sys.argv[1]).depth().values()))
+"""
+
+
+def shared_script(base: Path, name: str, text: str) -> str:
+    """``text`` as ``base/name``, readable by every account (for :func:`python_as`)."""
+    path = base / name
+    path.write_text(text)
+    os.chmod(path, 0o644)
+    return str(path)
+
+
 def python_as(user, *args: str) -> subprocess.CompletedProcess:
     """``python ARGS`` as ``user`` (a pwd entry), with only their own HOME, FAAS_HOME and a
     bare PATH (and this PYTHONPATH, so it is the same faas): what a real account would run."""

@@ -21,7 +21,7 @@ import uuid
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(__file__)))
-from helpers import python_as, running_endpoint  # noqa: E402
+from helpers import QUEUE_DEPTH, python_as, running_endpoint, shared_script  # noqa: E402
 from multiuser.conftest import mu_shared, mu_users  # noqa: E402,F401 - fixtures: real accounts
 
 from faas import signing  # noqa: E402
@@ -65,18 +65,6 @@ except Exception as e:
     print(json.dumps({"error": type(e).__name__, "message": str(e)}))
 """
 
-DEPTH = """
-import sys
-from faas.store.local_queue import LocalQueue
-print(sum(LocalQueue.open(sys.argv[1]).depth().values()))
-"""
-
-
-def _script(base, name, text):
-    path = base / name
-    path.write_text(text)
-    os.chmod(path, 0o644)
-    return str(path)
 
 
 def _shared_file_store(base):
@@ -97,8 +85,8 @@ def _bobs_folder(base, bob):
 
 
 def _run(user, base, script, *args):
-    name = {PLANT: "plant.py", VICTIM: "victim.py", DEPTH: "depth.py"}[script]
-    p = python_as(user, _script(base, name, script), *args)
+    name = {PLANT: "plant.py", VICTIM: "victim.py", QUEUE_DEPTH: "depth.py"}[script]
+    p = python_as(user, shared_script(base, name, script), *args)
     assert p.returncode == 0, p.stderr
     return p.stdout.strip().splitlines()[-1]
 
@@ -120,7 +108,7 @@ def test_a_squatted_or_copied_record_on_a_shared_file_store_is_not_believed(mu_u
     assert f"written by uid {bob.pw_uid}" in squat["message"]
     by_id = json.loads(_run(alice, mu_shared, VICTIM, url, site_id, "{}"))
     assert "published by 2 endpoints" not in json.dumps(by_id), by_id
-    assert _run(alice, mu_shared, DEPTH, f"local://{bobs_queue}/evil") == "0", "alice's task reached bob's queue"
+    assert _run(alice, mu_shared, QUEUE_DEPTH, f"local://{bobs_queue}/evil") == "0", "alice's task reached bob's queue"
 
 
 @pytest.mark.aws
@@ -141,4 +129,5 @@ def test_a_record_overwritten_in_the_bucket_is_not_believed(mu_users, mu_shared,
         after = json.loads(_run(alice, mu_shared, VICTIM, store, "site", victim_env))
         assert after.get("error") == "RecordNotTrusted", after
         assert "no MAC under your signing key 'k1'" in after["message"]
-        assert _run(alice, mu_shared, DEPTH, f"local://{bobs_queue}/evil") == "0", "alice's task reached bob's queue"
+        assert _run(alice, mu_shared, QUEUE_DEPTH, f"local://{bobs_queue}/evil") == "0", \
+            "alice's task reached bob's queue"

@@ -23,7 +23,7 @@ import uuid
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(__file__)))
-from helpers import free_port, python_as, running_endpoint  # noqa: E402
+from helpers import QUEUE_DEPTH, free_port, python_as, running_endpoint, shared_script  # noqa: E402
 from multiuser.conftest import mu_shared, mu_users  # noqa: E402,F401 - fixtures: real accounts
 
 import faas  # noqa: E402
@@ -68,18 +68,6 @@ except PermissionError:   # before: ringing the site's waiters (not his to list)
 print("sent", flush=True)
 """
 
-COUNT = """
-import sys
-from faas.store.local_queue import LocalQueue
-print(sum(LocalQueue.open(sys.argv[1]).depth().values()))
-"""
-
-
-def _script(base, name, text):
-    path = base / name
-    path.write_text(text)
-    os.chmod(path, 0o644)
-    return str(path)
 
 
 def test_an_unsigned_message_gets_no_call_to_its_reply(mu_users, mu_shared, monkeypatch):
@@ -101,7 +89,7 @@ def test_an_unsigned_message_gets_no_call_to_its_reply(mu_users, mu_shared, monk
     port = free_port()
     env = {"HOME": bob.pw_dir, "PATH": "/usr/bin:/bin",
            **{k: os.environ[k] for k in ("PYTHONPATH",) if k in os.environ}}
-    host = subprocess.Popen([sys.executable, _script(mu_shared, "host.py", HOST), str(port), "60"],
+    host = subprocess.Popen([sys.executable, shared_script(mu_shared, "host.py", HOST), str(port), "60"],
                             user=bob.pw_uid, group=bob.pw_gid, extra_groups=[], env=env,
                             stdout=subprocess.PIPE, text=True)
     try:
@@ -116,7 +104,7 @@ def test_an_unsigned_message_gets_no_call_to_its_reply(mu_users, mu_shared, monk
             for f in queues.glob("signed.sqlite3*"):
                 os.chmod(f, 0o666)
             own_queue = f"local://{bob_dir}/bobs"
-            p = python_as(bob, _script(mu_shared, "send.py", SEND), site_queue, own_queue, str(port))
+            p = python_as(bob, shared_script(mu_shared, "send.py", SEND), site_queue, own_queue, str(port))
             assert p.returncode == 0 and "sent" in p.stdout, p.stderr
             time.sleep(2.0)   # the pool has taken both by now
             t = time.monotonic()
@@ -126,7 +114,7 @@ def test_an_unsigned_message_gets_no_call_to_its_reply(mu_users, mu_shared, monk
             assert logs.count("REFUSED message") >= 2 and "unsigned" in logs
             assert "not telling the sender" in logs
             c.close()
-        count = python_as(bob, _script(mu_shared, "count.py", COUNT), own_queue)
+        count = python_as(bob, shared_script(mu_shared, "count.py", QUEUE_DEPTH), own_queue)
         assert count.returncode == 0 and count.stdout.strip() == "0", \
             f"the endpoint wrote into the attacker's queue: {count.stdout} {count.stderr}"
     finally:
