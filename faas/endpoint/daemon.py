@@ -352,7 +352,7 @@ class Daemon(Server):
             try:
                 fields = json.loads(m.body)
                 task = TaskMessage.model_validate(fields)
-                why = signing.check(fields, self.keys, 0.0) if self.keys else None
+                why = signing.check_signature(fields, self.keys) if self.keys else None
             except Exception as e:  # noqa: BLE001 - a malformed message: keep it for inspection
                 why = f"malformed: {e}"
             if why is not None:   # an unproven task id: keep the message, write no result for it

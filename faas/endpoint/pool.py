@@ -368,7 +368,7 @@ class Pool:
             fields = json.loads(m.body)
         except ValueError:
             return False
-        return isinstance(fields, dict) and signing.check(fields, self.keys, 0.0) is None
+        return isinstance(fields, dict) and signing.check_signature(fields, self.keys) is None
 
     def _admit_mpi(self, held: Held, fields: dict, now: float) -> bool:
         """GlobusMPIEngine: a task's resource specification decides which of the block's nodes it
