@@ -757,13 +757,15 @@ class Client:
         st = self._tasks.get(n.id)
         if st is None:
             return
-        if n.event == "started":   # unsealed (cheap, and it only says "too late to cancel")
-            st._set("running", where=n.where)
-            return
         rk = self.task_secret(n.id)
-        if not sealing.check_notice(n.mac, rk, n.id, n.event, n.status, n.size):
-            log.warning("ignoring a done notice for task %s that its endpoint did not write "
-                        "(forged, or from another client's reply queue)", n.id)
+        # sealed like a done notice: "running" makes the future refuse a cancel, and its place is shown
+        where = n.where if n.event == "started" else None
+        if not sealing.check_notice(n.mac, rk, n.id, n.event, n.status, n.size, where):
+            log.warning("ignoring a %s notice for task %s that its endpoint did not write "
+                        "(forged, or from another client's reply queue)", n.event, n.id)
+            return
+        if n.event == "started":
+            st._set("running", where=n.where)
             return
         owned = bool(st._callbacks)   # an Executor's (read before _set, which drops them)
         if n.status == "cancelled":

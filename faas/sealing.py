@@ -5,8 +5,8 @@ the bucket can put objects in it, so a client must never unpickle a result it me
 right key. Each task message carries a per-task secret ``rk`` (covered by the message's
 signature, and as private as the message: the queue or the spool file, mode 600). The endpoint
 that runs the task MACs what it writes for it with that secret: the result frame gets a ``mac``
-in its header over the task id and the frame's exact bytes; a done notice and a cancel marker get
-one over their few fields. The client derives the same secret again from its
+in its header over the task id and the frame's exact bytes; a notice (started or done) and a
+cancel marker get one over their few fields. The client derives the same secret again from its
 own result key (``$FAAS_HOME/result.key``, or ``FAAS_RESULT_KEY``) and the task id, so another
 process of the same user (``faas result``, the flows runner, the console) checks a result as
 well as the one that sent the task. A result whose MAC does not verify is never loaded.
@@ -124,17 +124,21 @@ def check_result(header: dict, data: bytes, task_id: str, rk: str) -> None:
                        task_id=task_id)
 
 
-def notice_mac(rk: str, task_id: str, event: str, status: str | None, size: int | None = None) -> str:
+def notice_mac(rk: str, task_id: str, event: str, status: str | None, size: int | None = None,
+               where: dict | None = None) -> str:
     """``size``: the length of the result frame stored for the task (None: none stored, or the
     frame rides in the notice). Under the MAC, it bounds the client's read of the store: an object
-    someone planted there, however large, costs the client ``size + 1`` bytes."""
+    someone planted there, however large, costs the client ``size + 1`` bytes. ``where``: a
+    started notice's place (endpoint, host, pid), so what the client shows is the endpoint's word."""
     sized = () if size is None else (str(int(size)),)   # without one: the MAC of notices before sizes
-    return _mac(rk, "notice", task_id, event, status or "", *sized)
+    # a JSON object's text never reads as a size, so the two optional parts cannot collide
+    placed = () if where is None else (json.dumps(where, sort_keys=True, separators=(",", ":")),)
+    return _mac(rk, "notice", task_id, event, status or "", *sized, *placed)
 
 
 def check_notice(mac: str | None, rk: str, task_id: str, event: str, status: str | None,
-                 size: int | None = None) -> bool:
-    return isinstance(mac, str) and hmac.compare_digest(mac, notice_mac(rk, task_id, event, status, size))
+                 size: int | None = None, where: dict | None = None) -> bool:
+    return isinstance(mac, str) and hmac.compare_digest(mac, notice_mac(rk, task_id, event, status, size, where))
 
 
 #: the most a reader takes of ``cancels/<cid>/<task id>``: a marker is a time and a MAC (~85

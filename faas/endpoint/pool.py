@@ -1110,7 +1110,8 @@ class Pool:
         """The started notice of a task that runs a while (a short one's done notice is all its
         client needs); until it arrives the client may still cancel its future."""
         where = dict(self.where, host=HOST, pid=slot.proc.pid, started=time.time() - age)
-        body = Notice(id=h.task.id, event="started", where=where).model_dump_json(exclude_none=True)
+        mac = sealing.notice_mac(h.task.rk, h.task.id, "started", None, where=where)
+        body = Notice(id=h.task.id, event="started", where=where, mac=mac).model_dump_json(exclude_none=True)
         with self.lock:
             if slot.job is h:   # not done meanwhile: a done notice is queued after this one
                 h.told = True

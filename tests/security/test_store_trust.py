@@ -10,12 +10,12 @@ import pickle
 import time
 
 import pytest
-from helpers import running_endpoint
+from helpers import running_endpoint, wait_until
 
 import faas
-from faas import serialize, signing
+from faas import sealing, serialize, signing
 from faas.exceptions import ConfigError, ResultForged, TaskCancelled
-from faas.messages import cancel_epoch_key, cancel_key, result_key
+from faas.messages import Notice, cancel_epoch_key, cancel_key, result_key
 
 pytestmark = pytest.mark.slow
 
@@ -98,6 +98,32 @@ def test_a_cancel_only_counts_from_the_tasks_client(endpoint):
     assert c.cancel(tid)["status"] in ("cancelled", "cancelling")
     with pytest.raises(TaskCancelled):
         c.get_result(tid, timeout=30)
+    c.close()
+
+
+def test_a_started_notice_counts_only_from_the_tasks_endpoint(endpoint, caplog):
+    """Whoever may put messages on a client's reply queue (on SQS, any principal the queue's policy
+    lets send) must not mark its tasks running: a running future refuses ``cancel()``, and the
+    console and get_task show the notice's place. Before, started notices were unsealed."""
+    c = faas.client(endpoint="trust", store=endpoint)
+    with faas.Executor("trust", client=c) as ex:
+        busy = [ex.submit(slow, i, 12) for i in range(2)]   # both workers taken
+        wait_until(lambda: all(f.running() for f in busy), 60, "the endpoint's own (sealed) started notices")
+        assert c.get_task(busy[0].task_id)["where"]["endpoint"] == "trust"
+        f = ex.submit(slow, 3, 0)   # waits for a worker: no started notice of its own for 12 s
+        c.flush()
+        reply = c._reply_queue()
+        forged = {"host": "attacker", "endpoint": "trust", "pid": 1}
+        for mac in (None, "0" * 64, sealing.notice_mac("B" * 43, f.task_id, "started", None)):
+            notice = Notice(id=f.task_id, event="started", where=forged, mac=mac)
+            reply.send([notice.model_dump_json(exclude_none=True)])
+        with caplog.at_level("WARNING", logger="faas.client"):
+            wait_until(lambda: f.running() or caplog.text.count(f"started notice for task {f.task_id}") == 3,
+                       60, "the forged notices read")
+        assert not f.running(), "a forged started notice marked the task running"
+        assert "where" not in c.get_task(f.task_id)
+        assert f.cancel(), "a forged started notice made the task refuse its cancel"
+        assert [g.result(timeout=90) for g in busy] == [0, 1]
     c.close()
 
 
