@@ -368,12 +368,22 @@ class Runner:
                 self._resume_from_store(run_id)
             return
         doc = store_layout.get_json(self.store, store_layout.run_key(run_id), None)
-        request = store_layout.get_json(self.store, store_layout.run_key(run_id, "request"), None)
+        why = None
+        try:
+            request, request_uid = self._run_record(run_id, "request")
+        except (access.UntrustedFile, ValueError) as e:
+            request, request_uid, why = {}, None, f"its request cannot be read as written ({e})"
         if doc is None or request is None or doc.get("status") in interpreter.DONE:
             self.store.delete(store_layout.active_key(run_id))
             return
+        # A timer's run is begun with no sender to check: its request must be the runner's own
+        # (else anyone who can guess a tick's run id plants one naming any user, root included).
+        why = why or self._untrusted_request(request, request_uid, runner_only=who is None)
+        if why:
+            self._refuse(run_id, doc, "UntrustedRequest", f"run {run_id} is not started: {why}")
+            return
         try:
-            definition = self._definition(request)
+            definition = self._definition(request, request_uid)
             if who is not None:
                 flow = self._flow_doc(request["flow_id"]) or store_layout.get_json(
                     self.store, store_layout.flow_version_key(request["flow_id"], request["flow_version"]))
@@ -403,8 +413,13 @@ class Runner:
         v = store_layout.get_json(self.store, key)
         return v.get("input_schema")
 
-    def _definition(self, request: dict) -> dict:
+    def _definition(self, request: dict, request_uid: int | None) -> dict:
+        """The flow version the request names; a definition of its own (a timer's one-action
+        flow) only from a request the runner wrote, never from one a user could write."""
         if request.get("definition"):
+            if not access.written_by_runner_or(request_uid):
+                raise access.AccessDenied(f"the request of run {request.get('run_id')} carries a "
+                                          f"definition of its own, which only the runner writes")
             return request["definition"]
         return store_layout.get_json(self.store, store_layout.flow_version_key(request["flow_id"],
                                                          request["flow_version"]))["definition"]
@@ -449,15 +464,21 @@ class Runner:
         when they were): its state by the runner's account; its request by the runner (a timer's
         run) or by the user it names. A run folder is its user's, who could otherwise put a
         state the runner never made, or a request naming another user, there."""
-        if not isinstance(request, dict):
-            return "its request is missing or not an object"
         if not access.written_by_runner_or(state_uid):
             return f"its state was written by {access.identity_of_uid(state_uid or 0)}, not the runner"
+        return self._untrusted_request(request, request_uid, runner_only=False)
+
+    @staticmethod
+    def _untrusted_request(request: Any, request_uid: int | None, runner_only: bool) -> str | None:
+        """Why a run's request may not be acted on (None when it may): on a file store it was
+        written by the runner, or (unless ``runner_only``) by the user it names."""
+        if not isinstance(request, dict):
+            return "its request is missing or not an object"
         named = request.get("user") or ""
-        if not access.written_by_runner_or(request_uid, named):
-            return (f"its request names user {access.normalize(named)} but was written by "
-                    f"{access.identity_of_uid(request_uid or 0)}")
-        return None
+        if access.written_by_runner_or(request_uid, None if runner_only else named):
+            return None
+        return (f"its request names user {access.normalize(named)} but was written by "
+                f"{access.identity_of_uid(request_uid or 0)}" + (", not the runner" if runner_only else ""))
 
     def _resume_from_store(self, run_id: str) -> _Run | None:
         request: Any = None
@@ -479,7 +500,7 @@ class Runner:
             return None
         doc = store_layout.get_json(self.store, store_layout.run_key(run_id))
         rs = interpreter.RunState.from_dict(state["run_state"])
-        run = _Run(run_id, doc, request, self._definition(request), rs, state.get("actions", {}))
+        run = _Run(run_id, doc, request, self._definition(request, request_uid), rs, state.get("actions", {}))
         if rs.status in interpreter.DONE:
             self._finish(run)
             return None

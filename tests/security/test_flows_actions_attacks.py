@@ -414,6 +414,63 @@ def test_a_timer_whose_owner_was_rewritten_is_not_fired_as_that_owner(attacker, 
     assert "names owner local:alice but was written by" in caplog.text
 
 
+# The attacker's own timer on their own harmless flow: its next tick's run id is theirs to compute
+# (uuid5 of the timer id and the tick's time), so they plant that run's records first, naming
+# root and a definition that copies root's file to them.
+PLANT_TICK = r"""
+import json, sys, time
+from faas.flows import FlowsClient, TimersClient, store_layout
+from faas.flows.timers import tick_run_id
+from faas.store import open_store
+url, src, dst = sys.argv[1:]
+flow = FlowsClient(url).deploy({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}})
+t = TimersClient(url).create(flow["id"], {}, start=time.time() + 3)
+s = open_store(url)
+t = json.loads(s.get(store_layout.timer_key(t["id"])))
+rid = tick_run_id(t["id"], t["next_run_epoch"])
+steal = {"StartAt": "Steal", "States": {"Steal": {"Type": "Action", "ActionUrl": "faas://transfer",
+         "ResultPath": "$.r", "End": True, "Parameters": {
+         "source_endpoint_id": "file://", "destination_endpoint_id": "file://",
+         "transfer_items": [{"source_path": src, "destination_path": dst}]}}}}
+store_layout.put_json(s, store_layout.run_key(rid, "request"), {"run_id": rid, "flow_id": flow["id"],
+    "flow_version": 1, "input": {}, "user": "local:root", "definition": steal})
+store_layout.put_json(s, store_layout.run_key(rid), {"run_id": rid, "flow_id": flow["id"],
+    "flow_version": 1, "status": "ACTIVE", "user": "local:root", "managers": [], "monitors": []})
+print(rid)
+"""
+
+
+@pytest.mark.slow
+def test_a_run_planted_at_a_timer_tick_is_not_started_as_the_user_it_names(attacker, runner_site, caplog):
+    """Before: the runner found the tick's run "already there" (create_run's retried start) and
+    began it with no sender to check, as the user and with the definition its planter wrote:
+    root's file copied to the attacker."""
+    from faas.flows import store_layout
+    from faas.store import open_store
+
+    base, start = runner_site
+    secret = base / "rootonly" / "secret"
+    secret.parent.mkdir(mode=0o700)
+    secret.write_text(SECRET)
+    os.chmod(secret, 0o600)
+    loot = base / "loot"
+    loot.mkdir()
+    os.chown(loot, attacker.pw_uid, attacker.pw_gid)
+    url = (base / "store").as_uri()
+    runner = start({}, None, None)
+    planted = python_as(attacker, "-c", PLANT_TICK, url, str(secret), str(loot / "secret"))
+    assert planted.returncode == 0, planted.stderr
+    rid = planted.stdout.split()[-1]
+    s = open_store(url)
+
+    def status() -> str | None:
+        return store_layout.get_json(s, store_layout.run_key(rid), {}).get("status")
+    drive_runner(runner, lambda: status() in ("SUCCEEDED", "FAILED"), 30)
+    assert not (loot / "secret").exists(), "a planted tick run copied root's file for its planter"
+    assert status() == "FAILED"
+    assert f"but was written by local:{attacker.pw_name}, not the runner" in caplog.text
+
+
 def can_read_now(user: pwd.struct_passwd, path: Path) -> bool:
     return SECRET in as_user(user, "cat", str(path)).stdout
 
