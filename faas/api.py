@@ -269,7 +269,7 @@ class Client:
     def user_key(self) -> bytes:
         """This user's result key (``FAAS_RESULT_KEY`` or ``$FAAS_HOME/result.key``)."""
         if self._user_key is None:
-            private_files.ensure_dir(self.settings.home)
+            private_files.ensure_home(self.settings.home)
             key = sealing.load_user_key(self.settings.home, self.settings.result_key)
             cid = sealing.client_id(key)
             for prefix in client_prefixes(cid):   # ours before any task id exists to plant at
@@ -692,7 +692,7 @@ class Client:
         if self._reply is None:
             with self._lock:
                 if self._reply is None:
-                    private_files.ensure_dir(self.settings.home)   # 700 before anything is made in it
+                    private_files.ensure_home(self.settings.home)   # 700 before anything is made in it
                     self._reply = create_queue(self._reply_url(), max_receives=1000,
                                                visibility_timeout=30, dead_letter=False)
                     _close_at_exit(self)

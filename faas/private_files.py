@@ -8,11 +8,16 @@ the program with a message that says what to fix: a secret others could read or 
 from __future__ import annotations
 
 import errno
+import grp
+import logging
 import os
+import pwd
 import stat
 from pathlib import Path
 
 from .exceptions import ConfigError
+
+log = logging.getLogger(__name__)
 
 #: the most read from a secret file (keys and tokens are lines, not megabytes)
 MAX_BYTES = 64 << 10
@@ -88,3 +93,103 @@ def ensure_dir(path: Path | str) -> Path:
     if not path.is_dir():
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
     return path
+
+
+# -- FAAS_HOME: the user's own private folder ------------------------------------------------------
+_homes_checked: set[tuple[int, str]] = set()
+_MAX_LINKS = 20
+
+
+def ensure_home(path: Path | str) -> Path:
+    """``path`` (a FAAS_HOME) as this account's private folder, made mode 700 if absent.
+
+    It holds the endpoints' configs (whose ``endpoint_setup`` runs as the user), keys, logs of
+    what functions print, and the embedded store and queues: so it must be the user's own, and
+    every folder (and link) on the way to it must be root's or the user's, and not open to others
+    to rename in (group-writable only for the user's own private group; world-writable only when
+    sticky, as /tmp). A folder of the user's that others may list is closed (chmod 700, logged).
+    Anything else is a :class:`ConfigError` that names the folder, its owner and what to do."""
+    path = Path(os.path.abspath(Path(path).expanduser()))
+    key = (os.geteuid(), str(path))
+    if key in _homes_checked:
+        return path
+    _check_reach(path, str(path), 0, tail=True)
+    try:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        st = os.stat(path)
+    except OSError as e:
+        raise ConfigError(f"FAAS_HOME {path}: cannot make or read the folder: {e.strerror}") from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise ConfigError(f"FAAS_HOME {path} is not a folder; set FAAS_HOME to a folder of your own")
+    if st.st_uid != os.geteuid():
+        raise ConfigError(f"FAAS_HOME {path} belongs to {_account(st.st_uid)}, not to you: whoever owns "
+                          f"it may rewrite your endpoints' configs (run as you) and read your keys; set "
+                          f"FAAS_HOME to a folder of your own (default ~/.faas)")
+    if st.st_mode & 0o077:
+        os.chmod(path, 0o700)
+        log.warning("FAAS_HOME %s had mode %03o: made it 700 (it holds keys, configs and what your "
+                    "functions print)", path, stat.S_IMODE(st.st_mode))
+    _homes_checked.add(key)
+    return path
+
+
+def _account(uid: int) -> str:
+    try:
+        return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except KeyError:
+        return f"uid {uid}"
+
+
+def _only_mine(gid: int) -> bool:
+    """Whether a group is this account's private group (its name, no other members)."""
+    try:
+        me, g = pwd.getpwuid(os.geteuid()).pw_name, grp.getgrgid(gid)
+    except KeyError:
+        return False
+    return g.gr_name == me and set(g.gr_mem) <= {me}
+
+
+def _check_reach(path: Path, home: str, links: int, tail: bool) -> None:
+    """ConfigError unless every existing folder and link on the way to ``path`` (its last part
+    included: the home when ``tail``, else a folder on the way to it) is root's or ours and not
+    open to others to rename in; what does not exist yet is made by us."""
+    uid, cur = os.geteuid(), Path("/")
+    for i, part in enumerate(path.parts[1:], 1):
+        nxt = cur / part
+        try:
+            st = os.lstat(nxt)
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            raise ConfigError(f"FAAS_HOME {home}: cannot look at {nxt}: {e.strerror}") from None
+        last = tail and i == len(path.parts) - 1
+        if st.st_uid not in (0, uid):
+            raise ConfigError(f"FAAS_HOME {home}: {nxt} belongs to {_account(st.st_uid)}, who could "
+                              f"replace what is in it (your endpoints' configs, run as you): set "
+                              f"FAAS_HOME to a folder reached only through your own and root's "
+                              f"folders (default ~/.faas)")
+        if stat.S_ISLNK(st.st_mode):
+            if links >= _MAX_LINKS:
+                raise ConfigError(f"FAAS_HOME {home}: too many symbolic links on the way")
+            _check_reach(Path(os.path.abspath(cur / os.readlink(nxt))), home, links + 1, last)
+            cur = Path(os.path.realpath(nxt))
+            continue
+        if not stat.S_ISDIR(st.st_mode):
+            raise ConfigError(f"FAAS_HOME {home}: {nxt} is not a folder")
+        if not last or st.st_uid != uid:   # the home itself, if ours, is closed by ensure_home
+            if st.st_mode & 0o002 and not st.st_mode & stat.S_ISVTX:
+                raise ConfigError(f"FAAS_HOME {home}: any account may rename or replace what is in "
+                                  f"{nxt} (mode {stat.S_IMODE(st.st_mode):04o}, not sticky): set FAAS_HOME "
+                                  f"elsewhere, or `chmod o-w {nxt}`")
+            if st.st_mode & 0o020 and not st.st_mode & stat.S_ISVTX and not _only_mine(st.st_gid):
+                raise ConfigError(f"FAAS_HOME {home}: the members of group {_group(st.st_gid)} may "
+                                  f"rename or replace what is in {nxt} (mode {stat.S_IMODE(st.st_mode):04o}): "
+                                  f"set FAAS_HOME elsewhere, or `chmod g-w {nxt}`")
+        cur = nxt
+
+
+def _group(gid: int) -> str:
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return str(gid)

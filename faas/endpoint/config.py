@@ -12,6 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from .. import private_files
 from ..config import describe_validation, faas_home
 from ..exceptions import ConfigError, EndpointNotFound
 from ..safe_open import replace_file
@@ -444,7 +445,9 @@ def as_single_user(cfg: EndpointConfig) -> UserEndpointConfig:
 
 
 def endpoint_dir(name: str, home: Path | None = None) -> Path:
-    return faas_home(home) / "endpoints" / name
+    """``FAAS_HOME/endpoints/NAME``, once FAAS_HOME is proven the user's own private folder (its
+    configs' ``endpoint_setup`` runs as the user): :func:`faas.private_files.ensure_home`."""
+    return private_files.ensure_home(faas_home(home)) / "endpoints" / name
 
 
 def check_name(name: str) -> str:
@@ -567,7 +570,7 @@ def write(path: Path, cfg: EndpointConfig) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     data = dump(cfg)
     replace_file(path, "# faas endpoint configuration; keys are documented in the README\n" +
-                 yaml.safe_dump(data, sort_keys=False))
+                 yaml.safe_dump(data, sort_keys=False), mode=0o600)   # it may hold signing keys
 
 
 # -- the endpoint's id -------------------------------------------------------------------------
