@@ -26,7 +26,7 @@ import re
 import time
 from collections.abc import Iterable
 
-from ..exceptions import EndpointNotFound
+from ..exceptions import EndpointNotFound, StoreError
 from ..messages import endpoint_key
 from ..signing import Key
 from ..store import KeyNotFound, Store
@@ -143,6 +143,8 @@ def list_all(store: Store, key: Key | None = None) -> list[dict]:
                 continue
             except RecordNotTrusted as e:
                 log.info("%s", e)   # a user endpoint of another account, on a shared store, is one
+            except StoreError as e:   # one another account made unreadable must not hide the rest
+                log.info("endpoint record %s passed over: %s", name, e)
     return out
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import logging
 import os
 import re
 import stat
@@ -28,6 +29,8 @@ from urllib.parse import urlsplit
 from .. import random_ids, safe_open
 from ..exceptions import ConfigError, StoreError
 from .base import KeyNotFound, Store
+
+log = logging.getLogger(__name__)
 
 _Folders = list[str]   # a key's folder names (FileStore.list shadows the builtin in its annotations)
 
@@ -410,7 +413,9 @@ class FileStore(Store):
         return self._walk(folder.split("/") if folder else [], name_prefix)
 
     def _walk(self, folders: _Folders, name_prefix: str) -> Iterator[str]:
-        """Keys of regular files below ``folders``, never through a link."""
+        """Keys of regular files below ``folders``, never through a link. A folder below them that
+        this account may not list is passed over: in a shared store (a multi-user endpoint's
+        ``endpoints/``, 1777) any account may make one, and it must not stop every listing."""
         stack = [(folders, name_prefix)]
         while stack:
             parts, name_prefix = stack.pop()
@@ -419,6 +424,11 @@ class FileStore(Store):
                 dfd = safe_open.open_dir(self.root, parts, listable=True)
             except (FileNotFoundError, NotADirectoryError, safe_open.NotRegular):
                 continue  # nothing there (or it vanished while we walked, or is a link)
+            except PermissionError as exc:
+                if parts is folders:
+                    raise self._error("list", self._base + rel, exc) from exc
+                log.debug("listing %s: passed over %s (%s)", self._base, rel, exc.strerror)
+                continue
             except OSError as exc:
                 raise self._error("list", self._base + rel, exc) from exc
             try:

@@ -85,7 +85,7 @@ def _bobs_folder(base, bob):
 
 
 def _run(user, base, script, *args):
-    name = {PLANT: "plant.py", VICTIM: "victim.py", QUEUE_DEPTH: "depth.py"}[script]
+    name = {PLANT: "plant.py", VICTIM: "victim.py", QUEUE_DEPTH: "depth.py", LIST: "list.py"}[script]
     p = python_as(user, shared_script(base, name, script), *args)
     assert p.returncode == 0, p.stderr
     return p.stdout.strip().splitlines()[-1]
@@ -109,6 +109,45 @@ def test_a_squatted_or_copied_record_on_a_shared_file_store_is_not_believed(mu_u
     by_id = json.loads(_run(alice, mu_shared, VICTIM, url, site_id, "{}"))
     assert "published by 2 endpoints" not in json.dumps(by_id), by_id
     assert _run(alice, mu_shared, QUEUE_DEPTH, f"local://{bobs_queue}/evil") == "0", "alice's task reached bob's queue"
+
+
+UNREADABLE = """
+import os, sys
+d = sys.argv[1]
+os.mkdir(os.path.join(d, "zz"), 0o000)
+fd = os.open(os.path.join(d, "zz.json"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o000)
+os.close(fd)
+print("planted", flush=True)
+"""
+
+
+def test_an_unreadable_entry_in_a_shared_endpoints_folder_hides_no_record(mu_users, mu_shared):
+    """Before: bob's mode-000 folder (or record) in the shared ``endpoints/`` (1777) made every
+    listing raise "cannot list ...: Permission denied": alice's console pages, ``faas endpoint
+    list`` and her lookups by endpoint id failed until root removed it."""
+    alice, bob, _ = mu_users
+    root = _shared_file_store(mu_shared)
+    url = root.as_uri()
+    site_id = str(uuid.uuid4())
+    registry.publish(open_store(url), {"name": "site", "status": "running", "endpoint_id": site_id,
+                                       "queue": f"spool://{root}/spool/site", "multi_user": True})
+    p = python_as(bob, shared_script(mu_shared, "unreadable.py", UNREADABLE), str(root / "endpoints"))
+    assert p.returncode == 0, p.stderr
+    listed = _run(alice, mu_shared, LIST, url, site_id)
+    assert listed == json.dumps({"names": ["site"], "by_id": "site"}), listed
+
+
+LIST = """
+import json, sys
+from faas.endpoint import registry
+from faas.store import open_store
+store = open_store(sys.argv[1])
+try:
+    print(json.dumps({"names": [r["name"] for r in registry.list_all(store)],
+                      "by_id": registry.resolve(store, sys.argv[2])["name"]}))
+except Exception as e:
+    print(json.dumps({"error": type(e).__name__, "message": str(e)}))
+"""
 
 
 @pytest.mark.aws
