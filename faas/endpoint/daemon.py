@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .. import __version__, signing
-from ..exceptions import WorkerLost
+from ..exceptions import StoreError, WorkerLost
 
 # the endpoint's lock and pid file, as the chaos tests and older callers import them from here
 from ..locks import AlreadyRunning, daemon_pid, is_running, lock_path, ready_path, setup_path  # noqa: F401
@@ -163,7 +163,7 @@ class Daemon(Server):
                 break
         self._save_blocks()
         self._write_status()
-        registry.publish(self.store, self.record("running"), self.keys.values())
+        self._publish("running")
         self._ready()
         log.info("endpoint %s started (pid %d, id %s): store %s, queue %s", self.name, os.getpid(),
                  self.endpoint_id, self.cfg.store, self.queue.url)
@@ -176,7 +176,7 @@ class Daemon(Server):
                     break
                 self._step()
                 if time.monotonic() - last_publish > PUBLISH_EVERY:
-                    registry.publish(self.store, self.record("running"), self.keys.values())
+                    self._publish("running")
                     last_publish = time.monotonic()
             except Exception as e:  # noqa: BLE001 - a flaky store or queue must not end the endpoint
                 log.exception("scaling step failed: %s", e)
@@ -244,6 +244,18 @@ class Daemon(Server):
         self._clear_error("submit")
         log.info("submitted %s (job %s%s)", block_id, job, ", keep-alive" if keep else "")
         return True
+
+    def _publish(self, status: str) -> None:
+        """The endpoint's record in the store. One that cannot be written (in a shared store's
+        ``endpoints/``, 1777, another account may have made a folder of that name first) is a
+        reported error, retried each PUBLISH_EVERY: the endpoint still serves its queue (a
+        multi-user endpoint routes to it without the record), and is not stopped by a stranger."""
+        try:
+            registry.publish(self.store, self.record(status), self.keys.values())
+        except StoreError as e:
+            self._error(f"cannot publish the endpoint's record (clients look it up there): {e}")
+        else:
+            self._clear_error("cannot publish the endpoint's record")
 
     def _error(self, text: str) -> None:
         log.error("%s", text)
@@ -388,7 +400,7 @@ class Daemon(Server):
             log.warning("blocks %s did not stop in time", jobs)
         self.blocks = {}
         self._save_blocks()
-        registry.publish(self.store, self.record("stopped"), self.keys.values())
+        self._publish("stopped")
         if self.cfg.endpoint_teardown and run_hook("endpoint_teardown", self.cfg.endpoint_teardown, self.dir):
             self.exit_code = EXIT_HOOK_FAILED
         log.info("endpoint %s stopped", self.name)

@@ -257,6 +257,27 @@ def test_one_user_cannot_take_every_place(site, mu_users):
     assert len(bobs) == 4, bobs
 
 
+def test_a_folder_squatting_a_users_record_never_stops_their_endpoint(site, mu_users):
+    """A user endpoint's name is predictable (root endpoint, site tag, uid, hash of the
+    variables: bob reads the pattern off his own), and its record goes in the store's shared
+    ``endpoints/`` (1777). Bob made a folder at alice's record name first: her user endpoint's
+    daemon died publishing it, and each of her tasks failed, until root removed the folder. Now
+    the daemon reports the error (retried) and serves its queue: the router needs no record."""
+    alice, bob, _ = mu_users
+    site.configure()
+    site.start()
+    r = site.run_as(bob, wait=30, timeout=90)
+    assert r[0].get("uid") == bob.pw_uid, r
+    bobs = user_endpoint_of(site, bob)["name"]
+    alices = bobs.replace(f"-u{bob.pw_uid}-", f"-u{alice.pw_uid}-")
+    squat = site.store / "endpoints" / f"{alices}.json"
+    p = as_user(bob, f"import os; os.mkdir({str(squat)!r}); open(os.path.join({str(squat)!r}, 'x'), 'w').close()")
+    assert p.returncode == 0, p.stderr
+    r = site.run_as(alice, wait=30, timeout=90)
+    assert r[0].get("uid") == alice.pw_uid, r
+    assert user_endpoint_of(site, alice)["name"] == alices
+
+
 def test_a_fifo_where_the_config_belongs_never_holds_the_router(site, mu_users):
     """Bob puts a FIFO where the config.yaml of his next user endpoint will be written (its
     name follows from his variables) and sends a task with those variables. The child that
@@ -296,6 +317,8 @@ def test_root_refuses_a_store_whose_folders_a_user_can_rename(mu_shared, mu_user
     proj.mkdir()
     os.chmod(proj, 0o777)
     s = _site_in(proj)
+    s.root_home = mu_shared / f"root-home-{secrets.token_hex(3)}"   # root's own FAAS_HOME is safe
+    s.dir = s.root_home / "endpoints" / s.name
     try:
         s.configure()
         p = s.faas("endpoint", "start", s.name, "--detach", check=False)
