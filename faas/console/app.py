@@ -6,7 +6,7 @@ import threading
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -15,7 +15,7 @@ from .. import __version__
 from ..exceptions import FaasError
 from ..flows.schema import InputInvalid
 from . import api, pages
-from .auth import NeedLogin, Tokens, safe_next
+from .auth import NeedLogin, Tokens, require_read, safe_next
 from .context import Console
 from .flows import FlowsUnavailable, InputErrors
 
@@ -86,7 +86,11 @@ def create_app(store_url: str | None = None, *, tokens: Tokens, home: str | Path
         yield
         app.state.console.close()
 
+    # No /docs or /redoc (their pages load Swagger UI and ReDoc from a CDN into the console's
+    # origin), and the OpenAPI document only with a token, like every other answer. Only the
+    # static files (the console's own CSS and JavaScript, no data) are served without one.
     app = FastAPI(title="faas console", version=__version__, lifespan=lifespan,
+                  docs_url=None, redoc_url=None, openapi_url=None,
                   description="Endpoints, tasks, functions, flows, runs and timers of one faas store. "
                               "Every request needs a console token: send `Authorization: Bearer TOKEN`.")
     app.state.console = console or Console(store_url, home=home, profile=profile)
@@ -95,6 +99,10 @@ def create_app(store_url: str | None = None, *, tokens: Tokens, home: str | Path
     app.include_router(api.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
+
+    @app.get("/openapi.json", include_in_schema=False)
+    def openapi(role: str = Depends(require_read)) -> JSONResponse:
+        return JSONResponse(app.openapi())
 
     def is_api(request: Request) -> bool:
         return request.url.path.startswith("/api/")

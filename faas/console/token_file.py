@@ -1,11 +1,16 @@
-"""The console's own manage token, for ``faas console`` started without ``--token``.
+"""Token files: the console's own manage token, for ``faas console`` started without a token,
+and the files a user gives with ``--token-file`` (``faas console``, ``faas actions serve``).
 
 It lives in ``$FAAS_HOME/console.token`` (``~/.faas/console.token``), made once with a random
 token and mode 600, and reused by every later start, so a bookmarked login URL keeps working.
-Before it is used it must be a regular file (not a link, a FIFO or a folder), owned by the
+Before either is used it must be a regular file (not a link, a FIFO or a folder), owned by the
 account that runs the console, with no permission bits for group or others: anything else stops
 the console with a message that says what to fix. Loopback is every local account's, so this
 file's mode is what keeps another user on a shared login node out of the console.
+
+A token is never taken from the command line: a process's arguments are every local account's
+to read (``ps``, ``/proc/PID/cmdline``). It comes from a file (mode 600) or the environment
+(``/proc/PID/environ`` is the owner's alone).
 """
 from __future__ import annotations
 
@@ -31,7 +36,7 @@ def token_path(home: str | os.PathLike | None = None) -> Path:
 
 def _fix(path: Path) -> str:
     return (f"remove it (rm {path}) and start `faas console` again to make a new token, or give "
-            f"one with --token")
+            f"give your own with --token-file FILE (mode 600) or FAAS_CONSOLE_TOKEN")
 
 
 def read_token(path: Path) -> str:
@@ -65,3 +70,17 @@ def load_or_create(home: str | os.PathLike | None = None) -> tuple[str, Path, bo
         time.sleep(0.05)
     assert last is not None   # the loop ran and each pass either returned or set it
     raise last
+
+
+def read_token_lines(path: str | os.PathLike) -> list[str]:
+    """The tokens in a file given with ``--token-file``: one a line (``TOKEN`` or ``ROLE:TOKEN``;
+    blank lines and ``#`` comments skipped), once the file is proven private
+    (:func:`faas.private_files.read`: a regular file of yours, mode 600); ConfigError otherwise."""
+    path = Path(path)
+    text = private_files.read(path, "token")
+    lines = [ln.strip() for ln in text.splitlines()]
+    tokens = [ln for ln in lines if ln and not ln.startswith("#")]
+    if not tokens or any(any(c.isspace() or not c.isprintable() for c in t) for t in tokens):
+        raise ConfigError(f"{path}: the token file must hold one token a line (TOKEN or ROLE:TOKEN, "
+                          f"printable, no spaces)")
+    return tokens

@@ -99,9 +99,9 @@ def site(tmp_path_factory):
         port = _free_port()
         logs = home.parent
         with _process(_faas_cmd() + ["flows", "serve", "--store", store], env, logs / "runner.log"), \
-                _process(_faas_cmd() + ["console", "--port", str(port), "--store", store,
-                                        "--token", f"manage:{MANAGE}", "--read-token", READ],
-                         env, logs / "console.log") as console:
+                _process(_faas_cmd() + ["console", "--port", str(port), "--store", store],
+                         dict(env, FAAS_CONSOLE_TOKEN=f"manage:{MANAGE}", FAAS_CONSOLE_READ_TOKEN=READ),
+                         logs / "console.log") as console:
             url = f"http://127.0.0.1:{port}"
             _wait_http(url + "/login", console, logs / "console.log")
             import faas
@@ -343,7 +343,7 @@ def test_read_only_token_cannot_cancel(browser, site):
 
 
 def test_console_started_without_a_token_prints_a_url_that_logs_in(browser, site, tmp_path):
-    """``faas console`` with no --token: a private token file, and the printed login URL (what a
+    """``faas console`` given no token: a private token file, and the printed login URL (what a
     user clicks) opens the console with the manage role; without it the browser gets the login page."""
     home = tmp_path / "home"             # its own FAAS_HOME: a new token file
     env = {k: v for k, v in os.environ.items() if not k.startswith("FAAS_CONSOLE_")}

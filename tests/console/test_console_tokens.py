@@ -1,6 +1,6 @@
 """The console always needs a token: the one ``faas console`` keeps in ``$FAAS_HOME/console.token``
 when given none (made mode 600, refused when not private), the login URL that holds it, and the
-``--token`` options."""
+tokens a user gives: ``--token-file`` (mode 600) or the environment, never the command line."""
 from __future__ import annotations
 
 import os
@@ -143,6 +143,7 @@ def served(monkeypatch):
 
     def fake_run(app, host, port, **kw):
         apps.append((app, host, port))
+        app.state.environ_at_run = dict(os.environ)
         app.state.console.close()
 
     monkeypatch.setattr(uvicorn, "run", fake_run)
@@ -177,18 +178,59 @@ def test_cli_refuses_a_token_file_others_may_read(faas_home, served):
     assert path.read_text().strip() not in r.output
 
 
-def test_cli_token_options_still_work_and_make_no_file(faas_home, served):
-    r, app = served("--token", "manage:m1", "--read-token", "r1")
-    assert r.exit_code == 0 and app.state.tokens == Tokens(manage="m1", read="r1")
+def _secret(path, text: str, mode: int = 0o600):
+    path.write_text(text)
+    os.chmod(path, mode)
+    return str(path)
+
+
+def test_cli_token_files_and_env_work_and_make_no_file(faas_home, served, tmp_path):
+    both = _secret(tmp_path / "both", "# the console's tokens\nmanage:m1\n\nread:r1\n")
+    r, app = served("--token-file", both)
+    assert r.exit_code == 0, r.output
+    assert app.state.tokens == Tokens(manage="m1", read="r1")
     assert "m1" not in r.output and "?token=" not in r.output
-    r, app = served(env={"FAAS_CONSOLE_TOKEN": "from-env"})
-    assert app.state.tokens == Tokens(manage="from-env")
-    r, app = served("--token", "read:only")                     # read-only console: no manage token
+    r, app = served(env={"FAAS_CONSOLE_TOKEN": "from-env", "FAAS_CONSOLE_READ_TOKEN": "r-env"})
+    assert app.state.tokens == Tokens(manage="from-env", read="r-env")
+    assert not {"FAAS_CONSOLE_TOKEN", "FAAS_CONSOLE_READ_TOKEN"} & set(app.state.environ_at_run)  # not inherited
+    r, app = served("--token-file", _secret(tmp_path / "ro", "read:only\n"))   # read-only console
     assert app.state.tokens == Tokens(read="only")
-    r, app = served("--host", "0.0.0.0", "--token", "t" * 32)
+    r, app = served("--host", "0.0.0.0", "--token-file", _secret(tmp_path / "bare", "t" * 32))
     assert r.exit_code == 0 and app.state.tokens.manage == "t" * 32
     assert not (faas_home / "console.token").exists()
-    for bad in (["--token", ""], ["--token", "manage:"], ["--read-token", ""],
-                ["--token", "same", "--read-token", "same"]):
-        r, app = served(*bad)
+    for bad in ({"FAAS_CONSOLE_TOKEN": "manage:"}, {"FAAS_CONSOLE_READ_TOKEN": " "},
+                {"FAAS_CONSOLE_TOKEN": "same", "FAAS_CONSOLE_READ_TOKEN": "same"}):
+        r, app = served(env=bad)
         assert r.exit_code != 0 and app is None, bad
+    for text in ("", "# nothing\n", "two words\n"):
+        r, app = served("--token-file", _secret(tmp_path / "bad", text))
+        assert r.exit_code == 2 and app is None and "one token a line" in r.output, text
+
+
+def test_cli_refuses_a_token_file_others_may_read_or_a_link(faas_home, served, tmp_path):
+    loose = _secret(tmp_path / "loose", "manage:secret-loose\n", 0o644)
+    r, app = served("--token-file", loose)
+    assert r.exit_code == 2 and app is None
+    assert "mode 644" in r.output and f"chmod 600 {loose}" in r.output
+    assert "secret-loose" not in r.output
+    (tmp_path / "link").symlink_to(_secret(tmp_path / "target", "manage:secret-link\n"))
+    r, app = served("--token-file", str(tmp_path / "link"))
+    assert r.exit_code == 2 and app is None and "symbolic link" in r.output
+    r, app = served("--token-file", str(tmp_path / "missing"))
+    assert r.exit_code == 2 and app is None and "does not exist" in r.output
+
+
+def test_cli_refuses_a_token_on_its_command_line(faas_home, served):
+    """A token in argv is every local account's (ps, /proc/PID/cmdline): refused, with the ways
+    that keep it private, for the console and the Action Provider server alike."""
+    for args in (["--token", "manage:m1"], ["--token", "m1"], ["--read-token", "r1"],
+                 ["--host", "0.0.0.0", "--token", "t" * 32]):
+        r, app = served(*args)
+        assert r.exit_code == 2 and app is None, (args, r.output)
+        assert "--token-file" in r.output and "/proc/PID/cmdline" in r.output, r.output
+        assert "or set FAAS_CONSOLE_" in r.output
+    from faas.cli.main import main
+    r = CliRunner().invoke(main, ["actions", "serve", "--token", "run:r1"], env={"FAAS_ACTIONS_TOKEN": None})
+    assert r.exit_code == 2 and "--token-file" in r.output and "FAAS_ACTIONS_TOKEN" in r.output, r.output
+    r = CliRunner().invoke(main, ["console", "--help"])
+    assert "--token-file" in r.output and "--token " not in r.output and "--read-token" not in r.output

@@ -232,3 +232,127 @@ def test_another_account_cannot_use_or_read_a_console_started_without_a_token(ac
         except subprocess.TimeoutExpired:
             console.kill()
             console.wait(10)
+
+
+#: B's look at A's processes: every word of their command lines (a ``manage:``/``read:`` prefix
+#: dropped) tried as a console token, and their environments (which must stay A's alone).
+SNOOP = r'''
+import json, os, sys, urllib.error, urllib.request
+
+uid, url = int(sys.argv[1]), sys.argv[2]
+words, environ, procs = set(), {}, 0
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        if os.stat("/proc/" + pid).st_uid != uid:
+            continue
+        with open("/proc/%s/cmdline" % pid, "rb") as f:
+            args = f.read().decode(errors="replace").split("\0")
+    except OSError:
+        continue
+    procs += 1
+    for a in args:
+        for w in a.replace("=", " ").split():
+            words.add(w.split(":", 1)[1] if w.startswith(("manage:", "read:")) else w)
+    try:
+        with open("/proc/%s/environ" % pid, "rb") as f:
+            environ[pid] = "read: " + f.read().decode(errors="replace").replace("\0", " ")[:2000]
+    except OSError as e:
+        environ[pid] = type(e).__name__
+worked = {}
+for w in sorted(words):
+    req = urllib.request.Request(url + "/api/whoami", headers={"Authorization": "Bearer " + w})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            worked[w[:6] + "..."] = json.loads(r.read())["role"]
+    except (urllib.error.URLError, ValueError, UnicodeError, OSError):
+        pass
+print(json.dumps({"procs": procs, "worked": worked, "environ": environ}))
+'''
+
+
+def _start_console(user: pwd.struct_passwd, args: list[str], env: dict, log: Path, url: str):
+    """``faas console ARGS`` as ``user``; returns once it answers on ``url`` or has exited."""
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "faas.cli.main", "console", *args],
+                                user=user.pw_uid, group=user.pw_gid, extra_groups=[], env=env,
+                                cwd=user.pw_dir, stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while proc.poll() is None and time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url + "/login", timeout=2).read()
+            break
+        except OSError:     # not listening yet (URLError, a reset, a timeout)
+            time.sleep(0.2)
+    return proc
+
+
+def _stop(proc) -> None:
+    proc.terminate()
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+
+
+def _snoop(b: pwd.struct_passwd, a: pwd.struct_passwd, url: str, shared: Path) -> dict:
+    script = shared / "snoop.py"
+    script.write_text(SNOOP)
+    os.chmod(script, 0o644)
+    p = _as(b, [sys.executable, str(script), str(a.pw_uid), url], _env(b), timeout=120)
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def test_another_account_cannot_read_a_token_from_the_consoles_command_line(accounts, shared, tmp_path):
+    """P1: ``faas console --token manage:T`` (what the docs once said) put T in argv, which every
+    account reads from /proc/PID/cmdline (ps): B took it and had A's manage role. A token on the
+    command line is now refused before anything is served; a token file (mode 600) or the
+    environment keeps it A's: B sees neither, in argv, in /proc/PID/environ or in the file."""
+    a, b = accounts
+    a_home = Path(a.pw_dir) / ".faas"
+    env = _env(a, FAAS_HOME=str(a_home))
+    url = f"http://127.0.0.1:{_free_port()}"
+
+    # 1. the token on the command line, as the old docs and help said
+    given = secrets.token_urlsafe(24)
+    proc = _start_console(a, ["--port", url.rsplit(":", 1)[1], "--token", f"manage:{given}"], env,
+                          tmp_path / "argv.log", url)
+    try:
+        seen = _snoop(b, a, url, shared)
+        assert not seen["worked"], f"B used a token read from A's command line: {seen['worked']}"
+        assert proc.wait(30) == 2
+    finally:
+        if proc.poll() is None:
+            _stop(proc)
+    said = (tmp_path / "argv.log").read_text()
+    assert "--token-file" in said and "/proc/PID/cmdline" in said and given not in said, said
+
+    # 2. the safe ways: a token file (mode 600) and the environment
+    manage, read = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+    setup = _as(a, [sys.executable, "-c",
+                    "import os, sys; os.makedirs(os.path.dirname(sys.argv[1]), 0o700, exist_ok=True); "
+                    "fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600); "
+                    "os.write(fd, sys.argv[2].encode()); os.close(fd)",
+                    str(a_home / "tokens"), f"manage:{manage}\n"], env, timeout=60)
+    assert setup.returncode == 0, setup.stderr
+    url = f"http://127.0.0.1:{_free_port()}"
+    log = tmp_path / "file.log"
+    proc = _start_console(a, ["--port", url.rsplit(":", 1)[1], "--token-file", str(a_home / "tokens")],
+                          dict(env, FAAS_CONSOLE_READ_TOKEN=read), log, url)
+    try:
+        assert proc.poll() is None, log.read_text()
+        seen = _snoop(b, a, url, shared)
+        assert seen["procs"] >= 1 and not seen["worked"], seen
+        assert seen["environ"] and all(v == "PermissionError" for v in seen["environ"].values()), seen
+        p = _as(b, [sys.executable, "-c", "import sys; open(sys.argv[1]).read()", str(a_home / "tokens")],
+                _env(b), timeout=60)
+        assert p.returncode != 0 and "PermissionError" in p.stderr
+        # A, with the tokens: each has its role
+        for tok, role in ((manage, "manage"), (read, "read")):
+            req = urllib.request.Request(url + "/api/whoami", headers={"Authorization": "Bearer " + tok})
+            with urllib.request.urlopen(req, timeout=10) as r:
+                assert json.loads(r.read()) == {"role": role}
+        assert manage not in log.read_text() and read not in log.read_text()
+    finally:
+        _stop(proc)

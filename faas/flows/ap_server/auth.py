@@ -1,5 +1,6 @@
 """Who may do what on the Action Provider server: bearer tokens with roles, as the console's
-(:mod:`faas.console.auth`: ``--token T`` or ``manage:T``, ``read:T``; the manage token in
+(:mod:`faas.console.auth`: ``T`` or ``manage:T``, ``read:T``, from ``--token-file`` or
+``FAAS_ACTIONS_TOKEN``, never the command line; the manage token in
 ``$FAAS_HOME/console.token`` when none is given), plus a ``run`` role for callers such as another
 site's runner.
 
@@ -46,7 +47,8 @@ class ActionTokens:
 
     def __init__(self, pairs: list[tuple[str, str]]):
         if not pairs:
-            raise ValueError("the Action Provider server needs a token: --token [manage:|run:|read:]TOKEN; "
+            raise ValueError("the Action Provider server needs a token: --token-file FILE (mode 600, "
+                             "lines [manage:|run:|read:]TOKEN) or FAAS_ACTIONS_TOKEN; "
                              "with none, `faas actions serve` uses the manage token in "
                              "$FAAS_HOME/console.token (loopback only)")
         seen: set[str] = set()
@@ -74,8 +76,8 @@ class ActionTokens:
 
 
 def parse_tokens(values: tuple[str, ...] | list[str]) -> ActionTokens | None:
-    """``--token`` values, the console's spelling plus ``run:``: ``T`` or ``manage:T``, ``run:T``,
-    ``read:T``. None when none is given."""
+    """Token values (``--token-file`` lines, ``FAAS_ACTIONS_TOKEN``), the console's spelling plus
+    ``run:``: ``T`` or ``manage:T``, ``run:T``, ``read:T``. None when none is given."""
     pairs = []
     for v in values:
         role, sep, tok = v.partition(":")
