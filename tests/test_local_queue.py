@@ -417,3 +417,26 @@ def test_writers_wait_for_each_other_on_the_lock_file_and_never_hang_on_it(url, 
         holder.kill()
         holder.wait()
     assert sorted(m.body for m in q.receive(max_messages=10)) == ["a", "b"]
+
+
+@pytest.mark.parametrize("plant", ["link", "dangling link", "fifo", "folder"])
+def test_a_queue_is_never_opened_through_what_is_planted_at_its_name(tmp_path, plant):
+    """A link at ``NAME.sqlite3`` is refused, not followed (SQLite would follow it and make the
+    file it names), as is anything that is not a regular file; tests/security/
+    test_flows_queue_attacks.py plays it with another account."""
+    path, target = tmp_path / "q.sqlite3", tmp_path / "elsewhere"
+    if plant == "link":
+        LocalQueue.create(f"local://{tmp_path}/other").send(["x"])
+        os.symlink(tmp_path / "other.sqlite3", path)
+    elif plant == "dangling link":
+        os.symlink(target, path)
+    elif plant == "fifo":
+        os.mkfifo(path)
+    else:
+        path.mkdir()
+    for make in (lambda: LocalQueue.create(f"local://{tmp_path}/q"), lambda: LocalQueue(f"local://{tmp_path}/q")):
+        with pytest.raises(QueueError, match=str(path)):
+            make()
+    assert not target.exists() and not os.path.lexists(f"{target}-wal")
+    if plant == "link":
+        assert LocalQueue(f"local://{tmp_path}/other").depth()["visible"] == 1

@@ -230,8 +230,12 @@ class FlowsClient:
         return doc
 
     def _q(self):
-        """The runner's command queue; on the embedded store, a runner is started if none runs."""
+        """What opens the runner's command queue (once), for :func:`store_layout.send_command`
+        to ring it within its patience; on the embedded store, a runner is started if none runs."""
         ensure_runner(self.settings)
+        return self._open_queue
+
+    def _open_queue(self):
         if self._queue is None:
             self._queue = L.open_command_queue(self.store)
         return self._queue

@@ -20,20 +20,24 @@ delays a command until the runner's next scan of ``flows/commands/`` and never l
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
-import tempfile
+import threading
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+from faas.config import faas_home
 from faas.store import KeyNotFound, Queue, Store, create_queue
 
 FLOWS, RUNS, ACTIVE, COMMANDS = "flows/defs/", "flows/runs/", "flows/active/", "flows/commands/"
 TIMERS = "timers/"
 CONFIG = "flows/config.json"
 LEASE = "flows/runner/lease.json"
+log = logging.getLogger("faas.flows")
 
 
 def flow_key(flow_id: str) -> str:
@@ -105,7 +109,8 @@ def _safe(name: str) -> str:
 
 def default_queue_url(store: Store) -> str:
     """``local://`` beside a file store (``$FAAS_HOME/queues/flows-store`` for the embedded one),
-    ``sqs://faas-flows-<bucket>`` for S3, a private local queue for ``memory://``."""
+    ``sqs://faas-flows-<bucket>`` for S3, ``$FAAS_HOME/queues/flows-memory-<name>`` for
+    ``memory://``."""
     u = urlsplit(store.url)
     if u.scheme in ("file", ""):
         root = getattr(store, "root", u.path).rstrip("/")
@@ -113,8 +118,9 @@ def default_queue_url(store: Store) -> str:
         return f"local://{parent}/queues/flows-{_safe(base)}"
     if u.scheme in ("s3", "s3a"):
         return f"sqs://faas-flows-{_safe(u.netloc)}"
-    tmp = os.path.join(tempfile.gettempdir(), f"faas-flows-{os.getuid()}")
-    return f"local://{tmp}/flows-{_safe(u.netloc + u.path)}"
+    # private: $FAAS_HOME/queues (made 700 and checked as this account's or root's); never a
+    # name in /tmp another account could make first
+    return f"local://{faas_home() / 'queues'}/flows-memory-{_safe(u.netloc + u.path)}"
 
 
 def queue_url(store: Store) -> str:
@@ -132,17 +138,52 @@ def open_command_queue(store: Store) -> Queue:
 
 
 def send_command(store: Store, op: str, run_id: str | None, identity: str,
-                 queue: Queue | None = None, **extra: Any) -> str:
-    """Write a command object, then ring the runner's queue. Returns the command id."""
+                 queue: Callable[[], Queue] | None = None, **extra: Any) -> str:
+    """Write a command object, then ring the runner's queue (``queue()`` opens it; default
+    :func:`open_command_queue`). Returns the command id."""
     cid = f"{time.time():017.6f}-{uuid.uuid4().hex[:12]}"
     put_json(store, command_key(cid), {"id": cid, "op": op, "run_id": run_id, "user": identity,
                                        "time": time.time(), **extra})
-    try:
-        (queue or open_command_queue(store)).send([json.dumps({"op": op, "run_id": run_id,
-                                                               "command": cid})])
-    except Exception:  # noqa: BLE001 - the command object is durable; the runner's scan finds it
-        pass
+    ring(queue or (lambda: open_command_queue(store)),
+         json.dumps({"op": op, "run_id": run_id, "command": cid}))
     return cid
+
+
+RING_PATIENCE = 2.0   # seconds a ring may take (it takes milliseconds) before the client goes on
+
+
+def ring(queue: Callable[[], Queue], body: str, patience: float = RING_PATIENCE) -> bool:
+    """Send ``body`` on the runner's queue, best effort: whether it was sent within ``patience``.
+
+    The command object is durable and the runner's scan of ``flows/commands/`` finds it, so a
+    doorbell that cannot be rung (a link planted at the queue, a queue another account holds
+    locked: SQLite's own timeout is 120 s) is logged and left to finish in the background, never
+    waited on for minutes."""
+    done = threading.Event()
+    failed: list[BaseException] = []
+
+    def send() -> None:
+        try:
+            queue().send([body])
+        except Exception as e:  # noqa: BLE001 - reported below (or logged here, if late)
+            failed.append(e)
+            if done.is_set():
+                log.warning("the runner's doorbell failed late (%s); its scan finds the command", e)
+        finally:
+            done.set()
+
+    threading.Thread(target=send, name="faas-flows-ring", daemon=True).start()
+    if not done.wait(patience):
+        done.set()
+        log.warning("the runner's queue did not take a doorbell within %.0f s (held locked by "
+                    "another process?); going on: the runner finds the command in its next scan "
+                    "of %s", patience, COMMANDS)
+        return False
+    if failed:
+        log.warning("could not ring the runner's queue (%s); the runner finds the command in its "
+                    "next scan of %s", failed[0], COMMANDS)
+        return False
+    return True
 
 
 def redact_private(value: Any) -> Any:

@@ -6,6 +6,10 @@ Layout of ``local:///DIR/NAME`` (NAME matches ``[A-Za-z0-9_-]{1,80}``):
   ``dead_letters``. WAL with ``synchronous=NORMAL``: a committed send survives kill -9 of any
   process (only a power cut can lose the last commits), and nothing is fsync'd per message.
   Dead letters live in the same file so moving one is a single atomic transaction.
+  Opened only as a regular file with one name, never through a link at its name (SQLite would
+  follow one, and make the file it names), and made (mode 600) only in a folder of this
+  account's or root's; in another account's folder only a queue of that account's is opened
+  (a runner's shared doorbell). Anything else there: a QueueError naming the path.
 - ``DIR/NAME.sqlite3-lock``: every write transaction holds ``flock`` on it first, so writers
   from several processes (a pool, its workers, clients) wait for each other in steps of at most
   0.5 ms; SQLite's own busy handler, which they would otherwise meet, sleeps 1, 2, 5... ms
@@ -38,6 +42,7 @@ import fcntl
 import logging
 import math
 import os
+import pwd
 import re
 import select
 import shutil
@@ -85,18 +90,94 @@ def _parse(url: str) -> tuple[str, str]:
     return directory, name
 
 
-def _connect(path: str, create: bool = False) -> sqlite3.Connection:
-    """Autocommit connection (we BEGIN IMMEDIATE ourselves); one per instance, guarded by a lock."""
-    if create:   # private: tasks and results pass through it (SQLite gives -wal/-shm its mode)
-        try:
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
-        except OSError:
-            pass   # sqlite3 says why, below
-    db = sqlite3.connect(f"file:{quote(path)}?mode={'rwc' if create else 'rw'}", uri=True,
-                         isolation_level=None, check_same_thread=False, timeout=120.0)
+def _owner(uid: int) -> str:
+    try:
+        return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except KeyError:
+        return f"uid {uid}"
+
+
+def _folder(path: str, create: bool = False) -> int:
+    """A descriptor of the folder ``path``, never through a link at its name (made mode 700 when
+    missing and ``create``); OSError if there is none."""
     if create:
-        db.execute("PRAGMA journal_mode=WAL")     # persistent in the file
-    db.execute("PRAGMA synchronous=NORMAL")       # per connection: no fsync per commit in WAL
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            pass
+    return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+
+
+def _queue_file(path: str, create: bool) -> os.stat_result:
+    """Check (``create``: make, mode 600) the queue's database ``path`` before SQLite opens it.
+
+    It must be a regular file with one name: a link (SQLite would follow it, and make the file it
+    names) or anything else planted there is refused, never followed, never created through. A
+    queue is made only in a folder of this account's or root's: in another account's, that
+    account could swap or read it; there only a queue that account made itself (the shared
+    doorbell of a runner run by a service account) is opened.
+    """
+    directory, name = os.path.split(path)
+    if create:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+    try:
+        dfd = _folder(directory)
+    except FileNotFoundError:
+        raise QueueDoesNotExist(f"local queue {path}: no folder {directory}") from None
+    except OSError as e:
+        raise QueueError(f"local queue {path}: its folder {directory} cannot be opened without "
+                         f"following a link ({e.strerror}): refused") from None
+    try:
+        folder = os.fstat(dfd)
+        foreign = folder.st_uid not in (os.geteuid(), 0)
+        try:
+            st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+        except FileNotFoundError:
+            if not create:
+                raise QueueDoesNotExist(f"local queue {path} is missing") from None
+            if foreign:
+                raise QueueError(f"will not make the queue {path}: its folder {directory} belongs "
+                                 f"to {_owner(folder.st_uid)}, who could swap or read it; use a "
+                                 "folder of your own (or root's)") from None
+            try:
+                os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                                 | os.O_CLOEXEC, 0o600, dir_fd=dfd))
+            except FileExistsError:
+                pass   # made meanwhile (another process, or a link planted): looked at below
+            st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+        if stat.S_ISLNK(st.st_mode):
+            raise QueueError(f"local queue {path} is a symbolic link (planted?): refused, not "
+                             "followed; remove it")
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+            raise QueueError(f"local queue {path} is not a regular file with one name (a FIFO, "
+                             "a folder, a hard link?): refused; remove it")
+        if foreign and st.st_uid not in (os.geteuid(), 0, folder.st_uid):
+            raise QueueError(f"local queue {path} belongs to {_owner(st.st_uid)}, in a folder of "
+                             f"{_owner(folder.st_uid)}'s: refused")
+        return st
+    finally:
+        os.close(dfd)
+
+
+def _connect(path: str, create: bool = False) -> sqlite3.Connection:
+    """Autocommit connection (we BEGIN IMMEDIATE ourselves); one per instance, guarded by a lock.
+    SQLite never makes the file (``_queue_file`` does, after its checks), and the file SQLite
+    opened must be the one checked (not a link put in its place meanwhile)."""
+    checked = _queue_file(path, create)
+    db = sqlite3.connect(f"file:{quote(path)}?mode=rw", uri=True,
+                         isolation_level=None, check_same_thread=False, timeout=120.0)
+    try:
+        opened = next(row[2] for row in db.execute("PRAGMA database_list") if row[1] == "main")
+        st = os.stat(opened)
+        if (st.st_dev, st.st_ino) != (checked.st_dev, checked.st_ino):
+            raise QueueError(f"local queue {path} was replaced while it was opened (by a link to "
+                             f"{opened}?): refused")
+        if create:
+            db.execute("PRAGMA journal_mode=WAL")     # persistent in the file
+        db.execute("PRAGMA synchronous=NORMAL")       # per connection: no fsync per commit in WAL
+    except BaseException:
+        db.close()
+        raise
     return db
 
 
@@ -137,15 +218,8 @@ def _own_folder(path: str, create: bool = False) -> int | None:
     """A descriptor of the waiters folder ``path`` if it is this account's own (not a link, not
     writable by others: no other account can plant a marker, a link or a FIFO in it), else None.
     In a queue folder others may write into, someone else may have made it first."""
-    if create:
-        try:
-            os.mkdir(path, 0o700)
-        except FileExistsError:
-            pass
-        except OSError:
-            return None
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = _folder(path, create)
     except OSError:
         return None
     st = os.fstat(fd)
@@ -244,10 +318,13 @@ class LocalQueue(Queue):
         self._init_process_state()
         try:
             meta = dict(self._conn().execute("SELECT key, value FROM meta"))
-        except sqlite3.Error as e:
+        except (sqlite3.Error, QueueDoesNotExist) as e:
             self.close()
             raise QueueDoesNotExist(f"queue {self.url!r} does not exist ({self._path} is missing "
                                     "or not a queue); create it with create_queue()") from e
+        except QueueError:
+            self.close()
+            raise
         self.visibility_timeout = float(meta["visibility_timeout"])
         self.max_receives: int | None = int(meta["max_receives"]) if self._table == _MAIN else None
         _instances.add(self)
@@ -292,8 +369,10 @@ class LocalQueue(Queue):
         directory, name = _parse(url)
         if max_receives < 1 or visibility_timeout < 0:
             raise ConfigError("max_receives must be >= 1 and visibility_timeout >= 0")
-        os.makedirs(directory, mode=0o700, exist_ok=True)
-        db = _connect(os.path.join(directory, name + ".sqlite3"), create=True)
+        try:
+            db = _connect(os.path.join(directory, name + ".sqlite3"), create=True)
+        except sqlite3.Error as e:
+            raise QueueError(f"cannot create queue {url!r}: {e}") from e
         try:
             db.execute("BEGIN IMMEDIATE")
             for t in (_MAIN, _DEAD):

@@ -34,7 +34,7 @@ def store_url():
     yield url
     from faas.flows import store_layout as L
     from faas.store import open_store
-    L.open_command_queue(open_store(url)).destroy()   # memory stores' queues live in /tmp
+    L.open_command_queue(open_store(url)).destroy()   # memory stores' queues live in $FAAS_HOME/queues
 
 
 @pytest.fixture

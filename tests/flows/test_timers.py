@@ -52,7 +52,7 @@ def setup():
     fake = Fake()
     firer = TimerFirer(flows.store, fake.start_run, fake.status.get)
     yield flows, flow, timers, fake, firer, clock
-    L.open_command_queue(flows.store).destroy()   # memory stores' queues live in /tmp
+    L.open_command_queue(flows.store).destroy()   # memory stores' queues live in $FAAS_HOME/queues
 
 
 def test_parse_interval():

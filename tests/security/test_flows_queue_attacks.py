@@ -1,0 +1,178 @@
+"""The flows runner's doorbell queue where other accounts may create entries (a project's
+shared folder, a sticky /tmp-like one, the runner's shared ``queues/``), played with real Unix
+accounts (tests/multiuser/conftest.py ``mu_users``: root only, skipped otherwise).
+Alice is the victim (a flows user), Bob the attacker.
+
+Before: a link Bob planted at the queue's database name made Alice's client create the file it
+named (SQLite followed it); a ``queues/`` folder Bob made first (or ``/tmp/faas-flows-<uid>``,
+the default for ``memory://`` stores) got Alice's queue made inside it, where Bob could swap or
+read it; Bob holding the shared doorbell locked (``BEGIN EXCLUSIVE``) held Alice's start for
+SQLite's 120 s."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(__file__)))
+from helpers import python_as  # noqa: E402
+from multiuser.conftest import mu_shared, mu_users  # noqa: E402,F401 - fixtures: real accounts
+
+pytestmark = pytest.mark.slow
+
+# The victim's flows client: open the runner's queue for the store, then send a command (which
+# rings it). Killed by the alarm if it hangs.
+RING = r"""
+import json, logging, signal, sys, time
+signal.alarm(30)
+logging.basicConfig(level=logging.WARNING)
+from faas.store.file import FileStore
+from faas.flows import store_layout as L
+store = FileStore(sys.argv[1])
+out = {}
+if sys.argv[2:] != ["send-only"]:
+    try:
+        out["url"] = L.open_command_queue(store).url
+    except Exception as e:
+        out["error"] = f"{type(e).__name__}: {e}"
+t = time.monotonic()
+out["command"] = L.send_command(store, "start", "run-of-alice", "local:alice")
+out["took"] = round(time.monotonic() - t, 2)
+print(json.dumps(out))
+"""
+
+# Bob holds the shared doorbell's database.
+HOLD_QUEUE = r"""
+import sqlite3, sys, time
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("BEGIN EXCLUSIVE")
+print("held", flush=True)
+time.sleep(60)
+"""
+
+
+def _run(user, script: str, *args: str) -> dict:
+    p = python_as(user, "-c", script, *args)
+    assert p.returncode == 0, f"exit {p.returncode}: {p.stderr[-2000:]}"
+    return dict(json.loads(p.stdout.strip().splitlines()[-1]), stderr=p.stderr)
+
+
+def _project(base, name: str, mode: int = 0o1777):
+    """A shared project folder (root's) both accounts may create entries in."""
+    folder = base / name
+    folder.mkdir()
+    os.chmod(folder, mode)
+    return folder
+
+
+def _popen(user, script: str, *args: str) -> subprocess.Popen:
+    env = {"HOME": user.pw_dir, "PATH": "/usr/bin:/bin",
+           **{k: os.environ[k] for k in ("PYTHONPATH",) if k in os.environ}}
+    p = subprocess.Popen([sys.executable, "-c", script, *args], user=user.pw_uid, group=user.pw_gid,
+                         extra_groups=[], env=env, cwd=user.pw_dir, stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "held"
+    return p
+
+
+def _stop(p: subprocess.Popen) -> None:
+    p.kill()
+    p.wait()
+
+
+# --- the doorbell queue ----------------------------------------------------------------------------
+def test_a_link_at_the_queues_name_is_refused_not_followed(mu_users, mu_shared):
+    alice, bob, _ = mu_users
+    project = _project(mu_shared, "flowsq-link")
+    queues = _project(project, "queues")   # the site's, open to its users
+    target = os.path.join(alice.pw_dir, "CHOSEN_BY_BOB")
+    planted = python_as(bob, "-c", "import os, sys; os.symlink(sys.argv[1], sys.argv[2])",
+                        target, str(queues / "flows-store.sqlite3"))
+    assert planted.returncode == 0, planted.stderr
+    out = _run(alice, RING, str(project / "store"))
+    assert not [n for n in os.listdir(alice.pw_dir) if n.startswith("CHOSEN_BY_BOB")], \
+        "Alice created the file Bob's link named"
+    assert "QueueError" in out.get("error", "") and str(queues / "flows-store.sqlite3") in out["error"] \
+        and "symbolic link" in out["error"], out
+    # the command is in the store all the same (the runner's scan finds it); the ring is logged
+    assert out["took"] < 10, out
+    assert os.path.exists(project / "store" / "flows" / "commands" / f"{out['command']}.json")
+    assert "could not ring the runner's queue" in out["stderr"], out["stderr"]
+
+
+def test_no_queue_is_made_in_a_queues_folder_another_account_made(mu_users, mu_shared):
+    alice, bob, _ = mu_users
+    project = _project(mu_shared, "flowsq-folder")
+    made = python_as(bob, "-c", "import os, sys; os.mkdir(sys.argv[1]); os.chmod(sys.argv[1], 0o777)",
+                     str(project / "queues"))
+    assert made.returncode == 0, made.stderr
+    out = _run(alice, RING, str(project / "store"))
+    assert not [n for n in os.listdir(project / "queues")
+                if os.lstat(project / "queues" / n).st_uid == alice.pw_uid], \
+        "Alice made her queue in Bob's folder"
+    assert "QueueError" in out.get("error", "") and bob.pw_name in out["error"], out
+    assert os.path.exists(project / "store" / "flows" / "commands" / f"{out['command']}.json")
+
+
+MEMORY = r"""
+import json
+from faas.flows import store_layout as L
+from faas.store.memory import MemoryStore
+q = L.open_command_queue(MemoryStore("memory://x"))
+print(json.dumps({"url": q.url}))
+q.destroy()
+"""
+
+
+def test_a_memory_stores_queue_is_not_made_in_a_tmp_folder_another_account_made(mu_users):
+    alice, bob, _ = mu_users
+    predictable = f"/tmp/faas-flows-{alice.pw_uid}"
+    shutil.rmtree(predictable, ignore_errors=True)
+    try:
+        made = python_as(bob, "-c", "import os, sys; os.mkdir(sys.argv[1]); os.chmod(sys.argv[1], 0o777)",
+                         predictable)
+        assert made.returncode == 0, made.stderr
+        out = _run(alice, MEMORY)
+        assert os.listdir(predictable) == [], "Alice's queue was made in Bob's folder"
+        assert out["url"].startswith(f"local://{alice.pw_dir}/.faas/queues/"), out
+    finally:
+        shutil.rmtree(predictable, ignore_errors=True)
+
+
+def test_a_doorbell_another_account_holds_locked_does_not_hold_a_start(mu_users, mu_shared):
+    """The runner's shared doorbell (root's, open to the users as tests/security/
+    test_flows_actions_attacks.py ``runner_site`` makes it): Alice's ring reaches it; with Bob
+    holding it locked, her start goes on within seconds and the command is in the store."""
+    from faas.flows import store_layout as L
+    from faas.store import open_queue
+    from faas.store.file import FileStore
+    alice, bob, _ = mu_users
+    project = _project(mu_shared, "flowsq-held", 0o755)
+    store = FileStore(str(project / "store"))
+    queue = L.open_command_queue(store)          # as the runner makes it
+    for folder in (project / "store", project / "store" / "flows", project / "store" / "flows" / "commands"):
+        folder.mkdir(exist_ok=True)
+        os.chmod(folder, 0o1777)
+    os.chmod(project / "queues", 0o777)
+    for name in os.listdir(project / "queues"):
+        if (project / "queues" / name).is_file():
+            os.chmod(project / "queues" / name, 0o666)
+    try:
+        out = _run(alice, RING, str(project / "store"), "send-only")
+        assert open_queue(queue.url).depth()["visible"] == 1, "the shared doorbell did not ring"
+        holder = _popen(bob, HOLD_QUEUE, str(project / "queues" / "flows-store.sqlite3"))
+        try:
+            t = time.monotonic()
+            out = _run(alice, RING, str(project / "store"), "send-only")
+            took = time.monotonic() - t
+        finally:
+            _stop(holder)
+        assert out["took"] < 10 and took < 20, f"Alice's start waited on Bob's lock: {out}"
+        assert "did not take a doorbell" in out["stderr"], out["stderr"]
+        assert os.path.exists(project / "store" / "flows" / "commands" / f"{out['command']}.json")
+    finally:
+        queue.destroy()
