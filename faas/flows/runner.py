@@ -37,6 +37,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from faas.exceptions import StoreError
 from faas.flows import access, interpreter, schema, site_config, store_layout
 from faas.flows.actions.base import ActionUnableToRun
 from faas.flows.client import iso
@@ -85,15 +86,27 @@ class StoreBusy(RuntimeError):
     """Another runner holds the store."""
 
 
+def _account(uid: int) -> str:
+    import pwd
+    try:
+        return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except KeyError:
+        return f"uid {uid}"
+
+
 # --- holding the store ------------------------------------------------------------------------------
 class _FileLock:
     """An flock on ``<store>/flows/runner.lock``. The store's users may create entries in its
-    folders, so the lock is opened without following a link (in ``flows/`` or at the lock's
-    name), and only a regular file with one name is locked and written: anything else there (a
-    link to /etc/passwd, a hard link to it, a FIFO) was planted and is replaced, never
-    truncated or written through."""
+    folders, so the lock file is opened without following a link (in ``flows/`` or at the lock's
+    name), and only a regular file with one name of this runner's account (or root's) is locked
+    and written: anything else there (a link to /etc/passwd, a hard link to it, a FIFO, a file of
+    another account's, which it could hold locked for ever) was planted and is replaced, never
+    truncated or written through; one this runner may not remove (a sticky folder) is refused
+    with its owner named. ``flows/`` is made mode 755: written only by the runner's account (the
+    folders users write commands and runs into are the site's to make, mode 1777)."""
 
     NAME = "runner.lock"
+    _OPEN = os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
     def __init__(self, store):
         import fcntl
@@ -105,28 +118,56 @@ class _FileLock:
 
     def _folder(self) -> int:
         from faas import safe_open
-        os.makedirs(self.root, exist_ok=True)          # the store's root: configured, trusted
-        return safe_open.open_dir(self.root, ["flows"], create=True, mode=0o777, trust_uid=None)
+        os.makedirs(self.root, mode=0o700, exist_ok=True)   # configured, trusted; new: as FileStore makes it
+        return safe_open.open_dir(self.root, ["flows"], create=True, mode=0o755, trust_uid=None)
+
+    def _planted(self, dfd: int) -> tuple[str, int] | None:
+        """What is at the lock's name and its owner, if it is not a lock file of this runner's
+        account or root's (None: it is one, or nothing is there); looked at without opening it."""
+        import stat
+        try:
+            st = os.stat(self.NAME, dir_fd=dfd, follow_symlinks=False)
+        except FileNotFoundError:
+            return None
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+            return "not a lock file a runner made (a link, a file with other names, a FIFO)", st.st_uid
+        if st.st_uid not in (os.geteuid(), 0):
+            return f"a file of {_account(st.st_uid)}'s, not this runner's account's or root's", st.st_uid
+        return None
 
     def _open(self) -> int:
         import stat
-        flags = os.O_CREAT | os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
         dfd = self._folder()
         try:
             for _ in range(3):
+                planted = self._planted(dfd)
+                if planted is None:
+                    try:
+                        fd = os.open(self.NAME, self._OPEN | os.O_CREAT, 0o600, dir_fd=dfd)
+                    except OSError as e:
+                        if e.errno == errno.EACCES:   # root's, from a runner run as root
+                            raise StoreError(f"cannot open {self.path}: {e.strerror}; its owner or "
+                                             "root must remove it") from None
+                        if e.errno not in (errno.ELOOP, errno.ENXIO):   # a link; a socket
+                            raise
+                    else:
+                        st = os.fstat(fd)
+                        if (stat.S_ISREG(st.st_mode) and st.st_nlink == 1
+                                and st.st_uid in (os.geteuid(), 0)):
+                            return fd
+                        os.close(fd)
+                    continue   # swapped between the look and the open: look again
+                what, owner = planted
+                log.warning("%s is %s; replacing it", self.path, what)
                 try:
-                    fd = os.open(self.NAME, flags, 0o600, dir_fd=dfd)
-                except OSError as e:
-                    if e.errno not in (errno.ELOOP, errno.ENXIO):   # a link; a socket
-                        raise
-                else:
-                    st = os.fstat(fd)
-                    if stat.S_ISREG(st.st_mode) and st.st_nlink == 1:
-                        return fd
-                    os.close(fd)
-                log.warning("%s is not a lock file a runner made (a link, a file with other "
-                            "names, a FIFO); replacing it", self.path)
-                os.unlink(self.NAME, dir_fd=dfd)
+                    os.unlink(self.NAME, dir_fd=dfd)
+                except FileNotFoundError:
+                    pass
+                except PermissionError:
+                    raise StoreError(
+                        f"{self.path} is {what}, and this runner may not remove it (flows/ is "
+                        f"sticky, or not this account's): {_account(owner)} or root must remove "
+                        f"it before a runner can hold the store") from None
             raise StoreBusy(f"{self.path} keeps being replaced by something that is no lock file")
         finally:
             os.close(dfd)

@@ -1,18 +1,20 @@
-"""The flows runner's doorbell queue where other accounts may create entries (a project's
-shared folder, a sticky /tmp-like one, the runner's shared ``queues/``), played with real Unix
-accounts (tests/multiuser/conftest.py ``mu_users``: root only, skipped otherwise).
-Alice is the victim (a flows user), Bob the attacker.
+"""The flows runner's doorbell queue and lock file where other accounts may create entries (a
+project's shared folder, a sticky /tmp-like one, the runner's shared ``queues/``), played with
+real Unix accounts (tests/multiuser/conftest.py ``mu_users``: root only, skipped otherwise).
+Alice is the victim (a flows user, or the runner), Bob the attacker.
 
 Before: a link Bob planted at the queue's database name made Alice's client create the file it
 named (SQLite followed it); a ``queues/`` folder Bob made first (or ``/tmp/faas-flows-<uid>``,
 the default for ``memory://`` stores) got Alice's queue made inside it, where Bob could swap or
 read it; Bob holding the shared doorbell locked (``BEGIN EXCLUSIVE``) held Alice's start for
-SQLite's 120 s."""
+SQLite's 120 s; a ``flows/runner.lock`` of Bob's made every runner stand by for ever (mode 666,
+held locked) or crash (mode 644); the runner made ``flows/`` group-writable under umask 002."""
 from __future__ import annotations
 
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import time
@@ -44,6 +46,33 @@ t = time.monotonic()
 out["command"] = L.send_command(store, "start", "run-of-alice", "local:alice")
 out["took"] = round(time.monotonic() - t, 2)
 print(json.dumps(out))
+"""
+
+# The runner, as an account of a project group would start it (umask 002).
+RUNNER = r"""
+import json, os, signal, sys
+signal.alarm(30)
+os.umask(0o002)
+from faas.flows.runner import Runner
+r = Runner(sys.argv[1])
+try:
+    r.acquire(wait=False)
+    r.release()
+    print(json.dumps({"acquired": True}))
+except Exception as e:
+    print(json.dumps({"error": f"{type(e).__name__}: {e}"}))
+finally:
+    r.queue.destroy()
+"""
+
+# Bob's runner.lock: his own file, held locked.
+HOLD_LOCK = r"""
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_CREAT | os.O_RDWR, 0o600)
+os.fchmod(fd, int(sys.argv[2], 8))
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("held", flush=True)
+time.sleep(60)
 """
 
 # Bob holds the shared doorbell's database.
@@ -176,3 +205,53 @@ def test_a_doorbell_another_account_holds_locked_does_not_hold_a_start(mu_users,
         assert os.path.exists(project / "store" / "flows" / "commands" / f"{out['command']}.json")
     finally:
         queue.destroy()
+
+
+# --- the runner's lock file ------------------------------------------------------------------------
+def test_the_runner_makes_flows_writable_by_no_one_else(mu_users, mu_shared):
+    alice, _, _ = mu_users
+    project = _project(mu_shared, "flowsq-mode")
+    out = _run(alice, RUNNER, (project / "store").as_uri())
+    assert out.get("acquired"), out
+    for folder in (project / "store", project / "store" / "flows"):
+        mode = stat.S_IMODE(os.stat(folder).st_mode)
+        assert not mode & 0o022, f"{folder} is mode {mode:o} under umask 002: others may plant in it"
+
+
+@pytest.mark.parametrize("mode", ["666", "644"])
+def test_a_lock_file_another_account_planted_is_replaced(mu_users, mu_shared, mode):
+    """flows/ open to the users (777, as a site may have made it): Bob's runner.lock, held
+    locked (666: every runner stood by for ever) or not readable to Alice (644: her runner
+    crashed); her runner replaces it and holds the store."""
+    alice, bob, _ = mu_users
+    project = _project(mu_shared, f"flowsq-lock-{mode}")
+    flows = project / "store" / "flows"
+    flows.mkdir(parents=True)
+    os.chown(project / "store", alice.pw_uid, alice.pw_gid)
+    os.chmod(flows, 0o777)
+    holder = _popen(bob, HOLD_LOCK, str(flows / "runner.lock"), mode)
+    try:
+        out = _run(alice, RUNNER, (project / "store").as_uri())
+    finally:
+        _stop(holder)
+    assert out.get("acquired"), out
+    assert os.lstat(flows / "runner.lock").st_uid == alice.pw_uid
+    assert "replacing it" in out["stderr"], out["stderr"]
+
+
+def test_a_lock_file_another_account_planted_where_it_stays_is_named(mu_users, mu_shared):
+    """flows/ sticky (1777): Alice's runner may not remove Bob's lock file; it says so, and whose
+    it is, instead of standing by for ever behind it."""
+    alice, bob, _ = mu_users
+    project = _project(mu_shared, "flowsq-lock-sticky")
+    flows = project / "store" / "flows"
+    flows.mkdir(parents=True)
+    os.chown(project / "store", alice.pw_uid, alice.pw_gid)
+    os.chmod(flows, 0o1777)
+    holder = _popen(bob, HOLD_LOCK, str(flows / "runner.lock"), "666")
+    try:
+        out = _run(alice, RUNNER, (project / "store").as_uri())
+    finally:
+        _stop(holder)
+    assert "StoreError" in out.get("error", "") and bob.pw_name in out["error"] \
+        and str(flows / "runner.lock") in out["error"], out
