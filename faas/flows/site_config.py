@@ -28,6 +28,10 @@ class Compute(_Section):
     home: str | None = None
     #: Globus endpoint ids -> faas endpoint names
     endpoints: dict[str, str] = {}
+    #: the endpoints (names, or ids listed under ``endpoints``) that runs of other users than the
+    #: runner's own account may send tasks to; unset: none (each would run as the runner's faas
+    #: identity, signed with its keys, on whatever account those endpoints run as); "*": any
+    allowed_endpoints: list[str] | None = None
 
 
 class Smtp(_Section):

@@ -97,7 +97,9 @@ def world(tmp_path_factory):
     config = {"notify": {"smtp": {"host": "127.0.0.1", "port": smtp.port, "security": "none",
                                   "sender": "flows@site.example"}},
               # each test copies to its own folder: URLs, which the server refuses by default
-              "transfer": {"allow_urls": True}}
+              "transfer": {"allow_urls": True},
+              # the in-process cases act for "alice", not the runner's account
+              "compute": {"allowed_endpoints": ["*"]}}
     with Served((root / "server-store").as_uri(), config) as server:
         yield {"root": root, "src": src, "inbox": inbox, "config": config, "server": server}
     smtp.stop()

@@ -1,12 +1,14 @@
 """The compute action against a real local endpoint (daemon, pool, worker processes)."""
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
 
 import faas
 import faas.flows as ff
+from faas.flows.access import identity_of_uid
 from faas.flows.actions import COMPUTE, ActionContext, ActionUnableToRun, canonical, resolve
 from faas.flows.actions.compute import ComputeProvider
 
@@ -41,7 +43,8 @@ def fns(home):
 
 @pytest.fixture
 def ctx(home, tmp_path):
-    return ActionContext((tmp_path / "site").as_uri(), "run-c", "flow-c", "alice")
+    # the runner acting for its own account (a run of another user: test_compute_endpoints_for_other_users)
+    return ActionContext((tmp_path / "site").as_uri(), "run-c", "flow-c", identity_of_uid(os.geteuid()))
 
 
 def wait_done(p, doc, ctx, timeout=WAIT):
@@ -168,3 +171,24 @@ def test_died_while_sending_fails_rather_than_sending_twice(fns, ctx):
     again = p.run({"endpoint": "local", "function": fns["add"], "args": [1]}, "r-died", ctx)
     assert again["action_id"] == doc["action_id"]
     assert again["status"] == "FAILED" and again["details"]["error"] == "ActionInterrupted"
+
+
+def test_compute_endpoints_for_other_users(home, fns, tmp_path):
+    """A runner serving another user's run sends tasks only to the endpoints its site config
+    lists (compute.allowed_endpoints, names or ids mapped under compute.endpoints; "*": any)."""
+    p = ComputeProvider()
+    body = {"endpoint": "local", "function": fns["add"], "args": [1, 2]}
+
+    def ctx(compute: dict | None):
+        return ActionContext((tmp_path / "site").as_uri(), "run-o", "flow-o", "local:someone-else",
+                             config={"compute": compute} if compute is not None else {})
+    for compute in (None, {}, {"allowed_endpoints": ["other"]}):
+        with pytest.raises(ActionUnableToRun, match=r"endpoint: 'local' is not one this runner sends "
+                                                    r"tasks to for local:someone-else's runs.*"
+                                                    r"compute.allowed_endpoints"):
+            p.run(body, f"r-{len(str(compute))}", ctx(compute))
+    gid = "0f0e0d0c-0000-4000-8000-000000000001"
+    for n, compute in enumerate(({"allowed_endpoints": ["local"]}, {"allowed_endpoints": ["*"]},
+                                 {"allowed_endpoints": [gid], "endpoints": {gid: "local"}})):
+        doc = wait_done(p, p.run(body, f"ok-{n}", ctx(compute)), ctx(compute))
+        assert doc["status"] == "SUCCEEDED" and doc["details"]["result"] == [3], doc

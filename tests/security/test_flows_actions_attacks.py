@@ -471,6 +471,31 @@ def test_a_run_planted_at_a_timer_tick_is_not_started_as_the_user_it_names(attac
     assert f"but was written by local:{attacker.pw_name}, not the runner" in caplog.text
 
 
+@pytest.mark.slow
+def test_a_users_run_cannot_use_the_runners_compute_identity(attacker, runner_site, faas_home):
+    """The runner (root) submits a flow's compute tasks with its own faas identity: its signing
+    keys, the functions registered in its store. Before, any user's run sent them, with the run's
+    arguments, to any endpoint that identity reached: here root's own, so the attacker's run ran
+    root's registered function as root. Now a runner serving other users' runs submits for them
+    only to the endpoints its config lists (compute.allowed_endpoints)."""
+    from helpers import running_endpoint
+
+    import faas
+
+    _, start = runner_site
+    with running_endpoint(faas_home, name="rootep"):
+        c = faas.client(endpoint="rootep")
+        fid = c.register_function(os.geteuid)      # an admin's function, registered for root's flows
+        c.close()
+        flow = {"StartAt": "C", "States": {"C": {
+            "Type": "Action", "ActionUrl": "https://compute.actions.globus.org/v3",
+            "Parameters": {"endpoint_id": "rootep", "function_id": fid, "args": []},
+            "ResultPath": "$.r", "End": True}}}
+        run = start({}, flow, {})
+    assert run["status"] == "FAILED", f"the attacker's run used root's compute identity: {run}"
+    assert "compute.allowed_endpoints" in json.dumps(run), run
+
+
 def can_read_now(user: pwd.struct_passwd, path: Path) -> bool:
     return SECRET in as_user(user, "cat", str(path)).stdout
 

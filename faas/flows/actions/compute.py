@@ -34,6 +34,7 @@ from .base import (
     ActionUnableToRun,
     Docs,
     finish,
+    for_runner_account,
     new_doc,
     public,
 )
@@ -113,6 +114,28 @@ def _tasks(body, ctx: ActionContext) -> tuple[list[dict], dict]:
     return out, options
 
 
+def _check_endpoints_allowed(tasks: list[dict], ctx: ActionContext) -> None:
+    """A runner serving other users' runs (root, a service account) submits for them only to the
+    endpoints its site config lists (``compute.allowed_endpoints``): else any run could have the
+    runner's faas identity (its signing keys) run the functions registered in its store, with the
+    run's arguments, on any endpoint that identity reaches, its own embedded one (as root) too."""
+    if for_runner_account(ctx):
+        return
+    cfg = ctx.config.get("compute") or {}
+    allowed = cfg.get("allowed_endpoints") or []
+    if "*" in allowed:
+        return
+    names = cfg.get("endpoints") or {}
+    allowed_names = {names.get(a, a) for a in allowed}
+    for t in tasks:
+        if t["endpoint"] not in allowed_names:
+            raise ActionUnableToRun(
+                f"{t['where']}endpoint: {t['endpoint']!r} is not one this runner sends tasks to for "
+                f"{ctx.username}'s runs: a runner serving other users' runs submits only to the "
+                f"endpoints its site config lists under compute.allowed_endpoints "
+                f"({', '.join(sorted(allowed_names)) or 'none listed'})")
+
+
 class ComputeProvider:
     kind = "compute"
 
@@ -129,6 +152,7 @@ class ComputeProvider:
         doc, created = self.docs.create(ctx, request_id, make)
         if not created:
             return self.status(doc["action_id"], ctx)
+        _check_endpoints_allowed(tasks, ctx)
         client = _client(ctx)
         try:
             for t in tasks:

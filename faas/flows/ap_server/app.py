@@ -158,6 +158,9 @@ def create_app(*, tokens: ActionTokens, store_url: str, config: dict | None = No
     # allowed, a token with the run role could copy any file this server's account can read.
     config = site_config.check(config, "the action server's site config")
     config = {**config, "transfer": {"allow_urls": False, **(config.get("transfer") or {})}}
+    # A token with the run role runs this account's functions on its endpoints: the token is the
+    # account's own grant (the runner, by contrast, lists what other users' runs may reach).
+    config["compute"] = {"allowed_endpoints": ["*"], **(config.get("compute") or {})}
 
     @app.exception_handler(APError)
     async def _ap_error(request: Request, e: APError):
