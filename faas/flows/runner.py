@@ -37,7 +37,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from faas.exceptions import StoreError
+from faas.exceptions import QueueError, StoreError
 from faas.flows import access, interpreter, schema, site_config, store_layout
 from faas.flows.actions.base import ActionUnableToRun
 from faas.flows.client import iso
@@ -264,6 +264,7 @@ class Runner:
         self.heap: list = []
         self._n = 0
         self._next_scan = 0.0
+        self._doorbell_warned = -1e9   # monotonic time of the last 'cannot read the doorbell'
         from faas.store.file import FileStore
         # a file store's folder: commands' identities come from their files' owners
         self._file_root = self.store.root if isinstance(self.store, FileStore) else None
@@ -324,6 +325,21 @@ class Runner:
         finally:
             self.release()
 
+    def _doorbells(self, wait: float) -> list:
+        """The doorbells rung, or none when the queue cannot be read: one another user holds
+        locked (a shared doorbell's users may write it) waits DOORBELL_PATIENCE, not SQLite's 120 s,
+        and the scan of ``flows/commands/`` finds what was rung meanwhile."""
+        try:
+            return self.queue.receive(10, wait=wait)
+        except QueueError as e:
+            now = time.monotonic()
+            if now - self._doorbell_warned > 60:
+                self._doorbell_warned = now
+                log.warning("cannot read the doorbell %s (%s): commands are found by the scan of "
+                            "the store meanwhile (every %.0f s)", self.queue.url, e, SCAN_EVERY)
+            self._next_scan = min(self._next_scan, self.clock())
+            return []
+
     def tick(self, max_wait: float = 1.0) -> None:
         """One turn: wait for a command or the next due wake-up, then do everything due."""
         now = self.clock()
@@ -332,14 +348,17 @@ class Runner:
             wait = max(0.0, min(wait, self.heap[0][0] - now))
         if self.events:
             wait = 0.0
-        for m in self.queue.receive(10, wait=wait):
+        for m in self._doorbells(wait):
             try:
                 body = json.loads(m.body)
                 if body.get("command"):
                     self._command(body["command"])
             except Exception:  # noqa: BLE001 - a bad doorbell must not stop the runner
                 log.exception("bad command message %r", m.body)
-            self.queue.delete([m.receipt])
+            try:
+                self.queue.delete([m.receipt])
+            except QueueError as e:   # it comes back: its command is applied once (deleted then)
+                log.warning("doorbell not deleted: %s", e)
         self._due()
         self._drain()
         now = self.clock()

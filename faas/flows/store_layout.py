@@ -132,9 +132,15 @@ def queue_url(store: Store) -> str:
     return cfg.get("queue") or default_queue_url(store)
 
 
+#: seconds one call on the runner's queue waits on a lock: the doorbell may be shared with every
+#: user of the runner, any of whom could hold it (each receive of the runner would wait 120 s)
+DOORBELL_PATIENCE = 5.0
+
+
 def open_command_queue(store: Store) -> Queue:
-    return create_queue(queue_url(store), max_receives=100, visibility_timeout=60,
-                        dead_letter=True)
+    q = create_queue(queue_url(store), max_receives=100, visibility_timeout=60, dead_letter=True)
+    q.wait_on_locks_at_most(DOORBELL_PATIENCE)
+    return q
 
 
 def send_command(store: Store, op: str, run_id: str | None, identity: str,

@@ -159,13 +159,16 @@ def _queue_file(path: str, create: bool) -> os.stat_result:
         os.close(dfd)
 
 
+LOCK_PATIENCE = 120.0   # seconds a call waits on another writer's lock (SQLite's busy timeout)
+
+
 def _connect(path: str, create: bool = False) -> sqlite3.Connection:
     """Autocommit connection (we BEGIN IMMEDIATE ourselves); one per instance, guarded by a lock.
     SQLite never makes the file (``_queue_file`` does, after its checks), and the file SQLite
     opened must be the one checked (not a link put in its place meanwhile)."""
     checked = _queue_file(path, create)
     db = sqlite3.connect(f"file:{quote(path)}?mode=rw", uri=True,
-                         isolation_level=None, check_same_thread=False, timeout=120.0)
+                         isolation_level=None, check_same_thread=False, timeout=LOCK_PATIENCE)
     try:
         opened = next(row[2] for row in db.execute("PRAGMA database_list") if row[1] == "main")
         st = os.stat(opened)
@@ -181,7 +184,7 @@ def _connect(path: str, create: bool = False) -> sqlite3.Connection:
     return db
 
 
-def _flock(fd: int, patience: float = 120.0) -> bool:
+def _flock(fd: int, patience: float = LOCK_PATIENCE) -> bool:
     """Take the writers' lock; False if it stays held past ``patience`` (SQLite's own busy
     timeout), so a writer stopped mid-transaction (SIGSTOP) makes the others fail as SQLite
     would make them, never hang. Polled in 20-500 us steps: SQLite's busy handler sleeps whole
@@ -315,6 +318,7 @@ class LocalQueue(Queue):
             self._path, self._table = os.path.join(directory, name[:-4] + ".sqlite3"), _DEAD
         self._waiters = os.path.join(directory, name + ".waiters")
         self._dlq_waiters = os.path.join(directory, name + "-dlq.waiters")
+        self._patience = LOCK_PATIENCE
         self._init_process_state()
         try:
             meta = dict(self._conn().execute("SELECT key, value FROM meta"))
@@ -393,7 +397,17 @@ class LocalQueue(Queue):
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:
             self._db = _connect(self._path)
+            if self._patience != LOCK_PATIENCE:
+                self._db.execute(f"PRAGMA busy_timeout = {int(self._patience * 1000)}")
         return self._db
+
+    def wait_on_locks_at_most(self, seconds: float) -> None:
+        """A queue other accounts may write (a flows runner's shared doorbell): any of them may
+        hold SQLite's lock, and each call would wait SQLite's whole busy timeout (120 s) on it."""
+        with self._db_lock:
+            self._patience = seconds
+            if self._db is not None:
+                self._db.execute(f"PRAGMA busy_timeout = {int(seconds * 1000)}")
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
@@ -429,7 +443,7 @@ class LocalQueue(Queue):
         """One IMMEDIATE transaction: takes the write lock up front, so no deadlock on upgrade."""
         with self._read() as db:
             lock = self._lock_fd()
-            if lock is not None and not _flock(lock):
+            if lock is not None and not _flock(lock, self._patience):
                 lock = None   # held past SQLite's own patience (a stopped process?): SQLite decides
             try:
                 db.execute("BEGIN IMMEDIATE")
@@ -658,6 +672,7 @@ class LocalQueue(Queue):
         q.url, q.name, q._path, q._table = self.url + "-dlq", self.name + "-dlq", self._path, _DEAD
         q._waiters = q._dlq_waiters = self._dlq_waiters
         q.visibility_timeout, q.max_receives = self.visibility_timeout, None
+        q._patience = self._patience
         q._init_process_state()
         _instances.add(q)
         return q

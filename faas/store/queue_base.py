@@ -63,5 +63,9 @@ class Queue(ABC):
     def close(self) -> None:  # noqa: B027 - optional hook: queues with resources override
         pass
 
+    def wait_on_locks_at_most(self, seconds: float) -> None:  # noqa: B027 - optional hook
+        """Bound how long one call waits on a lock another writer holds (then it fails with
+        QueueError): for a queue other accounts may write too. Only the embedded queue has locks."""
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.url!r})"

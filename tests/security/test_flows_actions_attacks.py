@@ -30,7 +30,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from helpers import drive_runner, python_as
+from helpers import DEPLOY_AND_START, drive_runner, open_to_users, python_as
 
 from faas.flows.actions import ActionContext, transfer
 from faas.flows.actions.transfer import DeleteProvider, TransferProvider
@@ -230,23 +230,6 @@ GRANT_FLOW = {"StartAt": "Share", "States": {"Share": {
                    "principal_type": "identity", "principal.$": "$.me", "permissions": "rw"},
     "ResultPath": "$.share", "End": True}}}
 
-DEPLOY_AND_START = r'''
-import json, sys
-from faas.flows import FlowsClient
-fc = FlowsClient(sys.argv[1])
-flow = fc.deploy(json.loads(sys.argv[2]))
-print(fc.start(flow["id"], json.loads(sys.argv[3]))["run_id"])
-'''
-
-
-def _open_up(store: Path) -> None:
-    """The store as the site's users may write it (commands, flows, runs)."""
-    for folder, _, files in os.walk(store):
-        os.chmod(folder, 0o777)
-        for f in files:
-            os.chmod(os.path.join(folder, f), 0o666)
-
-
 @pytest.fixture
 def runner_site(attacker, faas_home):
     """A root-only folder for the site's files and a store its users may write (commands, flows,
@@ -271,8 +254,8 @@ def runner_site(attacker, faas_home):
         url = store.as_uri()
         runner = Runner(url, config=config)
         runners.append(runner)
-        _open_up(store)
-        _open_up(base / "queues")        # the doorbell the users ring
+        open_to_users(store)
+        open_to_users(base / "queues")        # the doorbell the users ring
         if flow is None:
             return runner
         started = python_as(attacker, "-c", DEPLOY_AND_START, url, json.dumps(flow),

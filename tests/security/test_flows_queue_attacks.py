@@ -22,7 +22,7 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(__file__)))
-from helpers import python_as  # noqa: E402
+from helpers import DEPLOY_AND_START, open_to_users, python_as  # noqa: E402
 from multiuser.conftest import mu_shared, mu_users  # noqa: E402,F401 - fixtures: real accounts
 
 pytestmark = pytest.mark.slow
@@ -79,6 +79,19 @@ time.sleep(60)
 HOLD_QUEUE = r"""
 import sqlite3, sys, time
 db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("BEGIN EXCLUSIVE")
+print("held", flush=True)
+time.sleep(60)
+"""
+
+
+# Bob rings the shared doorbell (anyone may), then holds its database: the runner's receive sees
+# a message and must take the write lock to claim it.
+RING_AND_HOLD = r"""
+import sqlite3, sys, time
+from faas.store.local_queue import LocalQueue
+LocalQueue.open(sys.argv[1]).send(['{"op": "start"}'])
+db = sqlite3.connect(sys.argv[2], isolation_level=None)
 db.execute("BEGIN EXCLUSIVE")
 print("held", flush=True)
 time.sleep(60)
@@ -205,6 +218,40 @@ def test_a_doorbell_another_account_holds_locked_does_not_hold_a_start(mu_users,
         assert os.path.exists(project / "store" / "flows" / "commands" / f"{out['command']}.json")
     finally:
         queue.destroy()
+
+
+def test_a_doorbell_another_account_holds_locked_does_not_stall_the_runner(mu_users, mu_shared):
+    """The runner's own receive on the shared doorbell: with Bob holding it locked, each turn
+    waited SQLite's busy timeout (120 s; here until Bob let go, 60 s) and nothing else of any
+    run moved meanwhile. Now a turn waits DOORBELL_PATIENCE (5 s), says so once, and scans the
+    store: Alice's run, started while Bob holds the doorbell, runs to its end."""
+    from faas.flows import store_layout as L
+    from faas.flows.runner import Runner
+    from faas.store import open_store
+    alice, bob, _ = mu_users
+    project = _project(mu_shared, "flowsq-runner", 0o755)
+    url = (project / "store").as_uri()
+    runner = Runner(url, config={})
+    open_to_users(project / "store")
+    open_to_users(project / "queues")
+    holder = _popen(bob, RING_AND_HOLD, runner.queue.url, str(project / "queues" / "flows-store.sqlite3"))
+    try:
+        flow = {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}
+        started = python_as(alice, "-c", DEPLOY_AND_START, url, json.dumps(flow), "{}")
+        assert started.returncode == 0, started.stderr
+        rid = started.stdout.split()[-1]
+        s = open_store(url)
+        turns: list[float] = []
+        deadline = time.monotonic() + 40
+        while L.get_json(s, L.run_key(rid), {}).get("status") != "SUCCEEDED" and time.monotonic() < deadline:
+            t = time.monotonic()
+            runner.serve(once=True)
+            turns.append(time.monotonic() - t)
+        assert L.get_json(s, L.run_key(rid), {}).get("status") == "SUCCEEDED", turns
+        assert max(turns) < 15, f"a turn of the runner waited on Bob's lock: {turns}"
+    finally:
+        _stop(holder)
+        runner.queue.destroy()
 
 
 # --- the runner's lock file ------------------------------------------------------------------------
