@@ -392,6 +392,13 @@ class Pool:
         spec = mpi.check_spec(self.engine_type, task.res, self.block_nodes)
         if spec is not None and self.mpi_problem:
             raise mpi.InvalidResourceSpecification(set(), self.mpi_problem)
+        if spec is not None and spec["launcher_options"].strip() and self.cfg.allowed_functions is not None:
+            # the launcher runs the first word it takes for a program: options from the sender
+            # ("python3 -c ...") would run any command here, not only the functions allowed
+            raise mpi.InvalidResourceSpecification(
+                {"launcher_options"}, "this endpoint runs only its allowed_functions, and launcher "
+                "options from a task can make the MPI launcher run any program; send the task "
+                "without launcher_options (or ask the endpoint's administrator)")
         return spec
 
     def _dlq(self):

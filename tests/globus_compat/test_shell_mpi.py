@@ -17,7 +17,7 @@ import yaml
 from helpers import running_endpoint
 
 import faas
-from faas import MPIFunction, ShellFunction, ShellResult
+from faas import MPIFunction, ShellFunction, ShellResult, serialize
 from faas.endpoint import config as ep_config
 from faas.endpoint import control, mpi
 from faas.exceptions import ConfigError, TaskTimeout
@@ -341,6 +341,30 @@ def test_mpi_function_with_mpiexec_on_a_local_block(tmp_path):
         with faas.Executor("mpi") as ex:
             with pytest.raises(mpi.InvalidResourceSpecification, match="MPI mode requires"):
                 ex.submit(os.getpid).result(timeout=WAIT)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("mpiexec") is None, reason="no mpiexec (MPICH) on PATH")
+def test_launcher_options_cannot_run_another_program_where_functions_are_restricted(tmp_path):
+    """An endpoint that runs only its allowed_functions (here MPIFunction("hostname")): a sender
+    holding its key put a program in launcher_options, which $PARSL_MPI_PREFIX hands to mpiexec
+    as the program to run: before, mpiexec ran ``touch PWNED hostname`` (any command, as the
+    endpoint's user). Now a task's launcher_options are refused there, by name."""
+    home = tmp_path / "home"
+    allowed = MPIFunction("hostname")
+    fid, _ = serialize.function_bytes(allowed)
+    engine_cfg = {"type": "GlobusMPIEngine", "max_workers_per_node": 1,
+                  "provider": {"type": "LocalProvider", "launcher": {"type": "SimpleLauncher"},
+                               "init_blocks": 1, "min_blocks": 1, "max_blocks": 1}}
+    pwned = tmp_path / "PWNED"
+    with running_endpoint(home, "mpi", engine=engine_cfg, allowed_functions=[fid]):
+        c = faas.client()
+        tid = run_with(c, "mpi", allowed, {"num_ranks": 1, "launcher_options": f"touch {pwned}"})
+        with pytest.raises(mpi.InvalidResourceSpecification, match="launcher_options"):
+            c.get_result(task_id=tid, timeout=WAIT)
+        tid = run_with(c, "mpi", allowed, {"num_ranks": 1})
+        assert c.get_result(task_id=tid, timeout=WAIT).returncode == 0
+    assert not pwned.exists(), "launcher_options ran a program of the sender's"
 
 
 @pytest.mark.slow
