@@ -25,7 +25,7 @@ from typing import Any
 import dill
 from tblib import pickling_support
 
-from . import sealing
+from . import plain_data, sealing
 from .exceptions import ResultForged, SerializationError
 
 # globus_compute_sdk.serialize's names, so Globus code runs with its import changed
@@ -270,11 +270,30 @@ def calls_bytes(calls: list[tuple[tuple, dict]]) -> bytes:
     return frame({"kind": "args", "n": len(calls)}, dumps(calls, "the arguments"))
 
 
-def load_calls(data: bytes, allowed: Sequence[str] = ("dill",)) -> list[tuple[tuple, dict]]:
+def load_calls(data: bytes, allowed: Sequence[str] = ("dill",),
+               plain_only: bool = False) -> list[tuple[tuple, dict]]:
+    """The calls of a task. ``plain_only`` (an endpoint that runs only its allowed_functions):
+    loaded as plain data only, since unpickling anything else runs what its sender chose."""
     header, payload = unframe(data)
     check_serializer(header, list(allowed), "the arguments")
     check_python(header, "the arguments")
-    return loads(payload, "the arguments")
+    if not plain_only:
+        return loads(payload, "the arguments")
+    try:
+        calls = plain_data.loads(payload, max(plain_data.BUILD_LIMIT, 4 * len(payload)))
+    except plain_data.NotPlain as e:
+        raise SerializationError(
+            f"the arguments hold {e}, which is not plain data: this endpoint runs only its "
+            f"allowed_functions, so it loads arguments of plain data only (numbers, text, bytes, "
+            f"lists, tuples, dicts, sets, datetimes, decimals, UUIDs), never an object whose "
+            f"loading could run code") from None
+    except (plain_data.TooLarge, pickle.UnpicklingError, ValueError, TypeError, EOFError) as e:
+        raise SerializationError(f"cannot load the arguments as plain data: {e}") from None
+    if not isinstance(calls, list) or not all(
+            isinstance(c, tuple) and len(c) == 2 and isinstance(c[0], tuple) and isinstance(c[1], dict)
+            and all(isinstance(k, str) for k in c[1]) for c in calls):
+        raise SerializationError("the arguments are not a list of (args, kwargs) calls")
+    return calls
 
 
 # -- results -----------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import keyword
 import os
+import shlex
 import signal
 import string
 import subprocess
@@ -20,6 +21,23 @@ import uuid
 from typing import Any
 
 TIMEOUT_RETURNCODE = 124   # as timeout(1) and Globus: the command ran out of walltime
+_fields_quoted = False     # set by a worker of an endpoint with allowed_functions (quote_fields)
+
+
+class _Quoting(string.Formatter):
+    def format_field(self, value: Any, format_spec: str) -> str:
+        return shlex.quote(super().format_field(value, format_spec))
+
+
+_QUOTING = _Quoting()
+
+
+def quote_fields(on: bool) -> None:
+    """Make each ``{field}`` of a command one shell word in this process (a worker of an endpoint
+    that runs only its allowed_functions: a field's value must not add commands to an allowed one)."""
+    global _fields_quoted
+    _fields_quoted = on
+
 KILL_GRACE = 2.0           # seconds between SIGTERM and SIGKILL when the walltime is up
 
 
@@ -157,9 +175,11 @@ class ShellFunction:
     # -- on the endpoint -----------------------------------------------------------------------
     def format_cmd(self, kwargs: dict) -> str:
         """``cmd`` with the call's keyword arguments; a ``{name}`` without one is a
-        :class:`MissingCommandArgument` naming it."""
+        :class:`MissingCommandArgument` naming it. On an endpoint that runs only its
+        allowed_functions each field is one shell word (quoted): the sender's values are data
+        for the allowed command, never more commands."""
         try:
-            return self.cmd.format(**kwargs)
+            return (_QUOTING.vformat(self.cmd, (), kwargs) if _fields_quoted else self.cmd.format(**kwargs))
         except KeyError as e:
             raise MissingCommandArgument(str(e.args[0]), self.cmd) from None
         except IndexError:

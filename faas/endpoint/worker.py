@@ -89,6 +89,9 @@ def main(conn, store_url: str, log_path: str, where: dict, env: dict | None = No
     functions: dict = {}
     where = dict(where, host=HOST, pid=os.getpid())
     tasks = dict(tasks or {}, keys=keys, allowed_functions=allowed_functions)
+    if allowed_functions is not None:
+        from .. import shell_function
+        shell_function.quote_fields(True)
     replier = Replier(conn, store)
     received = 0
     while True:
@@ -342,7 +345,8 @@ def run_job(store, functions: dict, job: tuple, where: dict, allowed: tuple = ("
             if args_sha256 is not None and signing.sha256(args_frame) != args_sha256:
                 raise SignatureError(f"the arguments stored for task {task_id} do not match the "
                                      f"digest its message carries: swapped or corrupted; not loaded")
-        calls = serialize.load_calls(args_frame, allowed)
+        calls = serialize.load_calls(args_frame, allowed,   # restricted: no code in the arguments either
+                                     plain_only=(tasks or {}).get("allowed_functions") is not None)
         saved = _enter_task(task_id, env, tasks or {}, fn)
     except BaseException as e:  # noqa: BLE001 - any failure to load is the task's failure
         outcomes = [serialize.error_outcome(e)]

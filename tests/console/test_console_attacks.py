@@ -126,7 +126,8 @@ def test_previews_show_plain_data_whole_and_cut_big_values_before_building_them(
     import pickle
 
     from faas import serialize
-    from faas.console.preview import args_preview, safe_loads
+    from faas.console.preview import args_preview
+    from faas.plain_data import loads as safe_loads
     plain = [{1, 2}, frozenset({3}), bytearray(b"ab"), b"xy", collections.deque([1, 2], maxlen=5),
              collections.OrderedDict(a=1), complex(1, 2), slice(1, 2, 3), range(1, 5, 2),
              datetime.datetime(2020, 1, 1, tzinfo=datetime.timezone(datetime.timedelta(hours=1), "X")),
