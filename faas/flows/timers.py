@@ -172,7 +172,10 @@ class TimerFirer:
         except (access.UntrustedFile, ValueError) as e:
             log.warning("timer %s is not fired: its document cannot be trusted (%s)", tid, e)
             return None
-        owner = (timer.get("owner") or "") if isinstance(timer, dict) else None
+        if not isinstance(timer, dict) or timer.get("id") != tid:
+            log.warning("timer %s is not fired: its document is not that timer's", tid)
+            return None
+        owner = timer.get("owner") or ""
         if not access.written_by_runner_or(uid, owner):
             log.warning("timer %s is not fired: it names owner %s but was written by %s", tid,
                         owner, access.identity_of_uid(uid or 0))
@@ -180,39 +183,52 @@ class TimerFirer:
         return timer
 
     def fire_due(self, now: float) -> list[dict]:
-        """Fire every tick due at ``now``; return the tick records made."""
+        """Fire every tick due at ``now``; return the tick records made. Users write the timers'
+        folders, so each timer is read, checked and fired on its own: one that cannot be (a
+        document that is no timer, one that makes firing fail) is logged and never keeps the
+        others from firing."""
         if now - self._scanned >= self.RESCAN or now < self._scanned:
             self._scanned = now
             self.next = {}
             for key in self.store.list(store_layout.TIMERS):
-                if key.endswith("/timer.json"):
-                    t = store_layout.get_json(self.store, key, None)
-                    if t and t.get("status") == "active" and t.get("next_run_epoch") is not None:
-                        self.next[t["id"]] = t["next_run_epoch"]
+                tid = key[len(store_layout.TIMERS):-len("/timer.json")]
+                if not key.endswith("/timer.json") or "/" in tid:
+                    continue
+                t = self._load(tid)
+                at = t.get("next_run_epoch") if t else None
+                if t and t.get("status") == "active" and isinstance(at, (int, float)):
+                    self.next[tid] = float(at)
         out = []
         for tid, at in list(self.next.items()):
             if at > now:
                 continue
-            timer = self._load(tid)
-            if not timer or timer.get("status") != "active" or timer.get("next_run_epoch") is None:
-                self.next.pop(tid, None)
-                continue
-            recs = fire(timer, now, self.start_run, self.run_status, self._flow)
-            missed = sum(1 for r in recs if r["result"] == "missed")
-            if missed:
-                log.warning("timer %s (%s): %d tick(s) missed while no runner was up; "
-                            "run_missed=%s", tid, timer.get("name"), missed,
-                            timer.get("run_missed", "once"))
-            store_layout.put_json(self.store, store_layout.timer_key(tid), timer)
-            for r in recs:
-                if r.get("fired"):
-                    self.store.put(store_layout.tick_key(tid, r["scheduled_epoch"]), r["run_id"].encode())
-            out.extend(recs)
-            if timer.get("status") == "active" and timer.get("next_run_epoch") is not None:
-                self.next[tid] = timer["next_run_epoch"]
-            else:
+            try:
+                out.extend(self._fire(tid, now))
+            except Exception:  # noqa: BLE001 - logged; the others fire, this one at the next scan
+                log.exception("timer %s: firing failed", tid)
                 self.next.pop(tid, None)
         return out
+
+    def _fire(self, tid: str, now: float) -> list[dict]:
+        timer = self._load(tid)
+        if not timer or timer.get("status") != "active" or timer.get("next_run_epoch") is None:
+            self.next.pop(tid, None)
+            return []
+        recs = fire(timer, now, self.start_run, self.run_status, self._flow)
+        missed = sum(1 for r in recs if r["result"] == "missed")
+        if missed:
+            log.warning("timer %s (%s): %d tick(s) missed while no runner was up; "
+                        "run_missed=%s", tid, timer.get("name"), missed,
+                        timer.get("run_missed", "once"))
+        store_layout.put_json(self.store, store_layout.timer_key(tid), timer)
+        for r in recs:
+            if r.get("fired"):
+                self.store.put(store_layout.tick_key(tid, r["scheduled_epoch"]), r["run_id"].encode())
+        if timer.get("status") == "active" and timer.get("next_run_epoch") is not None:
+            self.next[tid] = timer["next_run_epoch"]
+        else:
+            self.next.pop(tid, None)
+        return recs
 
 
 def fire(timer: dict, now: float, start_run: Callable, run_status: Callable,

@@ -479,6 +479,50 @@ def test_a_users_run_cannot_use_the_runners_compute_identity(attacker, runner_si
     assert "compute.allowed_endpoints" in json.dumps(run), run
 
 
+# The attacker: timer documents that are no timers (in folders of their own, as any user may
+# make), and one that is a timer of theirs whose firing fails, due now.
+BROKEN_TIMERS = r"""
+import json, sys, time, uuid
+from faas.store import open_store
+s = open_store(sys.argv[1])
+for i in range(10):
+    s.put(f"timers/{uuid.uuid4()}/timer.json", json.dumps(
+        {"id": [i], "status": "active", "next_run_epoch": 0}).encode())
+    s.put(f"timers/{uuid.uuid4()}/timer.json", json.dumps(["not", "a", "timer"]).encode())
+    tid = str(uuid.uuid4())
+    s.put(f"timers/{tid}/timer.json", json.dumps(
+        {"id": tid, "owner": sys.argv[2], "status": "active", "next_run_epoch": 0,
+         "interval": "x", "kind": "flow", "flow_id": "nope"}).encode())
+print("planted")
+"""
+
+
+@pytest.mark.slow
+def test_timer_documents_that_are_no_timers_never_stop_the_others(attacker, runner_site):
+    """Users make the timers' folders. Before, one document that was no timer (a list, an id
+    that is a list) made the runner's scan raise, and one timer whose firing raised ended the
+    pass: every timer after it in the store's order never fired, for every user."""
+    from faas.flows import FlowsClient, TimersClient, store_layout
+    from faas.store import open_store
+
+    base, start = runner_site
+    url = (base / "store").as_uri()
+    runner = start({}, None, None)
+    (base / "store" / "timers").mkdir(mode=0o1777)   # where the site's users make their timers
+    os.chmod(base / "store" / "timers", 0o1777)
+    flow = FlowsClient(url).deploy({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}})
+    mine = TimersClient(url).create(flow["id"], {}, start=time.time() + 2)   # root's own timer
+    planted = python_as(attacker, "-c", BROKEN_TIMERS, url, f"local:{attacker.pw_name}")
+    assert planted.returncode == 0, planted.stderr
+    s = open_store(url)
+
+    def fired() -> bool:
+        t = store_layout.get_json(s, store_layout.timer_key(mine["id"]), {})
+        return bool(t.get("last_run_id"))
+    drive_runner(runner, fired, 30)
+    assert fired(), store_layout.get_json(s, store_layout.timer_key(mine["id"]), {})
+
+
 def can_read_now(user: pwd.struct_passwd, path: Path) -> bool:
     return SECRET in as_user(user, "cat", str(path)).stdout
 
