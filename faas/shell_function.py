@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import keyword
 import os
-import shlex
 import signal
 import string
 import subprocess
@@ -24,17 +23,58 @@ TIMEOUT_RETURNCODE = 124   # as timeout(1) and Globus: the command ran out of wa
 _fields_quoted = False     # set by a worker of an endpoint with allowed_functions (quote_fields)
 
 
-class _Quoting(string.Formatter):
-    def format_field(self, value: Any, format_spec: str) -> str:
-        return shlex.quote(super().format_field(value, format_spec))
+def _quote_state(text: str, state: str | None) -> str | None:
+    """The quoting a shell is in after ``text``, starting in ``state`` (None: unquoted; ``'``,
+    ``"`` or ``$'``). Only how a field's value reads depends on it, never whether it is data
+    (:func:`_format_by_reference`)."""
+    i = 0
+    while i < len(text):
+        c = text[i]
+        if state is None:
+            if c == "\\":
+                i += 1
+            elif c in "'\"":
+                state = c
+            elif c == "$" and text[i + 1:i + 2] == "'":
+                state, i = "$'", i + 1
+        elif state == "'":
+            if c == "'":
+                state = None
+        elif c == "\\":   # in "..." and $'...' a backslash escapes the next character
+            i += 1
+        elif c == state[-1]:
+            state = None
+        i += 1
+    return state
 
 
-_QUOTING = _Quoting()
+#: how a field's variable is referred to where the command stands: quoted as one word, and
+#: closing and reopening a single-quoted string around it
+_REFERENCE = {None: '"${{{0}}}"', '"': "${{{0}}}", "'": "'\"${{{0}}}\"'", "$'": "'\"${{{0}}}\"$'"}
+
+
+def _format_by_reference(cmd: str, kwargs: dict) -> tuple[str, dict[str, str]]:
+    """``cmd`` with each field a reference to an environment variable that holds its text, and
+    those variables. The shell expands a variable after it has parsed the command, and never
+    parses what it expands again, so a value is data wherever its field stands (in "...", in
+    $(...), in backquotes) and whatever it holds; where the field stands only decides how the
+    reference is quoted (one word)."""
+    fmt, out, env, state = string.Formatter(), [], {}, None
+    for literal, field, spec, conversion in fmt.parse(cmd):
+        out.append(literal)
+        state = _quote_state(literal, state)
+        if field is not None:
+            value = fmt.convert_field(fmt.get_field(field, (), kwargs)[0], conversion)
+            name = f"FAAS_FIELD_{len(env)}"
+            env[name] = fmt.format_field(value, spec or "")
+            out.append(_REFERENCE[state].format(name))
+    return "".join(out), env
 
 
 def quote_fields(on: bool) -> None:
-    """Make each ``{field}`` of a command one shell word in this process (a worker of an endpoint
-    that runs only its allowed_functions: a field's value must not add commands to an allowed one)."""
+    """Make each ``{field}`` of a command data, one word, in this process (a worker of an
+    endpoint that runs only its allowed_functions: a value must not add commands to an allowed
+    one): the command refers to an environment variable that holds the value."""
     global _fields_quoted
     _fields_quoted = on
 
@@ -175,11 +215,17 @@ class ShellFunction:
     # -- on the endpoint -----------------------------------------------------------------------
     def format_cmd(self, kwargs: dict) -> str:
         """``cmd`` with the call's keyword arguments; a ``{name}`` without one is a
-        :class:`MissingCommandArgument` naming it. On an endpoint that runs only its
-        allowed_functions each field is one shell word (quoted): the sender's values are data
-        for the allowed command, never more commands."""
+        :class:`MissingCommandArgument` naming it."""
+        return self._command(kwargs)[0]
+
+    def _command(self, kwargs: dict) -> tuple[str, dict[str, str] | None]:
+        """The command line and the variables it refers to: on an endpoint that runs only its
+        allowed_functions each field is data (:func:`quote_fields`), elsewhere text as Globus
+        formats it."""
         try:
-            return (_QUOTING.vformat(self.cmd, (), kwargs) if _fields_quoted else self.cmd.format(**kwargs))
+            if _fields_quoted:
+                return _format_by_reference(self.cmd, kwargs)
+            return self.cmd.format(**kwargs), None
         except KeyError as e:
             raise MissingCommandArgument(str(e.args[0]), self.cmd) from None
         except IndexError:
@@ -225,7 +271,8 @@ class ShellFunction:
             stdout.close()
             stderr.close()
 
-    def execute_cmd_line(self, cmd: str) -> ShellResult | dict:
+    def execute_cmd_line(self, cmd: str, fields: dict[str, str] | None = None) -> ShellResult | dict:
+        """Run ``cmd`` with bash; ``fields``: the variables its field references name."""
         sandbox_warning = None
         run_dir = os.environ.get("GC_TASK_SANDBOX_DIR")
         if run_dir:
@@ -244,7 +291,8 @@ class ShellFunction:
         exception_name = None
         try:
             proc = subprocess.Popen(cmd, stdout=std_out, stderr=std_err, stdin=subprocess.DEVNULL,
-                                    shell=True, executable="/bin/bash")
+                                    shell=True, executable="/bin/bash",
+                                    env={**os.environ, **fields} if fields else None)
             try:
                 proc.wait(timeout=self.walltime)
                 returncode = proc.returncode
@@ -266,7 +314,7 @@ class ShellFunction:
 
     def __call__(self, **kwargs: Any) -> ShellResult | dict:
         """Run ``cmd`` formatted with ``kwargs`` (on the endpoint, when submitted)."""
-        return self.execute_cmd_line(self.format_cmd(kwargs))
+        return self.execute_cmd_line(*self._command(kwargs))
 
 
 def _new_file(prefix: str, suffix: str) -> str:
@@ -301,4 +349,5 @@ class MPIFunction(ShellFunction):
     ``$PARSL_MPI_PREFIX`` yourself for more launches."""
 
     def __call__(self, **kwargs: Any) -> ShellResult | dict:
-        return self.execute_cmd_line("$PARSL_MPI_PREFIX " + self.format_cmd(kwargs))
+        cmd, fields = self._command(kwargs)
+        return self.execute_cmd_line("$PARSL_MPI_PREFIX " + cmd, fields)

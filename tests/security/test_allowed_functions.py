@@ -6,8 +6,10 @@ argument whose ``__reduce__`` names ``os.system`` ran its command as the endpoin
 they loaded, before the allowed function was called; and a ShellFunction's ``{fields}`` were
 formatted into its command as they came, so ``word="hi; touch FILE"`` added a command to an
 allowed ``echo {word}``. Now such an endpoint loads arguments as plain data only (numbers, text,
-bytes, containers and a few stdlib value types: faas/plain_data.py), and quotes each field of a
-command as one shell word. (launcher_options: tests/globus_compat/test_shell_mpi.py.)"""
+bytes, containers and a few stdlib value types: faas/plain_data.py), and a command refers to
+each field's value through an environment variable, which the shell never parses as code (a
+first fix quoted the value as one word, which "{field}" in the command undid). MPI
+launcher_options: tests/globus_compat/test_shell_mpi.py."""
 from __future__ import annotations
 
 import datetime
@@ -41,7 +43,7 @@ class Pwn:
 
 def test_a_restricted_endpoint_runs_no_code_of_the_senders(tmp_path):
     home = tmp_path / "h"
-    shell = ShellFunction("echo {word}")
+    shell = ShellFunction('echo {word} "{word}"')
     probe = faas.client(store=(home / "store").as_uri(), home=str(home))   # the same user: the same keys
     allowed = [probe.register_function(echo), probe.register_function(shell)]
     probe.close()
@@ -52,10 +54,10 @@ def test_a_restricted_endpoint_runs_no_code_of_the_senders(tmp_path):
         tid = c.run(function_id=allowed[0], args=(Pwn(pwned),))
         with pytest.raises(SerializationError, match=r"the arguments hold posix\.system, which is not plain data"):
             c.get_result(task_id=tid, timeout=60)
-        # the allowed command, with a field that adds one
-        tid = c.run(function_id=allowed[1], kwargs={"word": f"hi; touch {pwned}"})
-        r = c.get_result(task_id=tid, timeout=60)
-        assert r.stdout.strip() == f"hi; touch {pwned}", r
+        # the allowed command, with a field that adds one (where it stands bare, and in "...")
+        for word in (f"hi; touch {pwned}", f"$(touch {pwned})", f'"; touch {pwned}; "', f"`touch {pwned}`"):
+            r = c.get_result(task_id=c.run(function_id=allowed[1], kwargs={"word": word}), timeout=60)
+            assert r.stdout.strip() == f"{word} {word}", r
         assert not pwned.exists(), "a sender's argument ran a command on a restricted endpoint"
 
         # plain data still goes through, as it came
@@ -65,5 +67,5 @@ def test_a_restricted_endpoint_runs_no_code_of_the_senders(tmp_path):
                  uuid.UUID(int=7), 10 ** 40]
         assert c.get_result(task_id=c.run(function_id=allowed[0], args=(plain,)), timeout=60) == plain
         r = c.get_result(task_id=c.run(function_id=allowed[1], kwargs={"word": "plain words"}), timeout=60)
-        assert r.stdout.strip() == "plain words"
+        assert r.stdout.strip() == "plain words plain words"
         c.close()
