@@ -115,7 +115,7 @@ def ensure_home(path: Path | str) -> Path:
         return path
     _check_reach(path, str(path), 0, tail=True)
     try:
-        os.makedirs(path, mode=0o700, exist_ok=True)
+        _make_private(path)
         st = os.stat(path)
     except OSError as e:
         raise ConfigError(f"FAAS_HOME {path}: cannot make or read the folder: {e.strerror}") from None
@@ -126,11 +126,30 @@ def ensure_home(path: Path | str) -> Path:
                           f"it may rewrite your endpoints' configs (run as you) and read your keys; set "
                           f"FAAS_HOME to a folder of your own (default ~/.faas)")
     if st.st_mode & 0o077:
-        os.chmod(path, 0o700)
+        try:
+            os.chmod(path, 0o700)
+        except OSError as e:
+            raise ConfigError(f"FAAS_HOME {path} has mode {stat.S_IMODE(st.st_mode):03o} and cannot be "
+                              f"closed ({e.strerror}): it holds keys and configs; `chmod 700 {path}` "
+                              f"or set FAAS_HOME to a folder of your own") from None
         log.warning("FAAS_HOME %s had mode %03o: made it 700 (it holds keys, configs and what your "
                     "functions print)", path, stat.S_IMODE(st.st_mode))
     _homes_checked.add(key)
     return path
+
+
+def _make_private(path: Path) -> None:
+    """``path`` and the folders missing above it, each mode 700 (``os.makedirs`` gives the parents
+    the umask's mode: with umask 002 the next process would refuse them as group-writable)."""
+    missing = []
+    while not os.path.lexists(path):
+        missing.append(path)
+        path = path.parent
+    for folder in reversed(missing):
+        try:
+            os.mkdir(folder, 0o700)
+        except FileExistsError:
+            pass
 
 
 def _account(uid: int) -> str:

@@ -59,7 +59,8 @@ def _format_by_reference(cmd: str, kwargs: dict) -> tuple[str, dict[str, str]]:
     parses what it expands again, so a value is data wherever its field stands (in "...", in
     $(...), in backquotes) and whatever it holds; where the field stands only decides how the
     reference is quoted (one word)."""
-    fmt, out, env, state = string.Formatter(), [], {}, None
+    fmt, out, state = string.Formatter(), [], None
+    env: dict[str, str] = {}
     for literal, field, spec, conversion in fmt.parse(cmd):
         out.append(literal)
         state = _quote_state(literal, state)

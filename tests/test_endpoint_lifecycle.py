@@ -14,7 +14,7 @@ import faas
 from faas.endpoint import config as ep_config
 from faas.endpoint import control
 from faas.endpoint.daemon import daemon_pid
-from faas.exceptions import TaskCancelled
+from faas.exceptions import ConfigError, TaskCancelled
 
 pytestmark = pytest.mark.slow
 
@@ -138,3 +138,21 @@ def test_stop_right_after_start_reaches_the_starting_pool(tmp_path):
             time.sleep(delay)
         log = (ep_config.endpoint_dir("local", home) / "endpoint.log").read_text()
         assert "did not stop in time" not in log, f"stop {delay} s after start was lost\n{log[-1500:]}"
+
+
+def test_a_store_the_endpoint_cannot_write_stops_its_start(tmp_path, monkeypatch):
+    """The record is the endpoint's first write: a store it cannot write (here its endpoints/ is a
+    file) fails the start with the store's error. Only a record another account's entry holds in
+    a shared endpoints/ is reported and retried instead (tests/security/test_mep_attacks.py)."""
+    home = tmp_path / "h"
+    store = tmp_path / "store"
+    store.mkdir()
+    (store / "endpoints").write_text("not a folder")
+    monkeypatch.setenv("FAAS_HOME", str(home))
+    cfg = ep_config.UserEndpointConfig.model_validate(
+        {"store": store.as_uri(), "queue": "local",
+         "engine": {"provider": {"type": "local", "init_blocks": 0, "min_blocks": 0, "max_blocks": 1}}})
+    ep_config.write(ep_config.endpoint_dir("unwritable", home) / "config.yaml", cfg)
+    with pytest.raises(ConfigError, match="failed to start"):
+        control.start_detached("unwritable", home)
+    assert not control.is_running(ep_config.endpoint_dir("unwritable", home))

@@ -450,6 +450,12 @@ def endpoint_dir(name: str, home: Path | None = None) -> Path:
     return private_files.ensure_home(faas_home(home)) / "endpoints" / name
 
 
+def endpoint_path(name: str, home: Path) -> Path:
+    """The same folder, not proven again: for a block's pool, which the daemon that proved it
+    started (in a container, FAAS_HOME itself is the runtime's, only its parts are mounted)."""
+    return faas_home(home) / "endpoints" / name
+
+
 def check_name(name: str) -> str:
     import re
     if not re.match(NAME_RE, name or ""):

@@ -15,6 +15,7 @@ import os
 import shlex
 import signal
 import socket
+import stat
 import sys
 import threading
 import time
@@ -163,7 +164,7 @@ class Daemon(Server):
                 break
         self._save_blocks()
         self._write_status()
-        self._publish("running")
+        self._publish("running", at_start=True)
         self._ready()
         log.info("endpoint %s started (pid %d, id %s): store %s, queue %s", self.name, os.getpid(),
                  self.endpoint_id, self.cfg.store, self.queue.url)
@@ -245,17 +246,31 @@ class Daemon(Server):
         log.info("submitted %s (job %s%s)", block_id, job, ", keep-alive" if keep else "")
         return True
 
-    def _publish(self, status: str) -> None:
-        """The endpoint's record in the store. One that cannot be written (in a shared store's
-        ``endpoints/``, 1777, another account may have made a folder of that name first) is a
-        reported error, retried each PUBLISH_EVERY: the endpoint still serves its queue (a
-        multi-user endpoint routes to it without the record), and is not stopped by a stranger."""
+    def _publish(self, status: str, at_start: bool = False) -> None:
+        """The endpoint's record in the store. One that another account's entry holds (in a
+        shared store's ``endpoints/``, 1777, a folder of its name made first) is a reported
+        error, retried each PUBLISH_EVERY: the endpoint still serves its queue (a multi-user
+        endpoint routes to it without the record), and is not stopped by a stranger. Any other
+        failure at start (a store it cannot write, wrong credentials) stops the start, as before."""
         try:
             registry.publish(self.store, self.record(status), self.keys.values())
         except StoreError as e:
+            if at_start and not self._record_held_by_another():
+                raise
             self._error(f"cannot publish the endpoint's record (clients look it up there): {e}")
         else:
             self._clear_error("cannot publish the endpoint's record")
+
+    def _record_held_by_another(self) -> bool:
+        """Whether the record's place in a file store is taken by something not ours to replace."""
+        root = getattr(self.store, "root", None)
+        if root is None:
+            return False
+        try:
+            st = os.lstat(os.path.join(root, "endpoints", f"{self.name}.json"))
+        except OSError:
+            return False
+        return not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid()
 
     def _error(self, text: str) -> None:
         log.error("%s", text)

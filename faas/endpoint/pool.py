@@ -139,7 +139,7 @@ class Pool:
         self.store = open_store(cfg.store)
         self.journal = Journal(self.store, name, block_id, HOST)   # what the console lists
         self.queue = open_queue(cfg.queue_url(name, home))
-        self.endpoint_dir = ep_config.endpoint_dir(name, home)
+        self.endpoint_dir = ep_config.endpoint_path(name, home)
         self.keys = cfg.keyring(self.endpoint_dir)
         self.seen_listed = False
         # (index, pools, workers): this pool's share of the node's workers and accelerators
