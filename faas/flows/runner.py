@@ -95,15 +95,21 @@ def _account(uid: int) -> str:
 
 
 # --- holding the store ------------------------------------------------------------------------------
+class _HeldByAnother(Exception):
+    pass
+
+
 class _FileLock:
     """An flock on ``<store>/flows/runner.lock``. The store's users may create entries in its
     folders, so the lock file is opened without following a link (in ``flows/`` or at the lock's
     name), and only a regular file with one name of this runner's account (or root's) is locked
-    and written: anything else there (a link to /etc/passwd, a hard link to it, a FIFO, a file of
-    another account's, which it could hold locked for ever) was planted and is replaced, never
-    truncated or written through; one this runner may not remove (a sticky folder) is refused
-    with its owner named. ``flows/`` is made mode 755: written only by the runner's account (the
-    folders users write commands and runs into are the site's to make, mode 1777)."""
+    and written: anything else there (a link to /etc/passwd, a hard link to it, a FIFO) was
+    planted and is replaced, never truncated or written through. Another account's lock file
+    (mode 644, so each can tell) that a runner of that account holds makes this one stand by,
+    naming it (two runners on one store would both act on its runs); one it holds no more is
+    replaced; one this runner may not remove (a sticky folder) is refused with its owner named.
+    ``flows/`` is made mode 755: written only by the runner's account (the folders users write
+    commands and runs into are the site's to make, mode 1777)."""
 
     NAME = "runner.lock"
     _OPEN = os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
@@ -114,6 +120,7 @@ class _FileLock:
         self.root = store.root
         self.path = os.path.join(store.root, "flows", self.NAME)
         self.fd: int | None = None
+        self.busy = ""   # who holds the store, when a runner of another account does
         os.close(self._folder())
 
     def _folder(self) -> int:
@@ -143,7 +150,8 @@ class _FileLock:
                 planted = self._planted(dfd)
                 if planted is None:
                     try:
-                        fd = os.open(self.NAME, self._OPEN | os.O_CREAT, 0o600, dir_fd=dfd)
+                        # 644: a runner of another account can tell it is held (flock needs no write)
+                        fd = os.open(self.NAME, self._OPEN | os.O_CREAT, 0o644, dir_fd=dfd)
                     except OSError as e:
                         if e.errno == errno.EACCES:   # root's, from a runner run as root
                             raise StoreError(f"cannot open {self.path}: {e.strerror}; its owner or "
@@ -158,6 +166,8 @@ class _FileLock:
                         os.close(fd)
                     continue   # swapped between the look and the open: look again
                 what, owner = planted
+                if owner not in (os.geteuid(), 0):
+                    self._not_held(dfd, what, owner)
                 log.warning("%s is %s; replacing it", self.path, what)
                 try:
                     os.unlink(self.NAME, dir_fd=dfd)
@@ -172,8 +182,37 @@ class _FileLock:
         finally:
             os.close(dfd)
 
+    def _not_held(self, dfd: int, what: str, owner: int) -> None:
+        """StoreBusy unless another account's file at the lock's name is free: a live runner of
+        that account holds the store (two runners on one store would both act on its runs); one
+        whose state cannot be told is refused, never replaced."""
+        try:
+            fd = os.open(self.NAME, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dfd)
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            if e.errno in (errno.ELOOP, errno.ENXIO):   # a link; a socket: nothing holds it
+                return
+            raise StoreBusy(f"{self.path} is {what}, which this runner cannot open to tell whether "
+                            f"a runner holds it ({e.strerror}): stop {_account(owner)}'s runner, or "
+                            f"remove the file") from None
+        try:
+            self._fcntl.flock(fd, self._fcntl.LOCK_EX | self._fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise _HeldByAnother(f"{self.path} is held by a runner of {_account(owner)} (one runner "
+                                 f"serves a store: this one stands by until it stops)") from None
+        except OSError:
+            pass   # a FIFO or the like: no runner holds it
+        finally:
+            os.close(fd)
+
     def acquire(self) -> bool:
-        fd = self._open()
+        try:
+            fd = self._open()
+        except _HeldByAnother as e:
+            self.busy = str(e)
+            return False
+        self.busy = ""
         try:
             self._fcntl.flock(fd, self._fcntl.LOCK_EX | self._fcntl.LOCK_NB)
         except BlockingIOError:
@@ -276,9 +315,11 @@ class Runner:
     # -- lifecycle ------------------------------------------------------------------------------------
     def acquire(self, wait: bool = True, poll: float = 2.0) -> None:
         while not self._hold.acquire():
+            busy = getattr(self._hold, "busy", "")
             if not wait or self.stopping:
-                raise StoreBusy(f"another runner holds {self.store_url}")
-            log.info("another runner holds %s; standing by", self.store_url)
+                raise StoreBusy(f"another runner holds {self.store_url}" + (f": {busy}" if busy else ""))
+            (log.warning if busy else log.info)("another runner holds %s; standing by%s",
+                                                self.store_url, f": {busy}" if busy else "")
             time.sleep(poll)
 
     def release(self) -> None:

@@ -187,6 +187,8 @@ def test_compute_endpoints_for_other_users(home, fns, tmp_path):
                                                     r"tasks to for local:someone-else's runs.*"
                                                     r"compute.allowed_endpoints"):
             p.run(body, f"r-{len(str(compute))}", ctx(compute))
+    with pytest.raises(ActionUnableToRun, match="compute.allowed_endpoints"):   # a retry: refused again
+        p.run(body, "r-2", ctx(None))
     gid = "0f0e0d0c-0000-4000-8000-000000000001"
     for n, compute in enumerate(({"allowed_endpoints": ["local"]}, {"allowed_endpoints": ["*"]},
                                  {"allowed_endpoints": [gid], "endpoints": {gid: "local"}})):

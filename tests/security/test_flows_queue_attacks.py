@@ -267,9 +267,10 @@ def test_the_runner_makes_flows_writable_by_no_one_else(mu_users, mu_shared):
 
 @pytest.mark.parametrize("mode", ["666", "644"])
 def test_a_lock_file_another_account_planted_is_replaced(mu_users, mu_shared, mode):
-    """flows/ open to the users (777, as a site may have made it): Bob's runner.lock, held
-    locked (666: every runner stood by for ever) or not readable to Alice (644: her runner
-    crashed); her runner replaces it and holds the store."""
+    """flows/ open to the users (777, as a site may have made it): Bob's runner.lock (666: every
+    runner stood by for ever, silently; 644, not Alice's to write: her runner crashed). While
+    Bob holds it, Alice's runner stands by and names him (a runner of his would be serving the
+    store: two would both act on its runs); once he does not, hers replaces it and holds the store."""
     alice, bob, _ = mu_users
     project = _project(mu_shared, f"flowsq-lock-{mode}")
     flows = project / "store" / "flows"
@@ -281,6 +282,8 @@ def test_a_lock_file_another_account_planted_is_replaced(mu_users, mu_shared, mo
         out = _run(alice, RUNNER, (project / "store").as_uri())
     finally:
         _stop(holder)
+    assert "StoreBusy" in out.get("error", "") and f"held by a runner of {bob.pw_name}" in out["error"], out
+    out = _run(alice, RUNNER, (project / "store").as_uri())
     assert out.get("acquired"), out
     assert os.lstat(flows / "runner.lock").st_uid == alice.pw_uid
     assert "replacing it" in out["stderr"], out["stderr"]
@@ -296,9 +299,7 @@ def test_a_lock_file_another_account_planted_where_it_stays_is_named(mu_users, m
     os.chown(project / "store", alice.pw_uid, alice.pw_gid)
     os.chmod(flows, 0o1777)
     holder = _popen(bob, HOLD_LOCK, str(flows / "runner.lock"), "666")
-    try:
-        out = _run(alice, RUNNER, (project / "store").as_uri())
-    finally:
-        _stop(holder)
+    _stop(holder)   # his lock file stays; no runner of his holds it
+    out = _run(alice, RUNNER, (project / "store").as_uri())
     assert "StoreError" in out.get("error", "") and bob.pw_name in out["error"] \
         and str(flows / "runner.lock") in out["error"], out

@@ -144,6 +144,7 @@ class ComputeProvider:
 
     def run(self, body: dict, request_id: str, ctx: ActionContext) -> dict:
         tasks, options = _tasks(body, ctx)
+        _check_endpoints_allowed(tasks, ctx)   # before the action's document: a retry is refused again
 
         def make(aid):
             doc = new_doc(self.kind, aid, request_id, ctx, display_status="Submitting")
@@ -152,7 +153,6 @@ class ComputeProvider:
         doc, created = self.docs.create(ctx, request_id, make)
         if not created:
             return self.status(doc["action_id"], ctx)
-        _check_endpoints_allowed(tasks, ctx)
         client = _client(ctx)
         try:
             for t in tasks:
