@@ -90,7 +90,7 @@ class Notice(BaseModel):
     result: str | None = None     # base64 result frame when small enough, else read the store
     where: dict | None = None     # started: endpoint, host, block, pid
     size: int | None = None       # done, result in the store: its length (the client reads no more)
-    mac: str | None = None        # over id, event, status and size, with the task's rk (faas.sealing)
+    mac: str | None = None        # over id, event, status, size and where, with the task's rk (faas.sealing)
 
     _size = field_validator("size")(classmethod(lambda cls, v: _size(v, "size")))
 

@@ -270,6 +270,13 @@ def calls_bytes(calls: list[tuple[tuple, dict]]) -> bytes:
     return frame({"kind": "args", "n": len(calls)}, dumps(calls, "the arguments"))
 
 
+#: what dill's own loaders in a refused payload stand for, in the sender's words
+_DILL_KINDS = {"_create_array": "a numpy array", "_create_type": "a class of the sender's",
+               "_create_function": "a function", "_create_code": "code",
+               "_eval_repr": "a range, slice or the like, as dill writes it",
+               "_create_namedtuple": "a namedtuple", "_load_type": "a type"}
+
+
 def load_calls(data: bytes, allowed: Sequence[str] = ("dill",),
                plain_only: bool = False) -> list[tuple[tuple, dict]]:
     """The calls of a task. ``plain_only`` (an endpoint that runs only its allowed_functions):
@@ -282,8 +289,9 @@ def load_calls(data: bytes, allowed: Sequence[str] = ("dill",),
     try:
         calls = plain_data.loads(payload, max(plain_data.BUILD_LIMIT, 4 * len(payload)))
     except plain_data.NotPlain as e:
+        what = next((f"{e} ({kind})" for name, kind in _DILL_KINDS.items() if name in str(e)), str(e))
         raise SerializationError(
-            f"the arguments hold {e}, which is not plain data: this endpoint runs only its "
+            f"the arguments hold {what}, which is not plain data: this endpoint runs only its "
             f"allowed_functions, so it loads arguments of plain data only (numbers, text, bytes, "
             f"lists, tuples, dicts, sets, datetimes, decimals, UUIDs), never an object whose "
             f"loading could run code") from None
