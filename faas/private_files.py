@@ -15,6 +15,7 @@ import pwd
 import stat
 from pathlib import Path
 
+from . import accounts
 from .exceptions import ConfigError
 
 log = logging.getLogger(__name__)
@@ -122,7 +123,7 @@ def ensure_home(path: Path | str) -> Path:
     if not stat.S_ISDIR(st.st_mode):
         raise ConfigError(f"FAAS_HOME {path} is not a folder; set FAAS_HOME to a folder of your own")
     if st.st_uid != os.geteuid():
-        raise ConfigError(f"FAAS_HOME {path} belongs to {_account(st.st_uid)}, not to you: whoever owns "
+        raise ConfigError(f"FAAS_HOME {path} belongs to {accounts.user(st.st_uid)}, not to you: whoever owns "
                           f"it may rewrite your endpoints' configs (run as you) and read your keys; set "
                           f"FAAS_HOME to a folder of your own (default ~/.faas)")
     if st.st_mode & 0o077:
@@ -152,13 +153,6 @@ def _make_private(path: Path) -> None:
             pass
 
 
-def _account(uid: int) -> str:
-    try:
-        return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
-    except KeyError:
-        return f"uid {uid}"
-
-
 def _only_mine(gid: int) -> bool:
     """Whether a group is this account's private group (its name, no other members)."""
     try:
@@ -183,7 +177,7 @@ def _check_reach(path: Path, home: str, links: int, tail: bool) -> None:
             raise ConfigError(f"FAAS_HOME {home}: cannot look at {nxt}: {e.strerror}") from None
         last = tail and i == len(path.parts) - 1
         if st.st_uid not in (0, uid):
-            raise ConfigError(f"FAAS_HOME {home}: {nxt} belongs to {_account(st.st_uid)}, who could "
+            raise ConfigError(f"FAAS_HOME {home}: {nxt} belongs to {accounts.user(st.st_uid)}, who could "
                               f"replace what is in it (your endpoints' configs, run as you): set "
                               f"FAAS_HOME to a folder reached only through your own and root's "
                               f"folders (default ~/.faas)")
@@ -201,14 +195,7 @@ def _check_reach(path: Path, home: str, links: int, tail: bool) -> None:
                                   f"{nxt} (mode {stat.S_IMODE(st.st_mode):04o}, not sticky): set FAAS_HOME "
                                   f"elsewhere, or `chmod o-w {nxt}`")
             if st.st_mode & 0o020 and not st.st_mode & stat.S_ISVTX and not _only_mine(st.st_gid):
-                raise ConfigError(f"FAAS_HOME {home}: the members of group {_group(st.st_gid)} may "
+                raise ConfigError(f"FAAS_HOME {home}: the members of group {accounts.group_name(st.st_gid)} may "
                                   f"rename or replace what is in {nxt} (mode {stat.S_IMODE(st.st_mode):04o}): "
                                   f"set FAAS_HOME elsewhere, or `chmod g-w {nxt}`")
         cur = nxt
-
-
-def _group(gid: int) -> str:
-    try:
-        return grp.getgrgid(gid).gr_name
-    except KeyError:
-        return str(gid)

@@ -37,6 +37,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from faas import accounts
 from faas.exceptions import QueueError, StoreError
 from faas.flows import access, interpreter, schema, site_config, store_layout
 from faas.flows.actions.base import ActionUnableToRun
@@ -86,14 +87,6 @@ class StoreBusy(RuntimeError):
     """Another runner holds the store."""
 
 
-def _account(uid: int) -> str:
-    import pwd
-    try:
-        return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
-    except KeyError:
-        return f"uid {uid}"
-
-
 # --- holding the store ------------------------------------------------------------------------------
 class _HeldByAnother(Exception):
     pass
@@ -139,7 +132,7 @@ class _FileLock:
         if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
             return "not a lock file a runner made (a link, a file with other names, a FIFO)", st.st_uid
         if st.st_uid not in (os.geteuid(), 0):
-            return f"a file of {_account(st.st_uid)}'s, not this runner's account's or root's", st.st_uid
+            return f"a file of {accounts.user(st.st_uid)}'s, not this runner's account's or root's", st.st_uid
         return None
 
     def _open(self) -> int:
@@ -176,7 +169,7 @@ class _FileLock:
                 except PermissionError:
                     raise StoreError(
                         f"{self.path} is {what}, and this runner may not remove it (flows/ is "
-                        f"sticky, or not this account's): {_account(owner)} or root must remove "
+                        f"sticky, or not this account's): {accounts.user(owner)} or root must remove "
                         f"it before a runner can hold the store") from None
             raise StoreBusy(f"{self.path} keeps being replaced by something that is no lock file")
         finally:
@@ -194,12 +187,12 @@ class _FileLock:
             if e.errno in (errno.ELOOP, errno.ENXIO):   # a link; a socket: nothing holds it
                 return
             raise StoreBusy(f"{self.path} is {what}, which this runner cannot open to tell whether "
-                            f"a runner holds it ({e.strerror}): stop {_account(owner)}'s runner, or "
+                            f"a runner holds it ({e.strerror}): stop {accounts.user(owner)}'s runner, or "
                             f"remove the file") from None
         try:
             self._fcntl.flock(fd, self._fcntl.LOCK_EX | self._fcntl.LOCK_NB)
         except BlockingIOError:
-            raise _HeldByAnother(f"{self.path} is held by a runner of {_account(owner)} (one runner "
+            raise _HeldByAnother(f"{self.path} is held by a runner of {accounts.user(owner)} (one runner "
                                  f"serves a store: this one stands by until it stops)") from None
         except OSError:
             pass   # a FIFO or the like: no runner holds it

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import errno
 import os
-import pwd
 import secrets
 import stat
 import time
@@ -20,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from ... import accounts
 from ...exceptions import ConfigError, QueueError
 from ...store.queue_base import Message, Queue
 
@@ -133,7 +133,7 @@ def check_parent(fd: int, path: Path) -> None:
     st = os.fstat(fd)
     if st.st_uid not in (0, os.geteuid()):
         raise ConfigError(f"{path}: a folder above the multi-user endpoint's store is owned by "
-                          f"{_owner(st.st_uid)}, who could rename what is in it and swap the store for a "
+                          f"{accounts.user(st.st_uid)}, who could rename what is in it and swap the store for a "
                           f"folder of their choosing; put the store under folders owned by root "
                           f"(or `chown root {path}`)")
     if st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX:
@@ -159,7 +159,7 @@ def _open_folder(parent_fd: int, name: str, mode: int, path: Path, take_over: bo
         st = os.fstat(fd)
         if st.st_uid not in (0, os.geteuid()):
             if not take_over:
-                raise ConfigError(f"{path}: the multi-user endpoint's store is owned by {_owner(st.st_uid)}, "
+                raise ConfigError(f"{path}: the multi-user endpoint's store is owned by {accounts.user(st.st_uid)}, "
                                   f"not root; root does not take over another account's folder: use a new "
                                   f"folder, or `chown root:root {path}` if it is the site's")
             os.fchown(fd, 0, 0)
@@ -179,13 +179,6 @@ def _open_dir_at(parent_fd: int, name: str, path: Path) -> int:
             raise ConfigError(f"{path}: expected a directory, found a symbolic link or a file; "
                               f"remove it (the multi-user endpoint makes the folder)") from None
         raise ConfigError(f"{path}: cannot open the folder: {e.strerror}") from None
-
-
-def _owner(uid: int) -> str:
-    try:
-        return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
-    except KeyError:
-        return f"uid {uid}"
 
 
 class SpoolQueue(Queue):

@@ -16,16 +16,16 @@ after a check.
 from __future__ import annotations
 
 import errno
-import grp
 import os
 import posixpath
-import pwd
 import stat as stat_mod
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
 from typing import IO, Any
 from urllib.parse import urlsplit
+
+from faas import accounts
 
 from ... import safe_open
 
@@ -90,25 +90,11 @@ def _epoch(v) -> float | None:
         return None
 
 
-def _owner(uid: int) -> str:
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return str(uid)
-
-
-def _group(gid: int) -> str:
-    try:
-        return grp.getgrgid(gid).gr_name
-    except KeyError:
-        return str(gid)
-
-
 def _entry_at(st: os.stat_result, name: str, target: str | None) -> dict:
     return {"name": name, "type": "dir" if stat_mod.S_ISDIR(st.st_mode) else "file",
             "size": st.st_size, "mtime": st.st_mtime,
             "permissions": f"{stat_mod.S_IMODE(st.st_mode):04o}",
-            "user": _owner(st.st_uid), "group": _group(st.st_gid), "link_target": target}
+            "user": accounts.user_name(st.st_uid), "group": accounts.group_name(st.st_gid), "link_target": target}
 
 
 def _local_entry(dir_fd: int, name: str) -> dict:
