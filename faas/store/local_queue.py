@@ -9,7 +9,10 @@ Layout of ``local:///DIR/NAME`` (NAME matches ``[A-Za-z0-9_-]{1,80}``):
   Opened only as a regular file with one name, never through a link at its name (SQLite would
   follow one, and make the file it names), and made (mode 600) only in a folder of this
   account's or root's; in another account's folder only a queue of that account's is opened
-  (a runner's shared doorbell). Anything else there: a QueueError naming the path.
+  (a runner's shared doorbell), and in any folder others may write into (/tmp, /dev/shm, a
+  1777 one) only a file of this account's, root's or the folder owner's (anyone could have
+  planted it first), its ``-wal`` and ``-shm`` likewise when the queue is this account's.
+  Anything else there: a QueueError naming the path (and the owner).
 - ``DIR/NAME.sqlite3-lock``: every write transaction holds ``flock`` on it first, so writers
   from several processes (a pool, its workers, clients) wait for each other in steps of at most
   0.5 ms; SQLite's own busy handler, which they would otherwise meet, sleeps 1, 2, 5... ms
@@ -38,6 +41,7 @@ to the store.
 """
 from __future__ import annotations
 
+import errno
 import fcntl
 import logging
 import math
@@ -97,15 +101,21 @@ def _owner(uid: int) -> str:
         return f"uid {uid}"
 
 
-def _folder(path: str, create: bool = False) -> int:
+_O_PATH = getattr(os, "O_PATH", 0)
+
+
+def _folder(path: str, create: bool = False, listed: bool = True) -> int:
     """A descriptor of the folder ``path``, never through a link at its name (made mode 700 when
-    missing and ``create``); OSError if there is none."""
+    missing and ``create``); OSError if there is none. Not ``listed``: an O_PATH descriptor
+    (Linux), for fstat and the ``*at`` calls only, which needs no read permission on the folder
+    (a drop box, mode 1733, others may send into but not list)."""
     if create:
         try:
             os.mkdir(path, 0o700)
         except FileExistsError:
             pass
-    return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    mode = os.O_RDONLY if listed or not _O_PATH else _O_PATH
+    return os.open(path, mode | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
 
 
 def _queue_file(path: str, create: bool) -> os.stat_result:
@@ -115,21 +125,29 @@ def _queue_file(path: str, create: bool) -> os.stat_result:
     names) or anything else planted there is refused, never followed, never created through. A
     queue is made only in a folder of this account's or root's: in another account's, that
     account could swap or read it; there only a queue that account made itself (the shared
-    doorbell of a runner run by a service account) is opened.
+    doorbell of a runner run by a service account) is opened. In a folder others may write
+    into (mode & 022, sticky or not: /tmp, /dev/shm) an existing file counts only if it is this
+    account's, root's or the folder owner's: anyone else's was planted there to be written to.
     """
     directory, name = os.path.split(path)
     if create:
         os.makedirs(directory, mode=0o700, exist_ok=True)
     try:
-        dfd = _folder(directory)
+        dfd = _folder(directory, listed=False)
     except FileNotFoundError:
         raise QueueDoesNotExist(f"local queue {path}: no folder {directory}") from None
     except OSError as e:
-        raise QueueError(f"local queue {path}: its folder {directory} cannot be opened without "
-                         f"following a link ({e.strerror}): refused") from None
+        if e.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise QueueError(f"local queue {path}: its folder {directory} is a symbolic link (or "
+                             "not a folder): refused, not followed") from None
+        raise QueueError(f"local queue {path}: its folder {directory} cannot be opened "
+                         f"({e.strerror})") from None
     try:
         folder = os.fstat(dfd)
         foreign = folder.st_uid not in (os.geteuid(), 0)
+        # in a folder others may write into (/tmp, /dev/shm, a shared 1777 one), anyone could
+        # have planted the file first: only ours, root's or the folder owner's counts
+        shared = foreign or bool(folder.st_mode & 0o022)
         try:
             st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
         except FileNotFoundError:
@@ -151,9 +169,26 @@ def _queue_file(path: str, create: bool) -> os.stat_result:
         if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
             raise QueueError(f"local queue {path} is not a regular file with one name (a FIFO, "
                              "a folder, a hard link?): refused; remove it")
-        if foreign and st.st_uid not in (os.geteuid(), 0, folder.st_uid):
-            raise QueueError(f"local queue {path} belongs to {_owner(st.st_uid)}, in a folder of "
-                             f"{_owner(folder.st_uid)}'s: refused")
+        trusted = (os.geteuid(), 0, folder.st_uid)
+        if shared and st.st_uid not in trusted:
+            raise QueueError(f"local queue {path} belongs to {_owner(st.st_uid)}, in {directory} "
+                             f"(of {_owner(folder.st_uid)}), which others may write into "
+                             "(planted?): refused; remove it, or use a folder of your own")
+        if shared:
+            # SQLite opens NAME.sqlite3-wal and -shm itself, following links: a planted one
+            # would get (or feed) what is written to the queue
+            for extra in ("-wal", "-shm"):
+                try:
+                    xt = os.stat(name + extra, dir_fd=dfd, follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                if not stat.S_ISREG(xt.st_mode):
+                    raise QueueError(f"local queue {path}{extra} is not a regular file (a link, "
+                                     "a FIFO?): refused, not followed; remove it")
+                if st.st_uid == os.geteuid() and xt.st_uid not in trusted:
+                    raise QueueError(f"local queue {path}{extra} belongs to {_owner(xt.st_uid)}, "
+                                     "in a folder others may write into (planted?): refused; "
+                                     "remove it")
         return st
     finally:
         os.close(dfd)
