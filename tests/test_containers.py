@@ -73,11 +73,17 @@ def test_podman_rootfs_forms(tmp_path, monkeypatch):
     # an absolute path is a folder even if it exists only on the compute nodes
     argv = shlex.split(wrap(engine(uri="/shared/rootfs"), POOL, mounts=[]))
     assert argv[argv.index("--rootfs") + 1] == "/shared/rootfs"
-    # a relative folder that exists here is made absolute; podman's overlay suffix is kept
-    (tmp_path / "rfs").mkdir()
-    monkeypatch.chdir(tmp_path)
-    argv = shlex.split(wrap(engine(uri="rfs:O"), POOL, mounts=[]))
+    # podman's overlay suffix is kept
+    argv = shlex.split(wrap(engine(uri=f"{tmp_path}/rfs:O"), POOL, mounts=[]))
     assert argv[argv.index("--rootfs") + 1] == f"{tmp_path}/rfs:O"
+    # a relative name is an image reference, even where a folder of that name is in the current
+    # folder (another account may have made it: tests/security/test_container_uri_attacks.py)
+    for name in ("rfs", "localhost/faas-py", "python:3.12"):
+        (tmp_path / name.partition(":")[0]).mkdir(parents=True, exist_ok=True)
+    monkeypatch.chdir(tmp_path)
+    for uri in ("rfs:O", "rfs", "localhost/faas-py", "python:3.12"):
+        argv = shlex.split(wrap(engine(uri=uri), POOL, mounts=[]))
+        assert "--rootfs" not in argv and argv[-len(shlex.split(POOL)) - 1] == uri, argv
     # anything else is an image reference
     argv = shlex.split(wrap(engine(uri="docker.io/library/python:3.11-slim"), POOL, mounts=[]))
     assert "--rootfs" not in argv and argv[-len(shlex.split(POOL)) - 1] == "docker.io/library/python:3.11-slim"

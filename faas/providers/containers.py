@@ -123,11 +123,13 @@ def wrap(engine_cfg: EngineConfig, command: str, *, mounts: list[str]) -> str:
 
 def _rootfs(uri: str) -> str | None:
     """The root filesystem folder ``uri`` names, or None for an image reference. A folder is an
-    existing directory, or an absolute path (no image reference starts with '/'); podman's
-    ``DIR:O`` (an overlay that leaves DIR untouched) counts too."""
+    absolute path (no image reference starts with '/'), also as podman's ``DIR:O`` (an overlay
+    that leaves DIR untouched). Never a relative one: ``localhost/faas-py`` or ``python:3.12``
+    is an image even where a folder of that name exists in the current folder (another account
+    could have made it there, and podman would run its programs as the endpoint's user)."""
     path, suffix = (uri[:-2], ":O") if uri.endswith(":O") else (uri, "")
-    if os.path.isdir(path) or path.startswith("/"):
-        return os.path.abspath(path) + suffix
+    if path.startswith("/"):
+        return os.path.normpath(path) + suffix
     return None
 
 
