@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import time
@@ -333,12 +334,24 @@ def _load_callable(spec: str):
     if not sep or not module or not attr:
         raise click.BadParameter(f"{spec!r}: expected module:callable, e.g. mypkg.tasks:score",
                                  param_hint="--function")
-    if "" not in sys.path and "." not in sys.path:
-        sys.path.insert(0, "")   # like `python -m`: modules in the current folder are found
+    # The user's own module may be in the current folder (as with `python -m`), but that folder
+    # may be one others can write into (a shared 1777 project folder): searched last, and only
+    # for this import, so no module planted there (secrets.py, hmac.py, json.py) shadows a
+    # standard or installed one, neither now nor in what faas imports later.
+    cwd = os.getcwd()
+    added = not any(p in ("", ".", cwd) for p in sys.path)
+    if added:
+        sys.path.append(cwd)
     try:
         mod = importlib.import_module(module)
     except ImportError as e:
         raise click.BadParameter(f"cannot import module {module!r}: {e}", param_hint="--function") from e
+    finally:
+        if added:
+            try:
+                sys.path.remove(cwd)
+            except ValueError:
+                pass
     obj = mod
     for part in attr.split("."):
         if not hasattr(obj, part):
