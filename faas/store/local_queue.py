@@ -11,7 +11,8 @@ Layout of ``local:///DIR/NAME`` (NAME matches ``[A-Za-z0-9_-]{1,80}``):
   account's or root's; in another account's folder only a queue of that account's is opened
   (a runner's shared doorbell), and in any folder others may write into (/tmp, /dev/shm, a
   1777 one) only a file of this account's, root's or the folder owner's (anyone could have
-  planted it first), its ``-wal`` and ``-shm`` likewise when the queue is this account's.
+  planted it first), its ``-wal`` and ``-shm`` likewise when the queue is this account's and
+  private (mode 600).
   Anything else there: a QueueError naming the path (and the owner).
 - ``DIR/NAME.sqlite3-lock``: every write transaction holds ``flock`` on it first, so writers
   from several processes (a pool, its workers, clients) wait for each other in steps of at most
@@ -185,7 +186,10 @@ def _queue_file(path: str, create: bool) -> os.stat_result:
                 if not stat.S_ISREG(xt.st_mode):
                     raise QueueError(f"local queue {path}{extra} is not a regular file (a link, "
                                      "a FIFO?): refused, not followed; remove it")
-                if st.st_uid == os.geteuid() and xt.st_uid not in trusted:
+                # (a queue of ours others may open, mode 666, is shared on purpose: their
+                # SQLite may make these files; ours, private, only we can have made them)
+                if st.st_uid == os.geteuid() and not st.st_mode & 0o077 \
+                        and xt.st_uid not in trusted:
                     raise QueueError(f"local queue {path}{extra} belongs to {_owner(xt.st_uid)}, "
                                      "in a folder others may write into (planted?): refused; "
                                      "remove it")

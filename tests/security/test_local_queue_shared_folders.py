@@ -125,3 +125,18 @@ def test_a_link_at_the_queues_folder_is_named_a_link(mu_users, mu_shared):
     os.symlink(str(mu_shared), shm / "linked")
     out = _run(alice, SEND, "open", f"local://{shm}/linked/q")
     assert "QueueError" in out.get("error", "") and "symbolic link" in out["error"], out
+
+
+def test_a_shared_queue_of_alices_opens_after_bob_wrote_to_it(mu_users, mu_shared):
+    """Her queue mode 666 in a 1777 folder (shared on purpose): Bob's SQLite may have made its
+    -wal (his file, as while he has it open); she still opens her queue."""
+    alice, bob, _ = mu_users
+    shm = _folder(mu_shared, "shm-shared-wal", 0o1777)
+    url = f"local://{shm}/jobs"
+    assert python_as(alice, "-c", MAKE_SHARED, url).returncode == 0
+    made = python_as(bob, "-c", "import os, sys; os.close(os.open(sys.argv[1], os.O_CREAT | "
+                     "os.O_EXCL | os.O_WRONLY, 0o666)); os.chmod(sys.argv[1], 0o666)",
+                     str(shm / "jobs.sqlite3-wal"))
+    assert made.returncode == 0, made.stderr
+    out = _run(alice, SEND, "open", url)
+    assert out == {"sent": 1}, out
