@@ -47,7 +47,6 @@ import fcntl
 import logging
 import math
 import os
-import pwd
 import re
 import select
 import shutil
@@ -65,7 +64,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from urllib.parse import quote, unquote, urlsplit
 
-from .. import random_ids
+from .. import accounts, random_ids
 from ..exceptions import ConfigError, QueueDoesNotExist, QueueError
 from .queue_base import Message, Queue
 
@@ -93,13 +92,6 @@ def _parse(url: str) -> tuple[str, str]:
         raise ConfigError(f"queue URL {url!r}: expected local:///ABSOLUTE/DIR/NAME with NAME "
                           "of 1-80 letters, digits, '-' or '_'")
     return directory, name
-
-
-def _owner(uid: int) -> str:
-    try:
-        return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
-    except KeyError:
-        return f"uid {uid}"
 
 
 _O_PATH = getattr(os, "O_PATH", 0)
@@ -156,7 +148,7 @@ def _queue_file(path: str, create: bool) -> os.stat_result:
                 raise QueueDoesNotExist(f"local queue {path} is missing") from None
             if foreign:
                 raise QueueError(f"will not make the queue {path}: its folder {directory} belongs "
-                                 f"to {_owner(folder.st_uid)}, who could swap or read it; use a "
+                                 f"to {accounts.user(folder.st_uid)}, who could swap or read it; use a "
                                  "folder of your own (or root's)") from None
             try:
                 os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
@@ -172,8 +164,8 @@ def _queue_file(path: str, create: bool) -> os.stat_result:
                              "a folder, a hard link?): refused; remove it")
         trusted = (os.geteuid(), 0, folder.st_uid)
         if shared and st.st_uid not in trusted:
-            raise QueueError(f"local queue {path} belongs to {_owner(st.st_uid)}, in {directory} "
-                             f"(of {_owner(folder.st_uid)}), which others may write into "
+            raise QueueError(f"local queue {path} belongs to {accounts.user(st.st_uid)}, in {directory} "
+                             f"(of {accounts.user(folder.st_uid)}), which others may write into "
                              "(planted?): refused; remove it, or use a folder of your own")
         if shared:
             # SQLite opens NAME.sqlite3-wal and -shm itself, following links: a planted one
@@ -190,7 +182,7 @@ def _queue_file(path: str, create: bool) -> os.stat_result:
                 # SQLite may make these files; ours, private, only we can have made them)
                 if st.st_uid == os.geteuid() and not st.st_mode & 0o077 \
                         and xt.st_uid not in trusted:
-                    raise QueueError(f"local queue {path}{extra} belongs to {_owner(xt.st_uid)}, "
+                    raise QueueError(f"local queue {path}{extra} belongs to {accounts.user(xt.st_uid)}, "
                                      "in a folder others may write into (planted?): refused; "
                                      "remove it")
         return st
