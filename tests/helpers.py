@@ -138,3 +138,13 @@ def open_to_users(path: Path) -> None:
         os.chmod(folder, 0o777)
         for f in files:
             os.chmod(os.path.join(folder, f), 0o666)
+
+
+def stop_process(proc: subprocess.Popen, grace: float = 20.0) -> None:
+    """Terminate ``proc``; kill it if it has not ended after ``grace`` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)

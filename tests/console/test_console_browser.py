@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.slow,
                                  reason=f"{CHROMIUM} is missing: apt-get install -y chromium (.ci/chromium.sh)")]
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from helpers import running_endpoint  # noqa: E402
+from helpers import running_endpoint, stop_process  # noqa: E402
 
 SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 MANAGE, READ = "manage-secret-e2e", "read-secret-e2e"
@@ -66,12 +66,7 @@ def _process(args: list[str], env: dict, log: Path):
         try:
             yield p
         finally:
-            p.terminate()
-            try:
-                p.wait(20)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(10)
+            stop_process(p)
 
 
 def _wait_http(url: str, proc, log: Path, seconds: float = 60.0) -> None:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 from helpers import kill_processes_of as _kill_processes_of
+from helpers import stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -226,12 +227,7 @@ def test_another_account_cannot_use_or_read_a_console_started_without_a_token(ac
         assert mine["login_url"]["status"] == 303 and "token=" not in mine["login_url"]["location"]
         assert "httponly" in (mine["login_url"]["cookie"] or "").lower()
     finally:
-        console.terminate()
-        try:
-            console.wait(20)
-        except subprocess.TimeoutExpired:
-            console.kill()
-            console.wait(10)
+        stop_process(console)
 
 
 #: B's look at A's processes: every word of their command lines (a ``manage:``/``read:`` prefix
@@ -286,15 +282,6 @@ def _start_console(user: pwd.struct_passwd, args: list[str], env: dict, log: Pat
     return proc
 
 
-def _stop(proc) -> None:
-    proc.terminate()
-    try:
-        proc.wait(20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(10)
-
-
 def _snoop(b: pwd.struct_passwd, a: pwd.struct_passwd, url: str, shared: Path) -> dict:
     script = shared / "snoop.py"
     script.write_text(SNOOP)
@@ -324,7 +311,7 @@ def test_another_account_cannot_read_a_token_from_the_consoles_command_line(acco
         assert proc.wait(30) == 2
     finally:
         if proc.poll() is None:
-            _stop(proc)
+            stop_process(proc)
     said = (tmp_path / "argv.log").read_text()
     assert "--token-file" in said and "/proc/PID/cmdline" in said and given not in said, said
 
@@ -355,4 +342,4 @@ def test_another_account_cannot_read_a_token_from_the_consoles_command_line(acco
                 assert json.loads(r.read()) == {"role": role}
         assert manage not in log.read_text() and read not in log.read_text()
     finally:
-        _stop(proc)
+        stop_process(proc)

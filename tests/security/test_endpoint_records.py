@@ -77,6 +77,16 @@ def _shared_file_store(base):
     return root
 
 
+def _shared_site(base):
+    """A shared file store with a multi-user endpoint's record in it, written by root (as its
+    router does): the store's root and the endpoint's id."""
+    root = _shared_file_store(base)
+    site_id = str(uuid.uuid4())
+    registry.publish(open_store(root.as_uri()), {"name": "site", "status": "running", "endpoint_id": site_id,
+                                                 "queue": f"spool://{root}/spool/site", "multi_user": True})
+    return root, site_id
+
+
 def _bobs_folder(base, bob):
     d = base / f"bob-{uuid.uuid4().hex[:6]}"
     d.mkdir()
@@ -93,12 +103,8 @@ def _run(user, base, script, *args):
 
 def test_a_squatted_or_copied_record_on_a_shared_file_store_is_not_believed(mu_users, mu_shared):
     alice, bob, _ = mu_users
-    root = _shared_file_store(mu_shared)
+    root, site_id = _shared_site(mu_shared)
     url = root.as_uri()
-    site_id = str(uuid.uuid4())
-    # the multi-user endpoint's record, written by root (as its router does)
-    registry.publish(open_store(url), {"name": "site", "status": "running", "endpoint_id": site_id,
-                                       "queue": f"spool://{root}/spool/site", "multi_user": True})
     bobs_queue = _bobs_folder(mu_shared, bob)
     # bob: a name nobody published yet, and a copy of the site's id under a name of his
     assert _run(bob, mu_shared, PLANT, url, "newsite", str(bobs_queue), str(uuid.uuid4()), "{}") == "planted"
@@ -126,11 +132,8 @@ def test_an_unreadable_entry_in_a_shared_endpoints_folder_hides_no_record(mu_use
     listing raise "cannot list ...: Permission denied": alice's console pages, ``faas endpoint
     list`` and her lookups by endpoint id failed until root removed it."""
     alice, bob, _ = mu_users
-    root = _shared_file_store(mu_shared)
+    root, site_id = _shared_site(mu_shared)
     url = root.as_uri()
-    site_id = str(uuid.uuid4())
-    registry.publish(open_store(url), {"name": "site", "status": "running", "endpoint_id": site_id,
-                                       "queue": f"spool://{root}/spool/site", "multi_user": True})
     p = python_as(bob, shared_script(mu_shared, "unreadable.py", UNREADABLE), str(root / "endpoints"))
     assert p.returncode == 0, p.stderr
     listed = _run(alice, mu_shared, LIST, url, site_id)
