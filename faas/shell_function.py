@@ -20,7 +20,7 @@ import uuid
 from typing import Any
 
 TIMEOUT_RETURNCODE = 124   # as timeout(1) and Globus: the command ran out of walltime
-_fields_quoted = False     # set by a worker of an endpoint with allowed_functions (quote_fields)
+_fields_as_data = False     # set by a worker of an endpoint with allowed_functions (fields_as_data)
 
 
 def _quote_state(text: str, state: str | None) -> str | None:
@@ -72,12 +72,12 @@ def _format_by_reference(cmd: str, kwargs: dict) -> tuple[str, dict[str, str]]:
     return "".join(out), env
 
 
-def quote_fields(on: bool) -> None:
+def fields_as_data(on: bool) -> None:
     """Make each ``{field}`` of a command data, one word, in this process (a worker of an
     endpoint that runs only its allowed_functions: a value must not add commands to an allowed
     one): the command refers to an environment variable that holds the value."""
-    global _fields_quoted
-    _fields_quoted = on
+    global _fields_as_data
+    _fields_as_data = on
 
 KILL_GRACE = 2.0           # seconds between SIGTERM and SIGKILL when the walltime is up
 
@@ -221,10 +221,10 @@ class ShellFunction:
 
     def _command(self, kwargs: dict) -> tuple[str, dict[str, str] | None]:
         """The command line and the variables it refers to: on an endpoint that runs only its
-        allowed_functions each field is data (:func:`quote_fields`), elsewhere text as Globus
+        allowed_functions each field is data (:func:`fields_as_data`), elsewhere text as Globus
         formats it."""
         try:
-            if _fields_quoted:
+            if _fields_as_data:
                 return _format_by_reference(self.cmd, kwargs)
             return self.cmd.format(**kwargs), None
         except KeyError as e:

@@ -1,17 +1,13 @@
 """Previews of arguments and results without running anyone's code.
 
 A pickle can run code when loaded, and the console must never run user code: it loads payloads
-with an unpickler that knows only plain built-in types (what faas pickles with the C pickler
-for plain data). Anything else is described (its size and the first class it needs), not loaded.
+as plain data only (:mod:`faas.plain_data`: plain built-in types, constructors that take only
+what CPython's pickles give them, at most ``BUILD_LIMIT`` bytes built per preview). Anything
+else is described (its size and the first class it needs), not loaded.
 
-The arguments object is anyone's who may write the store, so loading and showing it is bounded
-too, not only its size (``tasks.ARGS_PREVIEW_BYTES``): the few constructors a plain pickle calls
-(``bytearray``, ``set``, ``frozenset``, ``deque``, ``OrderedDict``, ``Decimal``,
-``_codecs.encode``, ...) take only the arguments CPython's own pickles give them (``bytearray``
-from bytes or text, never from a count; a ``set`` from a list, never from a ``range``), and
-together may build at most :data:`BUILD_LIMIT` bytes per preview, however often a pickle's memo
-hands them the same big object. The text shown is cut before it is built: bytes and big numbers
-are sliced first, sets and dicts are not sorted, and one preview visits at most
+The arguments object is anyone's who may write the store, so showing it is bounded too, not
+only its size (``tasks.ARGS_PREVIEW_BYTES``): the text is cut before it is built (bytes and big
+numbers are sliced first, sets and dicts are not sorted), and one preview visits at most
 :data:`MAX_NODES` values and stops at about :data:`MAX_CHARS` characters, so an object shared
 many times over (a pickle's memo makes a deep tree of one small list) costs no more than a
 small one.

@@ -91,7 +91,7 @@ def main(conn, store_url: str, log_path: str, where: dict, env: dict | None = No
     tasks = dict(tasks or {}, keys=keys, allowed_functions=allowed_functions)
     if allowed_functions is not None:
         from .. import shell_function
-        shell_function.quote_fields(True)
+        shell_function.fields_as_data(True)
     replier = Replier(conn, store)
     received = 0
     while True:
