@@ -157,6 +157,11 @@ def send_command(store: Store, op: str, run_id: str | None, identity: str,
 
 RING_PATIENCE = 2.0   # seconds a ring may take (it takes milliseconds) before the client goes on
 
+#: rings of this process still running past their patience: while one is, a new ring would only
+#: queue behind the same lock, so it is skipped (one stuck thread per process, not one per command)
+_stuck_rings = 0
+_stuck_lock = threading.Lock()
+
 
 def ring(queue: Callable[[], Queue], body: str, patience: float = RING_PATIENCE) -> bool:
     """Send ``body`` on the runner's queue, best effort: whether it was sent within ``patience``.
@@ -164,27 +169,44 @@ def ring(queue: Callable[[], Queue], body: str, patience: float = RING_PATIENCE)
     The command object is durable and the runner's scan of ``flows/commands/`` finds it, so a
     doorbell that cannot be rung (a link planted at the queue, a queue another account holds
     locked: SQLite's own timeout is 120 s) is logged and left to finish in the background, never
-    waited on for minutes."""
+    waited on for minutes; while such a ring is still stuck, later ones are not tried."""
+    global _stuck_rings
+    with _stuck_lock:
+        stuck = _stuck_rings
+    if stuck:
+        log.warning("not ringing the runner's queue: an earlier doorbell of this process is still "
+                    "stuck; the runner finds the command in its next scan of %s", COMMANDS)
+        return False
     done = threading.Event()
+    late = threading.Event()       # set once the caller has stopped waiting
     failed: list[BaseException] = []
 
     def send() -> None:
+        global _stuck_rings
         try:
             queue().send([body])
         except Exception as e:  # noqa: BLE001 - reported below (or logged here, if late)
             failed.append(e)
-            if done.is_set():
-                log.warning("the runner's doorbell failed late (%s); its scan finds the command", e)
         finally:
-            done.set()
+            with _stuck_lock:
+                done.set()
+                if late.is_set():
+                    _stuck_rings -= 1
+                    if failed:
+                        log.warning("the runner's doorbell failed late (%s); its scan finds the "
+                                    "command", failed[0])
 
     threading.Thread(target=send, name="faas-flows-ring", daemon=True).start()
     if not done.wait(patience):
-        done.set()
-        log.warning("the runner's queue did not take a doorbell within %.0f s (held locked by "
-                    "another process?); going on: the runner finds the command in its next scan "
-                    "of %s", patience, COMMANDS)
-        return False
+        with _stuck_lock:
+            if not done.is_set():
+                late.set()
+                _stuck_rings += 1
+        if late.is_set():
+            log.warning("the runner's queue did not take a doorbell within %.0f s (held locked by "
+                        "another process?); going on: the runner finds the command in its next scan "
+                        "of %s", patience, COMMANDS)
+            return False
     if failed:
         log.warning("could not ring the runner's queue (%s); the runner finds the command in its "
                     "next scan of %s", failed[0], COMMANDS)

@@ -14,6 +14,7 @@ import pytest
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
+from helpers import wait_until  # noqa: E402
 from test_runner_support import URL, counts, open_gate, resolver  # noqa: E402
 
 from faas.flows import FlowsClient  # noqa: E402
@@ -162,6 +163,34 @@ def test_a_lost_doorbell_is_found_by_the_scan(tmp_path, faas_home, monkeypatch):
     Runner(store_url, resolve=resolver(store_url)).serve(once=True)
     assert c.get_run(run["run_id"])["status"] == "SUCCEEDED"
     assert list(c.store.list(L.COMMANDS)) == []
+
+
+def test_a_stuck_doorbell_leaves_one_thread_not_one_per_command():
+    """A doorbell held locked by another account keeps its ring's thread for up to SQLite's
+    timeout: rings after it are skipped while it is stuck (the scan finds their commands), and
+    ringing resumes once it has ended."""
+    release = threading.Event()
+    sent: list[str] = []
+
+    class Held:
+        def send(self, bodies):
+            release.wait(30)
+            sent.extend(bodies)
+
+    def ringers() -> int:
+        return sum(t.name == "faas-flows-ring" and t.is_alive() for t in threading.enumerate())
+
+    before = ringers()
+    try:
+        assert L.ring(Held, "first", patience=0.2) is False
+        for i in range(5):
+            assert L.ring(Held, f"more {i}", patience=0.2) is False
+        assert ringers() - before == 1, "each ring behind a stuck doorbell left its own thread"
+    finally:
+        release.set()
+    wait_until(lambda: ringers() == before, 10)
+    assert sent == ["first"]
+    assert L.ring(Held, "after", patience=5) is True and sent == ["first", "after"]
 
 
 def test_markers_and_commands_that_name_no_run_are_dropped_not_retried(tmp_path, faas_home):
