@@ -22,12 +22,14 @@ from helpers import running_endpoint
 import faas
 from faas.endpoint.config import EngineConfig, UserEndpointConfig
 from faas.exceptions import ConfigError
-from faas.providers.containers import PASS_ENV, minimal, required_mounts, wrap
+from faas.providers.containers import PASS_ENV, binds, minimal, required_mounts, wrap
 
 POOL = "/py/bin/python -m faas.endpoint.pool --endpoint-dir /h/endpoints/e --block-id block-1"
 FAAS_DIR = str(Path(faas.__file__).parent.parent)
 ENV_ARGS = [w for name in PASS_ENV for w in ("-e", name)]
 CI_CACHE = "/var/cache/faas-ci"
+#: run from a checkout (PYTHONPATH names its faas, which required_mounts mounts): pass it in
+CHECKOUT_ENV = "-e PYTHONPATH" if os.environ.get("PYTHONPATH") else ""
 
 
 def engine(kind="podman", uri="localhost/faas-py:latest", options=""):
@@ -103,6 +105,25 @@ def test_apptainer_and_singularity(kind):
                mounts=["/h/store", "/py", "/h/store/sub"])
     assert shlex.split(cmd) == [kind, "exec", "--bind", "/h/store", "--bind", "/py",
                                 "--nv", "--cleanenv", "/images/faas py.sif", *shlex.split(POOL)]
+    cmd = wrap(engine(kind, "/images/faas.sif"), POOL, mounts=["/h/e/blocks/b"],
+               read_only=["/h/e", "/py"])
+    assert shlex.split(cmd) == [kind, "exec", "--bind", "/h/e:/h/e:ro", "--bind", "/h/e/blocks/b",
+                                "--bind", "/py:/py:ro", "/images/faas.sif", *shlex.split(POOL)]
+
+
+def test_read_only_mounts_and_nesting():
+    argv = shlex.split(wrap(engine(), POOL, mounts=["/h/store", "/h/e/blocks/b"],
+                            read_only=["/py", "/h/e", "/py/lib", "/h/store"]))
+    assert [argv[i + 1] for i, w in enumerate(argv) if w == "-v"] == [
+        "/h/e:/h/e:ro", "/h/e/blocks/b:/h/e/blocks/b", "/h/store:/h/store", "/py:/py:ro"]
+
+
+def test_binds():
+    # a path under a mount of the same kind is covered by it; under the other kind it is kept,
+    # parents first (the runtime mounts it over its parent); one in both is writable
+    assert binds(["/h", "/h/e/blocks/b", "/h/e/blocks/b/x", "/s"], ["/h/e", "/h/e/k", "/py", "/s"]) == [
+        ("/h", True), ("/h/e", False), ("/h/e/blocks/b", True), ("/py", False), ("/s", True)]
+    assert binds(["/a/b"], ["/a", "/a/b/c"]) == [("/a", False), ("/a/b", True), ("/a/b/c", False)]
 
 
 def test_mounts_are_quoted_and_deduplicated():
@@ -131,46 +152,60 @@ def test_bad_input_is_a_config_error():
 
 
 # -- required_mounts --------------------------------------------------------------------------
+SOFTWARE = minimal([sys.prefix, sys.base_prefix, FAAS_DIR])
+
+
 def test_required_mounts_file_store_and_local_queue(tmp_path):
     home = tmp_path / "home"
     cfg = UserEndpointConfig(store=(tmp_path / "store").as_uri())
-    mounts = required_mounts(cfg, home)
-    assert mounts == minimal([str(tmp_path / "store"), str(home / "queues"), str(home / "endpoints"),
-                              sys.prefix, sys.base_prefix, FAAS_DIR])
-    for p in (tmp_path / "store", home / "queues", home / "endpoints"):
+    ep = home / "endpoints" / "e"
+    mounts = required_mounts(cfg, home, "e", "block-1")
+    assert mounts.writable == minimal([str(tmp_path / "store"), str(home / "queues"),
+                                       str(ep / "blocks" / "block-1"), str(ep / "tasks_working_dir")])
+    # the Python and faas read-only; the endpoint's own folder only, read-only
+    assert mounts.read_only == minimal([str(ep), *SOFTWARE])
+    for p in (tmp_path / "store", home / "queues", ep / "blocks" / "block-1", ep / "tasks_working_dir"):
         assert p.is_dir()                 # podman refuses to bind a missing path
-    assert required_mounts(cfg, home, name="e") == minimal(
-        [str(tmp_path / "store"), str(home / "queues"), str(home / "endpoints" / "e"),
-         sys.prefix, sys.base_prefix, FAAS_DIR])
 
 
 def test_required_mounts_remote_store_and_queue(tmp_path):
     cfg = UserEndpointConfig(store="s3://bucket/prefix", queue="sqs")
-    assert required_mounts(cfg, tmp_path, create=False) == minimal(
-        [str(tmp_path / "endpoints"), sys.prefix, sys.base_prefix, FAAS_DIR])
+    ep = tmp_path / "endpoints" / "e"
+    mounts = required_mounts(cfg, tmp_path, "e", "b", create=False)
+    assert mounts.writable == minimal([str(ep / "blocks" / "b"), str(ep / "tasks_working_dir")])
+    assert mounts.read_only == minimal([str(ep), *SOFTWARE])
     assert not (tmp_path / "endpoints").exists()
 
 
-def test_required_mounts_queue_url_keys_file_and_nesting(tmp_path, monkeypatch):
+def test_required_mounts_queue_url_keys_file_working_dir_and_nesting(tmp_path, monkeypatch):
     home = tmp_path / "home"
-    cfg = UserEndpointConfig(store=str(home / "store"), queue=f"local://{tmp_path}/q%20dir/myqueue")
+    cfg = UserEndpointConfig(store=str(home / "store"), queue=f"local://{tmp_path}/q%20dir/myqueue",
+                             engine={"working_dir": str(tmp_path / "scratch")})
     if "signing_keys_file" in UserEndpointConfig.model_fields:
         cfg = cfg.model_copy(update={"signing_keys_file": "/etc/faas/keys"})
     monkeypatch.setattr(sys, "prefix", str(tmp_path / "venv"))
     monkeypatch.setattr(sys, "exec_prefix", str(tmp_path / "venv"))
     monkeypatch.setattr(sys, "base_prefix", "/usr")          # a system Python: the image's own
     monkeypatch.setattr(sys, "base_exec_prefix", "/usr")
-    expected = [str(home / "endpoints"), str(home / "store"), str(tmp_path / "q dir"),
-                str(tmp_path / "venv"), FAAS_DIR]
+    ep = home / "endpoints" / "e"
+    mounts = required_mounts(cfg, home, "e", "b")
+    # an absolute working_dir is where the tasks run (the pool joins it to the endpoint's folder)
+    assert mounts.writable == minimal([str(home / "store"), str(tmp_path / "q dir"),
+                                       str(ep / "blocks" / "b"), str(tmp_path / "scratch")])
+    expected = [str(ep), str(tmp_path / "venv"), FAAS_DIR]
     if "signing_keys_file" in UserEndpointConfig.model_fields:
         expected.append("/etc/faas/keys")
-    assert required_mounts(cfg, home) == minimal(expected)
-    assert "/usr" not in required_mounts(cfg, home)
-    # everything under one folder: that folder only
+    assert mounts.read_only == minimal(expected)
+    assert "/usr" not in mounts.read_only
+    # a keys file beside the endpoint's folder (shared by a site's endpoints) is mounted too
+    cfg = cfg.model_copy(update={"signing_keys_file": "../shared/signing.key"})
+    assert str(home / "endpoints" / "shared" / "signing.key") in required_mounts(cfg, home, "e", "b").read_only
+    # everything under one folder: that folder only, of each kind
     monkeypatch.setattr(sys, "prefix", str(home / "venv"))
     monkeypatch.setattr(sys, "exec_prefix", str(home / "venv"))
     cfg = UserEndpointConfig(store=str(home / "store"))
-    assert minimal([*required_mounts(cfg, home), str(home)]) == minimal([str(home), FAAS_DIR])
+    mounts = required_mounts(cfg, home, "e", "b")
+    assert minimal([*mounts.read_only, str(home)]) == minimal([str(home), FAAS_DIR])
 
 
 def test_minimal():
@@ -212,8 +247,9 @@ def where():
 def test_podman_runs_the_host_python(podman_rootfs):
     code = ("import faas, os, sys; print(os.path.exists('/run/.containerenv'), "
             "open('/proc/1/cmdline').read().split(chr(0))[0], faas.__file__, sys.version.split()[0])")
-    cmd = wrap(engine(uri=podman_rootfs), f"{shlex.quote(sys.executable)} -c {shlex.quote(code)}",
-               mounts=[sys.prefix, sys.base_prefix, FAAS_DIR])
+    cmd = wrap(engine(uri=podman_rootfs, options=CHECKOUT_ENV),
+               f"{shlex.quote(sys.executable)} -c {shlex.quote(code)}",
+               mounts=[], read_only=[sys.prefix, sys.base_prefix, FAAS_DIR])
     t = time.monotonic()
     out = subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=120,
                          stdin=subprocess.DEVNULL)
@@ -236,7 +272,8 @@ def test_endpoint_runs_tasks_in_podman(podman_rootfs, tmp_path):
     # DIR:O: podman lays an overlay over the folder, which stays untouched (plain --rootfs DIR
     # would leave an empty mount point in it for each of this test's temporary folders)
     uri = f"{podman_rootfs}:O"
-    with running_endpoint(home, engine={"container_type": "podman", "container_uri": uri}):
+    with running_endpoint(home, engine={"container_type": "podman", "container_uri": uri,
+                                        "container_cmd_options": CHECKOUT_ENV}):
         with faas.Executor() as ex:
             t = time.monotonic()
             inside = ex.submit(where).result(timeout=120)

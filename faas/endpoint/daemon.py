@@ -222,8 +222,8 @@ class Daemon(Server):
         if self.cfg.engine.container_type == "none":
             return cmd
         from ..providers import containers
-        mounts = [str(self.dir)] + containers.required_mounts(self.cfg, self.home)
-        return containers.wrap(self.cfg.engine, cmd, mounts=mounts)
+        mounts = containers.required_mounts(self.cfg, self.home, self.name, block_id)
+        return containers.wrap(self.cfg.engine, cmd, mounts=mounts.writable, read_only=mounts.read_only)
 
     def _submit(self) -> bool:
         """Submit one block; on a scheduler error, log it, show it in ``faas endpoint status``,

@@ -19,7 +19,13 @@ CPython links against, and the user's environment is the same inside and out. Wh
   tasks left behind. The pool is then PID 1: it handles SIGTERM/SIGINT itself, but does not
   reap orphaned grandchildren; add ``--init`` to ``container_cmd_options`` if tasks leave
   daemons behind;
-- the paths of :func:`required_mounts`, read-write at the same paths;
+- the paths of :func:`required_mounts`, at the same paths: read-write only where the pool
+  writes (the store, the queues, its block's folder, the tasks' working folder), read-only
+  elsewhere (the Python, faas, the endpoint's folder). A rootful runtime (podman or docker run
+  by root) makes the task root inside, and root on whatever is mounted: a writable Python or
+  faas tree would let a task plant code that root runs later on the host, a writable
+  ``config.yaml`` an ``endpoint_setup`` the daemon runs there. No other endpoint's folder is
+  mounted (its ``signing.key``);
 - the environment variables of :data:`PASS_ENV`, each passed only if set where the block runs
   (``-e NAME`` without a value; apptainer passes the whole environment by default).
 
@@ -34,14 +40,14 @@ import shlex
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import unquote, urlsplit
 
 from ..exceptions import ConfigError
 from .launchers import RANK_VARIABLES
 
 if TYPE_CHECKING:   # the endpoint's config models: an upper layer, for annotations only
-    from ..endpoint.config import EndpointConfig, EngineConfig
+    from ..endpoint.config import EndpointConfig, EngineConfig, UserEndpointConfig
 
 #: environment variables handed to the pool inside a podman/docker container when set
 PASS_ENV = ("FAAS_HOME", "FAAS_SIGNING_KEYS",
@@ -59,19 +65,28 @@ _OCI = ("podman", "docker")
 _APPTAINER = ("apptainer", "singularity")
 
 
-def wrap(engine_cfg: EngineConfig, command: str, *, mounts: list[str]) -> str:
+class Mounts(NamedTuple):
+    """What :func:`required_mounts` binds: ``writable`` where the pool writes, ``read_only``
+    what it only reads or runs."""
+    writable: list[str]
+    read_only: list[str]
+
+
+def wrap(engine_cfg: EngineConfig, command: str, *, mounts: Iterable[str],
+         read_only: Iterable[str] = ()) -> str:
     """The shell command that runs ``command`` (the pool command, a simple command) inside the
-    container ``engine_cfg`` names, with each of ``mounts`` bound at the same path (sorted,
-    without paths under another); ``command`` itself for ``container_type: none``.
+    container ``engine_cfg`` names, with each of ``mounts`` bound read-write and each of
+    ``read_only`` read-only, at the same path (:func:`binds`: parents first, without paths under
+    another of the same kind); ``command`` itself for ``container_type: none``.
 
     podman / docker::
 
-        podman run --rm --network=host -v M:M ... -e FAAS_HOME -e AWS_... {options} IMAGE command
+        podman run --rm --network=host -v M:M -v R:R:ro ... -e FAAS_HOME -e AWS_... {options} IMAGE command
         podman run ... {options} --rootfs DIR command      # container_uri is a folder (podman)
 
     apptainer / singularity::
 
-        apptainer exec --bind M ... {options} URI command
+        apptainer exec --bind M --bind R:R:ro ... {options} URI command
     """
     kind = getattr(engine_cfg, "container_type", "none") or "none"
     if kind == "none":
@@ -89,8 +104,8 @@ def wrap(engine_cfg: EngineConfig, command: str, *, mounts: list[str]) -> str:
     except ValueError as e:
         raise ConfigError(f"engine.container_cmd_options {options!r}: not valid shell words: {e}") from None
     q = shlex.quote
-    mounts = minimal(mounts)
-    for m in mounts:
+    bound = binds(mounts, read_only)
+    for m, _ in bound:
         if ":" in m or (kind in _APPTAINER and "," in m):
             raise ConfigError(f"cannot bind {m!r} into a {kind} container: {kind} reads ':' "
                               f"{'and , ' if kind in _APPTAINER else ''}in a mount as separators; "
@@ -98,13 +113,13 @@ def wrap(engine_cfg: EngineConfig, command: str, *, mounts: list[str]) -> str:
 
     if kind in _APPTAINER:
         words = [kind, "exec"]
-        for m in mounts:
-            words += ["--bind", q(m)]
+        for m, writable in bound:
+            words += ["--bind", q(m if writable else f"{m}:{m}:ro")]
         return " ".join(words + ([options] if options else []) + [q(uri), command])
 
     words = [kind, "run", "--rm", "--network=host"]
-    for m in mounts:
-        words += ["-v", q(f"{m}:{m}")]
+    for m, writable in bound:
+        words += ["-v", q(f"{m}:{m}" if writable else f"{m}:{m}:ro")]
     for name in PASS_ENV:
         words += ["-e", name]
     if options:
@@ -133,48 +148,75 @@ def _rootfs(uri: str) -> str | None:
     return None
 
 
-def required_mounts(cfg: EndpointConfig, home: Path | str, *, name: str | None = None,
-                    create: bool = True) -> list[str]:
-    """The host paths a pool needs inside its container, at the same paths: a ``file://`` store's
-    folder, the local queue's folder, the endpoint's folder (``home/endpoints/NAME``, or all of
-    ``home/endpoints`` without ``name``), the Python (``sys.prefix`` and ``sys.base_prefix``:
-    the venv and the interpreter it was made from), the folder holding the ``faas`` package
-    (an editable install's source tree), and an absolute ``signing_keys_file``. Sorted, without
-    duplicates or paths under another.
+def required_mounts(cfg: UserEndpointConfig, home: Path | str, name: str, block_id: str, *,
+                    create: bool = True) -> Mounts:
+    """The host paths the pool of block ``block_id`` of endpoint ``name`` needs inside its
+    container, at the same paths, each kind sorted without duplicates or paths under another.
+
+    Writable: a ``file://`` store's folder, the local queue's folder, the block's own folder
+    (``home/endpoints/NAME/blocks/BLOCK``: its logs and status) and the tasks' working folder
+    (``engine.working_dir``). Read-only: the endpoint's folder (config, keys, ``blocks.json``),
+    the Python (``sys.prefix`` and ``sys.base_prefix``: the venv and the interpreter it was made
+    from), the folder holding the ``faas`` package (an editable install's source tree), and the
+    ``signing_keys_file`` (where it is not in the endpoint's folder). No other endpoint's
+    folder: a task must not read its keys.
     A Python or faas under the system's own trees (:data:`SYSTEM_TREES`: ``/usr/bin/python3``,
     ``/usr/lib/python3/dist-packages``) is left out: mounted over the image it would replace the
     image's system; the image must then bring its own Python and faas.
 
-    With ``create`` the folders faas owns (store, queue, endpoint) are made if missing: podman
+    With ``create`` the writable folders and the endpoint's folder are made if missing: podman
     refuses to bind a path that does not exist, and the daemon may submit a block before the
     store has its first object.
     """
     home = Path(home)
-    owned: list[str] = []
-    store = _file_path(cfg.store)
-    if store:
-        owned.append(store)
-    queue = cfg.queue
-    if queue == "local":
-        owned.append(str(home / "queues"))
-    elif queue.startswith("local:"):
-        path = _file_path(queue)
-        if path:
-            owned.append(os.path.dirname(path))
-    endpoints = home / "endpoints" / name if name else home / "endpoints"
-    owned.append(str(endpoints))
+    endpoint = home / "endpoints" / name
+    writable = _data_folders(cfg, home) + [str(endpoint / "blocks" / block_id),
+                                            str(endpoint / cfg.engine.working_dir)]
     if create:
-        for p in owned:
+        for p in [*writable, str(endpoint)]:
             os.makedirs(p, exist_ok=True)
+    read_only = [str(endpoint)]
     keys = getattr(cfg, "signing_keys_file", None)
-    if keys and os.path.isabs(keys):   # a relative one is in the endpoint's folder
-        owned.append(keys)
+    if keys:   # relative to the endpoint's folder, as the pool reads it; may lie outside it
+        read_only.append(os.path.normpath(endpoint / keys))
 
     import faas
     software = [sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix,
                 str(Path(faas.__file__).parent.parent)]
-    software = [p for p in map(os.path.abspath, software) if not _under_system(p)]
-    return minimal(owned + software)
+    read_only += [p for p in map(os.path.abspath, software) if not _under_system(p)]
+    return Mounts(minimal(writable), minimal(read_only))
+
+
+def _data_folders(cfg: EndpointConfig, home: Path) -> list[str]:
+    """The folders of a ``file://`` store and of a local queue: tasks' data, written by the pool."""
+    folders: list[str] = []
+    store = _file_path(cfg.store)
+    if store:
+        folders.append(store)
+    queue = cfg.queue
+    if queue == "local":
+        folders.append(str(home / "queues"))
+    elif queue.startswith("local:"):
+        path = _file_path(queue)
+        if path:
+            folders.append(os.path.dirname(path))
+    return folders
+
+
+def binds(writable: Iterable[str], read_only: Iterable[str]) -> list[tuple[str, bool]]:
+    """``(path, writable)`` for each mount, parents first (runtimes mount in that order, so a
+    child mount lies over its parent's). A path under a mount of the same kind is left out; one
+    under a mount of the other kind is kept (the block's writable folder in the read-only
+    endpoint folder, that folder read-only in a writable store). A path in both is writable."""
+    rw = {os.path.abspath(p) for p in writable if p}
+    ro = {os.path.abspath(p) for p in read_only if p} - rw
+    wanted = sorted([(p, True) for p in rw] + [(p, False) for p in ro])   # a parent sorts first
+    kept: list[tuple[str, bool]] = []
+    for path, mode in wanted:
+        around = [k for k in kept if path.startswith(k[0].rstrip("/") + "/")]
+        if not around or around[-1][1] != mode:   # the nearest mount around it differs
+            kept.append((path, mode))
+    return kept
 
 
 def minimal(paths: Iterable[str]) -> list[str]:
