@@ -93,8 +93,10 @@ def configure(name, provider, store, queue, max_workers_per_node, pools_per_node
     else:
         data = {"display_name": name, "store": (home / "store").as_uri(), "queue": "local"}
         action = "wrote"
+    role_note = ""
     if from_terraform:
         data.update(tf_cli.endpoint_settings(from_terraform, name))
+        role_note = tf_cli.site_role_note(from_terraform, name)
     for key, value in (("store", store), ("queue", queue), ("max_receives", max_receives)):
         if value is not None:
             data[key] = value
@@ -131,7 +133,7 @@ def configure(name, provider, store, queue, max_workers_per_node, pools_per_node
     head = f"Created profile for endpoint named <{name}>" if action == "wrote" else \
         f"Updated profile for endpoint named <{name}>"
     click.echo(f"{head}\n\n\tConfiguration file: {path}\n\tEndpoint ID: {ep_id}\n"
-               f"\nUse the `start` subcommand to run it:\n\n\t$ faas endpoint start {name}{key_note}")
+               f"\nUse the `start` subcommand to run it:\n\n\t$ faas endpoint start {name}{key_note}{role_note}")
 
 
 def _refuse_engine_options(name: str, path: Path, engine_keys: dict, provider_keys: dict,

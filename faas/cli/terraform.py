@@ -1,11 +1,12 @@
 """``--from-terraform``: an endpoint's config.yaml and a client's profile from the outputs of the
 Terraform site module (infra/terraform/): the JSON that ``terraform output -json`` prints.
 
-The module's ``faas`` output holds everything both need: the store URL, each endpoint's queue URL,
-``max_receives`` and ``visibility_timeout`` (which must equal the queues' own attributes: the
-endpoint daemon re-declares its queues with them when it starts), the reply queue prefix the
-client role is allowed, and the roles' ARNs. AWS credentials stay boto3's business: the outputs
-only name the roles, and the commands print the ``~/.aws/config`` lines that assume them.
+The module's ``faas`` output holds everything both need: the store URL, each endpoint's queue URL
+and site role (each endpoint has its own, reaching only its own queues), ``max_receives`` and
+``visibility_timeout`` (which must equal the queues' own attributes: the endpoint daemon
+re-declares its queues with them when it starts), the reply queue prefix the client role is
+allowed, and the client role. AWS credentials stay boto3's business: the outputs only name the
+roles, and the commands print the ``~/.aws/config`` lines that assume them.
 """
 from __future__ import annotations
 
@@ -21,8 +22,8 @@ from ..config import faas_home, read_json
 from ..exceptions import ConfigError
 from ..safe_open import replace_file
 
-#: the version of the module's ``faas`` output this code reads
-SCHEMA = 1
+#: the version of the module's ``faas`` output this code reads (2: a site role per endpoint)
+SCHEMA = 2
 _REQUIRED = ("store", "endpoints", "max_receives", "visibility_timeout", "reply_queue_prefix")
 
 
@@ -75,17 +76,24 @@ def site_outputs(outputs: dict) -> dict:
     return found
 
 
-def config_from_outputs(outputs: dict, name: str) -> dict:
-    """The keys of ``$FAAS_HOME/endpoints/NAME/config.yaml`` that the Terraform outputs decide:
-    ``store``, ``queue`` (the full queue URL, so region and account come with it),
-    ``max_receives`` and ``visibility_timeout``. Merge them over an existing config; the engine,
-    provider and launcher keys are the site admin's."""
+def endpoint_outputs(outputs: dict, name: str) -> dict:
+    """Endpoint ``name``'s entry in the ``faas`` output (queue URLs and ARNs, its site role)."""
     site = site_outputs(outputs)
     endpoint = site["endpoints"].get(name)
     if endpoint is None:
         raise ConfigError(f"endpoint {name!r} is not in the Terraform outputs (endpoints there: "
                           f"{', '.join(sorted(site['endpoints']))}): add it to the module's "
                           f"`endpoints` and run `terraform apply`, or pick one of those")
+    return endpoint
+
+
+def config_from_outputs(outputs: dict, name: str) -> dict:
+    """The keys of ``$FAAS_HOME/endpoints/NAME/config.yaml`` that the Terraform outputs decide:
+    ``store``, ``queue`` (the full queue URL, so region and account come with it),
+    ``max_receives`` and ``visibility_timeout``. Merge them over an existing config; the engine,
+    provider and launcher keys are the site admin's."""
+    site = site_outputs(outputs)
+    endpoint = endpoint_outputs(outputs, name)
     if not endpoint.get("queue_url"):
         raise ConfigError(f"the Terraform outputs give no queue_url for endpoint {name!r}")
     return {"store": site["store"], "queue": endpoint["queue_url"],
@@ -141,23 +149,51 @@ def write_profile(home: Path, section: str, values: dict) -> tuple[Path, bool]:
     return path, existed
 
 
-def aws_profile_lines(outputs: dict, role: str, source_profile: str = "default") -> str:
-    """``~/.aws/config`` lines for a profile that assumes the module's client or site role."""
-    site = site_outputs(outputs)
-    arn = site.get(f"{role}_role_arn")
-    if not arn:
-        return ""
-    lines = [f"[profile faas-{site.get('site', 'site')}-{role}]", f"role_arn = {arn}",
-             f"source_profile = {source_profile}"]
-    if site.get("region"):
-        lines.append(f"region = {site['region']}")
+def _profile_lines(arn: str, region: str | None, source_profile: str) -> str:
+    """``~/.aws/config`` lines of a profile, named like the role, that assumes it."""
+    lines = [f"[profile {arn.rsplit('/', 1)[-1]}]", f"role_arn = {arn}", f"source_profile = {source_profile}"]
+    if region:
+        lines.append(f"region = {region}")
     return "\n".join(lines)
+
+
+def client_profile_lines(outputs: dict, source_profile: str = "default") -> str:
+    """``~/.aws/config`` lines for a profile that assumes the module's client role ("" if the
+    outputs name none)."""
+    site = site_outputs(outputs)
+    arn = site.get("client_role_arn")
+    return _profile_lines(arn, site.get("region"), source_profile) if arn else ""
+
+
+def site_role_lines(outputs: dict, name: str, source_profile: str = "default") -> str:
+    """``~/.aws/config`` lines for a profile that assumes endpoint ``name``'s own site role (the
+    only one that may read its queues), and its EC2 instance profile if the module made one."""
+    endpoint = endpoint_outputs(outputs, name)
+    arn = endpoint.get("site_role_arn")
+    if not arn:
+        raise ConfigError(f"the Terraform outputs give no site role for endpoint {name!r} (expected "
+                          f"`site_role_arn` in its entry of the `faas` output): apply the module "
+                          f"of this faas version and write the outputs again")
+    text = _profile_lines(arn, site_outputs(outputs).get("region"), source_profile)
+    if endpoint.get("site_instance_profile"):
+        text += f"\n(on an EC2 login node: its instance profile {endpoint['site_instance_profile']})"
+    return text
 
 
 def endpoint_settings(path: str | os.PathLike, name: str) -> dict:
     """``config_from_outputs`` of the file at ``path``: what ``faas endpoint configure NAME
     --from-terraform PATH`` merges into config.yaml before its other options."""
     return config_from_outputs(load_outputs(path), name)
+
+
+def site_role_note(path: str | os.PathLike, name: str) -> str:
+    """What ``faas endpoint configure NAME --from-terraform PATH`` prints: the AWS profile of the
+    endpoint's own site role, to run the endpoint as. Raises ConfigError, naming the endpoint,
+    if the outputs give it no role."""
+    lines = site_role_lines(load_outputs(path), name)
+    profile_name = lines.split()[1].rstrip("]")
+    return (f"\n\nAWS credentials: run endpoint {name} as its own site role, e.g. in ~/.aws/config:\n"
+            f"{lines}\nthen: AWS_PROFILE={profile_name} faas endpoint start {name}")
 
 
 # -- the commands --------------------------------------------------------------------------
@@ -167,7 +203,8 @@ from_terraform_option = click.option(
     "--from-terraform", "from_terraform", metavar="OUTPUTS_JSON",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="take store, queue, max_receives and visibility_timeout from `terraform output -json` "
-         "of infra/terraform (other options still apply on top)")
+         "of infra/terraform (other options still apply on top), and print the AWS profile of "
+         "the endpoint's own site role")
 
 
 @click.group()
@@ -199,7 +236,7 @@ def create(name: str, from_terraform: Path, endpoint: str | None, signing_key: s
                + ", ".join(f"{k} = {'(secret)' if k == 'signing_key' else v}" for k, v in values.items()))
     if "endpoint" not in values:
         click.echo("no default endpoint (the site has several): pass endpoint=... or --endpoint")
-    hint = aws_profile_lines(outputs, "client")
+    hint = client_profile_lines(outputs)
     if hint:
         use = "" if name == "default" else f"FAAS_PROFILE={name} "
         click.echo("\nAWS credentials: assume the client role, e.g. in ~/.aws/config:\n"

@@ -25,4 +25,5 @@ module "site" {
   force_destroy           = var.force_destroy
   client_principals       = var.client_principals
   site_principals         = var.site_principals
+  endpoint_principals     = var.endpoint_principals
 }

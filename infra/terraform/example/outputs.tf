@@ -15,6 +15,6 @@ output "client_role_arn" {
   value = module.site.client_role_arn
 }
 
-output "site_role_arn" {
-  value = module.site.site_role_arn
+output "site_role_arns" {
+  value = module.site.site_role_arns
 }

@@ -5,7 +5,7 @@ variable "region" {
 }
 
 variable "name" {
-  description = "Site name: bucket faas-NAME-ACCOUNT, roles faas-NAME-client and faas-NAME-site."
+  description = "Site name: bucket faas-NAME-ACCOUNT, roles faas-NAME-client and, per endpoint, faas-NAME-site (the endpoint named like the site) or faas-NAME-site-ENDPOINT."
   type        = string
   default     = "mysite"
 }
@@ -53,7 +53,13 @@ variable "client_principals" {
 }
 
 variable "site_principals" {
-  description = "ARNs allowed to assume the site role ([]: this account's principals, by their own policies)."
+  description = "ARNs allowed to assume the endpoints' site roles ([]: this account's principals, by their own policies)."
   type        = list(string)
   default     = []
+}
+
+variable "endpoint_principals" {
+  description = "Per endpoint: ARNs allowed to assume its site role instead of site_principals."
+  type        = map(list(string))
+  default     = {}
 }

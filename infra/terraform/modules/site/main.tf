@@ -1,5 +1,5 @@
 # A faas site on AWS: the store bucket, a task queue and a dead-letter queue per endpoint, and the
-# IAM roles of the clients and of the site (iam.tf). The endpoint daemon, its pools and the
+# IAM roles of the clients and of each endpoint (iam.tf). The endpoint daemon, its pools and the
 # clients need nothing else: result notices travel on reply queues that each client creates
 # (faas-reply-<uuid>) and deletes when it closes.
 

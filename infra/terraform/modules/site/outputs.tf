@@ -1,7 +1,7 @@
 output "faas" {
   description = "Everything an endpoint and a client need: read by `faas endpoint configure NAME --from-terraform outputs.json` and `faas profile create NAME --from-terraform outputs.json` (outputs.json: `terraform output -json`)."
   value = {
-    schema             = 1
+    schema             = 2
     site               = var.name
     partition          = data.aws_partition.current.partition
     region             = data.aws_region.current.name
@@ -17,13 +17,13 @@ output "faas" {
         queue_arn             = aws_sqs_queue.tasks[e].arn
         dead_letter_queue_url = aws_sqs_queue.dead_letters[e].url
         dead_letter_queue_arn = aws_sqs_queue.dead_letters[e].arn
+        site_role_arn         = aws_iam_role.site[e].arn
+        site_policy_arn       = aws_iam_policy.site[e].arn
+        site_instance_profile = var.site_instance_profile ? aws_iam_instance_profile.site[e].name : null
       }
     }
-    client_role_arn       = aws_iam_role.client.arn
-    client_policy_arn     = aws_iam_policy.client.arn
-    site_role_arn         = aws_iam_role.site.arn
-    site_policy_arn       = aws_iam_policy.site.arn
-    site_instance_profile = var.site_instance_profile ? aws_iam_instance_profile.site[0].name : null
+    client_role_arn   = aws_iam_role.client.arn
+    client_policy_arn = aws_iam_policy.client.arn
   }
 }
 
@@ -47,9 +47,9 @@ output "client_role_arn" {
   value       = aws_iam_role.client.arn
 }
 
-output "site_role_arn" {
-  description = "Role for the endpoint daemon and its pools."
-  value       = aws_iam_role.site.arn
+output "site_role_arns" {
+  description = "Per endpoint: the role its daemon and pools run as (role_arn of an AWS profile)."
+  value       = { for e in local.endpoints : e => aws_iam_role.site[e].arn }
 }
 
 output "client_policy_arn" {
@@ -57,7 +57,7 @@ output "client_policy_arn" {
   value       = aws_iam_policy.client.arn
 }
 
-output "site_policy_arn" {
-  description = "The site policy, to attach to a user or instance role instead of assuming the role."
-  value       = aws_iam_policy.site.arn
+output "site_policy_arns" {
+  description = "Per endpoint: its site policy, to attach to a user or instance role instead of assuming the role."
+  value       = { for e in local.endpoints : e => aws_iam_policy.site[e].arn }
 }

@@ -1,5 +1,5 @@
 variable "name" {
-  description = "Name of the site: names the bucket (faas-NAME-ACCOUNT unless bucket_name is set) and the IAM roles and policies (faas-NAME-client, faas-NAME-site)."
+  description = "Name of the site: names the bucket (faas-NAME-ACCOUNT unless bucket_name is set) and the IAM roles and policies (faas-NAME-client; per endpoint faas-NAME-site, or faas-NAME-site-ENDPOINT for an endpoint not named like the site: at most 64 characters, IAM's limit)."
   type        = string
 
   validation {
@@ -9,7 +9,7 @@ variable "name" {
 }
 
 variable "endpoints" {
-  description = "Endpoint names served by this site; each gets the queue faas-NAME and its dead-letter queue faas-NAME-dlq. Defaults to [name]."
+  description = "Endpoint names served by this site; each gets the queue faas-NAME, its dead-letter queue faas-NAME-dlq, and its own site role and policy (reaching only those queues). Defaults to [name]."
   type        = list(string)
   default     = null
 }
@@ -141,25 +141,31 @@ variable "client_principals" {
 }
 
 variable "site_principals" {
-  description = "IAM principal ARNs that may assume the site role (the identity the endpoint runs as); [] for any principal of this account allowed by its own policy."
+  description = "IAM principal ARNs that may assume the endpoints' site roles (the identity an endpoint runs as), unless endpoint_principals names the endpoint; [] for any principal of this account allowed by its own policy."
   type        = list(string)
   default     = []
 }
 
+variable "endpoint_principals" {
+  description = "Per endpoint name: the IAM principal ARNs that may assume that endpoint's site role, instead of site_principals (endpoints run by different people)."
+  type        = map(list(string))
+  default     = {}
+}
+
 variable "site_instance_profile" {
-  description = "Also let EC2 assume the site role and make an instance profile (an endpoint on an EC2 login node)."
+  description = "Also let EC2 assume the endpoints' site roles and make an instance profile per endpoint, named like its role (an endpoint on an EC2 login node)."
   type        = bool
   default     = false
 }
 
 variable "max_session_duration" {
-  description = "Seconds a session of either role lasts (boto3 renews assumed-role credentials by itself)."
+  description = "Seconds a session of any of the roles lasts (boto3 renews assumed-role credentials by itself)."
   type        = number
   default     = 3600
 }
 
 variable "permissions_boundary" {
-  description = "ARN of a permissions boundary for both roles, where the organisation requires one."
+  description = "ARN of a permissions boundary for every role, where the organisation requires one."
   type        = string
   default     = null
 }

@@ -1,6 +1,6 @@
-# Names, ARNs and the two IAM policy documents of a faas site. Every action below is one the faas
-# code calls (tests/test_terraform.py records them all against a moto server and proves these
-# documents allow exactly those, on exactly these resources).
+# Names, ARNs and the IAM policy documents of a faas site: the clients' one and one per endpoint.
+# Every action below is one the faas code calls (tests/test_terraform.py records them all against
+# a moto server and proves these documents allow exactly those, on exactly these resources).
 #
 # boto3 operation -> IAM action: HeadObject and GetObject -> s3:GetObject; ListObjectsV2 and
 # HeadBucket -> s3:ListBucket; SendMessageBatch -> sqs:SendMessage, DeleteMessageBatch ->
@@ -25,10 +25,8 @@ locals {
     }
   }
   task_queue_arns = [for e in local.endpoints : local.queues[e].arn]
-  dlq_arns        = [for e in local.endpoints : local.queues[e].dlq_arn]
   # Every client's reply queue: the pattern clients may create/read/delete and the site may notify.
   reply_queues_arn = "${local.sqs_arn}:${var.reply_queue_prefix}*"
-  endpoint_records = [for e in local.endpoints : "${local.objects_arn}endpoints/${e}.json"]
 
   # A task queue whose name matched the reply pattern would be a queue every client may
   # receive from and delete: refuse such names.
@@ -78,7 +76,9 @@ locals {
       Resource = local.task_queue_arns
     },
     {
-      # each client makes its own reply queue, reads its notices, and deletes it on close
+      # each client makes its own reply queue, reads its notices, and deletes it on close.
+      # Every client's: a reply queue's name is random (PREFIX + a uuid, made by the client), so
+      # no resource pattern tells one client's from another's
       Sid      = "OwnReplyQueue"
       Effect   = "Allow"
       Action   = ["sqs:CreateQueue", "sqs:DeleteMessage", "sqs:DeleteQueue", "sqs:ReceiveMessage"]
@@ -86,65 +86,78 @@ locals {
     },
   ]
 
-  # The endpoint daemon, its worker pools and their workers.
-  site_statements = [
-    {
-      # functions, spilled arguments, cancel markers; results/ (the daemon checks for a result
-      # before failing a dead-lettered task)
-      Sid      = "ReadTaskInputs"
-      Effect   = "Allow"
-      Action   = ["s3:GetObject"]
-      Resource = ["${local.objects_arn}functions/*", "${local.objects_arn}args/*", "${local.objects_arn}cancels/*", "${local.objects_arn}results/*"]
-    },
-    {
-      # results, running markers, dead letters, and the task journal the console lists (one
-      # object per pool flush, not per task)
-      Sid      = "WriteTaskOutputs"
-      Effect   = "Allow"
-      Action   = ["s3:PutObject"]
-      Resource = ["${local.objects_arn}results/*", "${local.objects_arn}running/*", "${local.objects_arn}dead-letters/*", "${local.objects_arn}journal/*"]
-    },
-    {
-      # the endpoint's own record: published while it runs, removed by `faas endpoint delete`
-      Sid      = "EndpointRecords"
-      Effect   = "Allow"
-      Action   = ["s3:DeleteObject", "s3:PutObject"]
-      Resource = local.endpoint_records
-    },
-    {
-      # HeadBucket after a 404; on AWS a HeadObject of a missing key (no cancel marker) answers
-      # 404, not 403, only with s3:ListBucket on the bucket
-      Sid      = "ListStore"
-      Effect   = "Allow"
-      Action   = ["s3:ListBucket"]
-      Resource = [local.bucket_arn]
-    },
-    {
-      # the daemon's idempotent create (the queues exist: Terraform made them with the same
-      # attributes, so it only returns their URLs), queue depth, the dead-letter queue's ARN;
-      # pools receive, delete, hand tasks back (send) and dead-letter them; the daemon drains
-      # the dead-letter queue
-      Sid      = "TaskAndDeadLetterQueues"
-      Effect   = "Allow"
-      Action   = ["sqs:CreateQueue", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage", "sqs:SendMessage"]
-      Resource = concat(local.task_queue_arns, local.dlq_arns)
-    },
-    {
-      # pools open the task queue by name and keep running tasks invisible (heartbeats, releases)
-      Sid      = "TaskQueues"
-      Effect   = "Allow"
-      Action   = ["sqs:ChangeMessageVisibility", "sqs:GetQueueUrl"]
-      Resource = local.task_queue_arns
-    },
-    {
-      # started/done notices to the client that sent the task
-      Sid      = "NotifyClients"
-      Effect   = "Allow"
-      Action   = ["sqs:GetQueueUrl", "sqs:SendMessage"]
-      Resource = [local.reply_queues_arn]
-    },
-  ]
+  # One policy per endpoint, for the endpoint daemon, its worker pools and their workers: task
+  # messages carry their tasks' secrets (whoever reads one could forge that task's result), so
+  # an endpoint's role reaches only its own queues, record and journal.
+  site_statements = {
+    for e in local.endpoints : e => [
+      {
+        # functions, spilled arguments, cancel markers; results/ (the daemon checks for a result
+        # before failing a dead-lettered task). Not per endpoint: these keys name the client and
+        # the task, never the endpoint (faas/messages.py), so an endpoint's role may also read
+        # the functions and spilled arguments of tasks sent to the site's other endpoints.
+        Sid      = "ReadTaskInputs"
+        Effect   = "Allow"
+        Action   = ["s3:GetObject"]
+        Resource = ["${local.objects_arn}functions/*", "${local.objects_arn}args/*", "${local.objects_arn}cancels/*", "${local.objects_arn}results/*"]
+      },
+      {
+        # results, running markers, dead letters: keys of the client and the task, not the
+        # endpoint, so not narrower (another endpoint could overwrite them, never forge them:
+        # results and failures are sealed with the task's secret, which only its own queue
+        # carries); the task journal the console lists (one object per pool flush, under the
+        # endpoint's own name)
+        Sid      = "WriteTaskOutputs"
+        Effect   = "Allow"
+        Action   = ["s3:PutObject"]
+        Resource = ["${local.objects_arn}results/*", "${local.objects_arn}running/*", "${local.objects_arn}dead-letters/*", "${local.objects_arn}journal/${e}/*"]
+      },
+      {
+        # the endpoint's own record: published while it runs, removed by `faas endpoint delete`
+        Sid      = "EndpointRecord"
+        Effect   = "Allow"
+        Action   = ["s3:DeleteObject", "s3:PutObject"]
+        Resource = ["${local.objects_arn}endpoints/${e}.json"]
+      },
+      {
+        # HeadBucket after a 404; on AWS a HeadObject of a missing key (no cancel marker) answers
+        # 404, not 403, only with s3:ListBucket on the bucket with no condition (a HeadObject
+        # carries no s3:prefix to match), so it cannot be narrowed to a prefix
+        Sid      = "ListStore"
+        Effect   = "Allow"
+        Action   = ["s3:ListBucket"]
+        Resource = [local.bucket_arn]
+      },
+      {
+        # the daemon's idempotent create (the queues exist: Terraform made them with the same
+        # attributes, so it only returns their URLs), queue depth, the dead-letter queue's ARN;
+        # pools receive, delete, hand tasks back (send) and dead-letter them; the daemon drains
+        # the dead-letter queue. This endpoint's two queues only.
+        Sid      = "TaskAndDeadLetterQueues"
+        Effect   = "Allow"
+        Action   = ["sqs:CreateQueue", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage", "sqs:SendMessage"]
+        Resource = [local.queues[e].arn, local.queues[e].dlq_arn]
+      },
+      {
+        # pools open the task queue by name and keep running tasks invisible (heartbeats, releases)
+        Sid      = "TaskQueue"
+        Effect   = "Allow"
+        Action   = ["sqs:ChangeMessageVisibility", "sqs:GetQueueUrl"]
+        Resource = [local.queues[e].arn]
+      },
+      {
+        # started/done notices to the client that sent the task. Every reply queue: clients
+        # name theirs at random when they start, so no name (nor tag) tells whose tasks an
+        # endpoint holds; notices are sealed with the task's secret, so another endpoint's
+        # would be refused by the client.
+        Sid      = "NotifyClients"
+        Effect   = "Allow"
+        Action   = ["sqs:GetQueueUrl", "sqs:SendMessage"]
+        Resource = [local.reply_queues_arn]
+      },
+    ]
+  }
 
   client_policy = { Version = "2012-10-17", Statement = local.client_statements }
-  site_policy   = { Version = "2012-10-17", Statement = local.site_statements }
+  site_policies = { for e in local.endpoints : e => { Version = "2012-10-17", Statement = local.site_statements[e] } }
 }

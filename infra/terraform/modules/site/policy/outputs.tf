@@ -32,9 +32,9 @@ output "client_policy_json" {
   }
 }
 
-output "site_policy_json" {
-  description = "IAM policy document of the site (endpoint) role."
-  value       = jsonencode(local.site_policy)
+output "site_policies_json" {
+  description = "Per endpoint: the IAM policy document of its site role (its own queues, record and journal only)."
+  value       = { for e, policy in local.site_policies : e => jsonencode(policy) }
 
   precondition {
     condition     = length(local.overlaps) == 0
