@@ -52,17 +52,20 @@ from .store import KeyNotFound, Queue, create_queue, open_queue, open_store
 
 log = logging.getLogger("faas.client")
 DONE_KEPT = 10_000   # finished run() tasks whose results stay in memory until read
+NOTICE_SWEEP_LOOKUPS = 8    # store lookups one sweep for lost notices makes at most
+NOTICE_SWEEP_MAX = 120.0    # the longest pause between two such sweeps that found nothing
 STORING_GRACE = 30.0   # seconds after a done notice that carried a result a read waits for the store's copy
 
 
 class TaskState:
     """What this client knows of one task it sent; callbacks fire once, from the listener."""
 
-    __slots__ = ("task_id", "n", "status", "where", "data", "error", "finished", "_event",
+    __slots__ = ("task_id", "n", "status", "where", "data", "error", "finished", "sent", "_event",
                  "_callbacks", "_lock")
 
     def __init__(self, task_id: str, n: int):
         self.task_id, self.n = task_id, n
+        self.sent = time.monotonic()             # about when it was sent (its state is made then)
         self.status = "pending"
         self.where: dict | None = None
         self.data: bytes | None = None          # the result frame, once done
@@ -251,6 +254,9 @@ class Client:
         self._groups_due: float | None = None         # when the oldest of those must be recorded
         self._groups_lock = threading.Lock()
         self._user_key: bytes | None = None
+        self._sweep_at = 0.0                     # when the listener next looks for lost notices
+        self._sweep_every = 0.0                  # and the pause after that (doubles while none is found)
+        self._sweep_from: str | None = None      # the task the next sweep goes on from
 
     def __repr__(self) -> str:
         return (f"<faas boto-style client (faas.client()): store={self.settings.store_url!r}, "
@@ -752,6 +758,8 @@ class Client:
                 if not receipts:
                     flush_at = time.monotonic() + 1.0
                 receipts.extend(m.receipt for m in msgs)
+            if time.monotonic() >= self._sweep_at:
+                self._sweep_unnotified()
 
     def _on_notice(self, n: Notice) -> None:
         st = self._tasks.get(n.id)
@@ -767,7 +775,6 @@ class Client:
         if n.event == "started":
             st._set("running", where=n.where)
             return
-        owned = bool(st._callbacks)   # an Executor's (read before _set, which drops them)
         if n.status == "cancelled":
             st._set("cancelled")
             return
@@ -783,13 +790,61 @@ class Client:
             self._notified[n.id] = time.time(), header
             if len(self._notified) > DONE_KEPT:
                 self._notified.popitem(last=False)
-        st._set(header.get("status") or n.status or "success", data=data)
+        self._settle(st, data, header.get("status") or n.status or "success")
+
+    def _settle(self, st: TaskState, data: bytes, status: str) -> None:
+        """Finish ``st`` with its checked result frame ``data``."""
+        owned = bool(st._callbacks)   # an Executor's (read before _set, which drops them)
+        st._set(status, data=data)
         if owned:   # an Executor's future holds the outcome now; the store keeps the rest
-            self._tasks.pop(n.id, None)
+            self._tasks.pop(st.task_id, None)
         else:               # run()/submit_batch(): kept for get_result, the oldest dropped (the store has them)
-            self._done_ids.append(n.id)
+            self._done_ids.append(st.task_id)
             while len(self._done_ids) > DONE_KEPT:
                 self._tasks.pop(self._done_ids.popleft(), None)
+
+    def _sweep_unnotified(self) -> None:
+        """Finish, from the store, tasks whose done notice never came. A notice can be lost: on
+        SQS every holder of a shared client role may receive from every reply queue, and a notice
+        it takes is gone. Tasks sent over ``notice_grace`` seconds ago are looked up in the order
+        they were sent (the store is the record: the worker stores every result, after or before
+        its notice), at most NOTICE_SWEEP_LOOKUPS not done yet per sweep, the next sweep going on
+        from there (so a task behind many others still waiting on a slow endpoint is reached);
+        sweeps that find nothing come less often, up to NOTICE_SWEEP_MAX seconds apart: a few
+        store lookups a minute at most, not one per task."""
+        grace = self.settings.notice_grace
+        now = time.monotonic()
+        tasks = list(self._tasks.values())      # in the order they were sent (dicts keep it)
+        at = next((i for i, st in enumerate(tasks) if st.task_id == self._sweep_from), 0) if self._sweep_from else 0
+        self._sweep_from = None                  # from the oldest again, unless stopped early below
+        found = looked = 0
+        for i in range(at, len(tasks)):
+            st = tasks[i]
+            if st.finished:
+                continue
+            if now - st.sent < grace or self._closed.is_set():
+                break
+            if looked >= NOTICE_SWEEP_LOOKUPS:
+                self._sweep_from = st.task_id
+                break
+            looked += 1
+            try:
+                data = self._read_result(st.task_id, None)
+                header, _ = serialize.open_result(data, st.task_id, self.task_secret(st.task_id))
+            except KeyNotFound:
+                continue
+            except Exception as e:  # noqa: BLE001 - planted, or the store failing: a later sweep looks again
+                log.warning("looking for the result of task %s, whose done notice did not come: %s",
+                            st.task_id, e)
+                continue
+            log.warning("task %s: its done notice never came (taken from the reply queue by another "
+                        "principal, or lost); its result was found in the store", st.task_id)
+            self._settle(st, data, header.get("status") or "success")
+            found += 1
+        base = max(1.0, grace / 4)
+        self._sweep_every = (min(NOTICE_SWEEP_MAX, max(base, self._sweep_every * 2))
+                             if looked and not found else base)
+        self._sweep_at = time.monotonic() + self._sweep_every
 
     def stored_function(self, function_id: str) -> bytes | None:
         """The function's bytes in the store, read bounded by ``max_function_bytes`` and checked

@@ -125,12 +125,23 @@ class Settings(BaseSettings):
     max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES
     #: the largest function (its serialized bytes) a client stores and a worker reads
     max_function_bytes: int = DEFAULT_MAX_FUNCTION_BYTES
+    #: seconds after sending a task without its done notice before the client looks for its
+    #: result in the store (a notice can be lost: another principal of a shared SQS role may
+    #: take it from the reply queue), then at doubling intervals while the oldest are not done
+    notice_grace: float = 60.0
 
     @field_validator("max_result_bytes", "max_function_bytes")
     @classmethod
     def _positive(cls, v: int) -> int:
         if v <= 0:
             raise ValueError("expected a positive number of bytes")
+        return v
+
+    @field_validator("notice_grace")
+    @classmethod
+    def _seconds(cls, v: float) -> float:
+        if not v > 0:
+            raise ValueError("expected a positive number of seconds")
         return v
 
     @field_validator("home", mode="before")

@@ -97,6 +97,25 @@ def test_client_api_round_trip(site):
     assert other.get_result(task_id=tid) == 81
 
 
+def test_a_notice_another_client_takes_does_not_hang_the_task(site, monkeypatch):
+    """Every holder of the client role may receive from every reply queue (faas-reply-*): a
+    done notice another client takes is gone. The task still finishes: its client finds the
+    result in the store once notice_grace (here 2 s) has passed."""
+    from test_lost_notices import _take_notices
+    monkeypatch.setenv("FAAS_NOTICE_GRACE", "2")
+    victim = faas.client(store=site["store"], endpoint="site")
+    try:
+        fid = victim.register_function(square)
+        monkeypatch.setattr(victim, "_ensure_listener", lambda: None)   # the thief is first on it
+        tid = victim.run(function_id=fid, args=(12,))
+        _take_notices(victim._reply_queue().url, tid)                  # another client's receive
+        monkeypatch.undo()
+        victim._ensure_listener()
+        assert victim.get_result(task_id=tid, timeout=60) == 144
+    finally:
+        victim.close()
+
+
 def test_executor_map_chunks_and_big_payloads(site):
     with faas.Executor("site", store=site["store"]) as ex:
         assert list(ex.map(square, range(40), chunksize=7)) == [i * i for i in range(40)]
