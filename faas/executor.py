@@ -94,6 +94,16 @@ def _uuid_or_none(value: Any, name: str) -> uuid.UUID | None:
         raise ValueError(f"{name} {value!r} is not a UUID (like '{uuid.UUID(int=1)}')") from None
 
 
+def _uuid_if_one(ref: str) -> uuid.UUID | str:
+    """``ref`` as a ``uuid.UUID`` when it is one in its canonical form, else ``ref``: a name
+    stays a name, even one ``uuid.UUID`` would parse (32 hex digits), so it round-trips."""
+    try:
+        as_uuid = uuid.UUID(ref)
+    except ValueError:
+        return ref
+    return as_uuid if str(as_uuid) == ref.lower() else ref
+
+
 def _json_dict_or_none(value: Any, name: str) -> dict | None:
     """Globus's check for ``resource_specification`` and ``user_endpoint_config``."""
     if value is None:
@@ -199,9 +209,11 @@ class Executor(_BaseExecutor):
 
     # -- Globus's settable properties ----------------------------------------------------------
     @property
-    def endpoint_id(self) -> str:
-        """Where later submits go: an endpoint's name or UUID (the client's endpoint if unset)."""
-        return self._endpoint_id or self._api.settings.endpoint
+    def endpoint_id(self) -> uuid.UUID | str:
+        """Where later submits go (the client's endpoint if unset): a ``uuid.UUID`` when it is
+        an endpoint's UUID, as Globus stores it (so ``ex.endpoint_id == uuid_given`` holds), else
+        the endpoint's name."""
+        return _uuid_if_one(self._endpoint_id or self._api.settings.endpoint)
 
     @endpoint_id.setter
     def endpoint_id(self, value: str | uuid.UUID | None) -> None:
@@ -211,8 +223,8 @@ class Executor(_BaseExecutor):
 
     @property
     def endpoint(self) -> str:
-        """faas's name for :attr:`endpoint_id`."""
-        return self.endpoint_id
+        """faas's name for :attr:`endpoint_id`, always a str."""
+        return str(self.endpoint_id)
 
     @endpoint.setter
     def endpoint(self, value: str | None) -> None:

@@ -28,8 +28,20 @@ def check_task_id(task_id: str) -> str:
 
 def check_function_id(function_id: str) -> str:
     if not isinstance(function_id, str) or not _FUNCTION_ID.fullmatch(function_id):
-        raise ValueError(f"function id {str(function_id)[:80]!r} is not a SHA-256 (64 hex digits)")
+        raise ValueError(f"function id {str(function_id)[:80]!r} is not a SHA-256 (64 hex digits)"
+                         f"{_globus_function_hint(function_id)}")
     return function_id
+
+
+def _globus_function_hint(function_id: object) -> str:
+    """Why a Globus Compute function UUID (a public one from Globus's docs, a shared one, one
+    registered there) cannot name a function here: there is no hosted registry to look it up."""
+    if isinstance(function_id, str) and _TASK_ID.fullmatch(function_id.lower()):
+        return (": it is a Globus Compute function UUID, which names a function in Globus's hosted "
+                "registry (public and shared ones included); faas has no hosted service, so no such "
+                "registry. Register the function's code here (register_function): its id is the "
+                "SHA-256 of its bytes, private to the user who registered it")
+    return ""
 
 
 def check_client_id(client_id: str) -> str:
