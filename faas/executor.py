@@ -138,6 +138,7 @@ class Executor(_BaseExecutor):
     """
 
     _default_task_group_id: uuid.UUID | None = None
+    _serializer: ComputeSerializer | None
 
     def __init__(self, endpoint_id: str | uuid.UUID | None = None, client: Any = None,
                  task_group_id: str | uuid.UUID | None = None,
@@ -263,8 +264,12 @@ class Executor(_BaseExecutor):
         self._user_endpoint_config = _json_dict_or_none(value, "user_endpoint_config")
 
     @property
-    def serializer(self) -> Any:
-        """Accepted for Globus code; faas always uses dill."""
+    def serializer(self) -> ComputeSerializer:
+        """Accepted for Globus code; faas always uses dill. Unset, it is Globus's default
+        ``ComputeSerializer()`` (DillCode, DillDataBase64: what faas sends with), as Globus's
+        Executor gives its client's, so ``ex.serializer.check_strategies(...)`` works."""
+        if self._serializer is None:
+            self._serializer = ComputeSerializer()
         return self._serializer
 
     @serializer.setter

@@ -2,7 +2,7 @@
 (globus-compute at commit 845796fc): the ``>>>`` sessions and ``::`` examples in the docstrings
 that docs/reference/executor.rst and client.rst render (compute_sdk/globus_compute_sdk/sdk/
 executor.py: ``endpoint_id``, ``task_group_id``, ``resource_specification``,
-``user_endpoint_config``, ``submit``, ``submit_to_registered_function``, ``map``,
+``user_endpoint_config``, ``serializer``, ``submit``, ``submit_to_registered_function``, ``map``,
 ``get_worker_hardware_details``; sdk/client.py: ``get_batch_result``,
 ``get_worker_hardware_details``), docs/index.rst's "Using Globus Compute", and the sandbox
 config.yaml of docs/sdk/executor_user_guide.rst. Each is copied as the docs give it, with only
@@ -191,6 +191,23 @@ def test_executor_resource_specification_and_user_endpoint_config_docstrings(ep_
             setattr(ns["gce"], prop, ["foo"])
         with pytest.raises(TypeError, match="JSON-serializable"):
             setattr(ns["gce"], prop, {"foo": object()})
+
+
+# executor.py:403-408, Executor.serializer: "Property access to the underlying Client instance's
+# owned serializer", and executor_user_guide.rst:520-525: "The default strategies are DillCode
+# for function code and DillDataBase64 for function *args and **kwargs"
+def test_executor_default_serializer(ep_uuid):
+    from faas.serialize import ComputeSerializer, DillCode, DillDataBase64
+
+    def greet(name, greeting="greetings"):
+        return f"{greeting} {name}"
+
+    with Executor(endpoint_id=ep_uuid) as gcx:
+        serde = gcx.serializer
+        assert isinstance(serde, ComputeSerializer) and serde is gcx.serializer
+        assert (type(serde.code_serializer), type(serde.data_serializer)) == (DillCode, DillDataBase64)
+        fn, args, kwargs = gcx.serializer.check_strategies(greet, "world", greeting="hello")
+        assert fn(*args, **kwargs) == gcx.submit(greet, "world", greeting="hello").result(timeout=WAIT)
 
 
 # executor.py:601-605, Executor.submit ("some-ep-id" is no UUID, so Globus's Executor refuses it
