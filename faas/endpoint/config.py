@@ -15,6 +15,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from .. import private_files
 from ..config import describe_validation, faas_home
 from ..exceptions import ConfigError, EndpointNotFound
+from ..messages import check_function_id
 from ..safe_open import replace_file
 from . import from_globus
 from .provider_config import PROVIDER_MODELS, LauncherConfig, LocalProviderConfig, ProviderConfig
@@ -318,6 +319,16 @@ class BaseEndpointConfig(_Strict):
     def chosen_here(self) -> list[str]:
         """What faas decided where the config left it open (a multi-node block's launcher)."""
         return list(self._chosen)
+
+    @field_validator("allowed_functions")
+    @classmethod
+    def _function_ids(cls, ids: list[str] | None) -> list[str] | None:
+        """Each a faas function id: one that can never match (a Globus function UUID copied from
+        a Globus config.yaml, a typo) would have every task refused, quietly, so it is refused
+        here, saying why."""
+        for fid in ids or ():
+            check_function_id(fid)
+        return ids
 
     @field_validator("store")
     @classmethod

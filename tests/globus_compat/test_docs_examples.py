@@ -4,12 +4,15 @@ that docs/reference/executor.rst and client.rst render (compute_sdk/globus_compu
 executor.py: ``endpoint_id``, ``task_group_id``, ``resource_specification``,
 ``user_endpoint_config``, ``serializer``, ``submit``, ``submit_to_registered_function``, ``map``,
 ``get_worker_hardware_details``; sdk/client.py: ``get_batch_result``,
-``get_worker_hardware_details``), docs/index.rst's "Using Globus Compute", and the sandbox
-config.yaml of docs/sdk/executor_user_guide.rst. Each is copied as the docs give it, with only
-``globus_compute_sdk`` replaced by ``faas`` and the ``>>>``/``...`` prompts dropped, and run on
-the embedded default endpoint (the config.yaml: on an endpoint made from it). A comment names
-each one's file and lines; where a placeholder (an endpoint id, "some-ep-id") stands for the
-user's own, the user's own is put in, as they would.
+``get_worker_hardware_details``), docs/index.rst's "Using Globus Compute", the sandbox config.yaml
+of docs/sdk/executor_user_guide.rst, and the multi-user endpoint config.yaml examples of
+docs/endpoints/config_reference.rst, multi_user.rst and endpoints.rst (each the whole file, in a
+folder with the template beside it, as Globus's ``configure --multi-user`` writes). Each is copied
+as the docs give it, with only ``globus_compute_sdk`` replaced by ``faas`` and the ``>>>``/``...``
+prompts dropped, and run on the embedded default endpoint (the sandbox config.yaml: on an endpoint
+made from it; the multi-user ones are loaded as the router loads them). A comment names each one's
+file and lines; where a placeholder (an endpoint id, "some-ep-id") stands for the user's own, the
+user's own is put in, as they would.
 
 Left out, and why:
 
@@ -43,7 +46,7 @@ from faas.endpoint import config as ep_config
 from faas.endpoint import control
 from faas.endpoint.mpi import InvalidResourceSpecification
 from faas.errors import TaskPending
-from faas.exceptions import FunctionNotFound
+from faas.exceptions import ConfigError, FunctionNotFound
 
 WAIT = 90
 
@@ -418,3 +421,84 @@ def test_executor_guide_sandbox_config(home):
         sandbox = folder / "tasks_working_dir" / fut.task_id
         assert res.stdout.split() == [str(sandbox), str(n)]
         assert (sandbox / "out.txt").read_text() == f"{n}\n"
+
+
+# -- docs/endpoints/config_reference.rst, multi_user.rst, endpoints.rst: a multi-user endpoint's
+#    config.yaml (Globus's ManagerEndpointConfig), each example as the whole file -------------
+
+# (caption's file:line, config.yaml as the docs give it, the keys that act (key: value loaded),
+#  the keys listed as having no effect here)
+MANAGER_CONFIGS = [
+    ("config_reference.rst:343", "public: true\n", {}, {"public"}),
+    ("config_reference.rst:355", "email: admin@example.edu\n", {}, {"email"}),
+    ("config_reference.rst:367", "identity_mapping_config_path: /path/to/idmap_config.json\n",
+     {"identity_mapping_path": "/path/to/idmap_config.json"}, set()),
+    ("config_reference.rst:380", "user_config_template_path: /path/to/my_template.yaml.j2\n", {},
+     {"user_config_template_path"}),
+    ("config_reference.rst:393", "user_config_schema_path: /path/to/my_schema.json\n", {},
+     {"user_config_schema_path"}),
+    ("config_reference.rst:408", """subscription_id: 600ba9ac-ef16-4387-30ad-60c6cc3a6853
+admins:
+  # Peter Gibbons (software engineer)
+  - 10afcf74-b041-4439-8e0d-eab371767440
+  # Samir Nagheenanajar (sysadmin, HPC services)
+  - a6a7b9ee-be04-4e45-9832-d3737c2fafa2
+""", {}, {"subscription_id", "admins"}),
+    ("config_reference.rst:426", "display_name: Debug queue, 10m max job time (RCC, Midway, UChicago)\npublic: true\n",
+     {"display_name": "Debug queue, 10m max job time (RCC, Midway, UChicago)"}, {"public"}),
+    ("config_reference.rst:454", "authentication_policy: 498c7327-9c6a-4847-c954-1eafa923da8e\n"
+     "subscription_id: 600ba9ac-ef16-4387-30ad-60c6cc3a6853\n", {}, {"authentication_policy", "subscription_id"}),
+    ("multi_user.rst:170", """amqp_port: 443
+display_name: null
+public: true
+email: admin@example.edu
+identity_mapping_config_path: /root/.globus_compute/my_mu_ep/example_identity_mapping_config.json
+""", {"identity_mapping_path": "/root/.globus_compute/my_mu_ep/example_identity_mapping_config.json",
+      "display_name": None}, {"amqp_port", "public", "email"}),
+    ("endpoints.rst:1290", "high_assurance: true\naudit_log_path: /.../audit.log\n",
+     {"audit_log_path": "/.../audit.log"}, {"high_assurance"}),
+]
+
+# (caption's file:line, config.yaml as the docs give it, what the error must say)
+REFUSED_MANAGER_CONFIGS = [
+    # Globus function UUIDs can never name a faas function (SHA-256 ids): every task would be
+    # refused, so the file is, saying why
+    ("config_reference.rst:441", "allowed_functions:\n  - 00911703-e76b-4d0b-7b98-6f2e25ab9943\n"
+     "  - e552e7f2-c007-4671-6ca4-3a4fd84f3805\n",
+     r"allowed_functions: function id '00911703-e76b-4d0b-7b98-6f2e25ab9943'.*Globus Compute function UUID"
+     r".*hosted registry.*register_function"),
+    ("endpoints.rst:1369", "allowed_functions:\n   - 6d0ba55f-de15-4af2-827d-05c50c338aa7\n"
+     "   - e552e7f2-c007-4671-8ca4-3a4fd84f3805\n",
+     r"'6d0ba55f-de15-4af2-827d-05c50c338aa7'.*Globus Compute function UUID"),
+    ("config_reference.rst:467", "pam:\n  enable: true\n", r"pam: faas cannot run PAM account checks.*allowed_users"),
+    # Globus's docs name a key its own ManagerEndpointConfig does not take (a TypeError there too)
+    ("multi_user.rst:778", "identity_mapping: /path/to/identity_mapping.json\n",
+     r"identity_mapping: unknown key.*did you mean identity_mapping_path"),
+]
+
+
+def manager_folder(home, caption: str, text: str):
+    """A multi-user endpoint's folder, as Globus's configure --multi-user writes it (the default
+    template beside config.yaml), with ``text`` as its config.yaml."""
+    folder = ep_config.endpoint_dir(caption.replace(".rst:", "-"), home)
+    folder.mkdir(parents=True)
+    (folder / "config.yaml").write_text(text)
+    (folder / ep_config.MULTI_USER_TEMPLATE).write_text("engine:\n  type: GlobusComputeEngine\n")
+    return folder
+
+
+@pytest.mark.parametrize("caption, text, acts, no_effect", MANAGER_CONFIGS, ids=[c[0] for c in MANAGER_CONFIGS])
+def test_manager_config_examples(faas_home, caption, text, acts, no_effect):
+    cfg = ep_config.load(manager_folder(faas_home, caption, text) / "config.yaml")
+    assert isinstance(cfg, ep_config.ManagerEndpointConfig)
+    assert {key: getattr(cfg, key) for key in acts} == acts
+    assert {note.split(" (", 1)[0] for note in cfg.no_effect_here} == no_effect
+    assert all(" (" in note for note in cfg.no_effect_here)   # each says why
+
+
+@pytest.mark.parametrize("caption, text, why", REFUSED_MANAGER_CONFIGS, ids=[c[0] for c in REFUSED_MANAGER_CONFIGS])
+def test_manager_config_examples_refused_with_why(faas_home, caption, text, why):
+    path = manager_folder(faas_home, caption, text) / "config.yaml"
+    with pytest.raises(ConfigError, match=why) as refused:
+        ep_config.load(path)
+    assert str(path) in str(refused.value)
