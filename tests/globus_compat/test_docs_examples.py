@@ -7,12 +7,13 @@ executor.py: ``endpoint_id``, ``task_group_id``, ``resource_specification``,
 ``get_worker_hardware_details``), docs/index.rst's "Using Globus Compute", the sandbox config.yaml
 of docs/sdk/executor_user_guide.rst, and the multi-user endpoint config.yaml examples of
 docs/endpoints/config_reference.rst, multi_user.rst and endpoints.rst (each the whole file, in a
-folder with the template beside it, as Globus's ``configure --multi-user`` writes). Each is copied
-as the docs give it, with only ``globus_compute_sdk`` replaced by ``faas`` and the ``>>>``/``...``
-prompts dropped, and run on the embedded default endpoint (the sandbox config.yaml: on an endpoint
-made from it; the multi-user ones are loaded as the router loads them). A comment names each one's
-file and lines; where a placeholder (an endpoint id, "some-ep-id") stands for the user's own, the
-user's own is put in, as they would.
+folder with the template beside it, as Globus's ``configure --multi-user`` writes, and
+endpoints.rst's allow list in a template). Each is copied as the docs give it, with only
+``globus_compute_sdk`` replaced by ``faas`` and the ``>>>``/``...`` prompts dropped, and run on
+the embedded default endpoint (the sandbox config.yaml: on an endpoint made from it; the
+multi-user ones are loaded as the router loads them). A comment names each one's file and lines;
+where a placeholder (an endpoint id, "some-ep-id") stands for the user's own, the user's own is
+put in, as they would.
 
 Left out, and why:
 
@@ -502,3 +503,38 @@ def test_manager_config_examples_refused_with_why(faas_home, caption, text, why)
     with pytest.raises(ConfigError, match=why) as refused:
         ep_config.load(path)
     assert str(path) in str(refused.value)
+
+
+# endpoints.rst:1401, "Function Allow Listing": the allow list in the user config template, per the
+# submitter's Python ("engine: ..." is the docs' ellipsis: left out)
+TEMPLATE_ALLOWED_FUNCTIONS = """
+allowed_functions:
+{% if '3.13' in user_runtime.python_version %}
+  - c01ebede-06f5-4647-9712-e5649d0f573a
+  - 701fc11a-69b5-4e97-899b-58c3cb56334d
+{% elif '3.12' in user_runtime.python_version %}
+  - 8dea796f-67cd-49ba-92b9-c9763d76a21d
+  - 0a6e8bed-ae93-4fd5-bb60-11c45bc1f42d
+{% endif %}
+"""
+
+
+@pytest.mark.parametrize("python_version", ["3.13.1 (main)", "3.12.7 (main)", "3.11.7 (main)"])
+def test_template_allowed_functions_example(python_version):
+    """Rendered for 3.13 or 3.12, the list holds Globus function UUIDs, which no faas function id
+    matches: the user endpoint's config is refused, naming the entry and why, rather than
+    refusing every task. For another Python nothing is listed (no restriction), as in Globus."""
+    from faas.endpoint.multiuser import templates
+    runtime = dict(templates.user_runtime(), python_version=python_version)
+    reserved = templates.reserved("campus", "nobody", 65534, "/nonexistent", runtime=runtime)
+
+    def user_config() -> dict:
+        return templates.user_config(TEMPLATE_ALLOWED_FUNCTIONS, {}, reserved, store="file:///shared/faas",
+                                     max_blocks=1, allowed_functions=None)
+
+    if python_version.startswith("3.11"):
+        assert "allowed_functions" not in user_config()
+        return
+    with pytest.raises(ConfigError, match=r"allowed_functions: function id '[0-9a-f-]{36}'.*Globus Compute "
+                                          r"function UUID.*hosted registry"):
+        user_config()
