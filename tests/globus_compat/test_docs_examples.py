@@ -8,12 +8,12 @@ executor.py: ``endpoint_id``, ``task_group_id``, ``resource_specification``,
 of docs/sdk/executor_user_guide.rst, and the multi-user endpoint config.yaml examples of
 docs/endpoints/config_reference.rst, multi_user.rst and endpoints.rst (each the whole file, in a
 folder with the template beside it, as Globus's ``configure --multi-user`` writes, and
-endpoints.rst's allow list in a template). Each is copied as the docs give it, with only
-``globus_compute_sdk`` replaced by ``faas`` and the ``>>>``/``...`` prompts dropped, and run on
-the embedded default endpoint (the sandbox config.yaml: on an endpoint made from it; the
-multi-user ones are loaded as the router loads them). A comment names each one's file and lines;
-where a placeholder (an endpoint id, "some-ep-id") stands for the user's own, the user's own is
-put in, as they would.
+endpoints.rst's allow list in a template; the user_environment.yaml examples). Each is copied as
+the docs give it, with only ``globus_compute_sdk`` replaced by ``faas`` and the ``>>>``/``...``
+prompts dropped, and run on the embedded default endpoint (the sandbox config.yaml: on an endpoint
+made from it; the multi-user ones are loaded as the router loads them). A comment names each one's
+file and lines; where a placeholder (an endpoint id, "some-ep-id") stands for the user's own, the
+user's own is put in, as they would.
 
 Left out, and why:
 
@@ -538,3 +538,27 @@ def test_template_allowed_functions_example(python_version):
     with pytest.raises(ConfigError, match=r"allowed_functions: function id '[0-9a-f-]{36}'.*Globus Compute "
                                           r"function UUID.*hosted registry"):
         user_config()
+
+
+# user_environment.yaml, the environment of every user endpoint: endpoints.rst:206,
+# endpoints.rst:706 (the PATH of a wrapper) and multi_user.rst:846 (the administrator quickstart)
+USER_ENVIRONMENTS = [
+    ("endpoints.rst:206", """COMPILER_PATH: /opt/compiler/3.2.9/bin
+LD_LIBRARY_PATH: /opt/compiler/lib:/opt/cray/lib64:/opt/nvidia/Linux_x86_64/nccl/lib
+LD_PRELOAD: /opt/lib64/libsite.so
+""", {"COMPILER_PATH": "/opt/compiler/3.2.9/bin",
+      "LD_LIBRARY_PATH": "/opt/compiler/lib:/opt/cray/lib64:/opt/nvidia/Linux_x86_64/nccl/lib",
+      "LD_PRELOAD": "/opt/lib64/libsite.so"}),
+    ("endpoints.rst:706", "PATH: /usr/local/admin_scripts/\n", {"PATH": "/usr/local/admin_scripts/"}),
+    ("multi_user.rst:846", """SOME_SITE_SPECIFIC_ENV_VAR: a site specific value
+PATH: /site/specific:/path:/opt:/usr:/some/other/path
+""", {"SOME_SITE_SPECIFIC_ENV_VAR": "a site specific value",
+      "PATH": "/site/specific:/path:/opt:/usr:/some/other/path"}),
+]
+
+
+@pytest.mark.parametrize("caption, text, env", USER_ENVIRONMENTS, ids=[c[0] for c in USER_ENVIRONMENTS])
+def test_user_environment_examples(tmp_path, caption, text, env):
+    from faas.endpoint.multiuser import files
+    (tmp_path / "user_environment.yaml").write_text(text)
+    assert files.read_environment(tmp_path) == env
