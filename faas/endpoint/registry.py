@@ -129,7 +129,21 @@ def resolve(store: Store, ref: str, key: Key | None = None) -> dict:
         known = ", ".join(f"{r.get('name')} ({r.get('endpoint_id') or 'no id yet'})" for r in list_all(store, key))
         what = (f"no endpoint with id {ref} is registered in store {store.url} (an endpoint publishes "
                 f"its id when it starts; `faas endpoint list` on its site shows it)") if is_uuid(ref) else str(e)
-        raise EndpointNotFound(f"{what}; known endpoints: {known or 'none'}") from None
+        raise EndpointNotFound(f"{what}{_globus_hosted_hint(ref)}; known endpoints: {known or 'none'}") from None
+
+
+#: the endpoint of Globus Compute's quickstart and tutorials, which Globus runs in its cloud
+GLOBUS_TUTORIAL_ENDPOINT = "4b116d3c-1703-4f8f-9f6f-39921e5864df"
+
+
+def _globus_hosted_hint(ref: str) -> str:
+    """Why the id in Globus's own examples names nothing here, and what to use instead."""
+    if ref.lower() != GLOBUS_TUTORIAL_ENDPOINT:
+        return ""
+    return (". It is Globus Compute's public tutorial endpoint, which Globus runs in its cloud; faas "
+            "has no hosted service and so no hosted endpoints: use an endpoint of your own, such as "
+            "the embedded default, `local` (faas.Executor() with no endpoint_id; `faas endpoint list` "
+            "shows its id)")
 
 
 def list_all(store: Store, key: Key | None = None) -> list[dict]:

@@ -47,7 +47,7 @@ from faas.endpoint import config as ep_config
 from faas.endpoint import control
 from faas.endpoint.mpi import InvalidResourceSpecification
 from faas.errors import TaskPending
-from faas.exceptions import ConfigError, FunctionNotFound
+from faas.exceptions import ConfigError, EndpointNotFound, FunctionNotFound
 
 WAIT = 90
 
@@ -99,6 +99,11 @@ with Executor(endpoint_id=tutorial_endpoint_id) as fxe:
 def test_index_hello_world(ep_uuid):
     code = INDEX_HELLO_WORLD.replace("4b116d3c-1703-4f8f-9f6f-39921e5864df", ep_uuid)
     assert run_session(code)[2] == "Hello World!\n"
+    # unchanged, it names Globus's tutorial endpoint, which runs in Globus's cloud: the error says
+    # so, and what to use here
+    with pytest.raises(EndpointNotFound, match=r"4b116d3c-1703-4f8f-9f6f-39921e5864df.*Globus Compute's public "
+                                               r"tutorial endpoint.*no hosted endpoints.*`local`"):
+        run_session(INDEX_HELLO_WORLD)
 
 
 # -- docs/reference/executor.rst: the docstrings of compute_sdk/globus_compute_sdk/sdk/executor.py
