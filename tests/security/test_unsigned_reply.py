@@ -19,11 +19,12 @@ import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(__file__)))
-from helpers import QUEUE_DEPTH, free_port, python_as, running_endpoint, shared_script  # noqa: E402
+from helpers import QUEUE_DEPTH, free_port, python_as, running_endpoint, shared_script, wait_until  # noqa: E402
 from multiuser.conftest import mu_shared, mu_users  # noqa: E402,F401 - fixtures: real accounts
 
 import faas  # noqa: E402
@@ -58,16 +59,32 @@ from faas.store.local_queue import LocalQueue
 site_queue, own_queue, port = sys.argv[1], sys.argv[2], sys.argv[3]
 LocalQueue.create(own_queue)
 q = LocalQueue.open(site_queue)
+claimed = []
 def msg(reply):
-    return json.dumps({"v": 1, "id": str(uuid.uuid4()), "fn": "0" * 64, "rk": "A" * 43, "cid": "0" * 32,
+    claimed.append(str(uuid.uuid4()))
+    return json.dumps({"v": 1, "id": claimed[-1], "fn": "0" * 64, "rk": "A" * 43, "cid": "0" * 32,
                        "args": "", "reply": reply, "sent": time.time(), "expires": time.time() + 600})
 try:
     q.send([msg(f"http://127.0.0.1:{port}/000000000000/q1"), msg(own_queue)])
 except PermissionError:   # before: ringing the site's waiters (not his to list) failed after the commit
     pass
-print("sent", flush=True)
+print("sent", *claimed, flush=True)   # the task ids the two messages claim
 """
 
+
+def _refusal_lines(home: Path) -> list[str]:
+    """The site pool's log lines that refuse a message or decline to tell its sender."""
+    logs = "".join(p.read_text() for p in (home / "endpoints" / "signed").glob("blocks/**/pool.log"))
+    return [line for line in logs.splitlines() if "REFUSED message" in line or "not telling the sender" in line]
+
+
+def _refused_untold(home: Path, claimed: list[str], replies: list[str]) -> bool:
+    """Whether the pool has refused, as unsigned, every message claiming a task of ``claimed``,
+    and declined to tell every reply queue of ``replies``: its positive record that it took
+    them (an absence of calls proves nothing before then)."""
+    lines = _refusal_lines(home)
+    return (all(any(f"(claims task {t}): unsigned;" in line for line in lines) for t in claimed)
+            and all(any(f"its reply queue {r} is neither" in line for line in lines) for r in replies))
 
 
 def test_an_unsigned_message_gets_no_call_to_its_reply(mu_users, mu_shared, monkeypatch):
@@ -89,7 +106,8 @@ def test_an_unsigned_message_gets_no_call_to_its_reply(mu_users, mu_shared, monk
     port = free_port()
     env = {"HOME": bob.pw_dir, "PATH": "/usr/bin:/bin",
            **{k: os.environ[k] for k in ("PYTHONPATH",) if k in os.environ}}
-    host = subprocess.Popen([sys.executable, shared_script(mu_shared, "host.py", HOST), str(port), "60"],
+    # it listens far longer than the test runs: a call it refused after its deadline would go unseen
+    host = subprocess.Popen([sys.executable, shared_script(mu_shared, "host.py", HOST), str(port), "300"],
                             user=bob.pw_uid, group=bob.pw_gid, extra_groups=[], env=env,
                             stdout=subprocess.PIPE, text=True)
     try:
@@ -106,14 +124,23 @@ def test_an_unsigned_message_gets_no_call_to_its_reply(mu_users, mu_shared, monk
                 os.chmod(f, 0o666)
             own_queue = f"local://{bob_dir}/bobs"
             p = python_as(bob, shared_script(mu_shared, "send.py", SEND), site_queue, own_queue, str(port))
-            assert p.returncode == 0 and "sent" in p.stdout, p.stderr
-            time.sleep(2.0)   # the pool has taken both by now
+            assert p.returncode == 0 and p.stdout.startswith("sent "), p.stderr
+            claimed = p.stdout.split()[1:]
+            assert len(claimed) == 2, p.stdout
+            replies = [f"http://127.0.0.1:{port}/000000000000/q1", own_queue]
+            # Bob cannot ring the site's pool (its doorbell counts only the site's own rings): it
+            # takes his messages when its long poll (5 s) ends. Until it has refused both, the
+            # checks below would pass on a pool that never looked at them (a fixed sleep here let
+            # the signed task's ring bring all three at once, and its result reach us before the
+            # second refusal was logged).
+            try:
+                wait_until(lambda: _refused_untold(home, claimed, replies), timeout=60,
+                           what="the pool to refuse both unsigned messages and tell neither sender")
+            except AssertionError as e:
+                raise AssertionError(f"{e}; its refusals so far: {_refusal_lines(home)}") from None
             t = time.monotonic()
             assert c.get_result(task_id=c.run(function_id=fid, args=("signed",)), timeout=30) == 6
             assert time.monotonic() - t < 10, "the signed task waited behind the attacker's host"
-            logs = "".join(p.read_text() for p in (home / "endpoints" / "signed").glob("blocks/**/pool.log"))
-            assert logs.count("REFUSED message") >= 2 and "unsigned" in logs
-            assert "not telling the sender" in logs
             c.close()
         count = python_as(bob, shared_script(mu_shared, "count.py", QUEUE_DEPTH), own_queue)
         assert count.returncode == 0 and count.stdout.strip() == "0", \
