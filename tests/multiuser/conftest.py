@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import kill_processes_of  # noqa: F401 - the tests here use it too
+from helpers import kill_processes_of, wait_until  # noqa: F401 - the tests here use it too
 
 CLIENT = r'''
 import json, os, sys, time
@@ -136,6 +136,22 @@ class Site:
 
     def status(self) -> dict:
         return json.loads(self.faas("endpoint", "status", self.name).stdout)
+
+    def stepped_after(self, t: float, timeout: float = 30) -> None:
+        """Wait for a routing step that began after the wall time ``t``: the router writes its
+        status file once a second at most, late in a step; a second write after ``t`` comes from
+        a step that began after the first, so its look at the spool and at each user endpoint's
+        files came after ``t`` (a fixed sleep can end before the router looked at all)."""
+        first = wait_until(lambda: self._status_time() > t and self._status_time(), timeout,
+                           f"a status written by {self.name}'s router after {t:.3f}")
+        wait_until(lambda: self._status_time() > first, timeout, f"the next step of {self.name}'s router")
+
+    def _status_time(self) -> float:
+        """When the router last wrote its status file (0.0: not yet, or not readable now)."""
+        try:
+            return float(json.loads((self.dir / "multiuser.status.json").read_text())["time"])
+        except (FileNotFoundError, ValueError, KeyError, TypeError):
+            return 0.0
 
     def audit(self) -> list[dict]:
         try:

@@ -37,6 +37,17 @@ def as_user(user, code: str, timeout: float = 60) -> subprocess.CompletedProcess
                           capture_output=True, text=True, timeout=timeout)
 
 
+def spooled_by(site, user) -> bool:
+    """Whether the spool holds a message of ``user``'s (not a temporary file being written)."""
+    for p in (site.store / "spool" / site.name).iterdir():
+        try:
+            if p.suffix == ".json" and not p.name.startswith(".") and p.stat().st_uid == user.pw_uid:
+                return True
+        except FileNotFoundError:   # taken meanwhile
+            continue
+    return False
+
+
 def user_endpoint_of(site, user) -> dict:
     return next(u for u in site.status()["user_endpoints"] if u["user"] == user.pw_name)
 
@@ -171,7 +182,10 @@ def test_a_user_holding_their_own_queue_never_holds_the_router(site, mu_users):
                                  json.dumps({"endpoint": site.name, "wait": 120})],
                                 user=bob.pw_uid, group=bob.pw_gid, extra_groups=[], env=site.user_env(bob),
                                 cwd=bob.pw_dir, stdout=subprocess.PIPE, text=True)
-        time.sleep(2)   # bob's task is in the spool, its hand-over stuck on his lock
+        # bob's task is in the spool (its hand-over then sticks on his lock), and the router has
+        # looked at it: a fixed sleep could end before his client had even sent it
+        wait_until(lambda: spooled_by(site, bob), 60, "bob's task in the spool")
+        site.stepped_after(time.time())
         for _ in range(3):
             t0 = time.monotonic()
             r = site.run_as(alice, wait=20, timeout=90)
@@ -250,7 +264,7 @@ def test_one_user_cannot_take_every_place(site, mu_users):
     assert p.returncode == 0, p.stderr
     wait_until(lambda: sum(1 for u in site.status()["user_endpoints"] if u["user"] == bob.pw_name) >= 4,
                60, "bob's user endpoints")
-    time.sleep(2)   # the router has seen all five
+    site.stepped_after(time.time())   # a step that saw bob's four running has looked at his fifth
     r = site.run_as(alice, wait=30, timeout=90)
     assert r[0].get("uid") == alice.pw_uid, r
     bobs = [u for u in site.status()["user_endpoints"] if u["user"] == bob.pw_name and u["state"] == "running"]
@@ -350,9 +364,10 @@ def test_root_never_follows_a_store_swapped_after_start(site, mu_users):
         "os.rename(store, store + '.real')\n"
         "os.symlink(fake, store)\n")
     p = as_user(bob, code)
+    swapped = time.time()
     try:
         assert p.returncode == 0, p.stderr
-        time.sleep(2.5)   # the router looks every 0.25 s
+        site.stepped_after(swapped)   # the router has looked at "the spool" since the swap
         assert sorted(os.listdir(precious)) == ["shadow", "sudoers"]
     finally:
         if site.store.is_symlink():

@@ -51,6 +51,12 @@ def in_background(fn, *args, **kwargs) -> dict:
     return box
 
 
+def _refused(site, tasks: set[str]) -> dict:
+    """The audit's refusals by task, once it holds one for each of ``tasks`` (else empty)."""
+    refused = {a.get("task"): a for a in site.audit() if a["outcome"] == "refused"}
+    return refused if tasks <= refused.keys() else {}
+
+
 def running_task(site, uid: int, timeout: float = 60) -> Path:
     """The running marker of a task of ``uid`` (root may list what users cannot)."""
     def find():
@@ -108,10 +114,15 @@ def test_root_never_writes_through_a_users_link(site, mu_users):
         "    os.write(fd, json.dumps(m).encode()); os.close(fd)\n")
     p = as_user(bob, code)
     assert p.returncode == 0, p.stderr
-    wait_until(lambda: not any(spool.iterdir()), what="the router to take bob's messages")
-    time.sleep(1.0)
+    # Root has refused all three (its audit lines), and the child that tells bob (as bob) has
+    # ended (its write through his link failed and was logged): only then does an empty vault
+    # prove something (a fixed sleep could end before either, and prove nothing)
+    refused = wait_until(lambda: _refused(site, {"a", "b", messages["c"]["id"]}), 60,
+                         "the router to refuse all three of bob's messages")
+    told = f"could not tell uid {bob.pw_uid} that its task(s) were refused"
+    wait_until(lambda: told in (site.dir / "endpoint.log").read_text(), 60,
+               "the router to hear that its child could not tell bob through his link")
     assert sorted(os.listdir(vault)) == [], "root wrote into a folder only root may write"
-    refused = {a.get("task"): a for a in site.audit() if a["outcome"] == "refused"}
     assert "not a task message" in refused["a"]["reason"] and "not a UUID" in refused["a"]["reason"]
     assert "not a task message" in refused["b"]["reason"]
     assert messages["c"]["id"] in refused and "allowed_functions" in refused[messages["c"]["id"]]["reason"]
@@ -193,7 +204,7 @@ def test_a_fifo_or_a_link_never_hangs_the_router(site, mu_users):
         "os.mkfifo(status)\n")
     p = as_user(bob, code)
     assert p.returncode == 0, p.stderr
-    time.sleep(2.5)   # the router looks at outcomes and block status every second
+    site.stepped_after(time.time())   # it has read bob's status file, a FIFO now, and gone on
     t0 = time.monotonic()
     r = site.run_as(alice, timeout=120)
     assert r[0].get("uid") == alice.pw_uid, r
