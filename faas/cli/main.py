@@ -13,6 +13,7 @@ import click
 
 from ..config import faas_home
 from ..exceptions import FaasError
+from . import from_globus
 from . import terraform as tf_cli
 
 
@@ -40,13 +41,13 @@ def _client(profile, store, endpoint=None):
 
 # -- endpoints ---------------------------------------------------------------------------
 
-@main.group()
+@main.group(context_settings={"help_option_names": ["-h", "--help"]})
 def endpoint() -> None:
     """Configure, start and stop endpoints on this machine (the site's login node)."""
 
 
 @endpoint.command()
-@click.argument("name")
+@from_globus.name_argument
 @click.option("--provider", type=click.Choice(["local", "slurm", "pbs"]), default=None,
               help="how blocks are started")
 @click.option("--store", help="store URL clients use: file:///abs/path or s3://bucket/prefix "
@@ -70,33 +71,53 @@ def endpoint() -> None:
 @click.option("--signing-key", "signing_key", metavar="new|none",
               help="new: add a fresh task-signing key (rotation: older keys stay until you delete "
                    "their line); none: turn signing off [default for a new endpoint: new]")
-@click.option("--multi-user", "multi_user", is_flag=True,
+@click.option("--multi-user", "multi_user", type=click.BOOL, is_flag=False, flag_value=True, default=None,
               help="also write the files of a multi-user endpoint (template, schema, identity "
-                   "mapping, environment); run it as root (docs/multi-user.md)")
+                   "mapping, environment); run it as root (docs/multi-user.md). Globus's "
+                   "`--multi-user true|false` works too")
+@from_globus.configure_options
 @tf_cli.from_terraform_option
+@from_globus.common_options
 def configure(name, provider, store, queue, max_workers_per_node, pools_per_node, init_blocks, min_blocks,
               max_blocks, max_idle_time, max_receives, partition, pbs_queue, account, walltime,
-              nodes_per_block, launcher, worker_init, signing_key, multi_user, from_terraform) -> None:
+              nodes_per_block, launcher, worker_init, signing_key, multi_user, from_terraform,
+              **globus) -> None:
     """Write (or update) $FAAS_HOME/endpoints/NAME/config.yaml: a single-user endpoint's, or
     with --multi-user (or in a multi-user endpoint's folder) a multi-user endpoint's, whose user
     endpoints take their engine from the template written beside it."""
     from ..endpoint import config as ep_config
-    ep_config.check_name(name)
+    ep_config.check_name(from_globus.not_a_uuid(name))
     if signing_key not in (None, "new", "none"):
         raise click.BadParameter("expected new or none", param_hint="--signing-key")
+    from_globus.refuse_policy_creation(globus)
+    from_globus.check_high_assurance(globus["high_assurance"], globus["subscription_id"], globus["auth_policy"])
     home = faas_home()
     path = ep_config.endpoint_dir(name, home) / "config.yaml"
-    multi = multi_user or ep_config.is_multi_user(path.parent)
+    custom_files = from_globus.multi_user_files(globus)   # a template given: its user endpoints render it
+    multi = ep_config.is_multi_user(path.parent) or bool(custom_files) if multi_user is None else multi_user
+    if multi_user is False and ep_config.is_multi_user(path.parent):
+        raise click.UsageError(f"--multi-user false: endpoint {name} is multi-user "
+                               f"({path.parent / ep_config.MULTI_USER_TEMPLATE}); delete it to start over")
+    if not multi:
+        from_globus.refuse_multi_user_files_on_single_user(name, globus)
+    manager_config = from_globus.manager_config_file(globus["manager_config"], globus["endpoint_config"])
     if path.exists():
+        if manager_config is not None:
+            raise click.UsageError(f"--manager-config: endpoint {name} is already configured ({path}); "
+                                   f"edit that file, or `faas endpoint delete {name}` first")
         data = ep_config.dump(ep_config.load(path))
         action = "updated"
     else:
         data = {"display_name": name, "store": (home / "store").as_uri(), "queue": "local"}
+        if manager_config is not None:
+            data.update(from_globus.read_manager_config(manager_config))
         action = "wrote"
     role_note = ""
     if from_terraform:
         data.update(tf_cli.endpoint_settings(from_terraform, name))
         role_note = tf_cli.site_role_note(from_terraform, name)
+    data.update(from_globus.globus_keys(globus["display_name"], globus["contact_email"], globus["auth_policy"],
+                                        globus["subscription_id"], globus["high_assurance"]))
     for key, value in (("store", store), ("queue", queue), ("max_receives", max_receives)):
         if value is not None:
             data[key] = value
@@ -122,9 +143,9 @@ def configure(name, provider, store, queue, max_workers_per_node, pools_per_node
         raise click.UsageError(ep_config.describe_errors(e, f"options for {path}", model)) from e
     if isinstance(cfg, ep_config.ManagerEndpointConfig):   # identity comes from the transport, not a shared key
         key_note = ""
-        if multi_user:
+        if multi_user or custom_files:
             from .multiuser import configure_multi_user
-            key_note = configure_multi_user(name, path.parent, cfg, provider or "local")
+            key_note = configure_multi_user(name, path.parent, cfg, provider or "local", custom_files)
     else:
         key_note = _signing_key(cfg, path, signing_key if signing_key or action == "updated" else "new")
     ep_config.write(path, cfg)
@@ -176,27 +197,30 @@ def _signing_key(cfg, path: Path, signing_key: str | None) -> str:
 
 
 @endpoint.command()
-@click.argument("name")
+@from_globus.name_argument
 @click.option("--detach", is_flag=True, help="run in the background and return")
+@from_globus.common_options
 def start(name, detach) -> None:
     """Start the endpoint NAME (or UUID)'s daemon (in the foreground unless --detach)."""
     from ..endpoint import config as ep_config
     from ..endpoint import control
     name = ep_config.check_name(control.local_name(name))
     d = ep_config.endpoint_dir(name)
+    debug = bool(click.get_current_context().meta.get(from_globus.DEBUG_META))
     if detach:
-        pid = control.start_detached(name)
+        pid = control.start_detached(name, debug=debug)
         click.echo(f"Starting endpoint; registered ID: {ep_config.endpoint_id(d)}\n"
                    f"endpoint {name} running (pid {pid}); log: {d / 'endpoint.log'}")
         return
     from ..endpoint.__main__ import main as run_endpoint
     ep_config.load(d / "config.yaml")
     click.echo(f"Starting endpoint; registered ID: {ep_config.endpoint_id(d, create=True)}")
-    sys.exit(run_endpoint([name, "--foreground"]))
+    sys.exit(run_endpoint([name, "--foreground", *(["--debug"] if debug else [])]))
 
 
 @endpoint.command()
-@click.argument("name")
+@from_globus.name_argument
+@from_globus.common_options
 @click.option("--timeout", default=90.0, show_default=True, help="seconds to wait for it to stop")
 def stop(name, timeout) -> None:
     """Stop the daemon of NAME (or UUID); its blocks hand back the tasks they hold."""
@@ -209,17 +233,19 @@ def stop(name, timeout) -> None:
 
 
 @endpoint.command()
-@click.argument("name")
+@from_globus.name_argument
+@from_globus.common_options
 def restart(name) -> None:
     """Stop, then start detached (NAME or UUID)."""
     from ..endpoint import control
     name = control.local_name(name)
     control.stop(name)
-    pid = control.start_detached(name)
+    pid = control.start_detached(name, debug=bool(click.get_current_context().meta.get(from_globus.DEBUG_META)))
     click.echo(f"endpoint {name} restarted (pid {pid})")
 
 
 @endpoint.command("list")
+@from_globus.common_options
 def list_() -> None:
     """Endpoints configured on this machine, and whether they run."""
     from ..endpoint import config as ep_config
@@ -257,7 +283,8 @@ def pool_health(pool: dict, stall_timeout: float) -> dict:
 
 
 @endpoint.command()
-@click.argument("name")
+@from_globus.name_argument
+@from_globus.common_options
 def status(name) -> None:
     """The endpoint NAME (or UUID)'s daemon, blocks and queue depth, and the keys of its
     config.yaml that have no effect here (Globus Compute's, for its hosted service)."""
@@ -305,7 +332,8 @@ def status(name) -> None:
 
 
 @endpoint.command()
-@click.argument("name")
+@from_globus.name_argument
+@from_globus.common_options
 @click.option("--yes", is_flag=True, help="do not ask")
 def delete(name, yes) -> None:
     """Stop the endpoint NAME (or UUID), delete its queue, registry record and folder."""
@@ -522,6 +550,7 @@ main.add_command(tf_cli.profile)
 from .multiuser import register as _register_multiuser  # noqa: E402
 
 _register_multiuser(endpoint)
+from_globus.register(endpoint)
 # Each command family lives in its own module (faas/cli/<family>.py).
 from .actions import actions as _actions  # noqa: E402
 from .console import console as _console  # noqa: E402

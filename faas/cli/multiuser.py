@@ -36,8 +36,10 @@ def sys_stdin_or_file(path: str) -> str:
     return Path(path).read_text()
 
 
-def configure_multi_user(name: str, endpoint_dir: Path, cfg: ManagerEndpointConfig, provider: str) -> str:
-    """Check the config suits a multi-user endpoint and write the files beside it."""
+def configure_multi_user(name: str, endpoint_dir: Path, cfg: ManagerEndpointConfig, provider: str,
+                         custom_files: dict[str, Path] | None = None) -> str:
+    """Check the config suits a multi-user endpoint and write the files beside it: those given
+    (configure's --template-config, ...: by their name there) in place of the defaults."""
     from ..endpoint.multiuser import files, spool
     root = spool.store_root(cfg.store)
     if root is None and cfg.queue == "local":
@@ -47,8 +49,10 @@ def configure_multi_user(name: str, endpoint_dir: Path, cfg: ManagerEndpointConf
     if root is not None and str(root).startswith(str(faas_home())):
         raise ConfigError(f"store {cfg.store} is inside {faas_home()}, which its users cannot reach: "
                           f"pass --store file:///shared/path (a folder all users can reach)")
+    from .from_globus import copy_files
+    copy_files(endpoint_dir, custom_files or {})
     written = files.write_defaults(endpoint_dir, provider if provider in ("local", "slurm", "pbs") else "local")
-    names = ", ".join(p.name for p in written) or "none (all were there; kept)"
+    names = ", ".join([*(custom_files or {}), *(p.name for p in written)]) or "none (all were there; kept)"
     return (f"\nmulti-user files written: {names}\n"
             f"  edit {endpoint_dir / files.TEMPLATE} and {files.SCHEMA}; identity mapping in "
             f"{files.MAPPING}\n  start it as root: faas endpoint start {name}")
@@ -107,30 +111,81 @@ def check_mapping(name, identity) -> None:
 
 
 @click.command("render-user-config")
-@click.argument("name")
-@click.option("--vars", "vars_path", metavar="VARS.json", help="the user's variables (JSON object; '-' for stdin)")
+@click.argument("name", required=False)
+@click.option("--endpoint", "-e", "endpoint_name", metavar="NAME",
+              help="the endpoint whose template, schema and config to render with (Globus's -e; or NAME)")
+@click.option("--template", "-t", "template_file", type=click.File(),
+              help="a template to render in place of the endpoint's (none needed then; '-': stdin)")
+@click.option("--vars", "--user-options", "--user-options-file", "-o", "vars_file", type=click.File(),
+              metavar="VARS.json", help="the user's variables (a JSON object; '-' for stdin)")
+@click.option("--user-schema", "-s", "schema_file", type=click.File(),
+              help="the JSON schema the variables are checked against, in place of the endpoint's")
+@click.option("--user-runtime", "runtime_file", type=click.File(),
+              help="JSON for the reserved `user_runtime` [default: this Python and host]")
 @click.option("--user", "user", help="render for this local account [default: the one running this]")
-def render_user_config(name, vars_path, user) -> None:
-    """Show the config.yaml a user with these variables would get (schema checked, rendered)."""
-    import pwd
-
+def render_user_config(name, endpoint_name, template_file, vars_file, schema_file, runtime_file, user) -> None:
+    """Show the config.yaml a user with these variables would get (schema checked, rendered): an
+    endpoint's (NAME or --endpoint; one that would not start a user endpoint is an error), or a
+    template's alone (--template, as Globus's command does: what it lacks is a warning)."""
     import yaml
 
     from ..endpoint.multiuser import files, templates
-    d = _endpoint_dir(name)
-    cfg = _manager_config(d)
-    variables = read_vars(vars_path) if vars_path else {}
-    templates.check_variables(variables, templates.load_schema(d / files.SCHEMA), "--vars")
+    if sum(f is not None and f.name == "<stdin>" for f in (template_file, vars_file, schema_file, runtime_file)) > 1:
+        raise click.UsageError("At most one input may be read from stdin across all options.")
+    name = name or endpoint_name
+    if name is None and template_file is None:
+        raise click.UsageError("Must provide at least one of --endpoint or --template.")
+    d = _endpoint_dir(name) if name else None
+    cfg = _manager_config(d) if d else None
+    schema = _read_json(schema_file, "--user-schema") if schema_file else \
+        templates.load_schema(d / files.SCHEMA) if d else None
+    variables = _read_json(vars_file, "--user-options") if vars_file else {}
+    templates.check_variables(variables, schema, "--user-options")
+    pw = _account(user)
+    runtime = _read_json(runtime_file, "--user-runtime") if runtime_file else None
+    reserved = templates.reserved(name or files.TEMPLATE, pw.pw_name, pw.pw_uid, pw.pw_dir, parent_config=cfg,
+                                  identity=f"local:{pw.pw_name}", runtime=runtime)
+    template_text, template_path = _template(template_file, d)
+    out = templates.user_config(template_text, variables, reserved,
+                                store=cfg.store if cfg else (faas_home() / "store").as_uri(),
+                                max_blocks=cfg.max_blocks_per_user if cfg else 1,
+                                allowed_functions=cfg.allowed_functions if cfg else None,
+                                template_path=template_path, check=template_file is None)
+    if template_file is not None:   # a snippet may be part of a config: say what it lacks, as a warning
+        try:
+            templates.check_user_config(out, template_path)
+        except templates.VariablesRefused as e:
+            click.echo(f"warning: as a user endpoint's config.yaml: {e}", err=True)
+    click.echo(yaml.safe_dump(out, sort_keys=False), nl=False)
+
+
+def _template(template_file, endpoint_dir: Path | None) -> tuple[str, str]:
+    """The template to render (``--template``'s, else the endpoint's) and the path it is named by."""
+    if template_file is not None:
+        return template_file.read(), template_file.name
+    assert endpoint_dir is not None   # render_user_config asks for one or the other
+    from ..endpoint.multiuser import files
+    return files.read_template(endpoint_dir), str(endpoint_dir / files.TEMPLATE)
+
+
+def _read_json(file, option: str) -> dict:
+    """A JSON object from an option's file ('-': stdin)."""
     try:
-        pw = pwd.getpwnam(user) if user else pwd.getpwuid(os.getuid())
+        data = json.load(file)
+    except ValueError as e:
+        raise ConfigError(f"{option} {file.name}: not valid JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{option} {file.name}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _account(user: str | None):
+    """The password entry to render for: ``user``'s, or this process's account."""
+    import pwd
+    try:
+        return pwd.getpwnam(user) if user else pwd.getpwuid(os.getuid())
     except KeyError:
         raise ConfigError(f"--user {user!r}: no such local account") from None
-    reserved = templates.reserved(name, pw.pw_name, pw.pw_uid, pw.pw_dir, parent_config=cfg,
-                                  identity=f"local:{pw.pw_name}")
-    out = templates.user_config(files.read_template(d), variables, reserved, store=cfg.store,
-                                max_blocks=cfg.max_blocks_per_user, allowed_functions=cfg.allowed_functions,
-                                template_path=str(d / files.TEMPLATE))
-    click.echo(yaml.safe_dump(out, sort_keys=False), nl=False)
 
 
 @click.command("usage")

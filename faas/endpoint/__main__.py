@@ -34,7 +34,8 @@ log = logging.getLogger("faas.daemon")
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0].startswith("-"):
-        print("usage: python -m faas.endpoint.daemon NAME [--foreground] (what `faas endpoint start NAME` runs)",
+        print("usage: python -m faas.endpoint.daemon NAME [--foreground] [--debug] (what `faas endpoint start "
+              "NAME` runs)",
               file=sys.stderr)
         return 2
     name = argv[0]
@@ -46,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
         handlers.append(logging.StreamHandler())
     logging.basicConfig(level=logging.INFO, handlers=handlers,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if "--debug" in argv:   # `faas endpoint start --debug`: this run, as `debug: true` in config.yaml
+        logging.getLogger("faas").setLevel(logging.DEBUG)
     dump_on_signal(d / "endpoint.log")   # kill -USR1: every thread's stack in endpoint.log
     if ep_config.is_multi_user(d) and os.geteuid() == 0:
         from .multiuser.router import Router  # root only: what it loads stays out of user endpoints

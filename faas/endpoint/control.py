@@ -34,9 +34,10 @@ def ensure_key_file(endpoint_dir: Path) -> None:
         signing.write_key_file(path, signing.new_key("k1"))
 
 
-def start_detached(name: str, home: Path | None = None, wait: float = 15.0) -> int:
+def start_detached(name: str, home: Path | None = None, wait: float = 15.0, debug: bool = False) -> int:
     """Start the daemon in its own session; return its pid once it holds the endpoint's lock
-    and serves. While its endpoint_setup runs (it may take minutes), this waits for it."""
+    and serves. While its endpoint_setup runs (it may take minutes), this waits for it.
+    ``debug``: its log at DEBUG for this run, as ``debug: true`` in config.yaml."""
     home = faas_home(home)
     d = ep_config.endpoint_dir(name, home)
     if not (d / "config.yaml").exists():
@@ -48,7 +49,7 @@ def start_detached(name: str, home: Path | None = None, wait: float = 15.0) -> i
     ready_path(d).unlink(missing_ok=True)   # left by a daemon that was killed
     env = dict(os.environ, FAAS_HOME=str(home))
     with open(d / "daemon.out", "ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "faas.endpoint.daemon", name],
+        proc = subprocess.Popen([sys.executable, "-m", "faas.endpoint.daemon", name, *(["--debug"] if debug else [])],
                                 stdin=subprocess.DEVNULL, stdout=out, stderr=out,
                                 start_new_session=True, env=env, cwd=d)
     deadline = time.monotonic() + wait

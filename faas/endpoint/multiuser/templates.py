@@ -327,10 +327,11 @@ def _capped(value: Any, cap: int) -> Any:
 
 def user_config(template_text: str, variables: dict, reserved_vars: dict, *, store: str,
                 max_blocks: int, allowed_functions: list[str] | None,
-                template_path: str = "template") -> dict:
+                template_path: str = "template", check: bool = True) -> dict:
     """Render and validate: the config.yaml (as a dict) of one user endpoint, as the template
     wrote it (its Globus keys too: the user endpoint lists those with no effect in its log). The
-    endpoint, not the template, decides the store, the queue and the limits."""
+    endpoint, not the template, decides the store, the queue and the limits. ``check=False``
+    leaves :func:`check_user_config` to the caller (a template snippet rendered alone)."""
     text = render(template_text, variables, reserved_vars, template_path)
     try:
         raw = ep_config.yaml_load(text) or {}   # as the user endpoint's loader reads it (YAML 1.2 numbers)
@@ -351,8 +352,15 @@ def user_config(template_text: str, variables: dict, reserved_vars: dict, *, sto
         cap = provider["max_blocks"] if isinstance(provider["max_blocks"], int) else max_blocks
         provider["init_blocks"] = _capped(provider.get("init_blocks", 0), cap)
         provider["min_blocks"] = _capped(provider.get("min_blocks", 0), cap)
-    try:   # what the user endpoint's own loader will make of it (Globus's keys included)
+    if check:
+        check_user_config(raw, template_path)
+    return raw
+
+
+def check_user_config(raw: dict, template_path: str = "template") -> None:
+    """VariablesRefused unless ``raw`` would start a user endpoint: what its own loader makes of it
+    (Globus's keys included)."""
+    try:
         ep_config.UserEndpointConfig.model_validate(copy.deepcopy(raw))
     except ValidationError as e:
         raise VariablesRefused(ep_config.describe_errors(e, f"{template_path} (rendered)")) from None
-    return raw
