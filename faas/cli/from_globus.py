@@ -71,6 +71,63 @@ def common_options(f: F) -> F:
                         help="accepted: faas's log lines have no colours")(f)
 
 
+def _refuse_config_dir(_ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        raise click.UsageError(
+            f"--config-dir {value}: faas keeps endpoints in $FAAS_HOME/endpoints/NAME (now "
+            f"{_endpoints_folder()}), beside the embedded store its clients find through FAAS_HOME: set "
+            f"FAAS_HOME for the endpoint and its clients alike. See {DOC}")
+
+
+def _endpoints_folder() -> Path:
+    from ..config import faas_home
+    return faas_home() / "endpoints"
+
+
+def globus_user_dir_warning() -> None:
+    """GLOBUS_COMPUTE_USER_DIR (Globus's folder of endpoints) is not where faas looks: say where."""
+    import os
+    if os.environ.get("GLOBUS_COMPUTE_USER_DIR"):
+        click.echo(f"warning: GLOBUS_COMPUTE_USER_DIR has no effect here: faas keeps endpoints in "
+                   f"$FAAS_HOME/endpoints (now {_endpoints_folder()}); set FAAS_HOME instead", err=True)
+
+
+def config_dir_option(f: F) -> F:
+    """Globus's group option ``-c/--config-dir`` (its folder of endpoints): refused, saying why."""
+    return click.option("-c", "--config-dir", expose_value=False, callback=_refuse_config_dir,
+                        help="Globus's folder of endpoints: here FAAS_HOME (the option says so)")(f)
+
+
+def remote_option(f: F) -> F:
+    """``stop --remote``: Globus stops the endpoint wherever it runs through its hosted service."""
+    def refuse(_ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+        if value:
+            raise click.UsageError(
+                "--remote: Globus stops an endpoint wherever it runs through its hosted service, which faas "
+                "does not have; run `faas endpoint stop NAME` on the machine the endpoint runs on")
+    return click.option("--remote", is_flag=True, expose_value=False, callback=refuse,
+                        help="Globus's (through its hosted service): says to stop it where it runs")(f)
+
+
+def endpoint_uuid_option(f: F) -> F:
+    return click.option("--endpoint-uuid", metavar="UUID",
+                        help="the endpoint's id, checked against the one made at configure (endpoint.json)")(f)
+
+
+def check_endpoint_uuid(endpoint_uuid: str | None, endpoint_dir: Path) -> None:
+    """Globus registers the endpoint under ``--endpoint-uuid``; here its id was made at configure:
+    the option must name that one."""
+    if endpoint_uuid is None:
+        return
+    from ..endpoint import config as ep_config
+    have = ep_config.endpoint_id(endpoint_dir) if (endpoint_dir / "config.yaml").exists() else None
+    if have is None or have != endpoint_uuid.lower():
+        raise click.UsageError(
+            f"--endpoint-uuid {endpoint_uuid}: endpoint {endpoint_dir.name}'s id is {have or '(none yet)'}, made "
+            f"at `faas endpoint configure` and kept in {endpoint_dir / ep_config.ID_FILE}; faas does not "
+            f"register endpoints under another id")
+
+
 def not_a_uuid(name: str) -> str:
     """Globus's configure takes a name, never an id (an id names an endpoint that exists)."""
     try:
@@ -278,6 +335,28 @@ def disable_on_boot(name: str) -> None:
                f"\tsystemctl disable {service}\n\trm {path}")
 
 
+# -- python-exec, migrate-to-template-capable -------------------------------------------------
+
+@click.command("python-exec", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.argument("module")
+@click.pass_context
+def python_exec(ctx: click.Context, module: str) -> None:
+    """Run a Python module as a script with faas's Python (Globus's: fewer PATH issues)."""
+    import os
+    os.execv(sys.executable, [sys.executable, "-m", module, *ctx.args])
+
+
+@click.command("migrate-to-template-capable")
+@name_argument
+@click.option("--yes", is_flag=True, help="accepted, as Globus's")
+def migrate_to_template_capable(name: str, yes: bool) -> None:
+    """Globus's one-way move of an endpoint's engine into a template: says what to do here."""
+    raise click.UsageError(
+        f"migrate-to-template-capable: a single-user faas endpoint keeps its engine in config.yaml and "
+        f"needs no template; a template is a multi-user endpoint's (`faas endpoint configure {name} "
+        f"--multi-user`, run as root, with the engine in its user_config_template.yaml.j2). See {DOC}")
+
+
 # -- commands that need Globus Auth, and version ----------------------------------------------
 
 def _globus_auth_command(name: str, what: str) -> click.Command:
@@ -298,7 +377,7 @@ def version() -> None:
 
 
 def register(group: click.Group) -> None:
-    for command in (version, enable_on_boot, disable_on_boot):
+    for command in (version, enable_on_boot, disable_on_boot, python_exec, migrate_to_template_capable):
         group.add_command(command)
     for name, what in (("login", "logs in to"), ("logout", "logs out of"), ("whoami", "shows who is logged in to")):
         group.add_command(_globus_auth_command(name, what))

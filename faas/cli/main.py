@@ -42,8 +42,10 @@ def _client(profile, store, endpoint=None):
 # -- endpoints ---------------------------------------------------------------------------
 
 @main.group(context_settings={"help_option_names": ["-h", "--help"]})
+@from_globus.config_dir_option
 def endpoint() -> None:
     """Configure, start and stop endpoints on this machine (the site's login node)."""
+    from_globus.globus_user_dir_warning()
 
 
 @endpoint.command()
@@ -199,13 +201,15 @@ def _signing_key(cfg, path: Path, signing_key: str | None) -> str:
 @endpoint.command()
 @from_globus.name_argument
 @click.option("--detach", is_flag=True, help="run in the background and return")
+@from_globus.endpoint_uuid_option
 @from_globus.common_options
-def start(name, detach) -> None:
+def start(name, detach, endpoint_uuid) -> None:
     """Start the endpoint NAME (or UUID)'s daemon (in the foreground unless --detach)."""
     from ..endpoint import config as ep_config
     from ..endpoint import control
     name = ep_config.check_name(control.local_name(name))
     d = ep_config.endpoint_dir(name)
+    from_globus.check_endpoint_uuid(endpoint_uuid, d)
     debug = bool(click.get_current_context().meta.get(from_globus.DEBUG_META))
     if detach:
         pid = control.start_detached(name, debug=debug)
@@ -222,6 +226,7 @@ def start(name, detach) -> None:
 @from_globus.name_argument
 @from_globus.common_options
 @click.option("--timeout", default=90.0, show_default=True, help="seconds to wait for it to stop")
+@from_globus.remote_option
 def stop(name, timeout) -> None:
     """Stop the daemon of NAME (or UUID); its blocks hand back the tasks they hold."""
     from ..endpoint import control
@@ -234,11 +239,15 @@ def stop(name, timeout) -> None:
 
 @endpoint.command()
 @from_globus.name_argument
+@click.option("--detach", is_flag=True, help="accepted: restart always starts the endpoint in the background")
+@from_globus.endpoint_uuid_option
 @from_globus.common_options
-def restart(name) -> None:
+def restart(name, detach, endpoint_uuid) -> None:
     """Stop, then start detached (NAME or UUID)."""
+    from ..endpoint import config as ep_config
     from ..endpoint import control
     name = control.local_name(name)
+    from_globus.check_endpoint_uuid(endpoint_uuid, ep_config.endpoint_dir(name))
     control.stop(name)
     pid = control.start_detached(name, debug=bool(click.get_current_context().meta.get(from_globus.DEBUG_META)))
     click.echo(f"endpoint {name} restarted (pid {pid})")
@@ -335,25 +344,49 @@ def status(name) -> None:
 @from_globus.name_argument
 @from_globus.common_options
 @click.option("--yes", is_flag=True, help="do not ask")
-def delete(name, yes) -> None:
+@click.option("--force", is_flag=True, help="delete the folder even when its config.yaml does not load or its "
+                                            "record cannot be deleted from the store (Globus's --force)")
+def delete(name, yes, force) -> None:
     """Stop the endpoint NAME (or UUID), delete its queue, registry record and folder."""
     from ..endpoint import config as ep_config
     from ..endpoint import control
-    from ..messages import endpoint_key
-    from ..store import open_queue, open_store
     name = control.local_name(name)
     d = ep_config.endpoint_dir(name)
-    cfg = ep_config.load(d / "config.yaml")
+    try:
+        cfg = ep_config.load(d / "config.yaml")
+    except FaasError as e:
+        if not force or not d.is_dir():
+            raise _with_force_hint(e, name) from None
+        click.echo(f"warning: {e}\n(--force: its queue and its record in the store are left)", err=True)
+        cfg = None
     if not yes:
         click.confirm(f"delete endpoint {name} ({d}) and its queue?", abort=True)
     control.stop(name)
+    if cfg is not None:
+        _delete_queue_and_record(name, cfg, force)
+    shutil.rmtree(d)
+    click.echo(f"endpoint {name} deleted")
+
+
+def _with_force_hint(e: FaasError, name: str) -> FaasError:
+    return FaasError(f"{e}\n`faas endpoint delete {name} --force` deletes the endpoint's folder anyway")
+
+
+def _delete_queue_and_record(name: str, cfg, force: bool) -> None:
+    """The endpoint's queue (gone already is fine) and its record in the store (an error unless
+    ``force``, which goes on with a warning)."""
+    from ..messages import endpoint_key
+    from ..store import open_queue, open_store
     try:
         open_queue(cfg.queue_url(name, faas_home())).destroy()
     except FaasError:
         pass
-    open_store(cfg.store).delete(endpoint_key(name))
-    shutil.rmtree(d)
-    click.echo(f"endpoint {name} deleted")
+    try:
+        open_store(cfg.store).delete(endpoint_key(name))
+    except FaasError as e:
+        if not force:
+            raise _with_force_hint(e, name) from None
+        click.echo(f"warning: its record in {cfg.store} is left: {e}", err=True)
 
 
 # -- tasks -----------------------------------------------------------------------------

@@ -362,3 +362,62 @@ def test_enable_on_boot_refuses_a_running_endpoint(tmp_path, unit_dir, monkeypat
         assert not list(unit_dir.iterdir())
     finally:
         gce(home, "stop", "busy")
+
+
+# -- endpoints.rst:228, :239: Globus's folder of endpoints ------------------------------------
+
+def test_config_dir_and_globus_compute_user_dir_say_where_endpoints_are(tmp_path):
+    """``gce configure --config-dir ~/.custom_3 ...`` (a group option in Globus's code, so
+    ``gce --config-dir DIR configure``) is refused saying FAAS_HOME; GLOBUS_COMPUTE_USER_DIR in
+    the environment is a warning naming where the endpoint goes instead."""
+    home = tmp_path / "home"
+    r = gce(home, "--config-dir", str(tmp_path / "custom_3"), "configure", "endpoint_in_group_3")
+    assert r.returncode == 2 and "FAAS_HOME" in r.stderr and "--config-dir" in r.stderr, r.stderr
+    assert not (tmp_path / "custom_3").exists() and not (home / "endpoints").exists()
+    r = gce(home, "configure", "endpoint_in_new_group", env={"GLOBUS_COMPUTE_USER_DIR": str(tmp_path / "custom_2")})
+    assert r.returncode == 0, r.stderr
+    assert "GLOBUS_COMPUTE_USER_DIR has no effect here" in r.stderr and str(home / "endpoints") in r.stderr
+    assert (home / "endpoints" / "endpoint_in_new_group" / "config.yaml").is_file()
+
+
+# -- the other options and commands of globus-compute-endpoint -------------------------------
+
+def test_delete_force_and_yes(tmp_path):
+    """``delete --yes`` of an endpoint whose config.yaml does not load fails naming ``--force``;
+    with ``--force`` the folder goes."""
+    home = tmp_path / "home"
+    assert gce(home, "configure", "broken").returncode == 0
+    (home / "endpoints" / "broken" / "config.yaml").write_text("engine: [\n")
+    r = gce(home, "delete", "broken", "--yes")
+    assert r.returncode == 2 and "--force" in r.stderr and (home / "endpoints" / "broken").is_dir(), r.stderr
+    r = gce(home, "delete", "broken", "--yes", "--force")
+    assert r.returncode == 0 and not (home / "endpoints" / "broken").exists(), r.stderr
+
+
+def test_stop_remote_and_endpoint_uuid(tmp_path):
+    home = tmp_path / "home"
+    assert gce(home, "configure", "ep").returncode == 0
+    r = gce(home, "stop", "ep", "--remote")
+    assert r.returncode == 2 and "hosted service" in r.stderr, r.stderr
+    ep_id = ep_config.endpoint_id(home / "endpoints" / "ep")
+    other = str(uuid.uuid4())
+    r = gce(home, "start", "ep", "--endpoint-uuid", other, "--detach")
+    assert r.returncode == 2 and other in r.stderr and ep_id in r.stderr, r.stderr
+    r = gce(home, "restart", "ep", "--endpoint-uuid", ep_id, "--detach")
+    assert r.returncode == 0 and "restarted" in r.stdout, r.stderr
+    assert gce(home, "stop", "ep").returncode == 0
+
+
+def test_python_exec(tmp_path):
+    """``globus-compute-endpoint python-exec MODULE ARGS``: the module as a script, with faas's Python."""
+    r = gce(tmp_path / "home", "python-exec", "json.tool", "--sort-keys", input='{"b": 1, "a": 2}')
+    assert r.returncode == 0 and r.stdout.index('"a"') < r.stdout.index('"b"'), r.stdout + r.stderr
+
+
+def test_migrate_to_template_capable_says_what_to_do(tmp_path):
+    home = tmp_path / "home"
+    assert gce(home, "configure", "old").returncode == 0
+    before = (home / "endpoints" / "old" / "config.yaml").read_text()
+    r = gce(home, "migrate-to-template-capable", "old", "--yes")
+    assert r.returncode == 2 and "--multi-user" in r.stderr, r.stderr
+    assert (home / "endpoints" / "old" / "config.yaml").read_text() == before
