@@ -138,6 +138,34 @@ def not_a_uuid(name: str) -> str:
                              f"(got: '{name}')", param_hint="NAME")
 
 
+_TRUE_WORDS, _FALSE_WORDS = {"1", "true", "t", "yes", "y", "on"}, {"0", "false", "f", "no", "n", "off"}
+
+
+def multi_user_words(args: list[str]) -> list[str]:
+    """Globus's ``--multi-user true|false`` (a value) as faas's ``--multi-user`` /
+    ``--no-multi-user`` flags; ``--multi-user NAME`` stays the flag and the name."""
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        arg, following = args[i], args[i + 1] if i + 1 < len(args) else None
+        word = arg.partition("=")[2] if arg.startswith("--multi-user=") else \
+            following if arg == "--multi-user" and following is not None else None
+        if word is not None and word.lower() in _TRUE_WORDS | _FALSE_WORDS:
+            out.append("--multi-user" if word.lower() in _TRUE_WORDS else "--no-multi-user")
+            i += 1 if arg.startswith("--multi-user=") else 2
+            continue
+        out.append(arg)
+        i += 1
+    return out
+
+
+class ConfigureCommand(click.Command):
+    """``configure``, reading Globus's ``--multi-user true|false`` too."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, multi_user_words(args))
+
+
 def configure_options(f: F) -> F:
     """``globus-compute-endpoint configure``'s options that ``faas endpoint configure`` lacks."""
     path = click.Path(exists=True, dir_okay=False, path_type=Path)

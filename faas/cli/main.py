@@ -48,7 +48,7 @@ def endpoint() -> None:
     from_globus.globus_user_dir_warning()
 
 
-@endpoint.command()
+@endpoint.command(cls=from_globus.ConfigureCommand)
 @from_globus.name_argument
 @click.option("--provider", type=click.Choice(["local", "slurm", "pbs"]), default=None,
               help="how blocks are started")
@@ -73,7 +73,7 @@ def endpoint() -> None:
 @click.option("--signing-key", "signing_key", metavar="new|none",
               help="new: add a fresh task-signing key (rotation: older keys stay until you delete "
                    "their line); none: turn signing off [default for a new endpoint: new]")
-@click.option("--multi-user", "multi_user", type=click.BOOL, is_flag=False, flag_value=True, default=None,
+@click.option("--multi-user/--no-multi-user", "multi_user", default=None,
               help="also write the files of a multi-user endpoint (template, schema, identity "
                    "mapping, environment); run it as root (docs/multi-user.md). Globus's "
                    "`--multi-user true|false` works too")

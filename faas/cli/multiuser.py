@@ -46,7 +46,7 @@ def configure_multi_user(name: str, endpoint_dir: Path, cfg: ManagerEndpointConf
         raise ConfigError(f"store {cfg.store}: a multi-user endpoint on a remote store takes tasks from a "
                           f"queue its users can reach, signed with per-user keys: pass --queue sqs (or a "
                           f"queue URL); or use a shared --store file:///shared/path")
-    if root is not None and str(root).startswith(str(faas_home())):
+    if root is not None and Path(root).resolve().is_relative_to(faas_home().resolve()):
         raise ConfigError(f"store {cfg.store} is inside {faas_home()}, which its users cannot reach: "
                           f"pass --store file:///shared/path (a folder all users can reach)")
     from .from_globus import copy_files

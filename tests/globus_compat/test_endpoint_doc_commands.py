@@ -190,11 +190,16 @@ def test_multi_user_takes_globus_true_false(tmp_path):
     r = gce(home, "configure", "--multi-user", "false", "single")
     assert r.returncode == 0, r.stderr
     assert not ep_config.is_multi_user(home / "endpoints" / "single")
-    for name, flag in (("mu1", ["--multi-user", "true"]), ("mu2", ["--multi-user"])):
+    for name, flag in (("mu1", ["--multi-user", "true"]), ("mu2", ["--multi-user"]), ("mu3", ["--multi-user=yes"])):
         r = gce(home, "configure", *flag, "--store", shared, "--contact-email", "admin@example.edu", name)
         assert r.returncode == 0, r.stderr
         assert ep_config.is_multi_user(home / "endpoints" / name)
         assert config_of(home, name)["email"] == "admin@example.edu"
+    # the flag before the name (faas's own order) stays a flag; a store beside FAAS_HOME whose name
+    # begins with it (home-shared) is not inside it
+    r = gce(home, "configure", "--multi-user", "mu4", "--store", (tmp_path / "home-shared").as_uri())
+    assert r.returncode == 0, r.stderr
+    assert ep_config.is_multi_user(home / "endpoints" / "mu4")
 
 
 # -- multi_user.rst:870 (common options), endpoints.rst:1204 ----------------------------------
