@@ -354,7 +354,8 @@ def enable_on_boot(name: str) -> None:
 @common_options
 def disable_on_boot(name: str) -> None:
     """The commands that undo enable-on-boot for endpoint NAME (run them as root)."""
-    path = _unit_path(name)
+    from ..endpoint import config as ep_config
+    path = _unit_path(ep_config.check_name(name))
     if not path.exists():
         raise click.ClickException(f"There does not appear to be an existing systemd unit for endpoint {name} "
                                    f"(unit file {path} not found)")

@@ -350,7 +350,7 @@ def delete(name, yes, force) -> None:
     """Stop the endpoint NAME (or UUID), delete its queue, registry record and folder."""
     from ..endpoint import config as ep_config
     from ..endpoint import control
-    name = control.local_name(name)
+    name = ep_config.check_name(control.local_name(name))   # --force removes the folder it names
     d = ep_config.endpoint_dir(name)
     try:
         cfg = ep_config.load(d / "config.yaml")

@@ -397,6 +397,12 @@ def test_delete_force_and_yes(tmp_path):
     assert r.returncode == 2 and "--force" in r.stderr and (home / "endpoints" / "broken").is_dir(), r.stderr
     r = gce(home, "delete", "broken", "--yes", "--force")
     assert r.returncode == 0 and not (home / "endpoints" / "broken").exists(), r.stderr
+    # --force removes the folder a name names: only an endpoint's (not FAAS_HOME through "..")
+    (home / "keep").write_text("FAAS_HOME's own file\n")
+    for name in ("..", ".", "../endpoints"):
+        r = gce(home, "delete", name, "--yes", "--force")
+        assert r.returncode == 2 and "endpoint name" in r.stderr, r.stderr
+    assert (home / "endpoints").is_dir() and (home / "keep").is_file()
 
 
 def test_stop_remote_and_endpoint_uuid(tmp_path):
