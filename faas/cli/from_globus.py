@@ -1,8 +1,8 @@
 """What ``faas endpoint`` takes from Globus's ``globus-compute-endpoint`` as it is, so the command
 lines of a site's scripts and of Globus's docs run with only the command's name changed
 (docs/from-globus.md, "Endpoints"): the optional endpoint name (``default``), the common options,
-``configure``'s options and its files in place of the defaults, and the commands that need Globus
-Auth, which say why they have no counterpart."""
+``configure``'s options and its files in place of the defaults, on-boot persistence, and the
+options and commands that need Globus's hosted services, which say why they have no counterpart."""
 from __future__ import annotations
 
 import logging
@@ -28,8 +28,7 @@ DOC = "docs/from-globus.md"
 POLICY_OPTIONS = ("auth_policy_project_id", "auth_policy_display_name", "auth_policy_mfa_required",
                   "auth_policy_description", "allowed_domains", "excluded_domains", "auth_timeout")
 
-#: configure's file options of a multi-user endpoint: option -> its file in the endpoint's folder
-#: (filled in by :func:`multi_user_file_names`, which imports the endpoint side lazily)
+#: configure's file options of a multi-user endpoint (:func:`multi_user_files` names their files)
 MULTI_USER_FILE_OPTIONS = ("template_config", "schema_config", "user_env_config", "id_mapping_config")
 
 
