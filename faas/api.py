@@ -68,7 +68,7 @@ class TaskState:
         self.sent = time.monotonic()             # about when it was sent (its state is made then)
         self.status = "pending"
         self.where: dict | None = None
-        self.data: bytes | None = None          # the result frame, once done
+        self.data: bytes | None = None          # the result frame, once done and opened
         self.error: BaseException | None = None  # or why there is none (send failed, ...)
         self.finished = False
         self._event: threading.Event | None = None   # made only for a waiter: Executor futures never wait here
@@ -782,7 +782,7 @@ class Client:
         try:
             if data is None:
                 data = self._read_result(n.id, n.size)
-            header, _ = serialize.open_result(data, n.id, rk)
+            header, plain = serialize.open_result(data, n.id, rk)
         except Exception as e:  # noqa: BLE001 - the future fails with the reason
             st._set("failed", error=e)
             return
@@ -790,12 +790,12 @@ class Client:
             self._notified[n.id] = time.time(), header
             if len(self._notified) > DONE_KEPT:
                 self._notified.popitem(last=False)
-        self._settle(st, data, header.get("status") or n.status or "success")
+        self._settle(st, plain, header.get("status") or n.status or "success")
 
-    def _settle(self, st: TaskState, data: bytes, status: str) -> None:
-        """Finish ``st`` with its checked result frame ``data``."""
+    def _settle(self, st: TaskState, plain: bytes, status: str) -> None:
+        """Finish ``st`` with its opened result frame ``plain``."""
         owned = bool(st._callbacks)   # an Executor's (read before _set, which drops them)
-        st._set(status, data=data)
+        st._set(status, data=plain)
         if owned:   # an Executor's future holds the outcome now; the store keeps the rest
             self._tasks.pop(st.task_id, None)
         else:               # run()/submit_batch(): kept for get_result, the oldest dropped (the store has them)
@@ -830,7 +830,7 @@ class Client:
             looked += 1
             try:
                 data = self._read_result(st.task_id, None)
-                header, _ = serialize.open_result(data, st.task_id, self.task_secret(st.task_id))
+                header, plain = serialize.open_result(data, st.task_id, self.task_secret(st.task_id))
             except KeyNotFound:
                 continue
             except Exception as e:  # noqa: BLE001 - planted, or the store failing: a later sweep looks again
@@ -839,7 +839,7 @@ class Client:
                 continue
             log.warning("task %s: its done notice never came (taken from the reply queue by another "
                         "principal, or lost); its result was found in the store", st.task_id)
-            self._settle(st, data, header.get("status") or "success")
+            self._settle(st, plain, header.get("status") or "success")
             found += 1
         base = max(1.0, grace / 4)
         self._sweep_every = (min(NOTICE_SWEEP_MAX, max(base, self._sweep_every * 2))
@@ -863,16 +863,17 @@ class Client:
 
     # -- results ---------------------------------------------------------------------------
     def stored_result(self, task_id: str) -> tuple[bytes, dict] | None:
-        """``(data, header)`` of the task's result in the store, once its MAC proves that the
-        endpoint that ran the task wrote it; None while there is none. A planted or altered one
-        raises :class:`ResultForged` (nothing is unpickled). Every reader of a stored result
-        (get_task, get_result, the Executor, the Globus Client, the console) goes through here."""
+        """``(plain frame, header)`` of the task's result in the store, once it opens under the
+        task's secret (so the endpoint that ran the task wrote it); None while there is none. A
+        planted or altered one raises :class:`ResultForged` (nothing is unpickled). Every
+        reader of a stored result (get_task, get_result, the Executor, the Globus Client, the
+        console) goes through here."""
         try:
             data = self._read_result(task_id, None)
         except KeyNotFound:
             return None
-        header, _ = serialize.open_result(data, task_id, self.task_secret(task_id))
-        return data, header
+        header, plain = serialize.open_result(data, task_id, self.task_secret(task_id))
+        return plain, header
 
     def _read_result(self, task_id: str, size: int | None) -> bytes:
         """The stored result frame, never more read than ``size`` (from the task's sealed done

@@ -1,17 +1,18 @@
-"""Results, notices and cancel markers that prove where they come from.
+"""Results, arguments, functions, notices and cancel markers only their client can read or make.
 
-The store is shared ground: other users of a site, other sites and anyone with write access to
-the bucket can put objects in it, so a client must never unpickle a result it merely found at the
-right key. Each task message carries a per-task secret ``rk`` (covered by the message's
-signature, and as private as the message: the queue or the spool file, mode 600). The endpoint
-that runs the task MACs what it writes for it with that secret: the result frame gets a ``mac``
-in its header over the task id and the frame's exact bytes; a notice (started or done) and a
-cancel marker get one over their few fields. The client derives the same secret again from its
-own result key (``$FAAS_HOME/result.key``, or ``FAAS_RESULT_KEY``) and the task id, so another
-process of the same user (``faas result``, the flows runner, the console) checks a result as
-well as the one that sent the task. A result whose MAC does not verify is never loaded.
+The store is shared ground: other users of a site, other sites and anyone with read or write
+access to the bucket can read and put objects in it, so a client must never unpickle a result it
+merely found at the right key, and nothing a client keeps there may be readable by anyone else.
+Each task message carries a per-task secret ``rk`` (covered by the message's signature, and as
+private as the message: the queue or the spool file, mode 600). The endpoint that runs the task
+seals what it stores for it with that secret: a result frame is encrypted and authenticated
+(AES-GCM, :func:`encrypt`); a notice (started or done) and a cancel marker get a MAC over their
+few fields. The client derives the same secret again from its own result key
+(``$FAAS_HOME/result.key``, or ``FAAS_RESULT_KEY``) and the task id, so another process of the
+same user (``faas result``, the flows runner, the console) opens a result as well as the one that
+sent the task. A result that does not open under its task's secret is never loaded.
 
-The same key also names the client's cancel epoch (``cid``), so no one else can hold it down.
+The same key names the client's cancel epoch (``cid``), so no one else can hold it down.
 """
 from __future__ import annotations
 
@@ -23,12 +24,16 @@ import secrets
 import time
 from pathlib import Path
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
 from . import private_files
-from .exceptions import ConfigError, ResultForged
+from .exceptions import ConfigError
 
 RESULT_KEY_FILE = "result.key"
 _TASK = b"faas-task-secret:v1:"
 _CLIENT = b"faas-client-id:v1"
+_FUNCTION = b"faas-function-secret:v1:"
 
 
 def _b64(raw: bytes) -> str:
@@ -72,6 +77,12 @@ def task_secret(user_key: bytes, task_id: str) -> str:
     return _b64(hmac.new(user_key, _TASK + task_id.encode(), hashlib.sha256).digest())
 
 
+def function_secret(user_key: bytes, function_id: str) -> str:
+    """The secret a function's stored bytes are sealed with (``fk`` in each task message that
+    runs it): one per function, not per task, since one stored copy serves all its tasks."""
+    return _b64(hmac.new(user_key, _FUNCTION + function_id.encode(), hashlib.sha256).digest())
+
+
 def client_id(user_key: bytes) -> str:
     """A stable, unguessable name for this user's cancel epoch (``cid`` in each message)."""
     return hmac.new(user_key, _CLIENT, hashlib.sha256).hexdigest()[:32]
@@ -87,41 +98,38 @@ def _mac(rk: str, *parts: str | bytes) -> str:
     return m.hexdigest()
 
 
-#: what a result frame's header holds in place of its MAC while the MAC is computed: the MAC
-#: covers the frame's exact bytes (header and payload, one pass), then takes this place
-MAC_PLACEHOLDER = "0" * 64
-_MAC_FIELD = b'"mac":"'
+# -- sealing: what the store keeps for a client, readable and writable only with its secret --------
+
+#: what a sealed frame's header names in its ``seal`` field: the AEAD and how its key is derived
+SEAL = "aesgcm-v1"
+_SEAL_KEY = b"faas-seal-key:v1:"
+_NONCE = 12   # random per object: a task's secret seals a handful of objects, never 2**32
+_TAG = 16
 
 
-def seal_frame(data: bytes, rk: str, task_id: str) -> bytes:
-    """``data`` (a frame whose header has ``"mac": MAC_PLACEHOLDER``) with its MAC in place."""
-    i = data.index(_MAC_FIELD + MAC_PLACEHOLDER.encode()) + len(_MAC_FIELD)
-    return data[:i] + _frame_mac(rk, task_id, data).encode() + data[i + 64:]
+def _aead(secret: str, purpose: str) -> AESGCM:
+    """One key per secret and purpose (result, args, function): an object sealed for one
+    purpose never opens as another."""
+    return AESGCM(hmac.new(_unb64(secret), _SEAL_KEY + purpose.encode(), hashlib.sha256).digest())
 
 
-def _frame_mac(rk: str, task_id: str, data: bytes) -> str:
-    return _mac(rk, "result", task_id, data)
+def encrypt(plain: bytes, secret: str, purpose: str, associated: bytes) -> bytes:
+    """``nonce + ciphertext`` of ``plain``, authenticated together with ``associated`` (the
+    object's header, which names the task or function: it is read, never altered)."""
+    nonce = secrets.token_bytes(_NONCE)
+    return nonce + _aead(secret, purpose).encrypt(nonce, plain, associated)
 
 
-def check_result(header: dict, data: bytes, task_id: str, rk: str) -> None:
-    """Raise :class:`ResultForged` unless the endpoint that ran ``task_id`` wrote this result
-    frame (``data``, whose parsed header is ``header``)."""
-    mac = header.get("mac")
-    if header.get("task_id") != task_id:
-        why = f"it names task {header.get('task_id')!r}"
-    elif not isinstance(mac, str) or len(mac) != 64:
-        why = "it carries no MAC"
-    else:
-        # JSON escapes every quote inside a string, so the field can stand only as the key
-        i = data.find(_MAC_FIELD + mac.encode() + b'"')
-        blank = data[:i + len(_MAC_FIELD)] + MAC_PLACEHOLDER.encode() + data[i + len(_MAC_FIELD) + 64:]
-        if i < 0 or not hmac.compare_digest(mac, _frame_mac(rk, task_id, blank)):
-            why = "its MAC does not verify"
-        else:
-            return
-    raise ResultForged(f"the result found for task {task_id} was not written by the endpoint that ran "
-                       f"it ({why}): forged, planted first or altered in the store; it was not loaded",
-                       task_id=task_id)
+def decrypt(sealed: bytes, secret: str, purpose: str, associated: bytes) -> bytes | None:
+    """The plaintext of what :func:`encrypt` made with the same secret, purpose and associated
+    data; None for anything else (planted, altered, copied from another task): nothing of it
+    is used."""
+    if len(sealed) < _NONCE + _TAG:
+        return None
+    try:
+        return _aead(secret, purpose).decrypt(sealed[:_NONCE], sealed[_NONCE:], associated)
+    except InvalidTag:
+        return None
 
 
 def notice_mac(rk: str, task_id: str, event: str, status: str | None, size: int | None = None,

@@ -4,6 +4,13 @@ A frame is ``b"FAAS1" + u32 header length + JSON header + payload``. The header 
 writer's Python and dill versions (a worker on another Python minor version refuses the payload
 with both versions named, rather than crashing on a bytecode mismatch) and whatever the reader
 needs without unpickling (a result's status, its error text).
+
+What the store keeps for a client (results, spilled arguments, functions) is a *sealed* frame
+(:func:`seal`): a frame whose header holds only what others may see (the kind, the task id, a
+result's status and timings) and whose payload is the whole plain frame, encrypted under a
+secret of the client's (:mod:`faas.sealing`) with that header as associated data. Whoever holds
+neither the secret nor the task's message learns sizes, never contents, and cannot make one that
+opens.
 """
 from __future__ import annotations
 
@@ -76,18 +83,46 @@ def unframe(data: bytes) -> tuple[dict, bytes]:
     return header, data[9 + n:]
 
 
+def seal(plain: bytes, public: dict, secret: str, purpose: str) -> bytes:
+    """``plain`` (a frame) encrypted under ``secret`` in a frame whose header is ``public``
+    (what anyone who reads the store may see), authenticated with it."""
+    head = json.dumps({**public, "seal": sealing.SEAL}, separators=(",", ":")).encode()
+    prefix = MAGIC + struct.pack(">I", len(head)) + head
+    return prefix + sealing.encrypt(plain, secret, purpose, prefix)
+
+
+def unseal(data: bytes, secret: str, purpose: str) -> tuple[dict, bytes]:
+    """``(public header, plain frame)`` of what :func:`seal` made with ``secret`` for
+    ``purpose``; else :class:`SerializationError` saying why (nothing of it is used)."""
+    public, sealed = unframe(data)
+    if public.get("seal") != sealing.SEAL:
+        raise SerializationError(f"it is not sealed ({sealing.SEAL})")
+    plain = sealing.decrypt(sealed, secret, purpose, data[:len(data) - len(sealed)])
+    if plain is None:
+        raise SerializationError("it does not open under its secret")
+    return public, plain
+
+
+#: the fields of a result's header that anyone who reads the store sees (the router reads them
+#: for its audit log); the rest (errors, tracebacks, where it ran) is sealed with the payload
+RESULT_PUBLIC = ("task_id", "kind", "status", "n", "started", "finished")
+
+
 def open_result(data: bytes, task_id: str, rk: str) -> tuple[dict, bytes]:
-    """``(header, payload)`` of a result frame, once its MAC proves that the endpoint that ran
-    ``task_id`` wrote it; else :class:`ResultForged` (nothing is unpickled). The one check of a
-    stored result: a client before it loads one, a pool before it tells a client of one its dead
-    worker stored."""
+    """``(header, plain frame)`` of a sealed result frame, once it opens under the secret of
+    ``task_id`` (so the endpoint that ran that task wrote it, unaltered); else
+    :class:`ResultForged` (nothing is unpickled). The one check of a stored result: a client
+    before it loads one, a pool before it tells a client of one its dead worker stored."""
     try:
-        header, payload = unframe(data)
+        public, plain = unseal(data, rk, "result")
+        if public.get("task_id") != task_id:   # named in the associated data: it opened for this task
+            raise SerializationError(f"it names task {public.get('task_id')!r}")
+        header, _ = unframe(plain)
     except SerializationError as e:
-        raise ResultForged(f"the result found for task {task_id} is not a faas result ({e}); it was "
-                           f"not loaded", task_id=task_id) from None
-    sealing.check_result(header, data, task_id, rk)
-    return header, payload
+        raise ResultForged(f"the result found for task {task_id} was not written by the endpoint that ran "
+                           f"it ({e}): forged, planted first or altered in the store; it was not loaded",
+                           task_id=task_id) from None
+    return header, plain
 
 
 def check_serializer(header: dict, allowed: list[str], what: str) -> None:
@@ -362,8 +397,8 @@ def _picklable(outcome: tuple) -> tuple:
 
 def result_bytes(header: dict, outcomes: list[tuple], rk: str | None) -> bytes:
     """A task's result: header (status, timings, first error as text) + pickled outcomes,
-    sealed with the task's secret ``rk`` (:mod:`faas.sealing`) so its client can tell it from a
-    planted one. ``header`` must name the ``task_id``.
+    sealed with the task's secret ``rk`` (:func:`seal`) so that only its client reads it and
+    can tell it from a planted one. ``header`` must name the ``task_id``.
 
     Each outcome is ``(True, value)`` or an :func:`error_outcome`. Values that cannot be
     pickled become error outcomes here, on the worker, with a message that says so."""
@@ -379,9 +414,10 @@ def result_bytes(header: dict, outcomes: list[tuple], rk: str | None) -> bytes:
     header["n"] = len(outcomes)
     if failed:
         header["error"] = {"type": failed[0][2], "message": failed[0][3], "traceback": failed[0][4]}
+    plain = frame(header, payload)
     if rk is None:
-        return frame(header, payload)
-    return sealing.seal_frame(frame(dict(header, mac=sealing.MAC_PLACEHOLDER), payload), rk, header["task_id"])
+        return plain
+    return seal(plain, {k: header[k] for k in RESULT_PUBLIC if k in header}, rk, "result")
 
 
 def b64(data: bytes) -> str:

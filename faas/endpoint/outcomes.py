@@ -1,8 +1,8 @@
 """How an endpoint fails a task for its client, whoever notices the failure: the pool (timeout,
 a lost worker, a function not allowed), the daemon (a dead-lettered task) or the multi-user
 router (a refused task). One shape for all, like CPython's ``_ExceptionWithTraceback``: a result
-frame sealed with the task's secret, and the done notice that tells the client. A message whose
-task id cannot be trusted gets no result at all: it is set aside (:func:`set_aside`).
+frame sealed (encrypted) with the task's secret, and the done notice that tells the client. A
+message whose task id cannot be trusted gets no result at all: it is set aside (:func:`set_aside`).
 """
 from __future__ import annotations
 
@@ -24,13 +24,14 @@ def failure_frame(task: TaskMessage, exc: BaseException, **where: object) -> byt
                                   [serialize.error_outcome(exc)], task.rk)
 
 
-def error_summary(frame: bytes | None) -> str | None:
-    """``"Type: message"`` of a failed result frame's first error, for the task journal (None
-    without a frame, or if it cannot be read: the journal line is a summary, never a blocker)."""
+def error_summary(frame: bytes | None, task: TaskMessage) -> str | None:
+    """``"Type: message"`` of ``task``'s failed result frame's first error, for the task journal
+    (None without a frame, or if it cannot be read: the journal line is a summary, never a
+    blocker). The error is sealed with the frame: opened with the task's secret."""
     if frame is None:
         return None
     try:
-        err = serialize.unframe(frame)[0].get("error") or {}
+        err = serialize.open_result(frame, task.id, task.rk)[0].get("error") or {}
         return f"{err.get('type', 'Error')}: {err.get('message', '')}"[:300]
     except Exception:  # noqa: BLE001 - see above
         return None

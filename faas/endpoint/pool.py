@@ -584,7 +584,7 @@ class Pool:
         else:
             now, mono = time.time(), time.monotonic()
             if error is None and status == "failed":
-                error = outcomes.error_summary(result)
+                error = outcomes.error_summary(result, t)
             self.journal.record(t.id, t.fn, n=t.n, sent=t.sent,
                                 started=now - (mono - (held.started or held.received)), finished=now,
                                 status=status, error=error)

@@ -130,7 +130,7 @@ def journal_entry(task: TaskMessage | None, reply: tuple, started: float, finish
     status = reply[1]
     if task is None or status not in ("success", "failed"):
         return None
-    error = error_summary(reply[2]) if status == "failed" else None
+    error = error_summary(reply[2], task) if status == "failed" else None
     return finished, journal.line(task.id, task.fn, n=task.n, sent=task.sent, started=started,
                                   finished=finished, status=status, endpoint=where.get("endpoint", ""),
                                   block=where.get("block", ""), host=where.get("host", HOST),

@@ -214,12 +214,13 @@ def test_huge_planted_arguments_cost_their_signed_size(s3_site):
     with Peak() as peak:
         _, status, inline, _ = worker.run_job(store, {}, _job(c, tid, fid, len(frame), fields["args_sha256"]), {})
     assert status == "failed"
-    header, _ = serialize.unframe(inline)
+    header, _ = serialize.open_result(inline, tid, c.task_secret(tid))
     assert header["error"]["type"].endswith("SignatureError") and "no more was read" in header["error"]["message"]
     assert peak.bytes < BOUNDED, f"the worker read {peak.bytes} bytes of planted arguments"
     # a message that gives no size reads nothing at all
     _, status, inline, _ = worker.run_job(store, {}, _job(c, tid, fid, None, fields["args_sha256"]), {})
-    assert status == "failed" and "gives no args_size" in serialize.unframe(inline)[0]["error"]["message"]
+    assert status == "failed" and "gives no args_size" in \
+        serialize.open_result(inline, tid, c.task_secret(tid))[0]["error"]["message"]
     c.close()
 
 
@@ -237,7 +238,7 @@ def test_a_huge_planted_function_costs_max_function_bytes(s3_site, monkeypatch):
     with Peak() as peak:
         _, status, inline, _ = worker.run_job(store, {}, job, {})
     assert status == "failed"
-    err = serialize.unframe(inline)[0]["error"]
+    err = serialize.open_result(inline, tid, c.task_secret(tid))[0]["error"]
     assert err["type"].endswith("SignatureError") and "larger than max_function_bytes (1048576" in err["message"]
     assert peak.bytes < BOUNDED, f"the worker read {peak.bytes} bytes of a planted function"
     # her own client refuses to store a function over the limit, naming the setting

@@ -64,18 +64,18 @@ def test_a_planted_result_is_refused_and_the_real_one_arrives(endpoint, tmp_path
     assert other.get_result(f.task_id, timeout=10) == 42   # the real one replaced the planted one
     # planted after the fact: refused by name, never loaded
     c.store.put(result_key(f.task_id, c.client_id), evil_frame(f.task_id, pwned))
-    with pytest.raises(ResultForged, match=f"task {f.task_id}.*carries no MAC"):
+    with pytest.raises(ResultForged, match=f"task {f.task_id}.*it is not sealed"):
         other.get_result(f.task_id, timeout=0)
     assert other.get_task(f.task_id)["error"]["type"] == "ResultForged"
-    # another task's genuine result copied under this task's key
+    # another task's genuine result copied under this task's key: it opens only under its own task's secret
     c.store.put(result_key(f.task_id, c.client_id), c.store.get(result_key(g.task_id, c.client_id)))
-    with pytest.raises(ResultForged, match="it names task"):
+    with pytest.raises(ResultForged, match="does not open under its secret"):
         other.get_result(f.task_id, timeout=0)
     # a genuine frame whose payload was swapped
     genuine = c.store.get(result_key(g.task_id, c.client_id))
     header, _ = serialize.unframe(genuine)
     c.store.put(result_key(g.task_id, c.client_id), serialize.frame(header, pickle.dumps([(True, Pwn(str(pwned)))])))
-    with pytest.raises(ResultForged, match="does not verify"):
+    with pytest.raises(ResultForged, match="does not open under its secret"):
         other.get_result(g.task_id, timeout=0)
     assert not pwned.exists(), "a planted result was unpickled"
     c.close()

@@ -1,0 +1,134 @@
+"""Attacks on what a client keeps in a store that others may read.
+
+On S3 the Terraform module's one client role lets every client list the bucket and read every
+object: another client (Bob, with his own result key) reads what Alice's endpoint stored for her.
+He must learn nothing of it but sizes: her results are sealed (encrypted) under her tasks' secrets
+(faas/sealing.py), and what he plants, alters or copies there is never unpickled.
+"""
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import uuid
+
+import pytest
+
+import faas
+from faas import sealing, serialize
+from faas.exceptions import ResultForged
+from faas.messages import result_key
+from faas.store import open_store
+from tests.helpers import running_endpoint
+
+pytestmark = pytest.mark.timeout(240)
+
+RESULT_MARK = secrets.token_hex(32)   # what only Alice's function computes (from her argument)
+
+
+def alices_work(x):
+    return {"answer": x[::-1]}
+
+
+@pytest.fixture
+def s3_site(request, tmp_path):
+    """A running endpoint on S3 + SQS (moto's server), and the store's URL."""
+    request.getfixturevalue("moto_url")
+    bucket = request.getfixturevalue("s3_bucket")
+    with running_endpoint(tmp_path / "h", name="shared", store=f"s3://{bucket}/faas", queue="sqs") as cfg:
+        yield cfg.store
+
+
+def _client(store: str, tmp_path, who: str) -> faas.Client:
+    key = base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("=")
+    return faas.client(endpoint="shared", store=store, home=str(tmp_path / who), result_key=key)
+
+
+def _everything(store_url: str) -> dict[str, bytes]:
+    """What a holder of the client role reads: every object in the bucket."""
+    store = open_store(store_url)
+    return {key: store.get(key) for key in store.list("")}
+
+
+def test_another_client_of_the_bucket_reads_no_result(s3_site, tmp_path):
+    alice, bob = _client(s3_site, tmp_path, "alice"), _client(s3_site, tmp_path, "bob")
+    fid = alice.register_function(alices_work)
+    tid = alice.run(fid, args=(RESULT_MARK[::-1],))   # small: it rides in the message, not the store
+    assert alice.get_result(tid, timeout=120) == {"answer": RESULT_MARK}
+    seen = _everything(s3_site)   # Bob lists the bucket and reads it all
+    assert result_key(tid, alice.client_id) in seen, sorted(seen)
+    leaked = [key for key, data in seen.items() if RESULT_MARK.encode() in data]
+    assert not leaked, f"Bob read Alice's result in {leaked}"
+    # nor can he read it with his own key: it opens only under her task's secret
+    with pytest.raises(ResultForged, match=f"task {tid}"):
+        serialize.open_result(seen[result_key(tid, alice.client_id)], tid, bob.task_secret(tid))
+    alice.close()
+    bob.close()
+
+
+# -- the construction itself, without a site ------------------------------------------------------
+
+def _result(task_id: str, rk: str, value: object) -> bytes:
+    return serialize.result_bytes({"task_id": task_id, "started": 1.0, "finished": 2.0, "host": "h"},
+                                  [(True, value)], rk)
+
+
+@pytest.fixture
+def loads_calls(monkeypatch) -> list:
+    """Every payload handed to the unpickler (dill's and the plain one)."""
+    calls: list = []
+    real = serialize.loads
+
+    def recording(payload, what):
+        calls.append(what)
+        return real(payload, what)
+    monkeypatch.setattr(serialize, "loads", recording)
+    return calls
+
+
+def test_a_result_moved_to_another_task_does_not_open(tmp_path, loads_calls):
+    c = faas.client(store=(tmp_path / "store").as_uri(), home=str(tmp_path / "h"))
+    x, y = str(uuid.uuid4()), str(uuid.uuid4())
+    sealed_for_x = _result(x, c.task_secret(x), RESULT_MARK)
+    assert RESULT_MARK.encode() not in sealed_for_x
+    c.store.put(result_key(y, c.client_id), sealed_for_x)
+    with pytest.raises(ResultForged, match=f"task {y}.*does not open"):
+        c.get_result(y, timeout=0)
+    # the same frame with its public header renamed to Y: the header is authenticated too
+    renamed = sealed_for_x.replace(x.encode(), y.encode())
+    c.store.put(result_key(y, c.client_id), renamed)
+    with pytest.raises(ResultForged, match=f"task {y}.*does not open"):
+        c.get_result(y, timeout=0)
+    assert loads_calls == [], "a result that did not open reached the unpickler"
+    c.close()
+
+
+@pytest.mark.parametrize("where", ["header", "nonce", "ciphertext", "tag"])
+def test_a_tampered_result_never_reaches_the_unpickler(tmp_path, loads_calls, where):
+    c = faas.client(store=(tmp_path / "store").as_uri(), home=str(tmp_path / "h"))
+    tid = str(uuid.uuid4())
+    data = bytearray(_result(tid, c.task_secret(tid), RESULT_MARK))
+    header, sealed = serialize.unframe(bytes(data))
+    start = len(data) - len(sealed)
+    at = {"header": data.index(b'"status":"success"') + len('"status":"'), "nonce": start,
+          "ciphertext": start + 20, "tag": len(data) - 1}[where]
+    data[at] ^= 0x01
+    c.store.put(result_key(tid, c.client_id), bytes(data))
+    with pytest.raises(ResultForged, match=f"task {tid}"):
+        c.get_result(tid, timeout=0)
+    assert loads_calls == [], "a tampered result reached the unpickler"
+    # the genuine one opens and loads (the check above is not one that always fails)
+    c.store.put(result_key(tid, c.client_id), _result(tid, c.task_secret(tid), RESULT_MARK))
+    assert c.get_result(tid, timeout=0) == RESULT_MARK and loads_calls
+
+
+def test_a_result_frame_says_nothing_but_its_status_and_timings():
+    tid = str(uuid.uuid4())
+    rk = sealing.task_secret(os.urandom(32), tid)
+    failed = serialize.result_bytes({"task_id": tid, "started": 1.0, "finished": 2.0, "host": "secret-host"},
+                                    [serialize.error_outcome(ValueError(RESULT_MARK))], rk)
+    public, _ = serialize.unframe(failed)
+    assert set(public) == {"task_id", "kind", "status", "n", "started", "finished", "seal"}
+    assert RESULT_MARK.encode() not in failed and b"secret-host" not in failed
+    header, _ = serialize.open_result(failed, tid, rk)
+    assert RESULT_MARK in header["error"]["message"] and header["host"] == "secret-host"
