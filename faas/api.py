@@ -421,11 +421,14 @@ class Client:
             "rk": self.task_secret(task_id), "cid": self.client_id, "res": res, "tg": tg}
         if len(data) <= inline_limit(queue.max_message_bytes):
             msg["args"] = serialize.b64(data)
-        else:   # too big for a message: spill to the store; no other limit
+        else:   # too big for a message: spill to the store, sealed with the task's secret; no other limit
+            sealed = serialize.seal_args(data, task_id, msg["rk"])
             msg["args_key"] = args_key(task_id, self.client_id)
-            msg["args_sha256"] = signing.sha256(data)
-            msg["args_size"] = len(data)   # signed: the worker reads no more of the store
-            self.store.put(msg["args_key"], data)
+            # the digest and size of the sealed bytes, the ones the worker reads: it checks them
+            # before it decrypts a byte (the AEAD then proves them sealed for this task)
+            msg["args_sha256"] = signing.sha256(sealed)
+            msg["args_size"] = len(sealed)   # signed: the worker reads no more of the store
+            self.store.put(msg["args_key"], sealed)
         msg = {k: v for k, v in msg.items() if v is not None}
         if key is not None:
             msg["sig"] = signing.sign(msg, key)

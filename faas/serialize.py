@@ -33,7 +33,7 @@ import dill
 from tblib import pickling_support
 
 from . import plain_data, sealing
-from .exceptions import ResultForged, SerializationError
+from .exceptions import ResultForged, SerializationError, SignatureError
 
 # globus_compute_sdk.serialize's names, so Globus code runs with its import changed
 # (``from faas.serialize import ComputeSerializer, JSONData``): faas/serialize_strategies.py
@@ -289,7 +289,6 @@ def _name(fn: Callable) -> str:
 
 def load_function(data: bytes, function_id: str, allowed: Sequence[str] = ("dill",)) -> Callable:
     if hashlib.sha256(data).hexdigest() != function_id:
-        from .exceptions import SignatureError
         raise SignatureError(f"the bytes stored for function {function_id} do not hash to its id: "
                              f"the object was swapped or corrupted in the store; not loaded")
     header, payload = unframe(data)
@@ -303,6 +302,25 @@ def load_function(data: bytes, function_id: str, allowed: Sequence[str] = ("dill
 def calls_bytes(calls: list[tuple[tuple, dict]]) -> bytes:
     """Arguments of one task: a list of ``(args, kwargs)``, one per call (``map`` chunks > 1)."""
     return frame({"kind": "args", "n": len(calls)}, dumps(calls, "the arguments"))
+
+
+def seal_args(data: bytes, task_id: str, rk: str) -> bytes:
+    """Arguments too large for the message, as the store keeps them: sealed with the task's
+    secret (the worker has it from the message), so only the client and its endpoint read them."""
+    return seal(data, {"kind": "args", "task_id": task_id}, rk, "args")
+
+
+def open_args(data: bytes, task_id: str, rk: str) -> bytes:
+    """The plain frame of what :func:`seal_args` made for ``task_id``; else
+    :class:`SignatureError` (nothing of it is loaded)."""
+    try:
+        public, plain = unseal(data, rk, "args")
+        if public.get("task_id") != task_id:
+            raise SerializationError(f"it names task {public.get('task_id')!r}")
+    except SerializationError as e:
+        raise SignatureError(f"the arguments stored for task {task_id} are not the ones its client "
+                             f"sealed ({e}): swapped or corrupted; not loaded") from None
+    return plain
 
 
 #: what dill's own loaders in a refused payload stand for, in the sender's words

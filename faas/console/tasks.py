@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+from .. import serialize
 from ..exceptions import ResultForged
 from ..messages import args_key, running_key
 from ..store import KeyNotFound
@@ -76,7 +77,8 @@ def get_task(c: Console, task_id: str) -> dict:
             out["result"] = {"values": None, "note": str(e)}
     try:   # a head only: anyone who can write the bucket could plant a huge object here
         data = c.store.get_head(args_key(task_id, c.client.client_id), ARGS_PREVIEW_BYTES + 1)
-        out["args"] = (args_preview(data) if len(data) <= ARGS_PREVIEW_BYTES else
+        out["args"] = (args_preview(serialize.open_args(data, task_id, c.client.task_secret(task_id)))
+                       if len(data) <= ARGS_PREVIEW_BYTES else
                        {"n": out["n"], "note": f"over {ARGS_PREVIEW_BYTES >> 20} MiB: not previewed"})
     except KeyNotFound:
         out["args"] = {"n": out["n"], "note": "sent inline in the task message (not kept in the store)"}

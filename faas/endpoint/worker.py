@@ -345,6 +345,7 @@ def run_job(store, functions: dict, job: tuple, where: dict, allowed: tuple = ("
             if args_sha256 is not None and signing.sha256(args_frame) != args_sha256:
                 raise SignatureError(f"the arguments stored for task {task_id} do not match the "
                                      f"digest its message carries: swapped or corrupted; not loaded")
+            args_frame = serialize.open_args(args_frame, task_id, rk)
         calls = serialize.load_calls(args_frame, allowed,   # restricted: no code in the arguments either
                                      plain_only=(tasks or {}).get("allowed_functions") is not None)
         saved = _enter_task(task_id, env, tasks or {}, fn)

@@ -71,7 +71,9 @@ class Filled:
         j.close()
         # a task whose arguments spilled to the store, and whose result holds a user class
         self.opaque_id = str(uuid.uuid4())
-        store.put(args_key(self.opaque_id, self.cid), serialize.calls_bytes([((7, "seven"), {"scale": 2.5})]))
+        store.put(args_key(self.opaque_id, self.cid),
+                  serialize.seal_args(serialize.calls_bytes([((7, "seven"), {"scale": 2.5})]), self.opaque_id,
+                                      sealing.task_secret(user_key, self.opaque_id)))
         put_result(store, self.opaque_id, [(True, Opaque())], user_key, started=now - 1, finished=now)
 
 

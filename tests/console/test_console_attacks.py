@@ -66,12 +66,14 @@ from faas.store import open_store
 planted = {k: bytes.fromhex(v) for k, v in json.loads(sys.stdin.read()).items()}
 key = sealing._b64(os.urandom(32))
 os.environ["FAAS_RESULT_KEY"] = key
-cid = sealing.client_id(sealing.load_user_key(None, key))
+user_key = sealing.load_user_key(None, key)
+cid = sealing.client_id(user_key)
 store = open_store("memory://p4-" + uuid.uuid4().hex)
 ids = {}
-for name, payload in planted.items():
+for name, payload in planted.items():   # sealed for the task (by whoever holds its message): the preview opens them
     ids[name] = str(uuid.uuid4())
-    store.put(args_key(ids[name], cid), serialize.frame({"n": 1}, payload))
+    store.put(args_key(ids[name], cid), serialize.seal_args(serialize.frame({"n": 1}, payload), ids[name],
+                                                            sealing.task_secret(user_key, ids[name])))
 app = create_app(store.url, home=sys.argv[1], tokens=Tokens(manage="m"))
 out = {}
 with TestClient(app, headers={"Authorization": "Bearer m"}) as c:

@@ -16,18 +16,19 @@ import pytest
 
 import faas
 from faas import sealing, serialize
-from faas.exceptions import ResultForged
-from faas.messages import result_key
+from faas.exceptions import ResultForged, SignatureError
+from faas.messages import args_key, result_key
 from faas.store import open_store
 from tests.helpers import running_endpoint
 
 pytestmark = pytest.mark.timeout(240)
 
 RESULT_MARK = secrets.token_hex(32)   # what only Alice's function computes (from her argument)
+ARGS_MARK = secrets.token_hex(32)     # what only her arguments hold
 
 
 def alices_work(x):
-    return {"answer": x[::-1]}
+    return {"answer": x[:64][::-1]}
 
 
 @pytest.fixture
@@ -55,10 +56,13 @@ def test_another_client_of_the_bucket_reads_no_result(s3_site, tmp_path):
     fid = alice.register_function(alices_work)
     tid = alice.run(fid, args=(RESULT_MARK[::-1],))   # small: it rides in the message, not the store
     assert alice.get_result(tid, timeout=120) == {"answer": RESULT_MARK}
+    spilled = alice.run(fid, args=(ARGS_MARK + "." * (400 << 10),))   # too large for a message
+    assert alice.get_result(spilled, timeout=120) == {"answer": ARGS_MARK[::-1]}
     seen = _everything(s3_site)   # Bob lists the bucket and reads it all
-    assert result_key(tid, alice.client_id) in seen, sorted(seen)
-    leaked = [key for key, data in seen.items() if RESULT_MARK.encode() in data]
-    assert not leaked, f"Bob read Alice's result in {leaked}"
+    assert {result_key(tid, alice.client_id), args_key(spilled, alice.client_id)} <= set(seen), sorted(seen)
+    marks = {"result": RESULT_MARK, "arguments": ARGS_MARK}
+    leaked = {what: [key for key, data in seen.items() if mark.encode() in data] for what, mark in marks.items()}
+    assert not any(leaked.values()), f"Bob read Alice's objects: {leaked}"
     # nor can he read it with his own key: it opens only under her task's secret
     with pytest.raises(ResultForged, match=f"task {tid}"):
         serialize.open_result(seen[result_key(tid, alice.client_id)], tid, bob.task_secret(tid))
@@ -120,6 +124,24 @@ def test_a_tampered_result_never_reaches_the_unpickler(tmp_path, loads_calls, wh
     # the genuine one opens and loads (the check above is not one that always fails)
     c.store.put(result_key(tid, c.client_id), _result(tid, c.task_secret(tid), RESULT_MARK))
     assert c.get_result(tid, timeout=0) == RESULT_MARK and loads_calls
+
+
+def test_spilled_arguments_open_only_for_their_task(loads_calls):
+    user_key = os.urandom(32)
+    x, y = str(uuid.uuid4()), str(uuid.uuid4())
+    sealed = serialize.seal_args(serialize.calls_bytes([((ARGS_MARK,), {})]), x, sealing.task_secret(user_key, x))
+    assert ARGS_MARK.encode() not in sealed
+    opened = serialize.open_args(sealed, x, sealing.task_secret(user_key, x))
+    assert serialize.load_calls(opened) == [((ARGS_MARK,), {})]
+    loads_calls.clear()
+    tampered = bytearray(sealed)
+    tampered[-5] ^= 0x01
+    for data, tid in ((sealed, y), (bytes(tampered), x)):
+        with pytest.raises(SignatureError, match=f"task {tid}.*not loaded"):
+            serialize.open_args(data, tid, sealing.task_secret(user_key, tid))
+    with pytest.raises(SignatureError, match="does not open"):   # another client's key
+        serialize.open_args(sealed, x, sealing.task_secret(os.urandom(32), x))
+    assert loads_calls == []
 
 
 def test_a_result_frame_says_nothing_but_its_status_and_timings():
