@@ -44,7 +44,7 @@ def fill_tasks(store, n: int, seed: int = 1) -> dict:
     fids = []
     for fn in (work, other):
         fid, data = serialize.function_bytes(fn)
-        store.put(function_key(fid, me.client_id), data)
+        store.put(function_key(fid, me.client_id), serialize.seal_function(data, fid, me.function_secret(fid)))
         fids.append(fid)
     endpoints = ["hpc-a", "hpc-b", "cloud"]
     for name in endpoints:

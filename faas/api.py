@@ -292,6 +292,9 @@ class Client:
     def task_secret(self, task_id: str) -> str:
         return sealing.task_secret(self.user_key, task_id)
 
+    def function_secret(self, function_id: str) -> str:
+        return sealing.function_secret(self.user_key, function_id)
+
     # -- functions --------------------------------------------------------------------
     def register_function(self, function: Callable, **ignored: Any) -> str:
         """Serialize and store ``function`` (once: its id is the hash of its bytes). Other
@@ -302,8 +305,9 @@ class Client:
         cached = self._fn_ids.get(id(function))
         if cached is not None and cached[0]() is function:
             return cached[1]
-        fid, data = serialize.function_bytes(function)
-        if len(data) > self.settings.max_function_bytes:
+        fid, plain = serialize.function_bytes(function)
+        data = serialize.seal_function(plain, fid, self.function_secret(fid))
+        if len(data) > self.settings.max_function_bytes:   # as stored: what the worker reads at most
             raise SerializationError(
                 f"function {getattr(function, '__qualname__', function)!r} serializes to {len(data)} "
                 f"bytes, over max_function_bytes ({self.settings.max_function_bytes}; "
@@ -418,7 +422,8 @@ class Client:
         msg: dict[str, Any] = {
             "v": 1, "id": task_id, "fn": function_id, "n": len(calls), "reply": self._reply_queue().url,
             "timeout": timeout, "sent": now, "expires": now + self.settings.task_ttl, "uec": uec,
-            "rk": self.task_secret(task_id), "cid": self.client_id, "res": res, "tg": tg}
+            "rk": self.task_secret(task_id), "cid": self.client_id, "res": res, "tg": tg,
+            "fk": self.function_secret(function_id)}
         if len(data) <= inline_limit(queue.max_message_bytes):
             msg["args"] = serialize.b64(data)
         else:   # too big for a message: spill to the store, sealed with the task's secret; no other limit
@@ -850,19 +855,20 @@ class Client:
         self._sweep_at = time.monotonic() + self._sweep_every
 
     def stored_function(self, function_id: str) -> bytes | None:
-        """The function's bytes in the store, read bounded by ``max_function_bytes`` and checked
-        against its id (their SHA-256); None if it is not there. Bytes someone planted at its key
-        raise :class:`SignatureError`, unread past the limit and never unpickled."""
+        """The function's plain frame, read from the store bounded by ``max_function_bytes``,
+        opened with its secret and checked against its id (their SHA-256); None if it is not
+        there. Bytes someone planted at its key raise :class:`SignatureError`, unread past the
+        limit and never unpickled."""
         limit = self.settings.max_function_bytes
         try:
             data = self.store.get_head(function_key(function_id, self.client_id), limit + 1)
         except KeyNotFound:
             return None
-        if len(data) > limit or signing.sha256(data) != function_id:
+        if len(data) > limit:
             raise SignatureError(f"the object stored for function {function_id} is not its bytes "
-                                 f"(their hash is its id; {'over max_function_bytes, ' if len(data) > limit else ''}"
-                                 f"planted or corrupted in the store): register the function again")
-        return data
+                                 f"(over max_function_bytes: planted or corrupted in the store): "
+                                 f"register the function again")
+        return serialize.open_function(data, function_id, self.function_secret(function_id))
 
     # -- results ---------------------------------------------------------------------------
     def stored_result(self, task_id: str) -> tuple[bytes, dict] | None:

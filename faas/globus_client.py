@@ -37,7 +37,14 @@ from .api import Client as BotoClient
 from .api import decode_result, outcome_value
 from .config import Settings, resolve
 from .errors import TaskPending
-from .exceptions import EndpointNotFound, FunctionNotFound, ResultForged, TaskCancelled, TaskNotFound
+from .exceptions import (
+    EndpointNotFound,
+    FunctionNotFound,
+    ResultForged,
+    SerializationError,
+    TaskCancelled,
+    TaskNotFound,
+)
 from .executor import _json_dict_or_none, _uuid_or_none, said_once
 from .hardware import hardware_report
 from .messages import check_function_id, check_task_id, function_key, running_key
@@ -276,8 +283,10 @@ class Client:
             description = inspect.getdoc(function)
         if description and fid not in self._described:
             name = getattr(function, "__name__", None) or type(function).__name__
-            self._api.store.put(_function_meta_key(fid, self._api.client_id),
-                                json.dumps({"function_name": name, "description": description}).encode())
+            meta = json.dumps({"function_name": name, "description": description}).encode()
+            self._api.store.put(_function_meta_key(fid, self._api.client_id),   # sealed as its function
+                                serialize.seal(meta, {"kind": "function-meta", "function_id": fid},
+                                               self._api.function_secret(fid), "function-meta"))
             self._described.add(fid)
         return fid
 
@@ -293,7 +302,7 @@ class Client:
 
     def get_function(self, function_id: str) -> dict:
         """``{"function_uuid", "function_name", "function_code", "description", "metadata"}``
-        (``function_code``: the stored bytes, base64)."""
+        (``function_code``: the function's frame, base64, as opened from the store)."""
         fid = _function_id(function_id)
         cid = self._api.client_id
         data = self._api.stored_function(fid)   # bounded, and checked against its id
@@ -301,14 +310,22 @@ class Client:
             raise FunctionNotFound(f"function {fid} is not registered in store {self._api.store.url} by this "
                                    f"user (function ids are private to the result key that registered them)") from None
         header, _ = serialize.unframe(data)
-        try:
-            meta = json.loads(self._api.store.get(_function_meta_key(fid, cid)))
-        except (KeyNotFound, ValueError):
-            meta = {}
+        meta = self._function_meta(fid, cid)
         return {"function_uuid": fid, "function_name": meta.get("function_name") or header.get("name"),
                 "function_code": serialize.b64(data), "description": meta.get("description"),
                 "metadata": {"python_version": header.get("py"), "serde_identifier": header.get("ser"),
                              "dill_version": header.get("dill")}}
+
+    def _function_meta(self, fid: str, cid: str) -> dict:
+        """What register_function was told about the function; {} if none, or none that opens
+        under its secret for it."""
+        try:
+            public, meta = serialize.unseal(self._api.store.get(_function_meta_key(fid, cid)),
+                                            self._api.function_secret(fid), "function-meta")
+            found = json.loads(meta) if public.get("function_id") == fid else {}
+        except (KeyNotFound, ValueError, SerializationError):
+            return {}
+        return found if isinstance(found, dict) else {}
 
     def delete_function(self, function_id: str) -> dict:
         """Delete the function's bytes from the store: later runs of it fail with FunctionNotFound

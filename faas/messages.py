@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 
 # What may stand where a store key or a file name is built from a message field. A sender writes
 # these fields, so nothing else (a folder, a "..", a newline) may reach a path.
@@ -77,6 +77,7 @@ class TaskMessage(BaseModel):
     cid: str                         # the client's id: names its folders in the store (below)
     res: dict | None = None       # resource_specification (Globus): MPI ranks/nodes for this task
     tg: str | None = None         # task group id (a UUID): reload_tasks() finds the group's tasks
+    fk: str | None = None         # the function's secret: its stored bytes are sealed with it (faas.sealing)
 
     _id = field_validator("id")(classmethod(lambda cls, v: check_task_id(v)))
     _fn = field_validator("fn")(classmethod(lambda cls, v: check_function_id(v)))
@@ -85,11 +86,13 @@ class TaskMessage(BaseModel):
     _cid = field_validator("cid")(classmethod(lambda cls, v: check_client_id(v)))
     _tg = field_validator("tg")(classmethod(lambda cls, v: v if v is None else check_task_id(v)))
 
-    @field_validator("rk")
+    @field_validator("rk", "fk")
     @classmethod
-    def _rk(cls, v: str) -> str:
+    def _secret(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is None and info.field_name == "fk":
+            return v
         if not isinstance(v, str) or not _SECRET.fullmatch(v):
-            raise ValueError("rk is not a URL-safe base64 secret")
+            raise ValueError(f"{info.field_name} is not a URL-safe base64 secret")
         return v
 
 

@@ -287,6 +287,34 @@ def _name(fn: Callable) -> str:
     return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or type(fn).__name__
 
 
+def seal_function(data: bytes, function_id: str, fk: str) -> bytes:
+    """A function's frame as the store keeps it: sealed with the function's secret ``fk``
+    (:func:`faas.sealing.function_secret`: one per function, since one stored copy serves all
+    its tasks; each task message carries it), so only its client and the endpoints it sends
+    the function to read it. Its id stays the SHA-256 of the plain frame (what
+    ``allowed_functions`` names), checked once it is opened."""
+    return seal(data, {"kind": "function", "function_id": function_id}, fk, "function")
+
+
+def open_function(data: bytes, function_id: str, fk: str | None) -> bytes:
+    """The plain frame of what :func:`seal_function` made for ``function_id``, its hash checked
+    against the id; else :class:`SignatureError` (nothing of it is loaded)."""
+    try:
+        if fk is None:
+            raise SerializationError("the task's message carries no function secret (fk): send it "
+                                     "again from a current faas client")
+        public, plain = unseal(data, fk, "function")
+        if public.get("function_id") != function_id:
+            raise SerializationError(f"it names function {public.get('function_id')!r}")
+    except SerializationError as e:
+        raise SignatureError(f"the object stored for function {function_id} is not the one its client "
+                             f"sealed ({e}): planted or corrupted in the store; not loaded") from None
+    if hashlib.sha256(plain).hexdigest() != function_id:
+        raise SignatureError(f"the bytes stored for function {function_id} do not hash to its id: "
+                             f"the object was swapped or corrupted in the store; not loaded")
+    return plain
+
+
 def load_function(data: bytes, function_id: str, allowed: Sequence[str] = ("dill",)) -> Callable:
     if hashlib.sha256(data).hexdigest() != function_id:
         raise SignatureError(f"the bytes stored for function {function_id} do not hash to its id: "

@@ -31,7 +31,7 @@ def test_python_version_mismatch_names_both_versions(home):
     head = json.dumps(header).encode()
     forged = serialize.MAGIC + struct.pack(">I", len(head)) + head + payload
     fid = serialize.hashlib.sha256(forged).hexdigest()     # content-addressed, as the client does
-    c.store.put(function_key(fid, c.client_id), forged)
+    c.store.put(function_key(fid, c.client_id), serialize.seal_function(forged, fid, c.function_secret(fid)))
     tid = c.run(function_id=fid, args=(2,))
     with pytest.raises(SerializationError) as info:
         c.get_result(task_id=tid, timeout=30)

@@ -158,7 +158,7 @@ def test_swapped_payloads_in_store_never_load(site, tmp_path):
     _, evil = serialize.function_bytes(mark)
     c.store.put(function_key(fid, c.client_id), evil)
     tid = c.run(function_id=fid, args=(str(marker),))
-    with pytest.raises(SignatureError, match="do not hash to its id"):
+    with pytest.raises(SignatureError, match="not the one its client sealed"):
         c.get_result(task_id=tid, timeout=30)
     assert not marker.exists()
     c.close()

@@ -10,11 +10,12 @@ cryptography (issue 18). A message that fails is answered ``(task_id, "refused",
 passes, the worker counts it in ``verified`` (shared memory): the pool acts on a task's own
 fields (a started notice, a running marker, its timeout) only after that.
 :func:`run_job` runs an admitted task given as ``(task_id, function_id, args_frame |
-None, args_size | None, inline_max, args_sha256 | None, check_cancel, rk | None, client_id | None, env |
-None)`` (``check_cancel``:
+None, args_size | None, inline_max, args_sha256 | None, check_cancel, rk | None, fk | None,
+client_id | None, env | None)`` (``check_cancel``:
 the client's cancel epoch says a cancel may concern this task, so look for its marker first;
 ``args_size``: the signed length of spilled arguments, the most read of them;
-``rk``: the task's secret, which seals the result and proves a cancel marker; ``client_id``: where
+``rk``: the task's secret, which seals the result and its spilled arguments and proves a cancel
+marker; ``fk``: the function's secret, which seals its stored bytes; ``client_id``: where
 the client keeps its functions; ``env``: variables set for this task only, e.g. an MPI task's
 ``PARSL_MPI_PREFIX``);
 the reply, one per job, is ``(task_id, status, result_frame | None,
@@ -310,7 +311,7 @@ def _run_message(store, functions: dict, job: tuple, where: dict, allowed: tuple
             return task, fail_task(store, task, exc, where, inline_max)
         args = serialize.unb64(task.args) if task.args is not None else None
         reply = run_job(store, functions, (task.id, task.fn, args, task.args_size, inline_max, task.args_sha256,
-                                           check_cancel, task.rk, task.cid, env), where, allowed, tasks, task,
+                                           check_cancel, task.rk, task.fk, task.cid, env), where, allowed, tasks, task,
                         later)
     except Exception as e:  # noqa: BLE001 - the store refused the result (any backend's error): the pool hands the task back
         return task, (task.id, "retry", f"{type(e).__name__}: {e}".encode(), None)
@@ -331,15 +332,15 @@ def run_job(store, functions: dict, job: tuple, where: dict, allowed: tuple = ("
     """Run the job, store its result and return the reply. With a list as ``later``, a result
     small enough to ride in the reply (and the client's notice) is not stored here: ``(key,
     frame)`` is appended to ``later`` for the caller to store."""
-    task_id, function_id, args_frame, args_size, inline_max, args_sha256, check_cancel, rk, cid, env = job
+    task_id, function_id, args_frame, args_size, inline_max, args_sha256, check_cancel, rk, fk, cid, env = job
     if check_cancel and cancelled(store, task_id, rk, cid):
         return (task_id, "cancelled", None, None)
     started = time.time()
     try:
         fn = functions.get(function_id)
-        if fn is None:   # load_function checks the bytes hash to the id: a swap never loads
+        if fn is None:   # opened with the function's secret, its hash checked against the id: a swap never loads
             fn = functions[function_id] = serialize.load_function(
-                _read_function(store, function_id, cid), function_id, allowed)
+                serialize.open_function(_read_function(store, function_id, cid), function_id, fk), function_id, allowed)
         if args_frame is None:
             args_frame = _read_args(store, task_id, cid, args_size)   # never a key the message names
             if args_sha256 is not None and signing.sha256(args_frame) != args_sha256:

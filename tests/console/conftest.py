@@ -28,7 +28,8 @@ class Opaque:
 
 def put_function(store, fn, user_key: bytes) -> str:
     fid, data = serialize.function_bytes(fn)
-    store.put(function_key(fid, sealing.client_id(user_key)), data)
+    store.put(function_key(fid, sealing.client_id(user_key)),
+              serialize.seal_function(data, fid, sealing.function_secret(user_key, fid)))
     return fid
 
 

@@ -189,7 +189,8 @@ def test_huge_planted_cancel_markers_are_read_to_a_small_cap(s3_site):
 
 def _job(c, task_id: str, fid: str, args_size: int | None, sha: str | None) -> tuple:
     """The pool's job tuple for one task (faas/endpoint/pool.py ``_job``): spilled arguments."""
-    return (task_id, fid, None, args_size, 1 << 18, sha, True, c.task_secret(task_id), c.client_id, None)
+    return (task_id, fid, None, args_size, 1 << 18, sha, True, c.task_secret(task_id), c.function_secret(fid),
+            c.client_id, None)
 
 
 @pytest.mark.slow
@@ -233,7 +234,7 @@ def test_a_huge_planted_function_costs_max_function_bytes(s3_site, monkeypatch):
     monkeypatch.setenv("FAAS_MAX_FUNCTION_BYTES", str(1 << 20))
     tid = str(uuid.uuid4())
     frame = serialize.calls_bytes([((1,), {})])
-    job = (tid, fid, frame, None, 1 << 18, None, False, c.task_secret(tid), c.client_id, None)
+    job = (tid, fid, frame, None, 1 << 18, None, False, c.task_secret(tid), c.function_secret(fid), c.client_id, None)
     store = open_store(store_url)
     with Peak() as peak:
         _, status, inline, _ = worker.run_job(store, {}, job, {})
@@ -274,7 +275,7 @@ def test_the_endpoint_refuses_to_store_a_result_over_max_result_bytes(s3_site, m
     monkeypatch.setenv("FAAS_MAX_RESULT_BYTES", str(1 << 20))
     tid = str(uuid.uuid4())
     job = (tid, fid, serialize.calls_bytes([((2 << 20,), {})]), None, 1 << 18, None, False,
-           c.task_secret(tid), c.client_id, None)
+           c.task_secret(tid), c.function_secret(fid), c.client_id, None)
     _, status, inline, notice = worker.run_job(open_store(store_url), {}, job, {})
     assert status == "failed"
     later = faas.client(endpoint="planted", store=store_url)

@@ -17,7 +17,7 @@ import pytest
 import faas
 from faas import sealing, serialize
 from faas.exceptions import ResultForged, SignatureError
-from faas.messages import args_key, result_key
+from faas.messages import args_key, function_key, result_key
 from faas.store import open_store
 from tests.helpers import running_endpoint
 
@@ -25,10 +25,17 @@ pytestmark = pytest.mark.timeout(240)
 
 RESULT_MARK = secrets.token_hex(32)   # what only Alice's function computes (from her argument)
 ARGS_MARK = secrets.token_hex(32)     # what only her arguments hold
+FN_MARK = secrets.token_hex(32)       # what only her function holds (a global it uses: shipped with it)
 
 
 def alices_work(x):
+    if x == FN_MARK:
+        return None
     return {"answer": x[:64][::-1]}
+
+
+def other_work(x):
+    return x
 
 
 @pytest.fixture
@@ -59,8 +66,9 @@ def test_another_client_of_the_bucket_reads_no_result(s3_site, tmp_path):
     spilled = alice.run(fid, args=(ARGS_MARK + "." * (400 << 10),))   # too large for a message
     assert alice.get_result(spilled, timeout=120) == {"answer": ARGS_MARK[::-1]}
     seen = _everything(s3_site)   # Bob lists the bucket and reads it all
-    assert {result_key(tid, alice.client_id), args_key(spilled, alice.client_id)} <= set(seen), sorted(seen)
-    marks = {"result": RESULT_MARK, "arguments": ARGS_MARK}
+    assert {result_key(tid, alice.client_id), args_key(spilled, alice.client_id),
+            function_key(fid, alice.client_id)} <= set(seen), sorted(seen)
+    marks = {"result": RESULT_MARK, "arguments": ARGS_MARK, "function": FN_MARK}
     leaked = {what: [key for key, data in seen.items() if mark.encode() in data] for what, mark in marks.items()}
     assert not any(leaked.values()), f"Bob read Alice's objects: {leaked}"
     # nor can he read it with his own key: it opens only under her task's secret
@@ -142,6 +150,32 @@ def test_spilled_arguments_open_only_for_their_task(loads_calls):
     with pytest.raises(SignatureError, match="does not open"):   # another client's key
         serialize.open_args(sealed, x, sealing.task_secret(os.urandom(32), x))
     assert loads_calls == []
+
+
+def test_a_function_opens_only_under_its_own_secret(loads_calls):
+    user_key = os.urandom(32)
+    fid, plain = serialize.function_bytes(alices_work)
+    sealed = serialize.seal_function(plain, fid, sealing.function_secret(user_key, fid))
+    assert FN_MARK.encode() in plain and FN_MARK.encode() not in sealed
+    other, other_plain = serialize.function_bytes(other_work)
+    tampered = bytearray(sealed)
+    tampered[-1] ^= 0x01
+    refused = {"tampered": (bytes(tampered), fid, sealing.function_secret(user_key, fid)),
+               "another client's": (sealed, fid, sealing.function_secret(os.urandom(32), fid)),
+               "moved to another id": (sealed, other, sealing.function_secret(user_key, other)),
+               "unsealed": (plain, fid, sealing.function_secret(user_key, fid)),
+               "no secret in the message": (sealed, fid, None)}
+    for why, (data, function_id, fk) in refused.items():
+        with pytest.raises(SignatureError, match=f"function {function_id}.*not loaded"):
+            serialize.open_function(data, function_id, fk)
+            pytest.fail(f"a {why} function opened")
+    # sealed by its own client under its id but holding other bytes: the id is the plain frame's hash
+    swapped = serialize.seal_function(other_plain, fid, sealing.function_secret(user_key, fid))
+    with pytest.raises(SignatureError, match="do not hash to its id"):
+        serialize.open_function(swapped, fid, sealing.function_secret(user_key, fid))
+    assert loads_calls == []
+    opened = serialize.open_function(sealed, fid, sealing.function_secret(user_key, fid))
+    assert serialize.load_function(opened, fid)(FN_MARK) is None
 
 
 def test_a_result_frame_says_nothing_but_its_status_and_timings():
