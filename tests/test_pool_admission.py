@@ -37,8 +37,8 @@ def echo(x):
 
 def body_for(c, marker: Path, key: str | None = KEY, **over) -> dict:
     """A task message as a client writes it, its argument a :class:`Bomb`; signed with ``key``."""
-    tid = str(uuid.uuid4())
-    body = {"v": 1, "id": tid, "fn": c.register_function(echo), "n": 1, "sent": time.time(),
+    tid, fid = str(uuid.uuid4()), c.register_function(echo)
+    body = {"v": 1, "id": tid, "fn": fid, "n": 1, "sent": time.time(), "fk": c.function_secret(fid),
             "rk": c.task_secret(tid), "cid": c.client_id, "expires": time.time() + 60,
             "args": serialize.b64(serialize.calls_bytes([((Bomb(str(marker)),), {})]))}
     body.update(over)

@@ -106,7 +106,8 @@ def signed_body(c, fn, args, key=K1, **over):
     fid = c.register_function(fn)
     tid = str(uuid.uuid4())
     body = {"v": 1, "id": tid, "fn": fid, "n": 1, "sent": time.time(), "rk": c.task_secret(tid), "cid": c.client_id,
-            "expires": time.time() + 60, "args": serialize.b64(serialize.calls_bytes([(args, {})]))}
+            "fk": c.function_secret(fid), "expires": time.time() + 60,
+            "args": serialize.b64(serialize.calls_bytes([(args, {})]))}
     body.update(over)
     body["sig"] = signing.sign(body, signing.parse_key(key))
     return body

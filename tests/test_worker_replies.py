@@ -60,8 +60,8 @@ def run_one(tmp_path, arg, inline_max: int = 1 << 18, fail: bool = False, fn=ech
     store_url = (tmp_path / "store").as_uri()
     c = faas.client(store=store_url, home=str(tmp_path / "h"))
     reply = create_queue(f"local://{tmp_path / 'q'}/reply", dead_letter=False)
-    tid = str(uuid.uuid4())
-    body = {"v": 1, "id": tid, "fn": c.register_function(fn), "n": 1, "sent": time.time(),
+    tid, fid = str(uuid.uuid4()), c.register_function(fn)
+    body = {"v": 1, "id": tid, "fn": fid, "n": 1, "sent": time.time(), "fk": c.function_secret(fid),
             "rk": c.task_secret(tid), "cid": c.client_id, "reply": reply.url,
             "args": serialize.b64(serialize.calls_bytes([((arg,), {})]))}
     events: list = []
