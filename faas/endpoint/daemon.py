@@ -388,7 +388,7 @@ class Daemon(Server):
                 self.dlq.delete([m.receipt])
                 continue
             if not self.store.exists(result_key(task.id, task.cid)):
-                self.store.put(dead_letter_key(task.id), m.body.encode())
+                outcomes.keep_dead_letter(self.store, task.id, m.body)
                 err = WorkerLost(
                     f"task {task.id} was dead-lettered after {self.cfg.max_receives} deliveries "
                     f"without a result (its worker pool died or was killed each time); its message "

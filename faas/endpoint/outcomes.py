@@ -64,10 +64,41 @@ def fail_for_client(store: Store, task: TaskMessage, exc: BaseException, *, noti
     return data
 
 
+#: the fields of a task message a copy in the store withholds: its secrets (which open the task's
+#: result, arguments and function) and its inline arguments; the store's readers are not the site
+_WITHHELD = ("rk", "fk", "args")
+
+
+def withheld(body: str) -> str:
+    """``body`` (a task message, as received) fit to keep in the store, where every client of a
+    bucket may read it: its secrets and inline arguments replaced by what they were (their
+    length), the rest (ids, times, signature) kept for the administrator. The queue's own
+    dead-letter copy keeps the whole message. A body that is not a JSON object is kept as is:
+    it carries no field a client of ours wrote."""
+    try:
+        fields = json.loads(body)
+    except ValueError:
+        return body
+    if not isinstance(fields, dict):
+        return body
+    for name in _WITHHELD:
+        if isinstance(fields.get(name), str):
+            fields[name] = f"(withheld: {len(fields[name])} characters)"
+    return json.dumps(fields, separators=(",", ":"))
+
+
+def keep_dead_letter(store: Store, task_id: str, body: str) -> str:
+    """Keep a dead-lettered task's message at ``dead-letters/<task id>``, withheld
+    (:func:`withheld`). Returns the key."""
+    key = dead_letter_key(task_id)
+    store.put(key, withheld(body).encode())
+    return key
+
+
 def set_aside(store: Store, message_id: str, why: str, body: str) -> str:
     """Keep a message whose sender or task id cannot be trusted out of the way, for the
-    administrator: ``dead-letters/refused-<message id>`` with the reason. No result is written
-    (its task id may be someone else's). Returns the key."""
+    administrator: ``dead-letters/refused-<message id>`` with the reason, withheld
+    (:func:`withheld`). No result is written (its task id may be someone else's). Returns the key."""
     key = dead_letter_key(f"refused-{message_id}")
-    store.put(key, json.dumps({"reason": why, "body": body}).encode())
+    store.put(key, json.dumps({"reason": why, "body": withheld(body)}).encode())
     return key

@@ -47,7 +47,6 @@ from ..messages import (
     TaskMessage,
     cancel_epoch_key,
     cancel_may_apply,
-    dead_letter_key,
     inline_limit,
     result_key,
     running_key,
@@ -869,7 +868,7 @@ class Pool:
 
     def _send_dead_letter(self, held: Held) -> None:
         try:
-            self.store.put(dead_letter_key(held.task.id), held.msg.body.encode())
+            outcomes.keep_dead_letter(self.store, held.task.id, held.msg.body)
             self._dlq().send([held.msg.body])
         except Exception as e:  # noqa: BLE001 - best effort, any backend's error: logged; _fail still writes the task's failure
             log.error("could not copy task %s to the dead-letter queue: %s", held.task.id, e)

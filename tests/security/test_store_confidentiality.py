@@ -8,6 +8,7 @@ He must learn nothing of it but sizes: her results are sealed (encrypted) under 
 from __future__ import annotations
 
 import base64
+import json
 import os
 import secrets
 import uuid
@@ -18,7 +19,7 @@ import faas
 from faas import sealing, serialize
 from faas.exceptions import ResultForged, SignatureError
 from faas.messages import args_key, function_key, result_key
-from faas.store import open_store
+from faas.store import create_queue, open_store
 from tests.helpers import running_endpoint
 
 pytestmark = pytest.mark.timeout(240)
@@ -188,3 +189,23 @@ def test_a_result_frame_says_nothing_but_its_status_and_timings():
     assert RESULT_MARK.encode() not in failed and b"secret-host" not in failed
     header, _ = serialize.open_result(failed, tid, rk)
     assert RESULT_MARK in header["error"]["message"] and header["host"] == "secret-host"
+
+
+def test_a_dead_letter_kept_in_the_store_holds_no_secret_nor_argument(tmp_path):
+    """``dead-letters/`` is read by every client of a bucket: the copy of a dead-lettered or
+    refused message kept there must not carry what opens the task's result and function."""
+    from faas.endpoint import outcomes
+    c = faas.client(store=(tmp_path / "store").as_uri(), home=str(tmp_path / "h"))
+    fid = c.register_function(alices_work)
+    queue = create_queue(f"local://{tmp_path / 'q'}/ep")
+    tid, body = c._message(queue, fid, [((ARGS_MARK,), {})], None)
+    fields = json.loads(body)
+    secrets_sent = [fields[name] for name in ("rk", "fk", "args") if name in fields]
+    assert len(secrets_sent) >= 2, fields   # the task's secret and its inline arguments at least
+    for keep in (lambda: outcomes.set_aside(c.store, "m-1", "bad signature", body),
+                 lambda: outcomes.keep_dead_letter(c.store, tid, body)):
+        data = c.store.get(keep())
+        assert not [s for s in secrets_sent if s.encode() in data], data
+        assert tid.encode() in data and b"(withheld: " in data
+    assert outcomes.withheld("not json {") == "not json {"
+    c.close()
