@@ -73,7 +73,7 @@ class TaskMessage(BaseModel):
     args_size: int | None = None  # their length in bytes: the worker reads no more (signed too)
     sig: str | None = None        # "KEYID:HMAC-SHA256" over every other field (faas.signing)
     uec: dict | None = None       # user_endpoint_config: variables for a multi-user endpoint's template
-    rk: str                          # per-task secret: the endpoint MACs the result with it (faas.sealing)
+    rk: str                          # per-task secret: seals the result and spilled arguments (faas.sealing)
     cid: str                         # the client's id: names its folders in the store (below)
     res: dict | None = None       # resource_specification (Globus): MPI ranks/nodes for this task
     tg: str | None = None         # task group id (a UUID): reload_tasks() finds the group's tasks
