@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import pickle
 import secrets
 import uuid
 
@@ -88,14 +89,19 @@ def _result(task_id: str, rk: str, value: object) -> bytes:
 
 @pytest.fixture
 def loads_calls(monkeypatch) -> list:
-    """Every payload handed to the unpickler (dill's and the plain one)."""
+    """Every payload handed to the unpickler: faas's ``serialize.loads`` and dill's and
+    pickle's own ``loads`` beneath it."""
     calls: list = []
-    real = serialize.loads
 
-    def recording(payload, what):
-        calls.append(what)
-        return real(payload, what)
-    monkeypatch.setattr(serialize, "loads", recording)
+    def recording(module, name: str) -> None:
+        real = getattr(module, name)
+
+        def loads(*args, **kwargs):
+            calls.append(f"{module.__name__}.{name}")
+            return real(*args, **kwargs)
+        monkeypatch.setattr(module, name, loads)
+    for module, name in ((serialize, "loads"), (serialize.dill, "loads"), (pickle, "loads")):
+        recording(module, name)
     return calls
 
 
