@@ -103,7 +103,7 @@ def _mac(rk: str, *parts: str | bytes) -> str:
 #: what a sealed frame's header names in its ``seal`` field: the AEAD and how its key is derived
 SEAL = "aesgcm-v1"
 _SEAL_KEY = b"faas-seal-key:v1:"
-_NONCE = 12   # random per object: a task's secret seals a handful of objects, never 2**32
+_NONCE = 12   # random per object: a task's or function's secret seals a handful of objects, never 2**32
 _TAG = 16
 
 
