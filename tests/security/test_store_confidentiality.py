@@ -2,8 +2,9 @@
 
 On S3 the Terraform module's one client role lets every client list the bucket and read every
 object: another client (Bob, with his own result key) reads what Alice's endpoint stored for her.
-He must learn nothing of it but sizes: her results are sealed (encrypted) under her tasks' secrets
-(faas/sealing.py), and what he plants, alters or copies there is never unpickled.
+He must learn nothing of it but sizes: her results, spilled arguments and functions are sealed
+(encrypted) under her secrets (faas/sealing.py), and what he plants, alters or copies there is
+never unpickled. The same holds for a real second Unix account on a file store opened to it.
 """
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ import json
 import os
 import pickle
 import secrets
+import sys
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -21,7 +24,10 @@ from faas import sealing, serialize
 from faas.exceptions import ResultForged, SignatureError
 from faas.messages import args_key, function_key, result_key
 from faas.store import create_queue, open_store
-from tests.helpers import running_endpoint
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from helpers import open_to_users, python_as, running_endpoint, shared_script  # noqa: E402
+from multiuser.conftest import mu_shared, mu_users  # noqa: E402,F401 - fixtures: real accounts
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -78,6 +84,48 @@ def test_another_client_of_the_bucket_reads_no_result(s3_site, tmp_path):
         serialize.open_result(seen[result_key(tid, alice.client_id)], tid, bob.task_secret(tid))
     alice.close()
     bob.close()
+
+
+# Bob, a real second account, reads every file of a store opened to him and says which of the
+# marks (argv[2:]) each holds
+BOB_READS = r"""
+import json, os, sys
+found = {}
+for folder, _, files in os.walk(sys.argv[1]):
+    for name in files:
+        path = os.path.join(folder, name)
+        with open(path, "rb") as f:
+            data = f.read()
+        found[os.path.relpath(path, sys.argv[1])] = [m for m in sys.argv[2:] if m.encode() in data]
+print(json.dumps(found))
+"""
+
+
+@pytest.mark.slow
+def test_another_account_that_may_read_a_file_store_reads_no_result(mu_users, mu_shared, tmp_path):
+    """The same on a shared file store whose folders were opened to other accounts (a project
+    folder shared with a group, a backup): mode 700 keeps them out no longer, the seal does."""
+    _, bob, _ = mu_users
+    base = mu_shared / f"readable-{uuid.uuid4().hex[:8]}"
+    base.mkdir(mode=0o755)
+    store_url = (base / "store").as_uri()
+    with running_endpoint(base / "h", name="shared", store=store_url):
+        alice = _client(store_url, tmp_path, "alice")
+        fid = alice.register_function(alices_work)
+        tid = alice.run(fid, args=(RESULT_MARK[::-1],))
+        spilled = alice.run(fid, args=(ARGS_MARK + "." * (2 << 20),))   # over the local queue's 1 MiB
+        assert alice.get_result(tid, timeout=120) == {"answer": RESULT_MARK}
+        assert alice.get_result(spilled, timeout=120) == {"answer": ARGS_MARK[::-1]}
+        alice.close()
+    open_to_users(base / "store")
+    script = shared_script(base, "bob_reads.py", BOB_READS)
+    read = python_as(bob, script, str(base / "store"), RESULT_MARK, ARGS_MARK, FN_MARK)
+    assert read.returncode == 0, read.stderr
+    found = json.loads(read.stdout)
+    assert {result_key(tid, alice.client_id), args_key(spilled, alice.client_id),
+            function_key(fid, alice.client_id)} <= set(found), sorted(found)
+    leaked = {key: marks for key, marks in found.items() if marks}
+    assert not leaked, f"Bob ({bob.pw_name}) read Alice's objects: {leaked}"
 
 
 # -- the construction itself, without a site ------------------------------------------------------
