@@ -230,6 +230,7 @@ class Client:
         self.store = open_store(self.settings.store_url)
         self._fn_ids: dict[int, tuple[weakref.ref, str]] = {}
         self._stored_fns: set[str] = set()
+        self._fn_secrets: dict[str, str] = {}
         self._endpoints: dict[str, Queue] = {}
         self._records: dict[str, dict] = {}     # endpoint name -> its published record
         self._keys: dict[str, signing.Key | None] = {}
@@ -293,7 +294,11 @@ class Client:
         return sealing.task_secret(self.user_key, task_id)
 
     def function_secret(self, function_id: str) -> str:
-        return sealing.function_secret(self.user_key, function_id)
+        """Kept per function: each task message carries it, and a burst sends one function."""
+        fk = self._fn_secrets.get(function_id)
+        if fk is None:
+            fk = self._fn_secrets[function_id] = sealing.function_secret(self.user_key, function_id)
+        return fk
 
     # -- functions --------------------------------------------------------------------
     def register_function(self, function: Callable, **ignored: Any) -> str:
