@@ -74,13 +74,13 @@ def _decode_key(text: str, where: str) -> bytes:
 
 def task_secret(user_key: bytes, task_id: str) -> str:
     """The per-task secret that travels (signed) in the task message as ``rk``."""
-    return _b64(hmac.digest(user_key, _TASK + task_id.encode(), "sha256"))
+    return _b64(hmac.new(user_key, _TASK + task_id.encode(), hashlib.sha256).digest())
 
 
 def function_secret(user_key: bytes, function_id: str) -> str:
     """The secret a function's stored bytes are sealed with (``fk`` in each task message that
     runs it): one per function, not per task, since one stored copy serves all its tasks."""
-    return _b64(hmac.digest(user_key, _FUNCTION + function_id.encode(), "sha256"))
+    return _b64(hmac.new(user_key, _FUNCTION + function_id.encode(), hashlib.sha256).digest())
 
 
 def client_id(user_key: bytes) -> str:
@@ -110,7 +110,7 @@ _TAG = 16
 def _aead(secret: str, purpose: str) -> AESGCM:
     """One key per secret and purpose (result, args, function): an object sealed for one
     purpose never opens as another."""
-    return AESGCM(hmac.digest(_unb64(secret), _SEAL_KEY + purpose.encode(), "sha256"))
+    return AESGCM(hmac.new(_unb64(secret), _SEAL_KEY + purpose.encode(), hashlib.sha256).digest())
 
 
 def encrypt(plain: bytes, secret: str, purpose: str, associated: bytes) -> bytes:
