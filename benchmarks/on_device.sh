@@ -5,7 +5,7 @@
 #
 #   pip download --only-binary=:all: --python-version 3.12 --platform manylinux_2_28_x86_64 \
 #     --platform manylinux2014_x86_64 -d .whl boto3 dill tblib pydantic pydantic-settings \
-#     tenacity tqdm jsonschema globus-identity-mapping inotify_simple parsl httpx
+#     tenacity tqdm jsonschema globus-identity-mapping inotify_simple parsl httpx cryptography
 #
 # then run it there with the run tool: command "bash benchmarks/on_device.sh", carry [".whl"],
 # timeout_s 600; then, on the still warm machine, "bash benchmarks/on_device.sh pools" (one pool
