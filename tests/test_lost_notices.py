@@ -73,14 +73,14 @@ def test_the_sweep_reaches_every_overdue_task_with_few_lookups(faas_home, monkey
         return b"frame"
 
     monkeypatch.setattr(c, "_read_result", read_result)
-    monkeypatch.setattr(api.serialize, "open_result", lambda data, tid, rk: ({"status": "success"}, None))
+    monkeypatch.setattr(api.serialize, "open_result", lambda data, tid, rk: ({"status": "success"}, b"opened"))
     sweeps = 0
     while not states[77].finished:
         c._sweep_unnotified()
         sweeps += 1
         assert sweeps <= 100 // api.NOTICE_SWEEP_LOOKUPS + 1, "a sweep never got past the oldest tasks"
         assert len(looked) <= sweeps * api.NOTICE_SWEEP_LOOKUPS
-    assert states[77].status == "success" and states[77].data == b"frame"
+    assert states[77].status == "success" and states[77].data == b"opened"
     assert looked[:78] == [st.task_id for st in states[:78]]   # in order, none twice
     pauses = []
     for _ in range(12):
