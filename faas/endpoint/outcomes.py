@@ -25,14 +25,16 @@ def failure_frame(task: TaskMessage, exc: BaseException, **where: object) -> byt
 
 
 def error_summary(frame: bytes | None, task: TaskMessage) -> str | None:
-    """``"Type: message"`` of ``task``'s failed result frame's first error, for the task journal
-    (None without a frame, or if it cannot be read: the journal line is a summary, never a
-    blocker). The error is sealed with the frame: opened with the task's secret."""
+    """The type of ``task``'s failed result frame's first error (``builtins.ValueError``), for
+    the task journal; None without a frame, or if it cannot be read (the journal line is a
+    summary, never a blocker). Only the type: the journal lies in the store unsealed, readable
+    by whoever may read the store, while the message (``the password is ...``) is as private as
+    the result it was sealed in."""
     if frame is None:
         return None
     try:
         err = serialize.open_result(frame, task.id, task.rk)[0].get("error") or {}
-        return f"{err.get('type', 'Error')}: {err.get('message', '')}"[:300]
+        return str(err.get("type") or "Error")[:200]
     except Exception:  # noqa: BLE001 - see above
         return None
 

@@ -34,11 +34,14 @@ pytestmark = pytest.mark.timeout(240)
 RESULT_MARK = secrets.token_hex(32)   # what only Alice's function computes (from her argument)
 ARGS_MARK = secrets.token_hex(32)     # what only her arguments hold
 FN_MARK = secrets.token_hex(32)       # what only her function holds (a global it uses: shipped with it)
+ERROR_MARK = secrets.token_hex(32)    # what only the message of her function's error holds
 
 
 def alices_work(x):
     if x == FN_MARK:
         return None
+    if x == "fail":
+        raise ValueError(f"the password is {ERROR_MARK}")
     return {"answer": x[:64][::-1]}
 
 
@@ -116,14 +119,18 @@ def test_another_account_that_may_read_a_file_store_reads_no_result(mu_users, mu
         spilled = alice.run(fid, args=(ARGS_MARK + "." * (2 << 20),))   # over the local queue's 1 MiB
         assert alice.get_result(tid, timeout=120) == {"answer": RESULT_MARK}
         assert alice.get_result(spilled, timeout=120) == {"answer": ARGS_MARK[::-1]}
+        failed = alice.run(fid, args=("fail",))   # its error's message is hers too (the journal)
+        with pytest.raises(ValueError, match=ERROR_MARK):
+            alice.get_result(failed, timeout=120)
         alice.close()
-    open_to_users(base / "store")
+    open_to_users(base / "store")   # the endpoint has stopped: its journal is written
     script = shared_script(base, "bob_reads.py", BOB_READS)
-    read = python_as(bob, script, str(base / "store"), RESULT_MARK, ARGS_MARK, FN_MARK)
+    read = python_as(bob, script, str(base / "store"), RESULT_MARK, ARGS_MARK, FN_MARK, ERROR_MARK)
     assert read.returncode == 0, read.stderr
     found = json.loads(read.stdout)
     assert {result_key(tid, alice.client_id), args_key(spilled, alice.client_id),
             function_key(fid, alice.client_id)} <= set(found), sorted(found)
+    assert any(key.startswith("journal/") for key in found), sorted(found)
     leaked = {key: marks for key, marks in found.items() if marks}
     assert not leaked, f"Bob ({bob.pw_name}) read Alice's objects: {leaked}"
 
