@@ -54,6 +54,8 @@ log = logging.getLogger("faas.client")
 DONE_KEPT = 10_000   # finished run() tasks whose results stay in memory until read
 NOTICE_SWEEP_LOOKUPS = 8    # store lookups one sweep for lost notices makes at most
 NOTICE_SWEEP_MAX = 120.0    # the longest pause between two such sweeps that found nothing
+NOTICE_REFUSED_FIRST = 600.0   # a task whose stored object did not open is looked at again after
+NOTICE_REFUSED_MAX = 7200.0    # this, doubling up to this
 STORING_GRACE = 30.0   # seconds after a done notice that carried a result a read waits for the store's copy
 
 
@@ -258,6 +260,9 @@ class Client:
         self._sweep_at = 0.0                     # when the listener next looks for lost notices
         self._sweep_every = 0.0                  # and the pause after that (doubles while none is found)
         self._sweep_from: str | None = None      # the task the next sweep goes on from
+        # tasks whose stored object did not open (planted, or the store failing): when the sweep
+        # may look again, and how long it waited last (each refusal doubles it)
+        self._sweep_refused: dict[str, tuple[float, float]] = {}
 
     def __repr__(self) -> str:
         return (f"<faas boto-style client (faas.client()): store={self.settings.store_url!r}, "
@@ -772,7 +777,11 @@ class Client:
                     flush_at = time.monotonic() + 1.0
                 receipts.extend(m.receipt for m in msgs)
             if time.monotonic() >= self._sweep_at:
-                self._sweep_unnotified()
+                try:
+                    self._sweep_unnotified()
+                except Exception:  # noqa: BLE001 - the listener must live: notices come first
+                    log.exception("looking for tasks whose done notice did not come failed")
+                    self._sweep_at = time.monotonic() + NOTICE_SWEEP_MAX
 
     def _on_notice(self, n: Notice) -> None:
         st = self._tasks.get(n.id)
@@ -824,7 +833,9 @@ class Client:
         its notice), at most NOTICE_SWEEP_LOOKUPS not done yet per sweep, the next sweep going on
         from there (so a task behind many others still waiting on a slow endpoint is reached);
         sweeps that find nothing come less often, up to NOTICE_SWEEP_MAX seconds apart: a few
-        store lookups a minute at most, not one per task."""
+        store lookups a minute at most, not one per task. A task whose stored object does not
+        open (planted there, as large as max_result_bytes) is read again only after
+        NOTICE_REFUSED_FIRST seconds, doubling up to NOTICE_REFUSED_MAX."""
         grace = self.settings.notice_grace
         now = time.monotonic()
         tasks = list(self._tasks.values())      # in the order they were sent (dicts keep it)
@@ -837,6 +848,9 @@ class Client:
                 continue
             if now - st.sent < grace or self._closed.is_set():
                 break
+            refused = self._sweep_refused.get(st.task_id)
+            if refused is not None and refused[0] > now:
+                continue
             if looked >= NOTICE_SWEEP_LOOKUPS:
                 self._sweep_from = st.task_id
                 break
@@ -846,14 +860,22 @@ class Client:
                 header, plain = serialize.open_result(data, st.task_id, self.task_secret(st.task_id))
             except KeyNotFound:
                 continue
-            except Exception as e:  # noqa: BLE001 - planted, or the store failing: a later sweep looks again
-                log.warning("looking for the result of task %s, whose done notice did not come: %s",
-                            st.task_id, e)
+            except Exception as e:  # noqa: BLE001 - planted, or the store failing: looked at again later
+                # an object planted at the key may be as large as max_result_bytes: read it
+                # again only after a wait that doubles each time, not on every sweep
+                wait = min(NOTICE_REFUSED_MAX, max(NOTICE_REFUSED_FIRST, 2 * (refused or (0.0, 0.0))[1]))
+                self._sweep_refused[st.task_id] = now + wait, wait
+                log.warning("looking for the result of task %s, whose done notice did not come: %s "
+                            "(looked at again in %.0f s)", st.task_id, e, wait)
                 continue
             log.warning("task %s: its done notice never came (taken from the reply queue by another "
                         "principal, or lost); its result was found in the store", st.task_id)
             self._settle(st, plain, header.get("status") or "success")
             found += 1
+        for task_id in list(self._sweep_refused):
+            st = self._tasks.get(task_id)
+            if st is None or st.finished:
+                self._sweep_refused.pop(task_id, None)
         base = max(1.0, grace / 4)
         self._sweep_every = (min(NOTICE_SWEEP_MAX, max(base, self._sweep_every * 2))
                              if looked and not found else base)

@@ -11,6 +11,8 @@ import pytest
 
 import faas
 from faas import api, random_ids
+from faas.endpoint import control
+from faas.messages import result_key
 from faas.store import KeyNotFound, open_queue
 
 
@@ -49,6 +51,7 @@ def test_a_task_whose_notice_was_taken_finishes_from_the_store(faas_home, monkey
         assert time.monotonic() - t < 15
     finally:
         c.close()
+        control.stop("local", faas_home)   # the embedded endpoint it started
 
 
 def test_the_sweep_reaches_every_overdue_task_with_few_lookups(faas_home, monkeypatch):
@@ -87,6 +90,32 @@ def test_the_sweep_reaches_every_overdue_task_with_few_lookups(faas_home, monkey
         c._sweep_unnotified()
         pauses.append(c._sweep_every)
     assert pauses[-1] == api.NOTICE_SWEEP_MAX and pauses == sorted(pauses), pauses
+    c.close()
+
+
+def test_an_object_planted_at_an_overdue_task_is_not_read_every_sweep(faas_home, monkeypatch):
+    """What a store writer plants at an overdue task's result key never settles it, and costs
+    one read (up to max_result_bytes) per NOTICE_REFUSED_FIRST seconds, doubling, not one per
+    sweep."""
+    c = faas.client(autostart=False)
+    st = api.TaskState(str(random_ids.uuid4()), 1)
+    st.sent = time.monotonic() - 3600
+    c._tasks[st.task_id] = st
+    c.store.put(result_key(st.task_id, c.client_id), b"x" * 1000)   # planted
+    reads: list[str] = []
+    real = c._read_result
+    monkeypatch.setattr(c, "_read_result", lambda tid, size: reads.append(tid) or real(tid, size))
+    for _ in range(20):
+        c._sweep_unnotified()
+    assert reads == [st.task_id] and not st.finished
+    until, wait = c._sweep_refused[st.task_id]
+    assert wait == api.NOTICE_REFUSED_FIRST
+    c._sweep_refused[st.task_id] = (0.0, wait)   # its wait is over
+    c._sweep_unnotified()
+    assert reads == [st.task_id] * 2 and c._sweep_refused[st.task_id][1] == 2 * api.NOTICE_REFUSED_FIRST
+    st._set("failed", error=RuntimeError("ended"))
+    c._sweep_unnotified()
+    assert st.task_id not in c._sweep_refused
     c.close()
 
 
