@@ -873,8 +873,8 @@ class Client:
             self._settle(st, plain, header.get("status") or "success")
             found += 1
         for task_id in list(self._sweep_refused):
-            st = self._tasks.get(task_id)
-            if st is None or st.finished:
+            kept = self._tasks.get(task_id)
+            if kept is None or kept.finished:
                 self._sweep_refused.pop(task_id, None)
         base = max(1.0, grace / 4)
         self._sweep_every = (min(NOTICE_SWEEP_MAX, max(base, self._sweep_every * 2))

@@ -297,3 +297,23 @@ def test_endpoint_runs_tasks_in_podman(podman_rootfs, tmp_path):
           f"{p50 * 1000:.1f} ms, max {max(warm) * 1000:.1f} ms")
     # a woken pool, not one that waits out its long poll: the doorbell reached the container
     assert p50 < 0.25, warm
+
+
+@pytest.mark.parametrize("working_dir", [".", "..", "/", "{home}", "{home}/..", "blocks/.."])
+def test_a_working_dir_that_holds_what_is_read_only_is_refused(tmp_path, working_dir):
+    """The tasks' working folder is mounted writable: one that is (or holds) the endpoint's
+    folder, FAAS_HOME or the Python would let a task in a rootful container write config.yaml
+    (its endpoint_setup runs on the host), other endpoints' keys, or root's Python."""
+    home = tmp_path / "home"
+    cfg = UserEndpointConfig(store=str(home / "store"),
+                             engine={"working_dir": working_dir.format(home=home)})
+    with pytest.raises(ConfigError, match="engine.working_dir .* which holds"):
+        required_mounts(cfg, home, "e", "b", create=False)
+
+
+def test_a_working_dir_of_its_own_is_mounted_writable(tmp_path):
+    home = tmp_path / "home"
+    for working_dir, where in (("tasks_working_dir", home / "endpoints" / "e" / "tasks_working_dir"),
+                               (str(tmp_path / "scratch"), tmp_path / "scratch")):
+        cfg = UserEndpointConfig(store=str(home / "store"), engine={"working_dir": working_dir})
+        assert str(where) in required_mounts(cfg, home, "e", "b", create=False).writable

@@ -157,6 +157,7 @@ class Daemon(Server):
             log.warning("task signing is off (no signing_keys): anyone who can send to %s can run "
                         "code as this user; see `faas endpoint configure --signing-key`", self.queue.url)
         self.provider = make_provider(self.cfg.engine.provider, self.dir)
+        self._check_container()
         self._adopt()
         p = self.cfg.engine.provider
         for _ in range(max(p.init_blocks - len(self.blocks), 0)):
@@ -224,6 +225,15 @@ class Daemon(Server):
         from ..providers import containers
         mounts = containers.required_mounts(self.cfg, self.home, self.name, block_id)
         return containers.wrap(self.cfg.engine, cmd, mounts=mounts.writable, read_only=mounts.read_only)
+
+    def _check_container(self) -> None:
+        """A container the blocks could not be wrapped in (a working_dir that holds what is
+        mounted read-only, a mount path the runtime cannot bind) stops the start, saying why,
+        rather than each block's submission."""
+        if self.cfg.engine.container_type != "none":
+            from ..providers import containers
+            mounts = containers.required_mounts(self.cfg, self.home, self.name, "block-check", create=False)
+            containers.wrap(self.cfg.engine, "true", mounts=mounts.writable, read_only=mounts.read_only)
 
     def _submit(self) -> bool:
         """Submit one block; on a scheduler error, log it, show it in ``faas endpoint status``,

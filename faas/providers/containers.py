@@ -170,21 +170,34 @@ def required_mounts(cfg: UserEndpointConfig, home: Path | str, name: str, block_
     """
     home = Path(home)
     endpoint = home / "endpoints" / name
-    writable = _data_folders(cfg, home) + [str(endpoint / "blocks" / block_id),
-                                            str(endpoint / cfg.engine.working_dir)]
-    if create:
-        for p in [*writable, str(endpoint)]:
-            os.makedirs(p, exist_ok=True)
     read_only = [str(endpoint)]
     keys = getattr(cfg, "signing_keys_file", None)
     if keys:   # relative to the endpoint's folder, as the pool reads it; may lie outside it
         read_only.append(os.path.normpath(endpoint / keys))
-
     import faas
     software = [sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix,
                 str(Path(faas.__file__).parent.parent)]
     read_only += [p for p in map(os.path.abspath, software) if not _under_system(p)]
+    work = _working_dir(cfg.engine.working_dir, endpoint, [str(home), *read_only])
+    writable = _data_folders(cfg, home) + [str(endpoint / "blocks" / block_id), work]
+    if create:
+        for p in [*writable, str(endpoint)]:
+            os.makedirs(p, exist_ok=True)
     return Mounts(minimal(writable), minimal(read_only))
+
+
+def _working_dir(working_dir: str, endpoint: Path, kept_from_tasks: list[str]) -> str:
+    """The tasks' working folder, mounted writable: ConfigError where it would hold (be, or lie
+    above) FAAS_HOME or something mounted read-only (``.`` is the endpoint's folder, whose
+    config.yaml's endpoint_setup the daemon runs on the host; ``/`` the whole host)."""
+    work = os.path.normpath(endpoint / working_dir)
+    for kept in map(os.path.abspath, kept_from_tasks):
+        if kept == work or kept.startswith(work.rstrip("/") + "/"):
+            raise ConfigError(
+                f"engine.working_dir {working_dir!r} is {work}, which holds {kept}: a task in the "
+                f"container could write there (it is mounted writable); use a folder of its own, "
+                f"such as the default 'tasks_working_dir' (in the endpoint's folder)")
+    return work
 
 
 def _data_folders(cfg: EndpointConfig, home: Path) -> list[str]:
