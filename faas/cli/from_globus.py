@@ -6,7 +6,7 @@ options and commands that need Globus's hosted services, which say why they have
 from __future__ import annotations
 
 import logging
-import shutil
+import os
 import sys
 import uuid
 from collections.abc import Callable
@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+
+from ..safe_open import replace_file
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -85,7 +87,6 @@ def _endpoints_folder() -> Path:
 
 def globus_user_dir_warning() -> None:
     """GLOBUS_COMPUTE_USER_DIR (Globus's folder of endpoints) is not where faas looks: say where."""
-    import os
     if os.environ.get("GLOBUS_COMPUTE_USER_DIR"):
         click.echo(f"warning: GLOBUS_COMPUTE_USER_DIR has no effect here: faas keeps endpoints in "
                    f"$FAAS_HOME/endpoints (now {_endpoints_folder()}); set FAAS_HOME instead", err=True)
@@ -265,10 +266,8 @@ def refuse_multi_user_files_on_single_user(name: str, given: dict[str, Any]) -> 
 def copy_files(endpoint_dir: Path, by_name: dict[str, Path]) -> None:
     """Copy the given files into the endpoint's folder, as ``write_defaults`` writes its own (644)."""
     endpoint_dir.mkdir(parents=True, exist_ok=True)
-    for name, source in by_name.items():
-        target = endpoint_dir / name
-        shutil.copyfile(source, target)
-        target.chmod(0o644)
+    for name, source in by_name.items():   # never through a link at the target's name
+        replace_file(endpoint_dir / name, Path(source).read_bytes(), mode=0o644)
 
 
 # -- on-boot persistence (systemd), as Globus's boot_persistence.py ---------------------------
@@ -308,13 +307,14 @@ def _unit_path(name: str) -> Path:
 def _unit_text(name: str, home: Path) -> str:
     """The unit that starts the endpoint as this account (its uid's name: not $USER, which the
     caller sets), with this FAAS_HOME and this Python."""
-    import os
 
     from ..accounts import user_name
-    unsafe = [v for v in (str(home), sys.executable) if any(c in v for c in '"\\\n%$ ')]
+    unsafe = [v for v in (str(home), sys.executable)
+              if any(c in v for c in '"\\%$ ') or any(ord(c) < 32 or ord(c) == 127 for c in v)]
     if unsafe:   # systemd would split or expand them: say so rather than write a unit that runs another thing
-        raise click.ClickException(f"{unsafe[0]!r}: a path with spaces, quotes, '%' or '$' cannot go into a "
-                                   f"systemd unit as it is; write the unit yourself (docs/site-admin.md)")
+        raise click.ClickException(f"{unsafe[0]!r}: a path with spaces, quotes, '%', '$' or control characters "
+                                   f"cannot go into a systemd unit as it is; write the unit yourself "
+                                   f"(docs/site-admin.md)")
     return SYSTEMD_UNIT.format(name=name, python=sys.executable, home=home, user=user_name(os.geteuid()))
 
 
@@ -336,7 +336,10 @@ def enable_on_boot(name: str) -> None:
                                    f"Stop endpoint {name} and try again.")
     path, text = _unit_path(name), _unit_text(name, faas_home())
     try:
-        with open(path, "x") as unit:   # never over a unit that is there (another's, or a link)
+        # never over a unit that is there (another's, or a link); 644 whatever the umask
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        with os.fdopen(fd, "w") as unit:
+            os.fchmod(fd, 0o644)
             unit.write(text)
     except FileExistsError:
         raise click.ClickException(f"Cannot create systemd unit file - a file with the name {path} already exists") \
@@ -370,7 +373,6 @@ def disable_on_boot(name: str) -> None:
 @click.pass_context
 def python_exec(ctx: click.Context, module: str) -> None:
     """Run a Python module as a script with faas's Python (Globus's: fewer PATH issues)."""
-    import os
     os.execv(sys.executable, [sys.executable, "-m", module, *ctx.args])
 
 

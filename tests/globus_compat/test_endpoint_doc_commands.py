@@ -353,6 +353,28 @@ def test_enable_and_disable_on_boot(faas_home, unit_dir):
     assert r.exit_code == 1 and "not found" in r.output
 
 
+def test_enable_on_boot_writes_a_unit_root_may_trust(tmp_path, unit_dir, monkeypatch):
+    """The unit is 644 whatever the umask, and a FAAS_HOME with a control character (a carriage
+    return would start a line of its own in the unit: ExecStartPre=...) is refused, not written."""
+    from click.testing import CliRunner
+
+    from faas.cli.main import main
+    runner = CliRunner()
+    monkeypatch.setenv("FAAS_HOME", str(tmp_path / "plain"))
+    assert runner.invoke(main, ["endpoint", "configure", "ep"]).exit_code == 0
+    old = os.umask(0o077)
+    try:
+        assert runner.invoke(main, ["endpoint", "enable-on-boot", "ep"]).exit_code == 0
+    finally:
+        os.umask(old)
+    assert (unit_dir / "faas-endpoint-ep.service").stat().st_mode & 0o777 == 0o644
+    monkeypatch.setenv("FAAS_HOME", str(tmp_path / "h\rExecStartPre=touch /tmp/owned"))
+    assert runner.invoke(main, ["endpoint", "configure", "other"]).exit_code == 0
+    r = runner.invoke(main, ["endpoint", "enable-on-boot", "other"])
+    assert r.exit_code == 1 and "control characters" in r.output, r.output
+    assert not (unit_dir / "faas-endpoint-other.service").exists()
+
+
 def test_enable_on_boot_refuses_a_running_endpoint(tmp_path, unit_dir, monkeypatch):
     from click.testing import CliRunner
 
