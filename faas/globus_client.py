@@ -110,6 +110,11 @@ def _function_id(value: Any) -> str:
         raise ValueError(f"function_id: {e}; faas's function ids are what register_function returns") from None
 
 
+#: the most read of a function's metadata object (its name and docstring): one planted there,
+#: however large, costs no more (and then does not open)
+FUNCTION_META_MAX = 1 << 20
+
+
 def _function_meta_key(function_id: str, client_id: str) -> str:
     """Beside a function's bytes: what register_function was told about it (name, description)."""
     return function_key(function_id, client_id) + ".json"
@@ -283,7 +288,7 @@ class Client:
             description = inspect.getdoc(function)
         if description and fid not in self._described:
             name = getattr(function, "__name__", None) or type(function).__name__
-            meta = json.dumps({"function_name": name, "description": description}).encode()
+            meta = json.dumps({"function_name": name[:1000], "description": description[:100_000]}).encode()
             self._api.store.put(_function_meta_key(fid, self._api.client_id),   # sealed as its function
                                 serialize.seal(meta, {"kind": "function-meta", "function_id": fid},
                                                self._api.function_secret(fid), "function-meta"))
@@ -320,7 +325,7 @@ class Client:
         """What register_function was told about the function; {} if none, or none that opens
         under its secret for it."""
         try:
-            public, meta = serialize.unseal(self._api.store.get(_function_meta_key(fid, cid)),
+            public, meta = serialize.unseal(self._api.store.get_head(_function_meta_key(fid, cid), FUNCTION_META_MAX),
                                             self._api.function_secret(fid), "function-meta")
             found = json.loads(meta) if public.get("function_id") == fid else {}
         except (KeyNotFound, ValueError, SerializationError):

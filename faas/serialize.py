@@ -78,8 +78,8 @@ def unframe(data: bytes) -> tuple[dict, bytes]:
         header, end = _JSON.raw_decode(text)   # json.loads without its checks for other encodings
         if end != len(text) or not isinstance(header, dict):
             raise ValueError("not one JSON object")
-    except ValueError as e:
-        raise SerializationError(f"corrupt faas object header: {e}") from None
+    except (ValueError, RecursionError) as e:   # RecursionError: arrays nested thousands deep
+        raise SerializationError(f"corrupt faas object header: {e or type(e).__name__}") from None
     return header, data[9 + n:]
 
 

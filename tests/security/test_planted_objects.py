@@ -265,6 +265,33 @@ def test_an_object_planted_at_a_function_key_before_she_registers_it_does_not_bl
     c.close()
 
 
+def test_a_huge_object_planted_at_a_functions_description_is_read_to_a_cap(s3_site):
+    """Beside each function, Globus's Client keeps its name and docstring (sealed): one planted
+    there costs FUNCTION_META_MAX to read, then does not open."""
+    from faas.globus_client import FUNCTION_META_MAX
+    store_url, bucket = s3_site
+    c = faas.client(endpoint="planted", store=store_url)
+    fid = c.register_function(echo)
+    plant(bucket, function_key(fid, c.client_id) + ".json")
+    with Peak() as peak:
+        found = faas.Client(store=store_url).get_function(fid)
+    assert peak.bytes < max(BOUNDED, 4 * FUNCTION_META_MAX), f"{peak.bytes} bytes read of a planted description"
+    assert found["function_uuid"] == fid and found["description"] is None
+    c.close()
+
+
+def test_a_header_nested_thousands_deep_is_corrupt_not_a_crash():
+    """A frame's header is JSON that anyone who writes the store may make: nesting that makes
+    the decoder recurse too deep is a corrupt object like any other (ResultForged for a result),
+    never a RecursionError reaching the reader."""
+    head = b"[" * 100_000 + b"]" * 100_000
+    data = serialize.MAGIC + len(head).to_bytes(4, "big") + head
+    with pytest.raises(SerializationError, match="corrupt faas object header"):
+        serialize.unframe(data)
+    with pytest.raises(ResultForged):
+        serialize.open_result(data, str(uuid.uuid4()), "A" * 43)
+
+
 @pytest.mark.slow
 def test_the_endpoint_refuses_to_store_a_result_over_max_result_bytes(s3_site, monkeypatch):
     """What the client will read without a notice, the endpoint never stores: the task fails
