@@ -325,9 +325,9 @@ class Client:
         """What register_function was told about the function; {} if none, or none that opens
         under its secret for it."""
         try:
-            public, meta = serialize.unseal(self._api.store.get_head(_function_meta_key(fid, cid), FUNCTION_META_MAX),
-                                            self._api.function_secret(fid), "function-meta")
-            found = json.loads(meta) if public.get("function_id") == fid else {}
+            data = self._api.store.get_head(_function_meta_key(fid, cid), FUNCTION_META_MAX)
+            found = json.loads(serialize.unseal_for(data, self._api.function_secret(fid), "function-meta",
+                                                    "function_id", fid))
         except (KeyNotFound, ValueError, SerializationError):
             return {}
         return found if isinstance(found, dict) else {}

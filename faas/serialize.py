@@ -108,15 +108,23 @@ def unseal(data: bytes, secret: str, purpose: str) -> tuple[dict, bytes]:
 RESULT_PUBLIC = ("task_id", "kind", "status", "n", "started", "finished")
 
 
+def unseal_for(data: bytes, secret: str, purpose: str, field: str, expected: str) -> bytes:
+    """The plain frame of what :func:`seal` made for ``purpose`` with ``secret``, its public
+    header's ``field`` (authenticated with it) naming ``expected``: sealed for this task or
+    function, not copied from another; else :class:`SerializationError` saying why."""
+    public, plain = unseal(data, secret, purpose)
+    if public.get(field) != expected:
+        raise SerializationError(f"it names {field.partition('_')[0]} {public.get(field)!r}")
+    return plain
+
+
 def open_result(data: bytes, task_id: str, rk: str) -> tuple[dict, bytes]:
     """``(header, plain frame)`` of a sealed result frame, once it opens under the secret of
     ``task_id`` (so the endpoint that ran that task wrote it, unaltered); else
     :class:`ResultForged` (nothing is unpickled). The one check of a stored result: a client
     before it loads one, a pool before it tells a client of one its dead worker stored."""
     try:
-        public, plain = unseal(data, rk, "result")
-        if public.get("task_id") != task_id:   # named in the associated data: it opened for this task
-            raise SerializationError(f"it names task {public.get('task_id')!r}")
+        plain = unseal_for(data, rk, "result", "task_id", task_id)
         header, _ = unframe(plain)
     except SerializationError as e:
         raise ResultForged(f"the result found for task {task_id} was not written by the endpoint that ran "
@@ -303,22 +311,22 @@ def open_function(data: bytes, function_id: str, fk: str | None) -> bytes:
         if fk is None:
             raise SerializationError("the task's message carries no function secret (fk): send it "
                                      "again from a current faas client")
-        public, plain = unseal(data, fk, "function")
-        if public.get("function_id") != function_id:
-            raise SerializationError(f"it names function {public.get('function_id')!r}")
+        plain = unseal_for(data, fk, "function", "function_id", function_id)
     except SerializationError as e:
         raise SignatureError(f"the object stored for function {function_id} is not the one its client "
                              f"sealed ({e}): planted or corrupted in the store; not loaded") from None
-    if hashlib.sha256(plain).hexdigest() != function_id:
-        raise SignatureError(f"the bytes stored for function {function_id} do not hash to its id: "
-                             f"the object was swapped or corrupted in the store; not loaded")
+    _check_function_hash(plain, function_id)
     return plain
 
 
-def load_function(data: bytes, function_id: str, allowed: Sequence[str] = ("dill",)) -> Callable:
+def _check_function_hash(data: bytes, function_id: str) -> None:
     if hashlib.sha256(data).hexdigest() != function_id:
         raise SignatureError(f"the bytes stored for function {function_id} do not hash to its id: "
                              f"the object was swapped or corrupted in the store; not loaded")
+
+
+def load_function(data: bytes, function_id: str, allowed: Sequence[str] = ("dill",)) -> Callable:
+    _check_function_hash(data, function_id)
     header, payload = unframe(data)
     check_serializer(header, list(allowed), f"function {header.get('name', function_id)}")
     check_python(header, f"function {header.get('name', function_id)}")
@@ -342,9 +350,7 @@ def open_args(data: bytes, task_id: str, rk: str) -> bytes:
     """The plain frame of what :func:`seal_args` made for ``task_id``; else
     :class:`SignatureError` (nothing of it is loaded)."""
     try:
-        public, plain = unseal(data, rk, "args")
-        if public.get("task_id") != task_id:
-            raise SerializationError(f"it names task {public.get('task_id')!r}")
+        plain = unseal_for(data, rk, "args", "task_id", task_id)
     except SerializationError as e:
         raise SignatureError(f"the arguments stored for task {task_id} are not the ones its client "
                              f"sealed ({e}): swapped or corrupted; not loaded") from None
