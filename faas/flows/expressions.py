@@ -4,9 +4,11 @@ An expression is parsed with :mod:`ast` and walked against a whitelist; nothing 
 to ``eval``/``exec``/``compile``. Allowed: constants; names from the state (its top-level keys,
 and ``_context``); attribute (``a.b``) and subscript (``a["b"]``, ``a[0]``, ``a[1:3]``) access on
 objects, arrays and strings; arithmetic; ``+`` on strings and lists; comparisons (``in`` too);
-``and``/``or``/``not``; ``x if c else y``; list, tuple and dict literals; calls to the functions
-in :data:`FUNCTIONS` only. Refused: dunder names and attributes, every other call, lambdas,
-comprehensions, f-strings, walrus, starred arguments.
+``and``/``or``/``not``; ``x if c else y``; list, tuple and dict literals; list comprehensions
+(``[f(x) for x in xs if c]``, as Globus's own Looping Batched Move example writes them); calls to
+the functions in :data:`FUNCTIONS` and to the string methods in :data:`STR_METHODS` (``s.rstrip('/')``,
+the same example's). Refused: dunder names and attributes, every other call, lambdas, set, dict
+and generator comprehensions, f-strings, walrus, starred arguments.
 
 Bounds: expression length (:data:`MAX_LENGTH`), syntax-tree depth (:data:`MAX_DEPTH`), evaluation
 steps (:data:`MAX_STEPS`), and the size of every intermediate string/list/dict
@@ -54,7 +56,8 @@ _CMPOPS: dict[type, Callable] = {
 _ALLOWED_NODES = (
     ast.Expression, ast.Constant, ast.Name, ast.Load, ast.Attribute, ast.Subscript, ast.Slice,
     ast.BinOp, ast.UnaryOp, ast.BoolOp, ast.Compare, ast.IfExp, ast.List, ast.Tuple, ast.Dict,
-    ast.Call, ast.And, ast.Or, ast.Not, ast.USub, ast.UAdd, *_BINOPS, *_CMPOPS,
+    ast.Call, ast.And, ast.Or, ast.Not, ast.USub, ast.UAdd, ast.ListComp, ast.comprehension,
+    ast.Store, *_BINOPS, *_CMPOPS,
 )
 
 _MISSING = object()
@@ -234,6 +237,10 @@ FUNCTIONS: dict[str, Callable | None] = {
     "is_present": None,
 }
 
+# Methods a string may call: each makes at most a copy of the string, so the cost is its length.
+STR_METHODS = frozenset({"strip", "lstrip", "rstrip", "lower", "upper", "startswith", "endswith",
+                         "split", "rsplit"})
+
 
 def _depth(node: ast.AST) -> int:
     best, stack = 0, [(node, 1)]
@@ -244,6 +251,15 @@ def _depth(node: ast.AST) -> int:
             return best
         stack.extend((c, d + 1) for c in ast.iter_child_nodes(n))
     return best
+
+
+def _check_comprehension(node: ast.comprehension) -> None:
+    """A comprehension binds plain names (``for x in`` or ``for k, v in``), synchronously."""
+    if node.is_async:
+        raise ExpressionError("async comprehensions are not allowed in an expression")
+    targets = node.target.elts if isinstance(node.target, ast.Tuple) else [node.target]
+    if not all(isinstance(t, ast.Name) for t in targets):
+        raise ExpressionError("a comprehension's 'for' binds names only")
 
 
 @lru_cache(maxsize=1024)
@@ -268,11 +284,16 @@ def check(source: str) -> ast.Expression:
             raise ExpressionError(f"name {node.id!r} is not allowed")
         if isinstance(node, ast.Attribute) and node.attr.startswith("_"):
             raise ExpressionError(f"attribute {node.attr!r} is not allowed")
+        if isinstance(node, ast.comprehension):
+            _check_comprehension(node)
         if isinstance(node, ast.Call):
-            if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
+            if isinstance(node.func, ast.Attribute) and node.func.attr in STR_METHODS:
+                pass
+            elif not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
                 what = node.func.id if isinstance(node.func, ast.Name) else ast.unparse(node.func)
                 raise ExpressionError(
-                    f"call to {what!r} is not allowed (allowed: {', '.join(sorted(FUNCTIONS))})")
+                    f"call to {what!r} is not allowed (allowed: {', '.join(sorted(FUNCTIONS))}, "
+                    f"and the string methods {', '.join(sorted(STR_METHODS))})")
             if node.keywords:
                 raise ExpressionError("keyword arguments are not allowed in an expression")
             if any(isinstance(a, ast.Starred) for a in node.args):
@@ -495,7 +516,64 @@ class _Evaluator:
             out[key] = self.eval(v)
         return out
 
+    def _ListComp(self, node):
+        """``[elt for x in xs if c ...]``: the names it binds hide the state's while it runs."""
+        saved = self.names
+        self.names = dict(saved)
+        try:
+            out: list = []
+            self._comprehend(node, 0, out)
+            return out
+        finally:
+            self.names = saved
+
+    def _comprehend(self, node: ast.ListComp, level: int, out: list) -> None:
+        if level == len(node.generators):
+            item = self.eval(node.elt)
+            self.tick(work(item, self.left()), "a comprehension building large items")
+            out.append(item)
+            if len(out) > self.max_size:
+                raise ExpressionError(f"result too large (> {self.max_size} elements)")
+            return
+        gen = node.generators[level]
+        items = self.eval(gen.iter)
+        if isinstance(items, dict):
+            items = list(items)
+        if not isinstance(items, (list, str)):
+            raise ExpressionError(f"cannot loop over a {type(items).__name__}")
+        for item in items:
+            self.tick()
+            self._bind(gen.target, item)
+            if all(self.eval(c) for c in gen.ifs):
+                self._comprehend(node, level + 1, out)
+
+    def _bind(self, target: ast.expr, item: Any) -> None:
+        if isinstance(target, ast.Name):
+            self.names[target.id] = item
+            return
+        assert isinstance(target, ast.Tuple)
+        if not isinstance(item, list) or len(item) != len(target.elts):
+            raise ExpressionError(f"cannot unpack {type(item).__name__} into "
+                                  f"{len(target.elts)} names")
+        for t, v in zip(target.elts, item, strict=True):
+            self._bind(t, v)
+
+    def _method(self, node: ast.Call) -> Any:
+        """A string method of :data:`STR_METHODS`, charged by the string's length."""
+        assert isinstance(node.func, ast.Attribute)
+        obj = self.eval(node.func.value)
+        if not isinstance(obj, str):
+            raise ExpressionError(f"{ast.unparse(node.func.value)} is a {type(obj).__name__}; "
+                                  f".{node.func.attr}() works on strings only")
+        args = [self.eval(a) for a in node.args]
+        if any(not isinstance(a, (str, int)) or isinstance(a, bool) for a in args if a is not None):
+            raise ExpressionError(f".{node.func.attr}() takes strings (and split's maxsplit)")
+        self.tick(len(obj) // CHARS_PER_STEP)
+        return getattr(obj, node.func.attr)(*args)
+
     def _Call(self, node):
+        if isinstance(node.func, ast.Attribute):
+            return self._method(node)
         name = node.func.id
         args = [self.eval(a) for a in node.args]
         for a in args:

@@ -29,17 +29,52 @@ def test_evaluates(expr, want):
     assert evaluate(expr, NAMES) == want
 
 
+def test_list_comprehensions_and_string_methods():
+    """Globus's Looping Batched Move example builds its transfer items with both."""
+    state = {"source": {"path": "/src/"}, "destination": {"path": "/dst"},
+             "ls_results": {"details": {"DATA": [{"name": "a.txt"}, {"name": "b.txt"}]}}}
+    expr = ("[{'source_path': source.path.rstrip('/') + '/' + item.name, 'destination_path': "
+            "destination.path.rstrip('/') + '/' + item.name} for item in ls_results.details.DATA]")
+    assert evaluate(expr, state) == [
+        {"source_path": "/src/a.txt", "destination_path": "/dst/a.txt"},
+        {"source_path": "/src/b.txt", "destination_path": "/dst/b.txt"}]
+    assert evaluate("[x * y for x in l if x > 1 for y in [10, 100]]", NAMES) == [20, 200, 30, 300]
+    assert evaluate("[k + str(v) for k, v in [['a', 1], ['b', 2]]]", NAMES) == ["a1", "b2"]
+    assert evaluate("[a for a in l]", NAMES) == [1, 2, 3] and evaluate("a", NAMES) == 2  # scoped
+    assert evaluate("[k for k in d]", NAMES) == ["k", "n"]
+    assert evaluate("path.split('/')[-1].upper()", NAMES) == "FILE.TXT"
+    assert evaluate("s.startswith('ab') and path.endswith('.txt')", NAMES) is True
+    assert evaluate("' x '.strip() + path.rsplit('/', 1)[0]", NAMES) == "x/data/in"
+
+
+def test_a_comprehension_pays_for_what_it_builds():
+    t = time.perf_counter()
+    with pytest.raises(ExpressionError, match="too many steps"):
+        evaluate("[[0] * 1000 for x in l]", {"l": list(range(100_000))})
+    with pytest.raises(ExpressionError, match="too many steps"):
+        evaluate("[s.rstrip() for x in l]", {"l": list(range(10_000)), "s": "a" * 100_000})
+    assert time.perf_counter() - t < 2
+
+
 @pytest.mark.parametrize("expr,msg", [
     ("__import__('os')", "not allowed"),
     ("().__class__", "not allowed"),
     ("().__class__.__bases__[0].__subclasses__()", "not allowed"),
-    ("s.upper()", "not allowed"),
+    ("s.format(1)", "not allowed"),
+    ("l.append(1)", "not allowed"),
+    ("d.k.j.__len__()", "not allowed"),
     ("open('/etc/passwd')", "not allowed"),
     ("eval('1')", "not allowed"),
     ("exec('x=1')", "not allowed"),
     ("getattr(d, '__class__')", "not allowed"),
     ("lambda: 1", "not allowed"),
-    ("[x for x in l]", "not allowed"),
+    ("{x for x in l}", "not allowed"),
+    ("(x for x in l)", "not allowed"),
+    ("{x: 1 for x in l}", "not allowed"),
+    ("[x for x.y in l]", "binds names only"),
+    ("[x for x in a]", "cannot loop over"),
+    ("[x for x, y in l]", "cannot unpack"),
+    ("d.upper()", "works on strings only"),
     ("f'{a}'", "not allowed"),
     ("(y := 1)", "not allowed"),
     ("len(*l)", "starred"),
