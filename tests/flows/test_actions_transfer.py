@@ -105,8 +105,24 @@ def test_failures_are_reported(site):
     _, doc = transfer(ctx, [{"source_path": "/nothing", "destination_path": "/x"}])
     assert doc["status"] == "FAILED" and doc["details"]["error"] == "FileNotFoundError"
     assert "does not exist" in doc["details"]["message"]
-    _, doc = transfer(ctx, [{"source_path": "/data", "destination_path": "/x"}])
-    assert doc["status"] == "FAILED" and "recursive: true" in doc["details"]["message"]
+    _, doc = transfer(ctx, [{"source_path": "/data", "destination_path": "/x", "recursive": False}])
+    assert doc["status"] == "FAILED" and "recursive is false" in doc["details"]["message"]
+    _, doc = transfer(ctx, [{"source_path": "/single.txt", "destination_path": "/y", "recursive": True}])
+    assert doc["status"] == "FAILED" and "recursive is true" in doc["details"]["message"]
+
+
+def test_recursive_left_out_follows_the_source(site):
+    """Transfer's API treats an absent (or null) ``recursive`` as "detect from the source path"
+    (globus-sdk 3.x omits it from add_item for that reason)."""
+    tmp, ctx = site
+    expected = tree(tmp / "src" / "data")
+    _, doc = transfer(ctx, [{"source_path": "/data", "destination_path": "/copy"},
+                            {"source_path": "/single.txt", "destination_path": "/one.txt",
+                             "recursive": None}], delete_source=True)
+    assert doc["status"] == "SUCCEEDED", doc
+    assert tree(tmp / "dst" / "copy") == expected
+    assert (tmp / "dst" / "one.txt").read_bytes() == b"one file\n"
+    assert not (tmp / "src" / "data").exists() and not (tmp / "src" / "single.txt").exists()
 
 
 @pytest.mark.parametrize("body,match", [

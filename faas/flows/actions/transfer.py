@@ -217,12 +217,12 @@ def _plan_transfer(body, ctx: ActionContext) -> dict:
         where = f"transfer_items[{i}]"
         if not isinstance(it, dict):
             raise ActionUnableToRun(f"{where}: expected an object, got {it!r}")
-        rec = it.get("recursive", False)
+        rec = it.get("recursive")   # absent or null: the source's type decides, as Transfer does
         if rec is not None and not isinstance(rec, bool):
             raise ActionUnableToRun(f"{where}.recursive: expected true or false, got {rec!r}")
         out.append({"source": _path(src, it.get("source_path"), f"{where}.source_path"),
                     "destination": _path(dst, it.get("destination_path"), f"{where}.destination_path"),
-                    "recursive": bool(rec), "source_root": src, "destination_root": dst})
+                    "recursive": rec, "source_root": src, "destination_root": dst})
     for k in ("encrypt_data", "notify_on_succeeded", "notify_on_failed", "notify_on_inactive",
               "fail_on_quota_errors"):   # accepted as Globus does; nothing to do on files
         _flag(body, k, False)
@@ -307,9 +307,9 @@ def _files_of(item: dict, plan: dict, skipped: list, rels_of: dict) -> list[tupl
         if info is None:
             raise FileNotFoundError(f"source {item['source']} does not exist")
         if info["type"] == "directory":
-            if not item["recursive"]:
-                raise IsADirectoryError(f"source {item['source']} is a folder: set recursive: true "
-                                        f"to copy it")
+            if item["recursive"] is False:
+                raise IsADirectoryError(f"source {item['source']} is a folder, but recursive is "
+                                        f"false: set it true (or leave it out) to copy it")
             rels = [rel for rel, _ in sf.walk(sp)]
         else:
             rels = None
@@ -322,11 +322,19 @@ def _files_of(item: dict, plan: dict, skipped: list, rels_of: dict) -> list[tupl
         rels_of[item["destination"]] = rels   # delete_destination_extra: what the source has
         return [(sf, posixpath.join(sp.rstrip("/"), rel), df, posixpath.join(dp.rstrip("/"), rel))
                 for rel in rels if included(rel, plan["filter_rules"])]
-    if item["recursive"]:
+    if item["recursive"] is True:
         raise NotADirectoryError(f"source {item['source']} is a file, but recursive is true")
     if item["destination"].endswith("/"):
         dp = posixpath.join(dp, posixpath.basename(sp))
     return [(sf, sp, df, dp)]
+
+
+def _is_folder_item(item: dict, files, path: str) -> bool:
+    """Whether an item is a folder: as its ``recursive`` says, or its source's type when unset."""
+    if item["recursive"] is not None:
+        return bool(item["recursive"])
+    info = files.info(path)
+    return info is not None and info["type"] == "directory"
 
 
 def _delete_extra(item: dict, rels: list | None, job: jobs.Job) -> int:
@@ -461,7 +469,7 @@ def _copy(job: jobs.Job) -> dict:
         job.beat(force=True, _phase="deleting")
         for item in plan["items"]:
             sf, sp = open_url(item["source"], item.get("source_root"))
-            if item["recursive"]:
+            if _is_folder_item(item, sf, sp):
                 sf.delete_tree(sp)
             else:
                 sf.delete(sp)
