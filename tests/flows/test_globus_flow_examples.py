@@ -1,0 +1,119 @@
+"""Globus's own sample flows, deployed unchanged through faas's FlowsClient and run by the
+durable runner with the site's real actions; each output is checked as Globus documents it.
+The definitions and schemas are in ``globus_examples/`` (its README says where each comes from);
+only the collection UUIDs are mapped to folders in the runner's config, as a site does.
+
+Not here, as tests/flows already runs the same definitions: the talk's Transfer and Set
+Permissions (test_actions_transfer_acl), Transfer and Compute and Tar and Transfer
+(test_examples_flows, test_globus_compute_action), Move and Two Stage Transfer (examples/flows).
+"""
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from faas.flows import FlowsClient
+from faas.flows.runner import Runner
+
+EXAMPLES = Path(__file__).parent / "globus_examples"
+SOURCE, DESTINATION = str(uuid.uuid4()), str(uuid.uuid4())   # Globus collection ids, as users have
+
+
+def example(name: str, part: str = "definition") -> dict:
+    return json.loads((EXAMPLES / f"{name}.{part}.json").read_text())
+
+
+@pytest.fixture
+def site(tmp_path):
+    """A store, two collections named by UUID, a runner serving them; yields (client, src, dst)."""
+    src, dst = tmp_path / "source", tmp_path / "destination"
+    src.mkdir()
+    dst.mkdir()
+    store_url = (tmp_path / "store").as_uri()
+    runner = Runner(store_url, config={"collections": {SOURCE: src.as_uri(), DESTINATION: dst.as_uri()}})
+    stop = threading.Event()
+    thread = threading.Thread(target=runner.serve, kwargs={"max_wait": 0.1, "should_stop": stop.is_set},
+                              daemon=True)
+    thread.start()
+    try:
+        yield FlowsClient(store_url), src, dst
+    finally:
+        stop.set()
+        thread.join(60)
+
+
+def deploy_and_run(client: FlowsClient, name: str, flow_input: dict, schema: dict | None = None) -> dict:
+    flow = client.deploy(example(name), input_schema=schema, title=name)
+    run = client.start(flow["id"], flow_input, label=name)
+    return client.wait(run["run_id"], timeout=120)
+
+
+def test_looping_batched_move(site):
+    """Moves the source folder's files in batches of 100 (ls, transfer, delete) until ls finds
+    it empty; the run ends in the Done Pass state with the last, empty, listing."""
+    client, src, dst = site
+    (src / "batch").mkdir()
+    for i in range(105):   # two rounds of the loop: 100 items, then 5
+        (src / "batch" / f"f{i:03}.dat").write_bytes(bytes([i]) * i)
+    name = "looping-batched-transfer-and-delete"
+    done = deploy_and_run(client, name, {"source": {"id": SOURCE, "path": "/batch/"},
+                                         "destination": {"id": DESTINATION, "path": "/moved/"}},
+                          schema=example(name, "schema"))
+    assert done["status"] == "SUCCEEDED", (done.get("error"), done.get("cause"))
+    out = done["output"]
+    assert out["ls_results"]["details"]["total"] == 0
+    assert len(out["transformations"]["delete_DATA"]) == 5   # the last round's batch
+    assert out["transfer_results"]["details"]["files_transferred"] == 5
+    assert sorted(p.name for p in (dst / "moved").iterdir()) == [f"f{i:03}.dat" for i in range(105)]
+    assert (dst / "moved" / "f042.dat").read_bytes() == bytes([42]) * 42
+    assert list((src / "batch").iterdir()) == []
+    codes = [e["code"] for e in client.get_log(done["run_id"])]
+    assert codes.count("ChoiceCompleted") == 3 and codes[-1] == "FlowSucceeded"
+
+
+def test_simple_transfer(site):
+    """The trigger examples' Transfer flow: one transfer item from the input."""
+    client, src, dst = site
+    (src / "run1" / "sub").mkdir(parents=True)
+    (src / "run1" / "sub" / "frame.dat").write_bytes(b"\x01" * 1000)
+    done = deploy_and_run(client, "transfer", {"input": {
+        "source": {"id": SOURCE, "path": "/run1/"}, "destination": {"id": DESTINATION, "path": "/in/run1/"},
+        "recursive_tx": True}}, schema=example("transfer", "schema"))
+    assert done["status"] == "SUCCEEDED", (done.get("error"), done.get("cause"))
+    details = done["output"]["TransferFiles"]["details"]
+    assert (details["DATA_TYPE"], details["status"], details["files_transferred"]) == ("task", "SUCCEEDED", 1)
+    assert (dst / "in" / "run1" / "sub" / "frame.dat").read_bytes() == b"\x01" * 1000
+
+
+def test_hello_world(site):
+    """Globus's Hello World usage example: the result is {"Hello": "World", "hello": echo_string},
+    ACTIVE for sleep_time (10 s) first; with no ResultPath it replaces the run's state."""
+    client, _, _ = site
+    t = time.monotonic()
+    done = deploy_and_run(client, "hello_world", {"name": "Ada"},
+                          schema={"properties": {"name": {"title": "Name to greet", "type": "string",
+                                                          "minLength": 1}}, "required": ["name"]})
+    assert done["status"] == "SUCCEEDED", (done.get("error"), done.get("cause"))
+    assert done["output"]["details"] == {"Hello": "World", "hello": "Greetings, Ada!"}
+    assert done["output"]["status"] == "SUCCEEDED"
+    assert time.monotonic() - t >= 10
+
+
+def test_a_globus_hosted_provider_is_refused_by_name(site):
+    """transfer_publish's SearchIngest needs Globus Search, hosted in Globus's cloud: the run
+    fails with ActionUnableToRun naming it, and nothing is sent anywhere."""
+    client, _, _ = site
+    state = example("transfer_publish")["States"]["SearchIngest"]
+    state = {k: v for k, v in state.items() if k != "Next"} | {"End": True}
+    flow = client.deploy({"StartAt": "SearchIngest", "States": {"SearchIngest": state}})
+    run = client.start(flow["id"], {"input": {"search_ingest_document": {
+        "search_index": "i", "search_subject": "s", "search_visible_to": ["public"],
+        "search_content_metadata": {"title": "x"}, "search_entry_id": "e"}}})
+    done = client.wait(run["run_id"], timeout=60)
+    assert (done["status"], done["error"]) == ("FAILED", "ActionUnableToRun")
+    assert "Globus Search" in done["cause"] and "Globus's cloud" in done["cause"]
