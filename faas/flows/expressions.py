@@ -158,14 +158,18 @@ def text_length(value: Any, max_chars: int, max_parts: int) -> tuple[int, int]:
 
 
 def _fn_pathsplit(path):
-    """``pathsplit("/a/b/c.txt") -> ["/a/b", "c.txt"]`` (like os.path.split, as a list)."""
+    """``pathsplit("/a/b/c.txt") -> ["/a/b", "c.txt"]`` (like os.path.split, as a list). Globus
+    Transfer's home root ``/~/`` is never split: ``pathsplit("/~/path") -> ["/~/", "path"]``, as
+    Globus's expression docs give it."""
     if not isinstance(path, str):
         raise ExpressionError("pathsplit() takes a string")
-    return list(posixpath.split(path))
+    head, tail = posixpath.split(path)
+    return ["/~/" if head == "/~" else head, tail]
 
 
 def _fn_getattr(obj, name, default=_MISSING):
-    """``getattr(obj, "key", default)``: an object's member, or ``default`` when it is missing."""
+    """``getattr(obj, "key", default)``: an object's member, or ``default`` when it is missing.
+    (Globus's own form, ``getattr('path', default)``, is :meth:`_Evaluator.getattr_path`.)"""
     if not isinstance(name, str):
         raise ExpressionError("getattr(): the name must be a string")
     if name.startswith("__"):
@@ -392,6 +396,16 @@ class _Evaluator:
         except PathError as e:
             raise ExpressionError(f"is_present(): {e}") from None
 
+    def getattr_path(self, path: str, default: Any = None, *extra: Any) -> Any:
+        """Globus's ``getattr('a.b[0]', default)``: the state's value at that path (as
+        ``is_present`` reads it), else ``default`` (null when not given)."""
+        if extra:
+            raise ExpressionError("getattr('path', default) takes at most two arguments")
+        if not self.is_present(path):
+            return default
+        jp = path if path.startswith("$") else "$." + path
+        return paths.get(self.names, jp, self.names.get(paths.CONTEXT_KEY))
+
     def eval(self, node: ast.AST) -> Any:
         self.tick()
         method = getattr(self, "_" + type(node).__name__)
@@ -583,6 +597,8 @@ class _Evaluator:
             if len(args) != 1:
                 raise ExpressionError("is_present() takes one argument")
             return self.is_present(args[0])
+        if name == "getattr" and args and isinstance(args[0], str):
+            return self.getattr_path(*args)
         if name == "str" and len(args) == 1:
             return self.to_str(args[0])
         if name in ("min", "max"):   # they compare the items: as costly as comparing them

@@ -47,6 +47,24 @@ def test_list_comprehensions_and_string_methods():
     assert evaluate("' x '.strip() + path.rsplit('/', 1)[0]", NAMES) == "x/data/in"
 
 
+def test_globus_documented_functions():
+    """Globus's expression docs (globus-automate-client's authoring_flows.rst, "Using Functions
+    in Expressions"): getattr takes a path in the state *as a string* and a default (null when
+    left out); pathsplit never splits Transfer's home root "/~/". Globus's Move and Two Stage
+    Transfer example flows use getattr so."""
+    state = {"x": 5, "Info": {"details": {"DATA": [{"is_folder": True}]}}, "_context": {"run_id": "R"}}
+    assert evaluate("getattr('x', 10)", state) == 5
+    assert evaluate("getattr('y', 10)", state) == 10
+    assert evaluate("getattr('missing_property')", state) is None
+    assert evaluate("getattr('Info.details.DATA[0].is_folder', False)", state) is True
+    assert evaluate("getattr('Info.details.DATA[1].is_folder', False)", state) is False
+    assert evaluate("getattr('label', 'Move ' + _context.run_id)", state) == "Move R"
+    assert evaluate('pathsplit("/foo/bar/blech")', {}) == ["/foo/bar", "blech"]
+    assert evaluate('pathsplit("/~/path")', {}) == ["/~/", "path"]
+    with pytest.raises(ExpressionError, match="at most two"):
+        evaluate("getattr('x', 1, 2)", state)
+
+
 def test_a_comprehension_pays_for_what_it_builds():
     t = time.perf_counter()
     with pytest.raises(ExpressionError, match="too many steps"):
