@@ -155,3 +155,14 @@ def test_move_is_transfer_then_delete(coll):
     gone = run(DOCS_STAT, {"endpoint_id": EP, "path": "/data/"}, store_url=ctx.store_url,
                config=ctx.config)
     assert gone["status"] == "FAILED" and "NotFound" in (gone["cause"] or "") + str(gone["error"])
+
+
+def test_ls_refuses_the_retired_path_only(site):
+    """``path_only`` was an addition of Globus's retired actions.globus.org/transfer/ls: refused
+    by name (pointing to stat) rather than ignored, which listed the folder's contents instead."""
+    _, ctx = site
+    with pytest.raises(ActionUnableToRun, match="path_only.*retired.*stat"):
+        act("https://actions.globus.org/transfer/ls", ctx, {"endpoint_id": "src", "path": "/data",
+                                                            "path_only": True})
+    doc = act(LS, ctx, {"endpoint_id": "src", "path": "/data", "path_only": False})
+    assert doc["details"]["total"] == 2

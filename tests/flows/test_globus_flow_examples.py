@@ -117,3 +117,18 @@ def test_a_globus_hosted_provider_is_refused_by_name(site):
     done = client.wait(run["run_id"], timeout=60)
     assert (done["status"], done["error"]) == ("FAILED", "ActionUnableToRun")
     assert "Globus Search" in done["cause"] and "Globus's cloud" in done["cause"]
+
+
+def test_move_example_stops_at_the_retired_path_only(site):
+    """Globus's Move example asks the retired actions.globus.org/transfer/ls for ``path_only``
+    (and reads ``is_folder``): the run fails at once, in its first state, with ActionUnableToRun
+    saying why and what to use, before anything is copied or deleted."""
+    client, src, dst = site
+    (src / "data").mkdir()
+    (src / "data" / "a.txt").write_text("a")
+    done = deploy_and_run(client, "move", {"source": {"id": SOURCE, "path": "/data"},
+                                           "destination": {"id": DESTINATION, "path": "/moved"}})
+    assert (done["status"], done["error"]) == ("FAILED", "ActionUnableToRun")
+    assert "path_only" in done["cause"] and "stat" in done["cause"]
+    assert [e["code"] for e in client.get_log(done["run_id"])][-2:] == ["ActionFailed", "FlowFailed"]
+    assert (src / "data" / "a.txt").exists() and list(dst.iterdir()) == []

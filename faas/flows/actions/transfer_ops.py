@@ -168,6 +168,13 @@ class LsProvider(_JobProvider):
 
     def _plan(self, body, ctx):
         body = _body(body, "ls")
+        if body.get("path_only"):
+            raise ActionUnableToRun(
+                "path_only: an addition of Globus's ls provider at actions.globus.org/transfer/ls "
+                "(with is_folder in its result), which Globus retired on 2025-01-22; faas's ls "
+                "lists a folder's contents as the Transfer API does. To learn whether a path is a "
+                "file or a folder, use the stat action (https://transfer.actions.globus.org/stat: "
+                "details.type is \"file\" or \"dir\")")
         base, ident = _endpoint(body, ctx)
         path = body.get("path", "/~/")
         return {"url": _path(base, path, "path"), "root": base, "endpoint": ident, "path": _display(path),
