@@ -1,4 +1,5 @@
-"""Globus's own sample flows, deployed unchanged through faas's FlowsClient and run by the
+"""Globus's own sample flows, deployed unchanged through Globus SDK's clients (import changed:
+``faas.flows.sdk``'s FlowsClient.create_flow and SpecificFlowClient.run_flow) and run by the
 durable runner with the site's real actions; each output is checked as Globus documents it.
 The definitions and schemas are in ``globus_examples/`` (its README says where each comes from);
 only the collection UUIDs are mapped to folders in the runner's config, as a site does.
@@ -19,6 +20,8 @@ import pytest
 
 from faas.flows import FlowsClient
 from faas.flows.runner import Runner
+from faas.flows.sdk import FlowsClient as GlobusFlowsClient
+from faas.flows.sdk import SpecificFlowClient
 
 EXAMPLES = Path(__file__).parent / "globus_examples"
 SOURCE, DESTINATION = str(uuid.uuid4()), str(uuid.uuid4())   # Globus collection ids, as users have
@@ -48,9 +51,14 @@ def site(tmp_path):
 
 
 def deploy_and_run(client: FlowsClient, name: str, flow_input: dict, schema: dict | None = None) -> dict:
-    flow = client.deploy(example(name), input_schema=schema, title=name)
-    run = client.start(flow["id"], flow_input, label=name)
-    return client.wait(run["run_id"], timeout=120)
+    """As a Globus user's script does it, with globus_sdk's clients; waits with faas's."""
+    flows = GlobusFlowsClient(client.store_url)
+    flow = flows.create_flow(title=name, definition=example(name), input_schema=schema or {})
+    run = SpecificFlowClient(flow["id"], store=client.store_url).run_flow(flow_input, label=name,
+                                                                          tags=["globus-example"])
+    assert (run["status"], run["label"], run["tags"]) == ("ACTIVE", name, ["globus-example"])
+    client.wait(run["run_id"], timeout=120)
+    return flows.get_run(run["run_id"])
 
 
 def test_looping_batched_move(site):
@@ -132,3 +140,45 @@ def test_move_example_stops_at_the_retired_path_only(site):
     assert "path_only" in done["cause"] and "stat" in done["cause"]
     assert [e["code"] for e in client.get_log(done["run_id"])][-2:] == ["ActionFailed", "FlowFailed"]
     assert (src / "data" / "a.txt").exists() and list(dst.iterdir()) == []
+
+
+def test_globus_sdk_clients_docstring_example(site):
+    """globus_sdk.FlowsClient.create_flow's docstring example, then its run, log and listing."""
+    client, _, _ = site
+    flows = GlobusFlowsClient(client.store_url, app=None, environment="production")   # no effect
+    flow = flows.create_flow(
+        title="my-cool-flow",
+        definition={
+            "StartAt": "the-one-true-state",
+            "States": {"the-one-true-state": {"Type": "Pass", "End": True}},
+        },
+        input_schema={
+            "type": "object",
+            "properties": {
+                "input-a": {"type": "string"},
+                "input-b": {"type": "number"},
+                "input-c": {"type": "boolean"},
+            },
+        },
+        flow_starters=["all_authenticated_users"],
+    )
+    assert flow.data["title"] == "my-cool-flow" and flow["flow_starters"] == ["all_authenticated_users"]
+    assert [f["id"] for f in flows.list_flows(filter_fulltext="COOL")] == [flow["id"]]
+    specific = SpecificFlowClient(flow["id"], store=client.store_url)
+    with pytest.raises(Exception, match="input-b"):
+        specific.run_flow({"input-b": "not a number"})
+    run = specific.run_flow({"input-a": "x", "input-b": 2}, run_managers=["bob"])
+    assert run["run_managers"] == ["local:bob"]   # faas spells a local user so (docs/flows.md)
+    client.wait(run["run_id"], timeout=60)
+    done = flows.get_run(run["run_id"])
+    assert (done["status"], done["output"]) == ("SUCCEEDED", {"input-a": "x", "input-b": 2})
+    codes = [e["code"] for e in flows.get_run_logs(run["run_id"])]
+    assert codes[0] == "FlowStarted" and codes[-1] == "FlowSucceeded"
+    assert [e["code"] for e in flows.get_run_logs(run["run_id"], limit=1, reverse_order=True)] == \
+        ["FlowSucceeded"]
+    with pytest.raises(ValueError, match="additional_fields"):
+        specific.run_flow({}, additional_fields={"activity_notification_policy": {}})
+    with pytest.raises(TypeError, match="bogus"):
+        GlobusFlowsClient(client.store_url, bogus=1)
+    assert flows.delete_flow(flow["id"])["id"] == flow["id"]
+    assert list(flows.list_flows()) == []
