@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import httpx
 import pytest
 
 from faas.flows.actions import ActionConflict, ActionContext, ActionUnableToRun, resolve
@@ -64,10 +65,18 @@ def test_bad_bodies(ctx, body, match):
     ("https://actions.globus.org/expression_eval", "Expression Evaluation"),
     ("https://transfer.actions.globus.org/collection_info", "an action provider of Globus's"),
 ])
-def test_globus_hosted_providers_are_refused_by_name(url, names):
+def test_globus_hosted_providers_are_refused_by_name(ctx, url, names, monkeypatch):
+    """Unless the site lists it: then it is called, with the token the site configured."""
+    called: list = []
+    monkeypatch.setattr(httpx, "request", lambda *a, **kw: called.append((a, kw)) or httpx.Response(
+        202, json={"action_id": "a1", "status": "ACTIVE"}))
     with pytest.raises(ActionUnableToRun, match=names) as e:
-        resolve(url)
-    assert "Globus's cloud" in str(e.value) and "register" in str(e.value)
+        resolve(url).run({}, "r1", ctx)
+    assert "Globus's cloud" in str(e.value) and "register" in str(e.value) and called == []
+    listed = ActionContext(ctx.store_url, "run-1", "flow-1", "alice",
+                           config={"http": {url: {"token": "from-globus-auth"}}})
+    assert resolve(url).run({}, "r1", listed)["action_id"] == "a1"
+    assert called[0][1]["headers"]["Authorization"] == "Bearer from-globus-auth"
 
 
 def test_any_other_host_is_still_an_http_provider():

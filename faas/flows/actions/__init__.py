@@ -19,8 +19,9 @@ Provider API (``run`` with a request id, ``status``, ``cancel``, ``release``).
 * ``faas://hello_world`` - Globus's tutorial provider (:mod:`.hello`); aliases
   ``https://actions.globus.org/hello_world``.
 * other URLs on Globus's action hosts (Search ingest/delete, Wait For User Selection, DataCite,
-  Expression Evaluation, ...) - refused with ActionUnableToRun naming the hosted service they need
-  (:data:`GLOBUS_HOSTED`), unless a provider is registered for them.
+  Expression Evaluation, ...) - refused at run with ActionUnableToRun naming the hosted service
+  they need (:data:`.http.GLOBUS_HOSTED`), unless a provider is registered for them or the site
+  lists them under ``http:`` (with the Globus Auth token they take).
 * any other ``http(s)://`` URL - a Globus Action Provider over HTTP (:mod:`.http`).
 
 :func:`register` adds in-process providers (tests, site plugins) under any URL.
@@ -72,18 +73,6 @@ ALIASES = {
     "https://actions.globus.org/notification/notify": "faas://notify",
     "https://actions.globus.org/hello_world": "faas://hello_world",
 }
-#: Globus's hosts of its own action providers: a URL there that no alias covers needs Globus's cloud
-GLOBUS_ACTION_HOSTS = ("actions.globus.org", "actions.automate.globus.org",
-                       "transfer.actions.globus.org")
-#: path prefixes on those hosts -> the hosted service they need (Globus's hosted provider docs)
-GLOBUS_HOSTED = {
-    "/search/": "Globus Search (ingest and delete act on an index in Globus's hosted Search service)",
-    "/weboption/": "Wait For User Selection (the choice is made on a web page Globus hosts; "
-                   "faas://approval waits for `faas flows approve|reject` instead)",
-    "/datacite/": "DataCite Mint (Globus's service holds the DataCite account that mints the DOI)",
-    "/expression_eval": "Expression Evaluation (Globus's docs prefer `.=` parameters and "
-                        "ExpressionEval states, which faas evaluates itself)",
-}
 #: faas's own URLs of Globus's file operations -> their providers in :mod:`.transfer_ops`
 TRANSFER_OPS = {"faas://transfer/ls": "LsProvider", "faas://transfer/mkdir": "MkdirProvider",
                 "faas://transfer/stat": "StatProvider", "faas://transfer/rename": "RenameProvider",
@@ -122,20 +111,6 @@ BUILTINS = Registry("action", {
 })
 
 
-def _globus_hosted(url: str) -> ActionUnableToRun | None:
-    """The refusal for an ActionUrl on Globus's own action hosts that faas does not serve: those
-    providers run in Globus's cloud and take Globus Auth tokens, which faas has neither of."""
-    parts = urlsplit(url)
-    if parts.scheme != "https" or parts.netloc not in GLOBUS_ACTION_HOSTS:
-        return None
-    what = next((why for prefix, why in GLOBUS_HOSTED.items()
-                 if (parts.path + "/").startswith(prefix)), "an action provider of Globus's")
-    return ActionUnableToRun(
-        f"ActionUrl {url!r}: {what} is hosted in Globus's cloud and called with Globus Auth "
-        f"tokens; faas has no counterpart of it. Serve this URL with a site provider "
-        f"(faas.flows.actions.register, loaded by `faas flows serve --import`) or change the state")
-
-
 def _make_builtin(url: str) -> ActionProvider | None:
     return BUILTINS.get(url)() if url in BUILTINS else None
 
@@ -170,9 +145,6 @@ def resolve(action_url: str) -> ActionProvider:
                 _builtin[url] = p
     if p is not None:
         return p
-    refusal = _globus_hosted(url)
-    if refusal is not None:
-        raise refusal
     scheme = urlsplit(url).scheme
     if scheme in ("http", "https"):
         from .http import HttpProvider
@@ -186,6 +158,6 @@ def resolve(action_url: str) -> ActionProvider:
 
 
 __all__ = ["ActionContext", "ActionProvider", "ActionUnableToRun", "ActionError", "ActionNotFound",
-           "ActionConflict", "resolve", "register", "unregister", "canonical", "ALIASES", "GLOBUS_HOSTED",
+           "ActionConflict", "resolve", "register", "unregister", "canonical", "ALIASES",
            "COMPUTE", "TRANSFER", "DELETE", "APPROVAL",
            "ACTIVE", "INACTIVE", "SUCCEEDED", "FAILED", "DONE"]

@@ -76,6 +76,39 @@ def token_for(url: str, tokens: dict) -> str | None:
     return token or None
 
 
+#: Globus's hosts of its own action providers: a URL there that no alias covers needs Globus's cloud
+GLOBUS_ACTION_HOSTS = ("actions.globus.org", "actions.automate.globus.org",
+                       "transfer.actions.globus.org")
+#: path prefixes on those hosts -> the hosted service they need (Globus's hosted provider docs)
+GLOBUS_HOSTED = {
+    "/search/": "Globus Search (ingest and delete act on an index in Globus's hosted Search service)",
+    "/weboption/": "Wait For User Selection (the choice is made on a web page Globus hosts; "
+                   "faas://approval waits for `faas flows approve|reject` instead)",
+    "/datacite/": "DataCite Mint (Globus's service holds the DataCite account that mints the DOI)",
+    "/expression_eval": "Expression Evaluation (Globus's docs prefer `.=` parameters and "
+                        "ExpressionEval states, which faas evaluates itself)",
+}
+
+
+def refuse_globus_hosted(url: str, ctx: ActionContext) -> None:
+    """ActionUnableToRun for a URL on Globus's own action hosts that the site does not list under
+    ``http:``: those providers run in Globus's cloud and take Globus Auth tokens, so without a
+    token the site configured for them a call could only fail (a DNS or 401 error after retries);
+    say which hosted service the state needs instead. A listed one is called like any other."""
+    parts = urlsplit(url)
+    if parts.scheme != "https" or parts.netloc not in GLOBUS_ACTION_HOSTS:
+        return
+    if any(url_matches(prefix, url) for prefix in (ctx.config.get("http") or {})):
+        return
+    what = next((why for prefix, why in GLOBUS_HOSTED.items()
+                 if (parts.path + "/").startswith(prefix)), "an action provider of Globus's")
+    raise ActionUnableToRun(
+        f"ActionUrl {url!r}: {what} is hosted in Globus's cloud and called with Globus Auth "
+        f"tokens; faas has no counterpart of it. Serve this URL with a site provider "
+        f"(faas.flows.actions.register, loaded by `faas flows serve --import`), list it under http: "
+        f"in the site's flows config with a token Globus issued for it, or change the state")
+
+
 def check_allowed(url: str, ctx: ActionContext) -> None:
     """A run of another user than the runner's account calls only the Action Providers the
     site lists (a prefix in ``http:``, with or without a token) unless the site sets
@@ -112,6 +145,7 @@ class HttpProvider:
 
     def _call(self, method: str, path: str, ctx: ActionContext, json: dict | None = None) -> httpx.Response:
         url = f"{self.url}/{path}"
+        refuse_globus_hosted(url, ctx)
         check_allowed(url, ctx)
 
         def once() -> httpx.Response:
