@@ -183,5 +183,5 @@ def test_the_worker_makes_the_task_journal_line_the_pool_only_files(tmp_path):
     (rec,) = read_journal(store, "e")
     assert rec["task_id"] == tid and rec["status"] == "failed" and rec["n"] == 1
     assert (rec["started"], rec["finished"], rec["block"], rec["host"], rec["pid"]) == (1000.0, 1000.5, "b1", "h", 7)
-    assert rec["error"] == "builtins.ZeroDivisionError: division by zero"   # as the pool wrote it
+    assert rec["error"] == "builtins.ZeroDivisionError"   # its type only: the journal is not sealed
     c.close()
