@@ -315,18 +315,15 @@ def open_function(data: bytes, function_id: str, fk: str | None) -> bytes:
     except SerializationError as e:
         raise SignatureError(f"the object stored for function {function_id} is not the one its client "
                              f"sealed ({e}): planted or corrupted in the store; not loaded") from None
-    _check_function_hash(plain, function_id)
+    if hashlib.sha256(plain).hexdigest() != function_id:
+        raise SignatureError(f"the bytes stored for function {function_id} do not hash to its id: "
+                             f"the object was swapped or corrupted in the store; not loaded")
     return plain
 
 
-def _check_function_hash(data: bytes, function_id: str) -> None:
-    if hashlib.sha256(data).hexdigest() != function_id:
-        raise SignatureError(f"the bytes stored for function {function_id} do not hash to its id: "
-                             f"the object was swapped or corrupted in the store; not loaded")
-
-
 def load_function(data: bytes, function_id: str, allowed: Sequence[str] = ("dill",)) -> Callable:
-    _check_function_hash(data, function_id)
+    """The function of a plain frame :func:`open_function` gave (it checked the frame hashes to
+    ``function_id``: not hashed again here, a function may be 64 MiB)."""
     header, payload = unframe(data)
     check_serializer(header, list(allowed), f"function {header.get('name', function_id)}")
     check_python(header, f"function {header.get('name', function_id)}")
